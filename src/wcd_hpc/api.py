@@ -1,0 +1,111 @@
+"""The objects a plugin hands to ``register``: models, datasets and metrics.
+
+They are plain dataclasses rather than base classes so that a plugin author writes a function and
+a few fields, never subclasses engine internals; the core validates them when they are registered
+(see :mod:`wcd_hpc.plugins`) so a malformed plugin is reported once, at load time, naming its
+distribution, instead of failing deep inside a trial on a compute node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "DataSpec",
+    "Dataset",
+    "Metric",
+    "Model",
+    "Split",
+    "Splits",
+]
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What a model builder needs to know about the data: shapes and classes, nothing else."""
+
+    input_shape: tuple[int, ...]
+    num_classes: int
+    class_names: tuple[str, ...]
+
+
+@dataclass
+class Split:
+    """One split of a dataset held as tensors.
+
+    ``meta`` carries per-event truth (energy, zenith, primary, muon count …) as numpy arrays of the
+    same length, so metrics can be binned without the model ever seeing it.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    meta: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+@dataclass
+class Splits:
+    """What a dataset loader returns: train / validation / test splits and the data spec."""
+
+    train: Split
+    val: Split
+    test: Split
+    spec: DataSpec
+
+
+ModelBuilder = Callable[[Mapping[str, Any], DataSpec], torch.nn.Module]
+LossFn = Callable[[Any, torch.Tensor, torch.Tensor], torch.Tensor]
+LogitsFn = Callable[[Any], torch.Tensor]
+DatasetLoader = Callable[[Mapping[str, Any], int, str], Splits]
+MetricFn = Callable[[np.ndarray, np.ndarray, Mapping[str, np.ndarray]], float]
+
+
+@dataclass(frozen=True)
+class Model:
+    """A model plugin.
+
+    ``space`` is the default search space in the search-space language (see README), e.g.
+    ``{"lr": "loguniform(1e-4, 1e-2)", "channels": ["randint(2, 20)", "randint(2, 20)"]}``; an
+    experiment file overrides it key by key. ``build(params, spec)`` returns a fresh module.
+    ``loss(outputs, x, y)`` is only needed by models whose outputs are not plain class logits
+    (autoencoder + classifier); ``logits(outputs)`` then extracts the class logits.
+    """
+
+    name: str
+    build: ModelBuilder
+    space: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+    loss: LossFn | None = None
+    logits: LogitsFn | None = None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset plugin.
+
+    ``load(params, seed, cache_dir)`` returns :class:`Splits`. ``params`` are the experiment's
+    ``dataset.params`` merged over ``defaults``; ``cache_dir`` is a shared directory where a
+    dataset may keep what it generated or converted, keyed by its parameters.
+    """
+
+    name: str
+    load: DatasetLoader
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric plugin: ``compute(y_true, y_score, meta)`` where ``y_score`` is (N, classes)."""
+
+    name: str
+    direction: str
+    compute: MetricFn
+    description: str = ""

@@ -1,0 +1,71 @@
+"""Shared CLI plumbing: consoles, the one-line error convention, and registry loading."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from wcd_hpc.config import ConfigError, load_profile
+from wcd_hpc.plugins import Registry, get_registry
+from wcd_hpc.space import SpaceError
+from wcd_hpc.storage import StorageError, mask
+from wcd_hpc.study import StudyConflict
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+ENV_PROFILE = "WCD_HPC_PROFILE"
+EXIT_USAGE = 2
+F = TypeVar("F", bound=Callable[..., Any])
+
+USER_ERRORS = (ConfigError, SpaceError, StorageError, StudyConflict, KeyError, FileNotFoundError)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print one error line (credentials masked) and exit with ``code``."""
+    err.print(f"[bold red]error:[/] {mask(message)}", markup=True)
+    raise typer.Exit(code)
+
+
+def friendly(func: F) -> F:
+    """Turn expected user errors into one line and a non-zero exit instead of a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except USER_ERRORS as exc:
+            text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            fail(str(text))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def registry(warn: bool = True) -> Registry:
+    """The plugin registry; load problems are printed as warnings, one line each."""
+    reg = get_registry()
+    if warn:
+        for line in reg.errors:
+            err.print(f"[yellow]warning:[/] {line}", markup=True)
+    return reg
+
+
+def profile_dirs() -> list[Path]:
+    """Where named site profiles are looked up: the project's slurm/profiles, then the user's."""
+    dirs = [Path.cwd() / "slurm" / "profiles"]
+    config = os.environ.get("XDG_CONFIG_HOME", str(Path.home() / ".config"))
+    dirs.append(Path(config) / "wcd-hpc" / "profiles")
+    return dirs
+
+
+def site_profile(name: str | None) -> dict[str, Any] | None:
+    chosen = name or os.environ.get(ENV_PROFILE)
+    if not chosen:
+        return None
+    return load_profile(chosen, profile_dirs())

@@ -1,0 +1,15 @@
+"""Built-in models, datasets and metrics, registered by the plugin manager like third-party ones.
+
+They are listed as import paths, not imported here, so that ``wcd_hpc.plugins`` loads them the
+same way it loads entry points and a broken built-in is reported like any other plugin.
+"""
+
+from __future__ import annotations
+
+__all__ = ["BUILTIN_PLUGINS"]
+
+BUILTIN_PLUGINS: list[str] = [
+    "wcd_hpc.default_plugins.footprint_sim",
+    "wcd_hpc.default_plugins.lenet",
+    "wcd_hpc.default_plugins.metrics",
+]

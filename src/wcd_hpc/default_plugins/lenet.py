@@ -1,0 +1,106 @@
+"""The ``lenet`` model: the predecessor's best footprint classifier (test F1 0.991, iron/proton).
+
+LeNet-5 layout (LeCun et al. 1998): two 5×5 convolution + ReLU + 2×2 max-pool blocks, then dense
+layers 120 → 84 → classes. Convolutions are padded ("same") so that any input of at least 4×4
+works, and the flatten size is found with a dummy forward pass rather than hand arithmetic, so a
+new grid size never needs code changes. Only ``channels`` and ``dropout`` shape the network;
+``lr``, ``batch_size``, ``optimizer`` and ``reg`` belong to the training loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from wcd_hpc.api import DataSpec, Model
+from wcd_hpc.hookspecs import hookimpl
+
+__all__ = ["SPACE", "LeNet", "build", "register_models"]
+
+#: The predecessor's search space (see SCIENCE.md), in the search-space language.
+SPACE: dict[str, Any] = {
+    "lr": "loguniform(1e-4, 1e-2)",
+    "batch_size": "randint(32, 256)",
+    "optimizer": "choice(['adam', 'sgd'])",
+    "reg": "loguniform(1e-4, 1e-1)",
+    "channels": ["randint(2, 20)", "randint(2, 20)"],
+}
+
+
+class LeNet(nn.Module):
+    """Two conv blocks and three dense layers; 2-D inputs (H, W) get a channel axis added."""
+
+    def __init__(
+        self, input_shape: Sequence[int], num_classes: int, channels: Sequence[int], dropout: float
+    ) -> None:
+        super().__init__()
+        shape = tuple(int(d) for d in input_shape)
+        self.add_channel = len(shape) == 2
+        in_ch = 1 if self.add_channel else shape[0]
+        c1, c2 = channels
+        self.features = nn.Sequential(
+            nn.Conv2d(in_ch, c1, kernel_size=5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, kernel_size=5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            dummy = torch.zeros(1, in_ch, *shape[-2:])
+            flat = int(self.features(dummy).shape[1])
+        self.classifier = nn.Sequential(
+            nn.Dropout(dropout),
+            nn.Linear(flat, 120),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(120, 84),
+            nn.ReLU(),
+            nn.Linear(84, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.add_channel:
+            x = x.unsqueeze(1)
+        out: torch.Tensor = self.classifier(self.features(x))
+        return out
+
+
+def build(params: Mapping[str, Any], spec: DataSpec) -> nn.Module:
+    """Build a fresh LeNet for ``spec``; errors name the parameter: trials fail far from users."""
+    channels = params.get("channels", [6, 16])  # LeNet-5's own widths when nothing is sampled
+    if (
+        isinstance(channels, (str, bytes))
+        or not isinstance(channels, Sequence)
+        or len(channels) != 2
+        or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in channels)
+    ):
+        raise ValueError(
+            f"model 'lenet': 'channels' must be two positive integers, got {channels!r}"
+        )
+    dropout = params.get("dropout", 0.0)
+    if not isinstance(dropout, (int, float)) or not 0.0 <= float(dropout) < 1.0:
+        raise ValueError(f"model 'lenet': 'dropout' must be a number in [0, 1), got {dropout!r}")
+    if len(spec.input_shape) not in (2, 3) or min(spec.input_shape[-2:]) < 4:
+        raise ValueError(
+            f"model 'lenet': needs input_shape (C, H, W) or (H, W) with H, W >= 4, "
+            f"got {spec.input_shape}"
+        )
+    return LeNet(spec.input_shape, spec.num_classes, list(channels), float(dropout))
+
+
+@hookimpl
+def register_models(register: Callable[[Model], None]) -> None:
+    """Register ``lenet``."""
+    register(
+        Model(
+            name="lenet",
+            build=build,
+            space=dict(SPACE, channels=list(SPACE["channels"])),
+            description="LeNet-5 style CNN: 2x(conv5x5+ReLU+maxpool) + dense 120-84-classes",
+        )
+    )

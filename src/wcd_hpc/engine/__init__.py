@@ -1,0 +1,1 @@
+"""Backend-agnostic execution: the worker loop, one trial, the training loop (no submitit here)."""

@@ -1,0 +1,159 @@
+"""The training loop: a deliberately plain PyTorch loop with hooks at epoch boundaries.
+
+It indexes in-memory tensors with a seeded permutation instead of a ``DataLoader`` (for tensors
+that already sit in memory a DataLoader only adds per-batch Python overhead), uses AMP only where a
+GPU exists, and checks for a stop request between batches so a signal never waits for a whole
+epoch. ``benchmarks/overhead.py`` compares its throughput with a hand-written loop.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from wcd_hpc.api import LogitsFn, LossFn, Split
+
+
+class Interrupted(Exception):
+    """Raised between batches when the worker was asked to stop (SIGTERM, SIGINT, SIGUSR2)."""
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    epoch: int
+    train_loss: float
+    seconds: float
+    samples_per_s: float
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def make_optimizer(model: nn.Module, params: Mapping[str, Any]) -> torch.optim.Optimizer:
+    """Adam or SGD (momentum 0.9) with ``reg`` as L2 weight decay, as the predecessor used."""
+    lr = float(params.get("lr", 1e-3))
+    decay = float(params.get("reg", 0.0))
+    name = str(params.get("optimizer", "adam")).lower()
+    if name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=decay)
+    if name == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=decay)
+    if name != "adam":
+        raise ValueError(f"optimizer: expected one of adam, adamw, sgd, got {name!r}")
+    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=decay)
+
+
+def default_loss(outputs: Any, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return nn.functional.cross_entropy(outputs, y)
+
+
+def default_logits(outputs: Any) -> torch.Tensor:
+    return outputs  # type: ignore[no-any-return]
+
+
+def train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    split: Split,
+    *,
+    batch_size: int,
+    generator: torch.Generator,
+    device: torch.device,
+    loss_fn: LossFn = default_loss,
+    stop: Callable[[], bool] = lambda: False,
+    scaler: torch.amp.GradScaler | None = None,
+) -> float:
+    """One pass over ``split`` in a seeded random order; returns the mean training loss."""
+    model.train()
+    n = len(split)
+    order = torch.randperm(n, generator=generator)
+    total = torch.zeros((), device=device)
+    for start in range(0, n, batch_size):
+        if stop():
+            raise Interrupted
+        idx = order[start : start + batch_size]
+        xb = split.x[idx].to(device, non_blocking=True)
+        yb = split.y[idx].to(device, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            with torch.autocast(device_type=device.type, dtype=torch.float16):
+                loss = loss_fn(model(xb), xb, yb)
+            scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss = loss_fn(model(xb), xb, yb)
+            loss.backward()  # type: ignore[no-untyped-call]
+            optimizer.step()
+        total += loss.detach() * len(idx)
+    return float(total.item()) / max(n, 1)
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    split: Split,
+    *,
+    device: torch.device,
+    batch_size: int = 512,
+    logits_fn: LogitsFn = default_logits,
+) -> np.ndarray:
+    """Class probabilities (N, classes) for ``split``, in evaluation mode."""
+    model.eval()
+    out = []
+    for start in range(0, len(split), batch_size):
+        xb = split.x[start : start + batch_size].to(device)
+        logits = logits_fn(model(xb)).float()
+        out.append(torch.softmax(logits, dim=1).cpu())
+    if not out:
+        return np.zeros((0, 0), dtype=np.float32)
+    return torch.cat(out).numpy()
+
+
+def fit(
+    model: nn.Module,
+    train: Split,
+    params: Mapping[str, Any],
+    *,
+    epochs: int,
+    seed: int,
+    device: torch.device,
+    optimizer: torch.optim.Optimizer | None = None,
+    start_epoch: int = 0,
+    loss_fn: LossFn = default_loss,
+    after_epoch: Callable[[EpochStats], None] = lambda s: None,
+    stop: Callable[[], bool] = lambda: False,
+) -> torch.optim.Optimizer:
+    """Train for epochs ``start_epoch+1 … epochs``; ``after_epoch`` may raise to prune.
+
+    The permutation generator is seeded per epoch, so a run resumed at epoch k sees the same
+    batches as one that never stopped.
+    """
+    model.to(device)
+    opt = optimizer or make_optimizer(model, params)
+    batch_size = int(params.get("batch_size", 64))
+    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None
+    for epoch in range(start_epoch + 1, epochs + 1):
+        gen = torch.Generator().manual_seed(seed * 1000 + epoch)
+        began = time.perf_counter()
+        loss = train_epoch(
+            model,
+            opt,
+            train,
+            batch_size=batch_size,
+            generator=gen,
+            device=device,
+            loss_fn=loss_fn,
+            stop=stop,
+            scaler=scaler,
+        )
+        seconds = time.perf_counter() - began
+        after_epoch(EpochStats(epoch, loss, seconds, len(train) / max(seconds, 1e-9)))
+    return opt

@@ -1,0 +1,1 @@
+"""Launchers start workers; they never run trials themselves."""

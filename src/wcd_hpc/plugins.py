@@ -1,0 +1,226 @@
+"""The plugin manager: built-in and third-party plugins, loaded through one path.
+
+Built-ins are imported by module path and third-party plugins through the ``wcd_hpc`` entry-point
+group, but both then go through :func:`_load` and :meth:`Registry.collect`, so a built-in gets no
+privilege a ``pip install``-ed plugin lacks. Every hook implementation is called on its own and
+every object it registers is checked, so one broken plugin yields one line naming its
+distribution while the rest keep working.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib import metadata
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from wcd_hpc import __version__, hookspecs
+from wcd_hpc.api import Dataset, Metric, Model
+from wcd_hpc.default_plugins import BUILTIN_PLUGINS
+
+ENV_ALLOW = "WCD_HPC_PLUGINS"
+KINDS: dict[str, type] = {"model": Model, "dataset": Dataset, "metric": Metric}
+HOOK_OF_KIND = {
+    "model": "register_models",
+    "dataset": "register_datasets",
+    "metric": "register_metrics",
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a plugin comes from: the entry-point (or module) name and its distribution."""
+
+    plugin: str
+    distribution: str
+    version: str
+
+    def __str__(self) -> str:
+        return f"plugin '{self.plugin}' (distribution {self.distribution} {self.version})"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered object and the plugin that registered it."""
+
+    kind: str
+    name: str
+    obj: Any
+    source: Source
+
+
+@dataclass
+class Registry:
+    """Everything the loaded plugins registered, plus one error line per problem."""
+
+    models: dict[str, Entry] = field(default_factory=dict)
+    datasets: dict[str, Entry] = field(default_factory=dict)
+    metrics: dict[str, Entry] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    sources: dict[str, Source] = field(default_factory=dict)
+    manager: pluggy.PluginManager | None = None
+
+    def table(self, kind: str) -> dict[str, Entry]:
+        return {"model": self.models, "dataset": self.datasets, "metric": self.metrics}[kind]
+
+    def entries(self) -> list[Entry]:
+        return [*self.models.values(), *self.datasets.values(), *self.metrics.values()]
+
+    def add(self, kind: str, obj: object, source: Source) -> None:
+        """Validate and store one object; problems become error lines, never exceptions."""
+        problem = _malformed(kind, obj)
+        if problem:
+            self.errors.append(f"{source}: malformed {kind}: {problem}; ignored")
+            return
+        name = obj.name  # type: ignore[attr-defined]
+        table = self.table(kind)
+        if name in table:
+            first = table[name].source
+            self.errors.append(
+                f"{source}: {kind} name '{name}' is already registered by "
+                f"{first.plugin} ({first.distribution}); ignored"
+            )
+            return
+        table[name] = Entry(kind, name, obj, source)
+
+    def collect(self) -> None:
+        """Call every hook implementation separately, attributing what it registers."""
+        assert self.manager is not None
+        for kind, hook_name in HOOK_OF_KIND.items():
+            hook = getattr(self.manager.hook, hook_name)
+            for impl in hook.get_hookimpls():
+                source = self.sources[impl.plugin_name]
+
+                def register(obj: object, _kind: str = kind, _src: Source = source) -> None:
+                    self.add(_kind, obj, _src)
+
+                try:
+                    impl.function(register=register)
+                except Exception as exc:  # a plugin's bug must not take the others down
+                    self.errors.append(f"{source}: {hook_name} raised {_describe(exc)}")
+
+    def add_commands(self, app: Any) -> None:
+        """Let plugins add CLI verbs; a failing plugin is reported and skipped."""
+        if self.manager is None:
+            return
+        for impl in self.manager.hook.register_commands.get_hookimpls():
+            try:
+                impl.function(app=app)
+            except Exception as exc:
+                source = self.sources[impl.plugin_name]
+                self.errors.append(f"{source}: register_commands raised {_describe(exc)}")
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _malformed(kind: str, obj: object) -> str | None:
+    """Return why ``obj`` is not a usable plugin object of ``kind``, or None if it is."""
+    expected = KINDS[kind]
+    if not isinstance(obj, expected):
+        return f"expected a wcd_hpc.{expected.__name__}, got {type(obj).__name__}"
+    name = getattr(obj, "name", None)
+    if not isinstance(name, str) or not name.strip() or any(c.isspace() for c in name):
+        return f"name must be a non-empty string without spaces, got {name!r}"
+    if isinstance(obj, Model):
+        if not callable(obj.build):
+            return f"model '{name}': build must be callable"
+        if not hasattr(obj.space, "items"):
+            return f"model '{name}': space must be a mapping"
+        from wcd_hpc.space import Space, SpaceError
+
+        try:
+            Space.from_mapping(dict(obj.space))
+        except SpaceError as exc:
+            return f"model '{name}': default space: {exc}"
+    elif isinstance(obj, Dataset):
+        if not callable(obj.load):
+            return f"dataset '{name}': load must be callable"
+    elif isinstance(obj, Metric):
+        if obj.direction not in ("maximize", "minimize"):
+            return (
+                f"metric '{name}': direction must be 'maximize' or 'minimize', "
+                f"got {obj.direction!r}"
+            )
+        if not callable(obj.compute):
+            return f"metric '{name}': compute must be callable"
+    return None
+
+
+def allowed_plugins() -> set[str] | None:
+    """Names from ``WCD_HPC_PLUGINS`` (entry-point or distribution names), or None for all.
+
+    Built-ins always load: without them no experiment could run, and the variable exists to keep
+    untrusted or broken third-party plugins out, not to strip the core.
+    """
+    raw = os.environ.get(ENV_ALLOW)
+    if raw is None:
+        return None
+    return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+def _entry_points() -> Iterable[metadata.EntryPoint]:
+    return metadata.entry_points(group=hookspecs.PROJECT)
+
+
+def _load(
+    registry: Registry, pm: pluggy.PluginManager, source: Source, loader: Callable[[], object]
+) -> None:
+    try:
+        plugin = loader()
+    except Exception as exc:
+        registry.errors.append(f"{source}: failed to import: {_describe(exc)}")
+        return
+    try:
+        pm.register(plugin, name=source.plugin)
+    except Exception as exc:  # e.g. a hookimpl with an unknown hook name or wrong arguments
+        registry.errors.append(f"{source}: rejected by the plugin manager: {_describe(exc)}")
+        return
+    registry.sources[source.plugin] = source
+
+
+def _import_module(path: str) -> Callable[[], ModuleType]:
+    return lambda: importlib.import_module(path)
+
+
+def load_registry(*, external: bool = True) -> Registry:
+    """Load built-in plugins, then the allowed entry-point plugins, then collect registrations."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    registry = Registry(manager=pm)
+    for module in BUILTIN_PLUGINS:
+        _load(registry, pm, Source(module, "wcd-hpc", __version__), _import_module(module))
+    if external:
+        allow = allowed_plugins()
+        for ep in sorted(_entry_points(), key=lambda e: e.name):
+            dist = ep.dist.name if ep.dist is not None else "unknown"
+            version = ep.dist.version if ep.dist is not None else "?"
+            if allow is not None and ep.name not in allow and dist not in allow:
+                continue
+            if ep.name in registry.sources:
+                registry.errors.append(
+                    f"plugin '{ep.name}' (distribution {dist} {version}): another plugin with "
+                    "this entry-point name is already loaded; ignored"
+                )
+                continue
+            _load(registry, pm, Source(ep.name, dist, version), ep.load)
+    registry.collect()
+    return registry
+
+
+_CACHE: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, loaded once (workers and the CLI share it)."""
+    global _CACHE
+    if _CACHE is None:
+        _CACHE = load_registry()
+    return _CACHE

@@ -1,0 +1,150 @@
+"""Shared fixtures: the CLI as a user runs it, the test plugin package, real services."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).parent / "fixtures"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+PG_URL = os.environ.get(
+    "WCD_HPC_TEST_PG", "postgresql://wcd:wcd-secret@127.0.0.1:5432/wcd_hpc_test"
+)
+
+
+def need(service: str, reason: str) -> None:
+    """Skip for a missing service outside CI; in CI a missing service is a failure."""
+    if IN_CI:
+        pytest.fail(f"{service} is required in CI: {reason}")
+    pytest.skip(f"{service} unavailable: {reason}")
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@pytest.fixture(scope="session")
+def testplugins(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test plugin distribution, pip-installed into its own directory (not the venv).
+
+    Adding the directory to PYTHONPATH makes its entry points visible to exactly the processes
+    that ask for it, so the broken plugin inside never leaks into other tests or the venv.
+    """
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(FIXTURES / "testplugins"),
+        ],
+        check=True,
+    )
+    return target
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Callable[..., Result]:
+    """Run ``python -m wcd_hpc`` in a subprocess in ``tmp_path``, as a user would."""
+
+    def run(
+        *args: str,
+        plugins: Path | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 600,
+        cwd: Path | None = None,
+    ) -> Result:
+        full = {k: v for k, v in os.environ.items() if not k.startswith("WCD_HPC_")}
+        full["COLUMNS"] = "200"
+        if plugins is not None:
+            full["PYTHONPATH"] = str(plugins)
+        full.update(env or {})
+        proc = subprocess.run(
+            [sys.executable, "-m", "wcd_hpc", *args],
+            cwd=cwd or tmp_path,
+            env=full,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """A real PostgreSQL database (``slurm/dev-cluster/postgres-up`` provisions it)."""
+    try:
+        import sqlalchemy
+    except ImportError:  # pragma: no cover
+        need("PostgreSQL", "sqlalchemy missing")
+    try:
+        engine = sqlalchemy.create_engine(PG_URL)
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:
+        need("PostgreSQL", f"{type(exc).__name__} (run slurm/dev-cluster/postgres-up)")
+    return PG_URL
+
+
+TOY_EXPERIMENT = """\
+name: {name}
+dataset: {{name: toy-blobs, params: {{events: 300}}}}
+model: toy-mlp
+metric: {{name: {metric}}}
+trials: {trials}
+epochs: 2
+pruner: {pruner}
+storage: {storage}
+workers: {workers}
+"""
+
+
+@pytest.fixture
+def toy_experiment(tmp_path: Path) -> Callable[..., Path]:
+    """Write a fast experiment using the test plugin's toy dataset and model."""
+
+    def write(
+        name: str = "toy",
+        trials: int = 4,
+        workers: int = 1,
+        storage: str = "journal",
+        pruner: str = "none",
+        metric: str = "accuracy",
+        extra: str = "",
+    ) -> Path:
+        path = tmp_path / f"{name}.yaml"
+        text = TOY_EXPERIMENT.format(
+            name=name,
+            trials=trials,
+            workers=workers,
+            storage=storage,
+            pruner=pruner,
+            metric=metric,
+        )
+        path.write_text(text + extra)
+        return path
+
+    return write

@@ -1,0 +1,61 @@
+"""Broken inputs: one precise line on stderr, a non-zero exit, and no study or file created."""
+
+from __future__ import annotations
+
+import pytest
+
+TOY = {"WCD_HPC_PLUGINS": "toy"}
+
+GOOD = """\
+name: broken
+dataset: toy-blobs
+model: toy-mlp
+metric: accuracy
+trials: 2
+epochs: 1
+"""
+
+CASES = {
+    "bad_yaml": (GOOD.replace("epochs: 1", "epochs: [1"), r"bad.yaml:7"),
+    "unknown_model": (
+        GOOD.replace("model: toy-mlp", "model: toy-mpl"),
+        "bad.yaml:3: model: unknown model 'toy-mpl'; did you mean 'toy-mlp'?",
+    ),
+    "loguniform_zero": (
+        GOOD + "param_space:\n  lr: loguniform(0, 1)\n",
+        "bad.yaml:8: param_space.lr:",
+    ),
+    "empty_choice": (GOOD + "param_space:\n  optimizer: choice([])\n", "param_space.optimizer"),
+    "bad_trials": (GOOD.replace("trials: 2", "trials: two"), "bad.yaml:5: trials:"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_broken_experiment_gives_one_line_and_creates_nothing(
+    cli, testplugins, tmp_path, case
+) -> None:
+    text, expected = CASES[case]
+    (tmp_path / "bad.yaml").write_text(text)
+    res = cli("sweep", "bad.yaml", plugins=testplugins, env=TOY)
+    assert res.code == 2
+    assert res.err.startswith("error: ") and res.err.count("\n") == 1, res.err
+    assert expected in res.err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_experiment_using_a_plugin_that_fails_on_import(cli, testplugins, tmp_path) -> None:
+    (tmp_path / "bad.yaml").write_text(GOOD)
+    res = cli("sweep", "bad.yaml", plugins=testplugins, env={"WCD_HPC_PLUGINS": "broken"})
+    assert res.code == 2
+    lines = res.err.splitlines()
+    assert lines[0].startswith("warning: plugin 'broken' (distribution wcd-hpc-testplugins 0.3.1)")
+    assert "RuntimeError: this plugin is broken on purpose" in lines[0]
+    assert lines[1].startswith("error: bad.yaml:3: model: unknown model 'toy-mlp'")
+    assert len(lines) == 2
+    assert not (tmp_path / "runs").exists()
+
+
+def test_missing_experiment_file(cli, tmp_path) -> None:
+    res = cli("sweep", "missing.yaml")
+    assert res.code == 2
+    assert "missing.yaml" in res.err and res.err.count("\n") == 1
