@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import optuna
 import pytest
@@ -120,7 +121,7 @@ def test_sqlite_storage_url_works(cli, testplugins, toy_experiment, tmp_path) ->
 def test_postgresql_sweep_completes_and_never_prints_the_password(
     cli, testplugins, toy_experiment, tmp_path, pg_url
 ) -> None:
-    name = f"pg-{tmp_path.name[-20:]}".replace("_", "-")
+    name = f"pg-{uuid.uuid4().hex[:12]}"  # the database outlives test runs
     exp = toy_experiment(name=name, trials=3, workers=2, storage=pg_url)
     res = cli("sweep", str(exp), plugins=testplugins, env=TOY)
     assert res.code == 0, res.err
@@ -148,3 +149,27 @@ def test_changing_the_experiment_of_an_existing_study_is_refused(
     res = cli("sweep", str(exp), "--set", "epochs=3", plugins=testplugins, env=TOY)
     assert res.code == 2
     assert "already exists with a different experiment (changed: epochs)" in res.err
+
+
+def test_profile_sits_between_defaults_and_the_file_and_flags_win(
+    cli, testplugins, toy_experiment, tmp_path
+) -> None:
+    profile = tmp_path / "site.toml"
+    profile.write_text('runs_dir = "profile-runs"\nworkers = 3\nsampler = "random"\n')
+    exp = toy_experiment(name="layered", trials=2, workers=1)
+    res = cli(
+        "sweep",
+        str(exp),
+        "--profile",
+        str(profile),
+        "--set",
+        "epochs=1",
+        plugins=testplugins,
+        env=TOY,
+    )
+    assert res.code == 0, res.err
+    storage = open_storage(f"journal:{tmp_path / 'profile-runs/layered/journal.log'}")
+    stored = optuna.load_study(study_name="layered", storage=storage).user_attrs["experiment"]
+    # profile beat the default runs_dir and sampler; the file beat the profile's workers;
+    # the flag beat the file's epochs.
+    assert (stored["sampler"], stored["workers"], stored["epochs"]) == ("random", 1, 1)

@@ -10,33 +10,25 @@ file < ``--set KEY=VALUE`` overrides. ``resources`` and ``param_space`` merge ke
 other key is replaced whole. ``runs_dir`` is kept as written: a relative path is relative to the
 current working directory of the command (not to the experiment file), like every other CLI path.
 
-The file is read with ``yaml.compose`` as well as constructed, for two reasons: the node tree gives
-each key's line for error messages, and ``param_space`` values must be taken from the *source
-text*: ``[randint(2, 20), randint(2, 20)]`` is a YAML flow sequence that YAML would split at every
-comma, so its raw text is handed to :mod:`wcd_hpc.space` instead.
+The files themselves (YAML experiments, TOML site profiles, their syntax errors and key lines) are
+read by :mod:`wcd_hpc.sources`; this module decides what the settings mean.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import json
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import yaml
 
+from wcd_hpc.sources import ConfigError, compose, got, load_profile, read_text, suggest
 from wcd_hpc.space import Space, SpaceError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 __all__ = [
     "DEFAULTS",
@@ -82,15 +74,6 @@ DEFAULTS: dict[str, Any] = {
     "executor": "local",
     "resources": {"gpus": 0, "cpus": 2, "mem_gb": 8, "time": "02:00:00"},
 }
-
-
-class ConfigError(ValueError):
-    """A setting that cannot be used, located as precisely as is known (file, line, key)."""
-
-    def __init__(self, file: str, key: str | None, line: int | None, message: str) -> None:
-        self.file, self.key, self.line, self.message = file, key, line, message
-        where = file if line is None else f"{file}:{line}"
-        super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
 
 
 @dataclass
@@ -149,22 +132,6 @@ class Experiment:
 
 def _stored_fields() -> list[dataclasses.Field[Any]]:
     return [f for f in dataclasses.fields(Experiment) if f.name != "lines"]
-
-
-def _got(value: object) -> str:
-    """How a wrong value is shown after 'got': short, and with its YAML-visible kind."""
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, (list, tuple)):
-        return f"a list {list(value)!r}"
-    return repr(value)
-
-
-def _suggest(word: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, known, n=1)
-    return f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(known)})"
 
 
 class _Settings:
@@ -238,111 +205,7 @@ class _Settings:
 
 
 def _unknown(key: str, known: Sequence[str]) -> str:
-    return "unknown key" + _suggest(key, known)
-
-
-# --------------------------------------------------------------------------------------------
-# Reading files
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        message = {
-            FileNotFoundError: "no such file",
-            IsADirectoryError: "is a directory, expected a file",
-            UnicodeDecodeError: "is not UTF-8 text",
-        }.get(type(exc), f"cannot read: {getattr(exc, 'strerror', exc)}")
-        raise ConfigError(str(path), None, None, message) from None
-
-
-def _compose(text: str, file: str) -> tuple[Any, dict[str, int], dict[str, Any]]:
-    """Construct the document; also return key lines and the raw-text ``param_space``."""
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            raise ConfigError(file, None, None, "is empty; expected a mapping of settings")
-        data = loader.construct_document(node)
-        lines: dict[str, int] = {}
-        _key_lines(node, "", lines, file)
-        space = _raw_param_space(loader, text, node, file)
-        if isinstance(data, dict):
-            _raw_time(node, data)
-    except yaml.MarkedYAMLError as exc:
-        raise _yaml_error(file, exc) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(file, None, None, f"invalid YAML: {exc}") from None
-    finally:
-        loader.dispose()
-    return data, lines, space
-
-
-def _yaml_error(file: str, exc: yaml.MarkedYAMLError) -> ConfigError:
-    """YAML marks the token where it gave up; say also what it was parsing, and where."""
-    mark, problem = exc.problem_mark or exc.context_mark, exc.problem or "not valid YAML"
-    if exc.context and exc.context_mark and exc.context_mark.line != getattr(mark, "line", None):
-        problem += f" ({exc.context} at line {exc.context_mark.line + 1})"
-    source = mark.buffer.splitlines() if mark and mark.buffer else []
-    if "flow" in (exc.context or "") and mark and "(" in "".join(source[mark.line : mark.line + 1]):
-        problem += "; quote search-space expressions that contain brackets or commas"
-    return ConfigError(file, None, mark.line + 1 if mark else None, f"invalid YAML: {problem}")
-
-
-def _key_lines(node: yaml.Node, prefix: str, lines: dict[str, int], file: str) -> None:
-    if not isinstance(node, yaml.MappingNode):
-        return
-    for knode, vnode in node.value:
-        if not isinstance(knode, yaml.ScalarNode):
-            continue
-        key = f"{prefix}.{knode.value}" if prefix else str(knode.value)
-        line = knode.start_mark.line + 1
-        if key in lines:  # YAML itself keeps the last silently; that hides mistakes.
-            raise ConfigError(file, key, line, f"duplicate key (first at line {lines[key]})")
-        lines[key] = line
-        _key_lines(vnode, key, lines, file)
-
-
-def _mapping_value(node: yaml.Node | None, key: str) -> yaml.Node | None:
-    if isinstance(node, yaml.MappingNode):
-        for knode, vnode in node.value:
-            if isinstance(knode, yaml.ScalarNode) and knode.value == key:
-                return cast(yaml.Node, vnode)
-    return None
-
-
-def _raw_time(root: yaml.Node, data: dict[str, Any]) -> None:
-    """Unquoted ``02:00:00`` is a base-60 integer to YAML 1.1; keep the text the user wrote."""
-    time = _mapping_value(_mapping_value(root, "resources"), "time")
-    if isinstance(time, yaml.ScalarNode) and time.style is None:
-        data["resources"]["time"] = time.value
-
-
-def _raw_param_space(loader: yaml.SafeLoader, text: str, root: yaml.Node, file: str) -> Any:
-    node = _mapping_value(root, "param_space")
-    if not isinstance(node, yaml.MappingNode):
-        return None
-    out: dict[str, Any] = {}
-    for knode, vnode in node.value:
-        key = str(knode.value)
-        out[key] = _raw_value(loader, text, vnode, file, f"param_space.{key}")
-    return out
-
-
-def _raw_value(loader: yaml.SafeLoader, text: str, node: yaml.Node, file: str, key: str) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        return loader.construct_object(node, deep=True)
-    if isinstance(node, yaml.SequenceNode) and not node.flow_style:
-        return [_raw_value(loader, text, item, file, key) for item in node.value]
-    if isinstance(node, yaml.SequenceNode):
-        return text[node.start_mark.index : node.end_mark.index]
-    raise ConfigError(
-        file,
-        key,
-        node.start_mark.line + 1,
-        "expected an expression, a constant or a list, got a mapping",
-    )
+    return "unknown key" + suggest(key, known)
 
 
 # --------------------------------------------------------------------------------------------
@@ -357,9 +220,9 @@ def load_experiment(
 ) -> Experiment:
     """Read, layer and validate an experiment; raise :class:`ConfigError` on the first problem."""
     file = str(path)
-    data, lines, raw_space = _compose(_read_text(Path(path)), file)
+    data, lines, raw_space = compose(read_text(Path(path)), file)
     if not isinstance(data, dict):
-        raise ConfigError(file, None, 1, f"expected a mapping of settings, got {_got(data)}")
+        raise ConfigError(file, None, 1, f"expected a mapping of settings, got {got(data)}")
     if raw_space is not None:
         data["param_space"] = raw_space
     settings = _Settings()
@@ -405,13 +268,13 @@ def _validate(s: _Settings, file: str) -> Experiment:
         raise s.error(
             "name",
             "expected a study name of letters, digits, '.', '_' or '-' (starting with a letter or "
-            f"digit, at most 64 characters), got {_got(name)}",
+            f"digit, at most 64 characters), got {got(name)}",
         )
     for key in SUB_KEYS:
         _check_sub_keys(s, key)
     dataset_params = v["dataset"].get("params") or {}
     if not isinstance(dataset_params, dict):
-        raise s.error("dataset.params", f"expected a mapping, got {_got(dataset_params)}")
+        raise s.error("dataset.params", f"expected a mapping, got {got(dataset_params)}")
     try:
         json.dumps(dataset_params)
     except (TypeError, ValueError):
@@ -419,7 +282,7 @@ def _validate(s: _Settings, file: str) -> Experiment:
         raise s.error("dataset.params", message) from None
     direction = v["metric"].get("direction")
     if direction is not None and direction not in DIRECTIONS:
-        raise s.error("metric.direction", f"expected maximize or minimize, got {_got(direction)}")
+        raise s.error("metric.direction", f"expected maximize or minimize, got {got(direction)}")
     pruner = "none" if v["pruner"] is None else v["pruner"]
     return Experiment(
         name=name,
@@ -460,21 +323,21 @@ def _name(s: _Settings, key: str) -> str:
 
 def _text(s: _Settings, key: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise s.error(key, f"expected a non-empty string, got {_got(value)}")
+        raise s.error(key, f"expected a non-empty string, got {got(value)}")
     return value
 
 
 def _int(s: _Settings, key: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise s.error(key, f"expected {kind}, got {_got(value)}")
+        raise s.error(key, f"expected {kind}, got {got(value)}")
     return value
 
 
 def _one_of(s: _Settings, key: str, value: Any, allowed: Sequence[str]) -> str:
     if value not in allowed:
-        hint = _suggest(value, allowed) if isinstance(value, str) else ""
-        raise s.error(key, f"expected one of {', '.join(allowed)}, got {_got(value)}{hint}")
+        hint = suggest(value, allowed) if isinstance(value, str) else ""
+        raise s.error(key, f"expected one of {', '.join(allowed)}, got {got(value)}{hint}")
     return str(value)
 
 
@@ -489,7 +352,7 @@ def _storage(s: _Settings) -> str:
         raise s.error(
             "storage",
             "expected journal, journal:PATH or a URL starting with "
-            f"{', '.join(STORAGE_URL_PREFIXES)}, got {_got(value)}",
+            f"{', '.join(STORAGE_URL_PREFIXES)}, got {got(value)}",
         )
     return str(value)
 
@@ -502,11 +365,11 @@ def _resources(s: _Settings) -> Resources:
     )
     mem_gb, time = r.get("mem_gb"), r.get("time")
     if isinstance(mem_gb, bool) or not isinstance(mem_gb, (int, float)) or not mem_gb > 0:
-        raise s.error("resources.mem_gb", f"expected a positive number, got {_got(mem_gb)}")
+        raise s.error("resources.mem_gb", f"expected a positive number, got {got(mem_gb)}")
     match = _TIME_RE.fullmatch(time) if isinstance(time, str) else None
     if match is None or (match.group(1) is not None and int(match.group(2)) > 23):
         raise s.error(
-            "resources.time", f"expected a time limit HH:MM:SS or D-HH:MM:SS, got {_got(time)}"
+            "resources.time", f"expected a time limit HH:MM:SS or D-HH:MM:SS, got {got(time)}"
         )
     return Resources(gpus=gpus, cpus=cpus, mem_gb=mem_gb, time=time)
 
@@ -516,7 +379,7 @@ def _param_space(s: _Settings) -> dict[str, Any]:
     space = s.values["param_space"]
     if not isinstance(space, dict):
         raise s.error(
-            "param_space", f"expected a mapping of names to expressions, got {_got(space)}"
+            "param_space", f"expected a mapping of names to expressions, got {got(space)}"
         )
     for key, value in space.items():
         try:
@@ -527,33 +390,7 @@ def _param_space(s: _Settings) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
-# Profiles and plugin resolution
-
-
-def load_profile(name_or_path: str, search_dirs: Sequence[Path]) -> dict[str, Any]:
-    """Read a TOML site profile given by path or by name (``<name>.toml`` in ``search_dirs``)."""
-    path = Path(name_or_path)
-    if path.suffix != ".toml" and "/" not in name_or_path:
-        found = [Path(d) / f"{name_or_path}.toml" for d in search_dirs]
-        existing = [p for p in found if p.is_file()]
-        if not existing:
-            known = sorted(
-                {p.stem for d in search_dirs if Path(d).is_dir() for p in Path(d).glob("*.toml")}
-            )
-            where = ", ".join(str(d) for d in search_dirs) or "no directories"
-            hint = _suggest(name_or_path, known) if known else ""
-            raise ConfigError(name_or_path, None, None, f"no such profile in {where}{hint}")
-        path = existing[0]
-    text = _read_text(path)
-    try:
-        profile: dict[str, Any] = tomllib.loads(text)
-        return profile
-    except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        m = re.search(r"\(at line (\d+), column \d+\)", message)
-        line = int(m.group(1)) if m else None
-        message = message[: m.start()].strip() if m else message
-        raise ConfigError(str(path), None, line, f"invalid TOML: {message}") from None
+# Plugin resolution
 
 
 def resolve(exp: Experiment, registry: Any) -> tuple[Experiment, Space]:
@@ -572,7 +409,7 @@ def resolve(exp: Experiment, registry: Any) -> tuple[Experiment, Space]:
         if name in table:
             return table[name].obj
         known = sorted(table)
-        hint = _suggest(name, known)
+        hint = suggest(name, known)
         if known and "did you mean" in hint:
             hint += f" (known: {', '.join(known)})"
         raise fail(key, f"unknown {kind} {name!r}{hint if known else ' (none installed)'}")
@@ -588,7 +425,7 @@ def resolve(exp: Experiment, registry: Any) -> tuple[Experiment, Space]:
                 "metric", f"metric {exp.metric!r} declares no valid direction ({direction!r})"
             )
     elif direction not in DIRECTIONS:
-        raise fail("metric.direction", f"expected maximize or minimize, got {_got(direction)}")
+        raise fail("metric.direction", f"expected maximize or minimize, got {got(direction)}")
     try:
         base = Space.from_mapping(getattr(model, "space", None) or {})
     except SpaceError as exc:

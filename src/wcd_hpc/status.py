@@ -25,7 +25,8 @@ def _best(study: optuna.Study, trials: list[FrozenTrial]) -> dict[str, Any] | No
     return {
         "number": best.number,
         "value": best.value,
-        "params": best.params,
+        "params": studies.params_of(study, best),
+        "optuna_params": best.params,
         "test": best.user_attrs.get("test", {}),
     }
 

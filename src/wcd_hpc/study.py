@@ -62,13 +62,17 @@ def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
 
 
-def make_pruner(name: str) -> optuna.pruners.BasePruner:
-    """Median pruning after two finished trials and one epoch: cheap and safe for short sweeps."""
+def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
+    """Median pruning once two trials have finished, never in the first third of the epochs.
+
+    CNNs on footprints often sit at chance for an epoch or two before they learn; judging them
+    on epoch 1 would prune the trials that were about to become the best ones.
+    """
     if name == "none":
         return optuna.pruners.NopPruner()
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner()
-    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1))
+    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=max(1, epochs // 3))
 
 
 def counts(trials: Iterable[FrozenTrial]) -> dict[str, int]:
@@ -87,6 +91,14 @@ def experiment_of(study: optuna.Study) -> Experiment:
 
 def budget_of(study: optuna.Study) -> int:
     return int(study.user_attrs[ATTR_BUDGET])
+
+
+def params_of(study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
+    """A trial's parameters as the model saw them: lists reassembled, constants included."""
+    described = study.user_attrs.get(ATTR_SPACE)
+    if not described:
+        return dict(trial.params)
+    return Space.from_mapping(described).rebuild(trial.params)
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -57,7 +57,8 @@ def best_line(study: optuna.Study, metric: str) -> str | None:
         return None
     best = study.best_trial
     params = ", ".join(
-        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items()
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in studies.params_of(study, best).items()
     )
     test = best.user_attrs.get("test", {})
     tail = f"; test {metric}={test[metric]:.4f}" if metric in test else ""

@@ -126,7 +126,7 @@ def run_worker(
     study = studies.load(study_name, storage, url)
     exp = studies.experiment_of(study)
     study.sampler = studies.make_sampler(exp.sampler, None)
-    study.pruner = studies.make_pruner(exp.pruner)
+    study.pruner = studies.make_pruner(exp.pruner, exp.epochs)
     log.info("worker %s joined study %s in %s", worker, study_name, mask(url))
     ctx = build_context(study)
     summary = Summary()

@@ -59,12 +59,8 @@ def worker_env(index: int, workers: int, url: str, gpus: int) -> dict[str, str]:
     env = dict(os.environ)
     env[ENV_STORAGE] = url
     env["PYTHONUNBUFFERED"] = "1"
-    if gpus > 0:
-        env["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
-        threads = max(1, (os.cpu_count() or 1) // workers)
-    else:
-        env["CUDA_VISIBLE_DEVICES"] = ""
-        threads = max(1, (os.cpu_count() or 1) // workers)
+    env["CUDA_VISIBLE_DEVICES"] = str(index % gpus) if gpus > 0 else ""
+    threads = max(1, (os.cpu_count() or 1) // workers)
     env[ENV_THREADS] = str(threads)
     env.setdefault("OMP_NUM_THREADS", str(threads))
     return env

@@ -1,0 +1,194 @@
+"""Reading setting files: text to raw data, plus where each key was written.
+
+This is the part of :mod:`wcd_hpc.config` that knows file formats and nothing about what the
+settings mean. It is kept apart so the layering and validation there read as plain rules over
+dicts, while the format quirks live here: every error must name the file and the line, and the
+YAML or TOML parser's own messages need translating into that one-line form.
+
+The experiment file is read with ``yaml.compose`` as well as constructed, for two reasons: the node
+tree gives each key's line for error messages, and ``param_space`` values must be taken from the
+*source text*: ``[randint(2, 20), randint(2, 20)]`` is a YAML flow sequence that YAML would split
+at every comma, so its raw text is handed to :mod:`wcd_hpc.space` instead.
+
+:class:`ConfigError` is defined here, at the bottom of the import chain, because both layers raise
+it; :mod:`wcd_hpc.config` re-exports it, and that is where callers import it from.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import yaml
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+__all__ = ["ConfigError", "compose", "got", "load_profile", "read_text", "suggest"]
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used, located as precisely as is known (file, line, key)."""
+
+    def __init__(self, file: str, key: str | None, line: int | None, message: str) -> None:
+        self.file, self.key, self.line, self.message = file, key, line, message
+        where = file if line is None else f"{file}:{line}"
+        super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
+
+
+def got(value: object) -> str:
+    """How a wrong value is shown after 'got': short, and with its YAML-visible kind."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return f"a list {list(value)!r}"
+    return repr(value)
+
+
+def suggest(word: str, known: Sequence[str]) -> str:
+    """A hint after an unknown name: the likely typo fix, or else the whole list to pick from."""
+    close = difflib.get_close_matches(word, known, n=1)
+    return f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(known)})"
+
+
+# --------------------------------------------------------------------------------------------
+# Reading files
+
+
+def read_text(path: Path) -> str:
+    """The file's text, or a one-line :class:`ConfigError` instead of an ``OSError`` traceback."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        message = {
+            FileNotFoundError: "no such file",
+            IsADirectoryError: "is a directory, expected a file",
+            UnicodeDecodeError: "is not UTF-8 text",
+        }.get(type(exc), f"cannot read: {getattr(exc, 'strerror', exc)}")
+        raise ConfigError(str(path), None, None, message) from None
+
+
+def compose(text: str, file: str) -> tuple[Any, dict[str, int], dict[str, Any]]:
+    """Construct the document; also return key lines and the raw-text ``param_space``."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise ConfigError(file, None, None, "is empty; expected a mapping of settings")
+        data = loader.construct_document(node)
+        lines: dict[str, int] = {}
+        _key_lines(node, "", lines, file)
+        space = _raw_param_space(loader, text, node, file)
+        if isinstance(data, dict):
+            _raw_time(node, data)
+    except yaml.MarkedYAMLError as exc:
+        raise _yaml_error(file, exc) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(file, None, None, f"invalid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+    return data, lines, space
+
+
+def _yaml_error(file: str, exc: yaml.MarkedYAMLError) -> ConfigError:
+    """YAML marks the token where it gave up; say also what it was parsing, and where."""
+    mark, problem = exc.problem_mark or exc.context_mark, exc.problem or "not valid YAML"
+    if exc.context and exc.context_mark and exc.context_mark.line != getattr(mark, "line", None):
+        problem += f" ({exc.context} at line {exc.context_mark.line + 1})"
+    source = mark.buffer.splitlines() if mark and mark.buffer else []
+    if "flow" in (exc.context or "") and mark and "(" in "".join(source[mark.line : mark.line + 1]):
+        problem += "; quote search-space expressions that contain brackets or commas"
+    return ConfigError(file, None, mark.line + 1 if mark else None, f"invalid YAML: {problem}")
+
+
+def _key_lines(node: yaml.Node, prefix: str, lines: dict[str, int], file: str) -> None:
+    if not isinstance(node, yaml.MappingNode):
+        return
+    for knode, vnode in node.value:
+        if not isinstance(knode, yaml.ScalarNode):
+            continue
+        key = f"{prefix}.{knode.value}" if prefix else str(knode.value)
+        line = knode.start_mark.line + 1
+        if key in lines:  # YAML itself keeps the last silently; that hides mistakes.
+            raise ConfigError(file, key, line, f"duplicate key (first at line {lines[key]})")
+        lines[key] = line
+        _key_lines(vnode, key, lines, file)
+
+
+def _mapping_value(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for knode, vnode in node.value:
+            if isinstance(knode, yaml.ScalarNode) and knode.value == key:
+                return cast(yaml.Node, vnode)
+    return None
+
+
+def _raw_time(root: yaml.Node, data: dict[str, Any]) -> None:
+    """Unquoted ``02:00:00`` is a base-60 integer to YAML 1.1; keep the text the user wrote."""
+    time = _mapping_value(_mapping_value(root, "resources"), "time")
+    if isinstance(time, yaml.ScalarNode) and time.style is None:
+        data["resources"]["time"] = time.value
+
+
+def _raw_param_space(loader: yaml.SafeLoader, text: str, root: yaml.Node, file: str) -> Any:
+    node = _mapping_value(root, "param_space")
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    out: dict[str, Any] = {}
+    for knode, vnode in node.value:
+        key = str(knode.value)
+        out[key] = _raw_value(loader, text, vnode, file, f"param_space.{key}")
+    return out
+
+
+def _raw_value(loader: yaml.SafeLoader, text: str, node: yaml.Node, file: str, key: str) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_object(node, deep=True)
+    if isinstance(node, yaml.SequenceNode) and not node.flow_style:
+        return [_raw_value(loader, text, item, file, key) for item in node.value]
+    if isinstance(node, yaml.SequenceNode):
+        return text[node.start_mark.index : node.end_mark.index]
+    raise ConfigError(
+        file,
+        key,
+        node.start_mark.line + 1,
+        "expected an expression, a constant or a list, got a mapping",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Site profiles
+
+
+def load_profile(name_or_path: str, search_dirs: Sequence[Path]) -> dict[str, Any]:
+    """Read a TOML site profile given by path or by name (``<name>.toml`` in ``search_dirs``)."""
+    path = Path(name_or_path)
+    if path.suffix != ".toml" and "/" not in name_or_path:
+        found = [Path(d) / f"{name_or_path}.toml" for d in search_dirs]
+        existing = [p for p in found if p.is_file()]
+        if not existing:
+            known = sorted(
+                {p.stem for d in search_dirs if Path(d).is_dir() for p in Path(d).glob("*.toml")}
+            )
+            where = ", ".join(str(d) for d in search_dirs) or "no directories"
+            hint = suggest(name_or_path, known) if known else ""
+            raise ConfigError(name_or_path, None, None, f"no such profile in {where}{hint}")
+        path = existing[0]
+    text = read_text(path)
+    try:
+        profile: dict[str, Any] = tomllib.loads(text)
+        return profile
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        m = re.search(r"\(at line (\d+), column \d+\)", message)
+        line = int(m.group(1)) if m else None
+        message = message[: m.start()].strip() if m else message
+        raise ConfigError(str(path), None, line, f"invalid TOML: {message}") from None

@@ -1,0 +1,42 @@
+"""The README's quickstart, exactly as a new user runs it: built-in plugins, real training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+QUICKSTART = Path(__file__).resolve().parents[1] / "examples" / "quickstart.yaml"
+
+
+def test_quickstart_meets_its_budget_resumes_idle_and_extends_by_two(cli, tmp_path) -> None:
+    first = cli("sweep", str(QUICKSTART))
+    assert first.code == 0, first.err
+    assert "8/8 trials finished" in first.out
+    best = next(line for line in first.out.splitlines() if line.startswith("best trial"))
+    assert "channels=[" in best
+
+    status = cli("status", "quickstart", "--json")
+    info = json.loads(status.out)
+    assert info["counts"]["COMPLETE"] + info["counts"]["PRUNED"] == 8
+    # Gamma vs proton is far from a coin toss even in this tiny sweep.
+    assert info["best"]["value"] > 0.75
+
+    again = cli("sweep", str(QUICKSTART))
+    assert again.code == 0 and "resuming study quickstart: 8 of 8 trials finished" in again.out
+    assert json.loads(cli("status", "quickstart", "--json").out)["finished"] == 8
+
+    more = cli("sweep", str(QUICKSTART), "--trials", "10")
+    assert more.code == 0, more.err
+    info = json.loads(cli("status", "quickstart", "--json").out)
+    assert (info["finished"], info["budget"]) == (10, 10)
+    assert len(list((tmp_path / "runs/quickstart/trials").iterdir())) == 10
+
+
+def test_status_watch_on_a_finished_study_prints_once_and_returns(cli, tmp_path) -> None:
+    assert cli("sweep", str(QUICKSTART), "--trials", "1", "--set", "epochs=1").code == 0
+    res = cli("status", "quickstart", "--watch", "--interval", "0.2", timeout=60)
+    assert res.code == 0, res.err
+    assert "finished 1/1" in res.out and "storage: journal:" in res.out

@@ -1,0 +1,48 @@
+"""Storage URLs: resolution for workers elsewhere, and passwords that never show."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wcd_hpc.storage import StorageError, kind, mask, open_storage, resolve
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://wcd:s3cr:et@db.example/x", "postgresql://wcd:***@db.example/x"),
+        (
+            "postgresql+psycopg://u:p@h:5432/d?sslmode=require",
+            "postgresql+psycopg://u:***@h:5432/d?sslmode=require",
+        ),
+        ("postgresql://u@h/d", "postgresql://u@h/d"),
+        ("sqlite:////tmp/a.db", "sqlite:////tmp/a.db"),
+        ("journal:/runs/x/journal.log", "journal:/runs/x/journal.log"),
+    ],
+)
+def test_mask_hides_only_the_password(url: str, shown: str) -> None:
+    assert mask(url) == shown
+
+
+def test_journal_resolves_to_an_absolute_file_in_the_run_dir(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert resolve("journal", Path("runs/s")) == f"journal:{tmp_path}/runs/s/journal.log"
+    assert resolve("journal:rel/j.log", Path("x")) == f"journal:{tmp_path}/rel/j.log"
+    assert resolve("sqlite:///rel.db", Path("x")) == f"sqlite:///{tmp_path}/rel.db"
+    assert resolve("postgresql://h/d", Path("x")) == "postgresql://h/d"
+
+
+def test_kind_names_the_storage_family() -> None:
+    assert [
+        kind(u) for u in ("journal:/a", "sqlite:///a", "postgresql+psycopg://h/d", "redis://")
+    ] == ["journal", "sqlite", "postgresql", "other"]
+
+
+def test_unreachable_database_is_one_line_without_the_password() -> None:
+    with pytest.raises(StorageError) as info:
+        open_storage("postgresql://wcd:hunter2@127.0.0.1:1/nowhere")
+    text = str(info.value)
+    assert "hunter2" not in text and "\n" not in text
+    assert text.startswith("cannot open storage postgresql://wcd:***@127.0.0.1:1/nowhere: ")
