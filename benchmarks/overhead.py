@@ -60,7 +60,7 @@ def gaps(journal: Path, name: str) -> list[float]:
     return out
 
 
-def overhead(workers: int, trials_per_worker: int = 8) -> tuple[list[float], float]:
+def overhead(workers: int, trials_per_worker: int = 16) -> tuple[list[float], float]:
     with tempfile.TemporaryDirectory() as tmp:
         exp = Path(tmp) / "exp.yaml"
         exp.write_text(EXPERIMENT.format(workers=workers, trials=workers * trials_per_worker))
@@ -75,7 +75,7 @@ def overhead(workers: int, trials_per_worker: int = 8) -> tuple[list[float], flo
         return gaps(Path(tmp) / f"runs/overhead-{workers}/journal.log", f"overhead-{workers}"), wall
 
 
-def throughput(repeats: int = 3) -> tuple[float, float]:
+def throughput(repeats: int = 5) -> tuple[float, float]:
     from wcd_hpc.engine.fit import fit
     from wcd_hpc.plugins import load_registry
 

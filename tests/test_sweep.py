@@ -173,3 +173,18 @@ def test_profile_sits_between_defaults_and_the_file_and_flags_win(
     # profile beat the default runs_dir and sampler; the file beat the profile's workers;
     # the flag beat the file's epochs.
     assert (stored["sampler"], stored["workers"], stored["epochs"]) == ("random", 1, 1)
+
+
+def test_a_trial_that_raises_is_failed_with_its_cause_and_the_worker_gives_up_after_three(
+    cli, testplugins, toy_experiment
+) -> None:
+    exp = toy_experiment(name="doomed", trials=4, extra="param_space: {optimizer: rmsprop}\n")
+    res = cli("sweep", str(exp), plugins=testplugins, env=TOY)
+    assert res.code == 1
+    assert res.err.strip().endswith("the worker logs in " + str(exp.parent / "runs/doomed/logs"))
+    info = _status(cli, testplugins, "doomed")
+    assert info["counts"]["FAIL"] == 3 and info["finished"] == 0
+    causes = {f["cause"] for f in info["failures"]}
+    assert causes == {"ValueError: optimizer: expected one of adam, adamw, sgd, got 'rmsprop'"}
+    human = cli("status", "doomed", plugins=testplugins, env=TOY)
+    assert "got 'rmsprop'" in human.out

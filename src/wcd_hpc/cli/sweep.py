@@ -96,8 +96,8 @@ def _run(p: Plan, study: optuna.Study, workers: int) -> None:
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
     )
     with Progress(*columns, console=err, transient=False) as progress:
         task = progress.add_task("trials", total=budget, info="starting workers")
