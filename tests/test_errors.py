@@ -27,6 +27,16 @@ CASES = {
     ),
     "empty_choice": (GOOD + "param_space:\n  optimizer: choice([])\n", "param_space.optimizer"),
     "bad_trials": (GOOD.replace("trials: 2", "trials: two"), "bad.yaml:5: trials:"),
+    "grid_over_continuous": (
+        GOOD + "sampler: grid\n",
+        "bad.yaml:7: sampler: the grid sampler needs discrete parameters (choice, range, randint);"
+        " 'lr' is continuous",
+    ),
+    "grid_too_small": (
+        GOOD.replace("trials: 2", "trials: 5")
+        + "sampler: grid\nparam_space: {lr: 0.01, batch_size: 32, hidden: 'choice([4, 8])'}\n",
+        "bad.yaml:5: trials: the grid has 2 points; expected trials <= 2, got 5",
+    ),
 }
 
 

@@ -188,3 +188,19 @@ def test_a_trial_that_raises_is_failed_with_its_cause_and_the_worker_gives_up_af
     assert causes == {"ValueError: optimizer: expected one of adam, adamw, sgd, got 'rmsprop'"}
     human = cli("status", "doomed", plugins=testplugins, env=TOY)
     assert "got 'rmsprop'" in human.out
+
+
+def test_grid_sweep_visits_every_point_once(cli, testplugins, toy_experiment, tmp_path) -> None:
+    exp = toy_experiment(
+        name="grid",
+        trials=4,
+        workers=2,
+        extra="sampler: grid\nparam_space:\n  lr: 0.01\n  batch_size: randint(16, 17)\n"
+        "  hidden: choice([4, 8])\n",
+    )
+    res = cli("sweep", str(exp), plugins=testplugins, env=TOY)
+    assert res.code == 0, res.err
+    storage = open_storage(f"journal:{tmp_path / 'runs/grid/journal.log'}")
+    trials = optuna.load_study(study_name="grid", storage=storage).get_trials()
+    points = sorted((t.params["batch_size"], t.params["hidden"]) for t in trials)
+    assert points == [(16, 4), (16, 8), (17, 4), (17, 8)]

@@ -44,7 +44,13 @@ SAMPLERS = ("tpe", "random", "cmaes", "grid", "qmc")
 PRUNERS = ("median", "hyperband", "none")
 EXECUTORS = ("local", "slurm")
 DIRECTIONS = ("maximize", "minimize")
-STORAGE_URL_PREFIXES = ("sqlite:///", "postgresql://", "postgresql+psycopg2://", "mysql://")
+STORAGE_URL_PREFIXES = (
+    "sqlite:///",
+    "postgresql://",
+    "postgresql+psycopg://",
+    "postgresql+psycopg2://",
+    "mysql://",
+)
 REQUIRED = ("name", "dataset", "model", "trials")
 TOP_KEYS = (
     "name", "dataset", "model", "metric", "trials", "epochs", "param_space", "sampler",

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
@@ -51,8 +52,36 @@ class Prepared:
     finished: int
 
 
-def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
+def grid_of(space: Space) -> dict[str, list[Any]]:
+    """The full grid of a discrete space, for the grid sampler; continuous parameters raise."""
+    grid: dict[str, list[Any]] = {}
+    for name, dist in space.distributions().items():
+        if isinstance(dist, CategoricalDistribution):
+            grid[name] = list(dist.choices)
+        elif isinstance(dist, IntDistribution) and not dist.log:
+            grid[name] = list(range(dist.low, dist.high + 1, dist.step))
+        elif isinstance(dist, FloatDistribution) and dist.step is not None:
+            count = round((dist.high - dist.low) / dist.step) + 1
+            grid[name] = [dist.low + i * dist.step for i in range(count)]
+        else:
+            raise ValueError(
+                f"the grid sampler needs discrete parameters (choice, range, randint); "
+                f"'{name}' is continuous"
+            )
+    return grid
+
+
+def grid_size(grid: dict[str, list[Any]]) -> int:
+    size = 1
+    for values in grid.values():
+        size *= len(values)
+    return size
+
+
+def make_sampler(name: str, seed: int | None, space: Space) -> optuna.samplers.BaseSampler:
     """Build the sampler; TPE uses constant-liar so parallel workers do not crowd one region."""
+    if name == "grid":
+        return optuna.samplers.GridSampler(grid_of(space), seed=seed)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "cmaes":

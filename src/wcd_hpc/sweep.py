@@ -15,7 +15,7 @@ import optuna
 
 from wcd_hpc import storage as stores
 from wcd_hpc import study as studies
-from wcd_hpc.config import Experiment, load_experiment, resolve
+from wcd_hpc.config import ConfigError, Experiment, load_experiment, resolve
 from wcd_hpc.plugins import Registry
 from wcd_hpc.space import Space
 
@@ -39,8 +39,26 @@ def plan(
 ) -> Plan:
     exp = load_experiment(path, profile=profile, overrides=overrides)
     exp, space = resolve(exp, registry)
+    if exp.sampler == "grid":
+        _check_grid(exp, space)
     run_dir = (Path(exp.runs_dir) / exp.name).resolve()
     return Plan(exp, space, run_dir, stores.resolve(exp.storage, run_dir))
+
+
+def _check_grid(exp: Experiment, space: Space) -> None:
+    """Refuse a grid sweep over continuous parameters, or with more trials than grid points."""
+    line = exp.lines.get("sampler")
+    try:
+        size = studies.grid_size(studies.grid_of(space))
+    except ValueError as exc:
+        raise ConfigError(exp.source, "sampler", line, str(exc)) from None
+    if exp.trials > size:
+        raise ConfigError(
+            exp.source,
+            "trials",
+            exp.lines.get("trials"),
+            f"the grid has {size} points; expected trials <= {size}, got {exp.trials}",
+        )
 
 
 def start(p: Plan) -> tuple[optuna.Study, studies.Prepared]:

@@ -125,10 +125,10 @@ def run_worker(
     storage = open_storage(url)
     study = studies.load(study_name, storage, url)
     exp = studies.experiment_of(study)
-    study.sampler = studies.make_sampler(exp.sampler, None)
-    study.pruner = studies.make_pruner(exp.pruner, exp.epochs)
     log.info("worker %s joined study %s in %s", worker, study_name, mask(url))
     ctx = build_context(study)
+    study.sampler = studies.make_sampler(exp.sampler, None, ctx.space)
+    study.pruner = studies.make_pruner(exp.pruner, exp.epochs)
     summary = Summary()
     streak = 0
     while not stop():
