@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # Set-up command 2: install wcd-hpc with its test extras, provision the services the tests use
-# (PostgreSQL), then run lint, types and the whole test-suite. `.ci/run` calls exactly this.
+# (PostgreSQL, a one-node Slurm with slurmdbd on MariaDB), then run lint, types and the whole
+# test-suite. `.ci/run` calls exactly this. Without root the Slurm cluster cannot be started: its
+# tests then skip (outside CI) with the reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
 bash slurm/dev-cluster/postgres-up
+if [ "$(id -u)" = 0 ]; then
+  bash slurm/dev-cluster/up
+else
+  echo "test: not root, so no dev Slurm cluster (slurm/dev-cluster/up); Slurm tests will skip"
+fi
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks
 .venv/bin/mypy

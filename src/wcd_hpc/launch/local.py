@@ -22,6 +22,7 @@ from typing import IO, Any
 import optuna
 from optuna.trial import TrialState
 
+from wcd_hpc.engine.reaper import ATTR_MAX_RETRIES, DEFAULT_MAX_RETRIES, fail_and_retry
 from wcd_hpc.engine.worker import ENV_THREADS
 from wcd_hpc.storage import ENV_STORAGE
 
@@ -98,22 +99,24 @@ def reap_dead(study: optuna.Study, pid: int, code: int) -> list[int]:
     """
     host = socket.gethostname()
     cause = f"worker process {pid} died ({_describe_exit(code)})"
+    retries = int(study.user_attrs.get(ATTR_MAX_RETRIES, DEFAULT_MAX_RETRIES))
     reaped = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if t.user_attrs.get("pid") == pid and t.user_attrs.get("host") == host:
-            study._storage.set_trial_user_attr(t._trial_id, "fail_reason", cause)
-            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        mine = t.user_attrs.get("pid") == pid and t.user_attrs.get("host") == host
+        if mine and not t.user_attrs.get("suspended"):
+            fail_and_retry(study, t, cause, retries)
             reaped.append(t.number)
     return reaped
 
 
 def _crashed(code: int) -> bool:
-    """Killed by a signal (OOM killer, kill -9) or an unhandled exception: worth a restart.
+    """Killed by a signal (OOM killer, kill -9), an unhandled exception, or stopped by a signal
+    after suspending its trial (75): worth a restart, and the new worker resumes the trial.
 
-    A worker that exits on purpose (usage error 2, too many failed trials 3, stopped 143) is not
-    restarted, since a fresh process would only repeat the same thing.
+    A worker that exits on purpose (usage error 2, too many failed trials 3) is not restarted,
+    since a fresh process would only repeat the same thing.
     """
-    return code < 0 or code == 1
+    return code < 0 or code in (1, 75)
 
 
 def _describe_exit(code: int) -> str:

@@ -1,0 +1,71 @@
+"""``sweep --dry-run``: all a sweep would do, shown; nothing created, written or submitted."""
+
+from __future__ import annotations
+
+import shlex
+
+from rich.syntax import Syntax
+from rich.table import Table
+
+from wcd_hpc.cli.common import out
+from wcd_hpc.launch.render import Job, gpu_hours_bound, render_sync, render_worker, strip_password
+from wcd_hpc.plugins import get_registry
+from wcd_hpc.storage import mask
+from wcd_hpc.sweep import Plan
+
+SAMPLES = 3
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def show_dry_run(p: Plan, job: Job) -> None:
+    exp = p.exp
+    reg = get_registry()
+    out.rule(f"dry run: {exp.name} (nothing is created, written or submitted)")
+    plugins = Table(title="plugins", title_justify="left")
+    for col in ("kind", "name", "distribution"):
+        plugins.add_column(col)
+    for kind, name, entries in (
+        ("model", exp.model, reg.models),
+        ("dataset", exp.dataset, reg.datasets),
+        ("metric", exp.metric, reg.metrics),
+    ):
+        src = entries[name].source
+        plugins.add_row(kind, name, f"{src.distribution} {src.version}")
+    out.print(plugins)
+    out.print(
+        f"{exp.trials} trials × {exp.epochs} epochs, {exp.metric} ({exp.direction}), "
+        f"sampler {exp.sampler}, pruner {exp.pruner}, storage {mask(p.url)}, run dir {p.run_dir}"
+    )
+    space = Table(title="search space", title_justify="left")
+    space.add_column("parameter")
+    space.add_column("distribution")
+    for key, text in p.space.describe().items():
+        space.add_row(key, text)
+    out.print(space)
+    samples = p.space.sample(SAMPLES, exp.seed)
+    if samples:
+        table = Table(title=f"{len(samples)} sampled parameter sets", title_justify="left")
+        keys = list(samples[0])
+        for key in keys:
+            table.add_column(key)
+        for row in samples:
+            table.add_row(*(_fmt(row[k]) for k in keys))
+        out.print(table)
+    if exp.executor == "slurm":
+        out.print(f"executor slurm: one array of {job.workers} tasks, {job.parallelism} at a time")
+        out.print(Syntax(render_worker(job), "bash", word_wrap=True))
+        out.print(Syntax(render_sync(job), "bash", word_wrap=True))
+    else:
+        out.print(f"executor local: {exp.workers} worker processes on this machine")
+    out.print(f"worker command: {shlex.join(job.worker_command())}")
+    out.print(f"worker storage (password withheld): {strip_password(p.url)}")
+    r = exp.resources
+    bound = gpu_hours_bound(r, job.workers)
+    out.print(
+        f"upper bound: {bound:.1f} GPU-hours ({job.workers} workers × {r.gpus} GPU × {r.time})"
+        if exp.executor == "slurm"
+        else "upper bound: local run, no cluster allocation"
+    )

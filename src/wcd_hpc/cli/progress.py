@@ -1,0 +1,40 @@
+"""The live sweep view shared by local sweeps and ``sweep --wait`` on Slurm."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import optuna
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from wcd_hpc import study as studies
+from wcd_hpc.cli.common import err
+
+
+@contextmanager
+def sweep_progress(
+    study: optuna.Study, metric: str, direction: str | None
+) -> Iterator[Callable[[str], None]]:
+    """Yield ``tick(extra)``: refreshes finished/budget, running, failed and the best value."""
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+    )
+    budget = studies.budget_of(study)
+    with Progress(*columns, console=err, transient=False) as progress:
+        task = progress.add_task("trials", total=budget, info="starting")
+
+        def tick(extra: str) -> None:
+            trials = study.get_trials(deepcopy=False)
+            c = studies.counts(trials)
+            values = [t.value for t in trials if t.state.name == "COMPLETE" and t.value is not None]
+            pick = min if direction == "minimize" else max
+            best = f" best {metric} {pick(values):.4f}" if values else ""
+            info = f"{extra}{c['RUNNING']} running, {c['PRUNED']} pruned, {c['FAIL']} failed{best}"
+            progress.update(task, completed=studies.finished(trials), info=info)
+
+        yield tick

@@ -1,0 +1,133 @@
+"""``wcd-hpc doctor``: is this machine ready to run sweeps, and if not, what to fix.
+
+Each check returns one line that says what was found and, on failure, what to do about it; the
+checks never change anything (the storage check only opens a connection or reads a path).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from wcd_hpc.launch.settings import Site
+from wcd_hpc.storage import StorageError, kind, mask, open_storage
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = True
+
+
+def _tool(name: str, fix: str, required: bool) -> Check:
+    path = shutil.which(name)
+    if path:
+        return Check(name, True, path, required=required)
+    return Check(name, False, "not on PATH", fix, required)
+
+
+def check_slurm(required: bool) -> list[Check]:
+    checks = [
+        _tool(
+            "sbatch",
+            "load the Slurm module or run on a login node; or use --executor local",
+            required,
+        ),
+        _tool("sacct", "accounting is needed for status accounting; ask your admins", False),
+    ]
+    if shutil.which("sinfo"):
+        proc = subprocess.run(
+            ["sinfo", "-h", "-o", "%P %a %D %t"], capture_output=True, text=True, timeout=30
+        )
+        ok = proc.returncode == 0 and bool(proc.stdout.strip())
+        detail = "; ".join(proc.stdout.split("\n")[:3]).strip() if ok else proc.stderr.strip()[:200]
+        checks.append(
+            Check(
+                "slurm partitions",
+                ok,
+                detail or "no answer",
+                "is slurmctld reachable? (scontrol ping)",
+                required,
+            )
+        )
+    return checks
+
+
+def check_container(site: Site) -> list[Check]:
+    c = site.container
+    if c.image is None:
+        return [
+            Check(
+                "container",
+                True,
+                "no image configured: workers run on the host python",
+                required=False,
+            )
+        ]
+    checks = [_tool(c.runtime, f"module load {c.runtime} (or set container.runtime)", True)]
+    image = Path(c.image)
+    checks.append(
+        Check(
+            "image",
+            image.is_file(),
+            str(image) if image.is_file() else f"{image} not found",
+            f"build it: {c.runtime} build {image} Apptainer.def",
+        )
+    )
+    return checks
+
+
+def check_gpus() -> Check:
+    try:
+        import torch
+
+        count = torch.cuda.device_count()
+    except Exception as exc:  # a broken CUDA install must still give a line, not a traceback
+        return Check(
+            "gpus", False, f"torch cannot query CUDA: {exc}", "check the CUDA driver", False
+        )
+    if count:
+        return Check("gpus", True, f"{count} visible to torch", required=False)
+    return Check(
+        "gpus", False, "none visible here (fine on a login node; workers get theirs)", "", False
+    )
+
+
+def check_storage(url: str) -> Check:
+    if kind(url) == "journal":
+        path = Path(url.removeprefix("journal:"))
+        parent = next((p for p in [path.parent, *path.parents] if p.exists()), None)
+        ok = parent is not None and os.access(parent, os.W_OK)
+        return Check("storage", ok, f"journal {path}", f"make {path.parent} writable")
+    try:
+        open_storage(url)
+    except StorageError as exc:
+        return Check("storage", False, str(exc), "check host, port, database and ~/.pgpass")
+    return Check("storage", True, f"reachable: {mask(url)}")
+
+
+def check_runs_root(runs_dir: Path) -> Check:
+    existing = next((p for p in [runs_dir, *runs_dir.resolve().parents] if p.exists()), None)
+    ok = existing is not None and os.access(existing, os.W_OK)
+    return Check(
+        "runs root",
+        ok,
+        str(runs_dir.resolve()),
+        f"create it or choose another runs_dir (mkdir -p {runs_dir})",
+    )
+
+
+def run_checks(site: Site, url: str, runs_dir: Path, slurm_required: bool) -> list[Check]:
+    return [
+        *check_slurm(slurm_required),
+        *check_container(site),
+        check_gpus(),
+        check_storage(url),
+        check_runs_root(runs_dir),
+    ]

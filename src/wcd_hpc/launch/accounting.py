@@ -1,0 +1,129 @@
+"""What Slurm says about a sweep's jobs: queue state (squeue) and accounting (sacct).
+
+Used by ``sweep --wait`` to know when the array has ended, and by ``status`` for queue waits,
+allocated GPU-hours and the idle fraction (allocated worker time not spent training).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+SACCT_FIELDS = "JobID,State,Submit,Start,End,ElapsedRaw,AllocTRES,NodeList,ExitCode"
+
+
+class SlurmError(RuntimeError):
+    """A Slurm command failed; the message is one line with the command and its stderr."""
+
+
+def _run(cmd: list[str]) -> str:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SlurmError(f"{cmd[0]} failed: {exc}") from None
+    if proc.returncode != 0:
+        first = (proc.stderr.strip().splitlines() or ["no message"])[0]
+        raise SlurmError(f"{' '.join(cmd[:2])} failed (exit {proc.returncode}): {first}")
+    return proc.stdout
+
+
+def active_tasks(job_ids: Sequence[str]) -> int:
+    """How many tasks of these jobs are still pending or running."""
+    if not job_ids:
+        return 0
+    out = _run(["squeue", "-h", "-r", "-j", ",".join(job_ids), "-o", "%i %T"])
+    return sum(1 for line in out.splitlines() if line.strip())
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """One array task as sacct reports it."""
+
+    job_id: str
+    state: str
+    submit: datetime | None
+    start: datetime | None
+    end: datetime | None
+    elapsed_s: int
+    gpus: int
+    node: str
+    exit_code: str
+
+    @property
+    def queue_wait_s(self) -> float | None:
+        if self.submit is None or self.start is None:
+            return None
+        return (self.start - self.submit).total_seconds()
+
+
+def _time(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None  # "Unknown", "None" for tasks that never started
+
+
+def _gpus(tres: str) -> int:
+    match = re.search(r"gres/gpu=(\d+)", tres)
+    return int(match.group(1)) if match else 0
+
+
+def parse_sacct(text: str) -> list[TaskRecord]:
+    """Parse ``sacct -X -n -P -o SACCT_FIELDS``; malformed lines raise SlurmError."""
+    records = []
+    width = len(SACCT_FIELDS.split(","))
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split("|")
+        if len(parts) != width:
+            raise SlurmError(
+                f"unexpected sacct line ({len(parts)} fields, expected {width}): {line!r}"
+            )
+        job, state, submit, start, end, elapsed, tres, node, code = parts
+        try:
+            seconds = int(elapsed or 0)
+        except ValueError:
+            raise SlurmError(f"unexpected sacct ElapsedRaw {elapsed!r} for {job}") from None
+        records.append(
+            TaskRecord(
+                job,
+                state.split()[0] if state else "",
+                _time(submit),
+                _time(start),
+                _time(end),
+                seconds,
+                _gpus(tres),
+                node,
+                code,
+            )
+        )
+    return records
+
+
+def sacct(job_ids: Sequence[str]) -> list[TaskRecord]:
+    """Allocation records (one per array task) of the given jobs."""
+    if not job_ids:
+        return []
+    out = _run(["sacct", "-X", "-n", "-P", "-j", ",".join(job_ids), "-o", SACCT_FIELDS])
+    return parse_sacct(out)
+
+
+def summarize_allocation(records: Iterable[TaskRecord], training_s: float) -> dict[str, Any]:
+    """GPU-hours allocated, worker-hours, and the fraction of worker time not spent training."""
+    records = list(records)
+    worker_s = sum(r.elapsed_s for r in records)
+    gpu_h = sum(r.elapsed_s * r.gpus for r in records) / 3600
+    waits = [w for r in records if (w := r.queue_wait_s) is not None]
+    return {
+        "tasks": len(records),
+        "states": sorted({r.state for r in records}),
+        "gpu_hours": round(gpu_h, 4),
+        "worker_hours": round(worker_s / 3600, 4),
+        "idle_fraction": round(max(0.0, 1 - training_s / worker_s), 4) if worker_s else None,
+        "max_queue_wait_s": max(waits) if waits else None,
+    }

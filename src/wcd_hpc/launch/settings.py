@@ -1,0 +1,148 @@
+"""Cluster settings from a site profile: the ``[slurm]`` and ``[container]`` tables.
+
+They are validated here, before anything is submitted, and every value that may reach an
+``#SBATCH`` line is restricted to characters Slurm itself accepts there, so a profile can never
+inject a directive or a shell command.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from wcd_hpc.config import ConfigError
+
+_NAME = re.compile(r"^[A-Za-z0-9_.,:=+@%-]+$")
+RUNTIMES = ("apptainer", "singularity")
+DEFAULT_GRACE_S = 120
+
+
+@dataclass(frozen=True)
+class SlurmSettings:
+    """What goes into ``#SBATCH`` lines besides resources (which come from the experiment)."""
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    gres: str = "gpu:{gpus}"
+    array_parallelism: int | None = None
+    grace_s: int = DEFAULT_GRACE_S
+    setup: tuple[str, ...] = ()
+    extra: tuple[tuple[str, str], ...] = ()
+
+    def gres_for(self, gpus: int) -> str | None:
+        return self.gres.format(gpus=gpus) if gpus > 0 else None
+
+
+@dataclass(frozen=True)
+class ContainerSettings:
+    """The image every worker runs in; ``image=None`` runs workers directly on the node."""
+
+    runtime: str = "apptainer"
+    image: str | None = None
+    binds: tuple[str, ...] = ()
+    gpu_flag: bool = True
+
+
+@dataclass(frozen=True)
+class Site:
+    slurm: SlurmSettings = field(default_factory=SlurmSettings)
+    container: ContainerSettings = field(default_factory=ContainerSettings)
+    source: str = "<defaults>"
+
+
+def _err(source: str, key: str, message: str) -> ConfigError:
+    return ConfigError(source, key, None, message)
+
+
+def _opt_name(table: Mapping[str, Any], key: str, source: str, prefix: str) -> str | None:
+    value = table.get(key)
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise _err(
+            source,
+            f"{prefix}.{key}",
+            f"expected a Slurm name (letters, digits, _.,:=+@%-), got {value!r}",
+        )
+    return value
+
+
+def _int(table: Mapping[str, Any], key: str, source: str, prefix: str, default: int | None) -> Any:
+    value = table.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _err(source, f"{prefix}.{key}", f"expected a positive integer, got {value!r}")
+    return value
+
+
+def _strings(table: Mapping[str, Any], key: str, source: str, prefix: str) -> tuple[str, ...]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and "\n" not in v for v in value):
+        raise _err(source, f"{prefix}.{key}", "expected a list of one-line strings")
+    return tuple(value)
+
+
+def parse_site(profile: Mapping[str, Any] | None, source: str = "<profile>") -> Site:
+    """Validate the ``[slurm]`` and ``[container]`` tables of a loaded site profile."""
+    profile = profile or {}
+    known = {"slurm", "container"}
+    raw_slurm = profile.get("slurm", {})
+    raw_container = profile.get("container", {})
+    for key, table in (("slurm", raw_slurm), ("container", raw_container)):
+        if not isinstance(table, Mapping):
+            raise _err(source, key, f"expected a table [{key}], got {table!r}")
+    del known
+    unknown_s = set(raw_slurm) - {
+        "partition",
+        "account",
+        "qos",
+        "constraint",
+        "gres",
+        "array_parallelism",
+        "grace_s",
+        "setup",
+        "extra",
+    }
+    unknown_c = set(raw_container) - {"runtime", "image", "binds", "gpu_flag"}
+    if unknown_s or unknown_c:
+        key = f"slurm.{sorted(unknown_s)[0]}" if unknown_s else f"container.{sorted(unknown_c)[0]}"
+        raise _err(source, key, "unknown key")
+    gres = raw_slurm.get("gres", "gpu:{gpus}")
+    if not isinstance(gres, str) or not _NAME.match(gres.replace("{gpus}", "1")):
+        raise _err(source, "slurm.gres", f"expected a gres like 'gpu:{{gpus}}', got {gres!r}")
+    extra = raw_slurm.get("extra", {})
+    if not isinstance(extra, Mapping) or not all(
+        re.match(r"^[a-z][a-z-]*$", str(k)) and _NAME.match(str(v)) for k, v in extra.items()
+    ):
+        raise _err(source, "slurm.extra", "expected a table of sbatch options (name = value)")
+    slurm = SlurmSettings(
+        partition=_opt_name(raw_slurm, "partition", source, "slurm"),
+        account=_opt_name(raw_slurm, "account", source, "slurm"),
+        qos=_opt_name(raw_slurm, "qos", source, "slurm"),
+        constraint=_opt_name(raw_slurm, "constraint", source, "slurm"),
+        gres=gres,
+        array_parallelism=_int(raw_slurm, "array_parallelism", source, "slurm", None),
+        grace_s=_int(raw_slurm, "grace_s", source, "slurm", DEFAULT_GRACE_S),
+        setup=_strings(raw_slurm, "setup", source, "slurm"),
+        extra=tuple((str(k), str(v)) for k, v in extra.items()),
+    )
+    runtime = raw_container.get("runtime", "apptainer")
+    if runtime not in RUNTIMES:
+        raise _err(
+            source, "container.runtime", f"expected one of {', '.join(RUNTIMES)}, got {runtime!r}"
+        )
+    image = raw_container.get("image") or None
+    if image is not None and (not isinstance(image, str) or "\n" in image):
+        raise _err(source, "container.image", f"expected a path to a .sif image, got {image!r}")
+    container = ContainerSettings(
+        runtime=runtime,
+        image=image,
+        binds=_strings(raw_container, "binds", source, "container"),
+        gpu_flag=bool(raw_container.get("gpu_flag", True)),
+    )
+    return Site(slurm, container, source)

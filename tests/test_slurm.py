@@ -1,0 +1,251 @@
+"""Against the real one-node Slurm (slurm/dev-cluster/up): arrays, hand submission, scancel."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from wcd_hpc.storage import open_storage
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+DEV = str(ROOT / "slurm/profiles/dev.toml")
+TOY = {"WCD_HPC_PLUGINS": "toy"}
+
+
+def _sacct(job: str) -> list[list[str]]:
+    out = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-j", job, "-o", "JobID,State"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [line.split("|") for line in out.splitlines() if line.strip()]
+
+
+def _wait_gone(job: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True).stdout
+        if not out.strip():
+            return
+        time.sleep(1)
+    raise AssertionError(f"job {job} still queued after {timeout}s")
+
+
+def _array_id(text: str) -> str:
+    line = next(ln for ln in text.splitlines() if ln.startswith("submitted array job"))
+    return line.split()[3].rstrip(":")
+
+
+def _sacct_settled(job: str, tasks: int, timeout: float = 60) -> list[list[str]]:
+    """sacct rows of a finished array, once slurmdbd has recorded every task."""
+    deadline = time.monotonic() + timeout
+    rows: list[list[str]] = []
+    while time.monotonic() < deadline:
+        rows = _sacct(job)
+        if len(rows) == tasks and all(state != "RUNNING" for _, state in rows):
+            return rows
+        time.sleep(1)
+    return rows
+
+
+def test_twelve_trials_on_four_array_tasks(cli, testplugins, toy_experiment, slurm_cluster) -> None:
+    exp = toy_experiment(name="array12", trials=12, workers=4)
+    res = cli(
+        "sweep",
+        str(exp),
+        "--profile",
+        DEV,
+        "--set",
+        "executor=slurm",
+        "--wait",
+        "--no-sync",
+        plugins=testplugins,
+        env=TOY,
+    )
+    assert res.code == 0, res.err
+    job = _array_id(res.out)
+    rows = _sacct_settled(job, 4)
+    assert sorted(r[0] for r in rows) == [f"{job}_{i}" for i in range(4)]
+    assert {r[1] for r in rows} == {"COMPLETED"}
+    info = json.loads(cli("status", "array12", "--json", plugins=testplugins, env=TOY).out)
+    assert info["counts"]["COMPLETE"] + info["counts"]["PRUNED"] == 12
+    assert all(t["slurm_array_job_id"] == job for t in info["trials"])
+    assert {t["slurm_array_task_id"] for t in info["trials"]} <= {"0", "1", "2", "3"}
+    assert info["slurm"]["jobs"] == [job] and info["slurm"]["tasks"] == 4
+    assert info["slurm"]["gpu_hours"] > 0
+    human = cli("status", "array12", plugins=testplugins, env=TOY).out
+    assert f"{job}_0" in human and "GPU-hours allocated" in human
+
+
+def test_rendered_worker_script_submitted_by_hand_joins_the_study(
+    cli, testplugins, toy_experiment, tmp_path, slurm_cluster
+) -> None:
+    exp = toy_experiment(name="byhand", trials=5, workers=2)
+    res = cli(
+        "render", str(exp), "--out", "scripts", "--profile", DEV, plugins=testplugins, env=TOY
+    )
+    assert res.code == 0, res.err
+    env = {**os.environ, **TOY, "PYTHONPATH": str(testplugins)}
+    env.pop("WCD_HPC_STORAGE", None)
+    sub = subprocess.run(
+        ["sbatch", "--parsable", "scripts/worker.sbatch"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    job = sub.stdout.strip().split(";")[0]
+    _wait_gone(job)
+    info = json.loads(cli("status", "byhand", "--json", plugins=testplugins, env=TOY).out)
+    assert info["finished"] == 5
+    assert {t["worker"] for t in info["trials"]} <= {f"slurm-{job}_0", f"slurm-{job}_1"}
+
+
+def test_scancel_mid_sweep_then_sweep_again_ends_with_exactly_the_budget(
+    cli, testplugins, toy_experiment, tmp_path, slurm_cluster
+) -> None:
+    exp = toy_experiment(name="cancelled", trials=8, workers=2)
+    text = exp.read_text().replace("events: 300", "events: 40000")
+    exp.write_text(text.replace("epochs: 2", "epochs: 4"))
+    first = cli(
+        "sweep",
+        str(exp),
+        "--profile",
+        DEV,
+        "--set",
+        "executor=slurm",
+        "--no-sync",
+        plugins=testplugins,
+        env=TOY,
+    )
+    assert first.code == 0, first.err
+    job = _array_id(first.out)
+    journal = f"journal:{tmp_path / 'runs/cancelled/journal.log'}"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        trials = optuna.load_study(study_name="cancelled", storage=open_storage(journal)).trials
+        states = [t.state.name for t in trials]
+        if states.count("COMPLETE") + states.count("PRUNED") >= 1 and "RUNNING" in states:
+            break
+        time.sleep(0.2)
+    subprocess.run(["scancel", job], check=True)
+    _wait_gone(job)
+    again = cli(
+        "sweep",
+        str(exp),
+        "--profile",
+        DEV,
+        "--set",
+        "executor=slurm",
+        "--wait",
+        "--no-sync",
+        plugins=testplugins,
+        env=TOY,
+    )
+    assert again.code == 0, again.err
+    info = json.loads(cli("status", "cancelled", "--json", plugins=testplugins, env=TOY).out)
+    assert info["finished"] == 8
+    assert info["counts"]["RUNNING"] == info["counts"]["FAIL"] == 0
+    assert len(info["slurm"]["jobs"]) == 2
+    # The trials scancel interrupted were suspended, then resumed by the second array.
+    trials = optuna.load_study(study_name="cancelled", storage=open_storage(journal)).trials
+    assert any("resumed_from_epoch" in t.user_attrs for t in trials)
+
+
+def test_dry_run_creates_writes_and_submits_nothing(
+    cli, testplugins, toy_experiment, tmp_path, slurm_cluster
+) -> None:
+    exp = toy_experiment(name="dry", trials=6, workers=3)
+    before = subprocess.run(
+        ["sacct", "-X", "-n", "-a", "-S", "now-1hour", "--name=wcd-dry", "-o", "JobID"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    files_before = sorted(p.name for p in tmp_path.iterdir())
+    res = cli(
+        "sweep",
+        str(exp),
+        "--profile",
+        DEV,
+        "--set",
+        "executor=slurm",
+        "--dry-run",
+        plugins=testplugins,
+        env=TOY,
+    )
+    assert res.code == 0, res.err
+    assert "#SBATCH --array=0-2%3" in res.out
+    assert "sampled parameter sets" in res.out and "GPU-hours" in res.out
+    assert "hidden" in res.out and "randint(4, 16)" in res.out
+    assert sorted(p.name for p in tmp_path.iterdir()) == files_before
+    after = subprocess.run(
+        ["sacct", "-X", "-n", "-a", "-S", "now-1hour", "--name=wcd-dry", "-o", "JobID"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert after == before
+    squeue = subprocess.run(["squeue", "-h", "-n", "wcd-dry"], capture_output=True, text=True)
+    assert squeue.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("how", ["sigusr2", "scontrol-requeue"])
+def test_a_preempted_array_task_is_requeued_and_resumes_its_trial(
+    cli, testplugins, toy_experiment, tmp_path, slurm_cluster, how
+) -> None:
+    name = f"preempt-{how}"
+    exp = toy_experiment(name=name, trials=2, workers=2)
+    text = exp.read_text().replace("events: 300", "events: 40000")
+    exp.write_text(text.replace("epochs: 2", "epochs: 5"))
+    first = cli(
+        "sweep",
+        str(exp),
+        "--profile",
+        DEV,
+        "--set",
+        "executor=slurm",
+        "--no-sync",
+        plugins=testplugins,
+        env=TOY,
+    )
+    assert first.code == 0, first.err
+    array = _array_id(first.out)
+    journal = f"journal:{tmp_path / 'runs' / name / 'journal.log'}"
+    deadline = time.monotonic() + 240
+    victim = None
+    while victim is None and time.monotonic() < deadline:
+        trials = optuna.load_study(study_name=name, storage=open_storage(journal)).trials
+        victim = next((t for t in trials if t.state.name == "RUNNING" and t.last_step), None)
+        time.sleep(0.2)
+    assert victim is not None, "no trial reached its first epoch"
+    task = f"{array}_{victim.user_attrs['slurm_array_task_id']}"
+    if how == "sigusr2":  # what Slurm sends grace_s before a time limit or preemption
+        subprocess.run(["scancel", "--signal=USR2", task], check=True)
+    else:
+        subprocess.run(["scontrol", "requeue", task], check=True)
+    # A requeued job waits ~2 minutes (Slurm's BeginTime); let it start now.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        state = subprocess.run(
+            ["squeue", "-h", "-j", task, "-o", "%T %r"], capture_output=True, text=True
+        ).stdout
+        if "BeginTime" in state:
+            subprocess.run(["scontrol", "update", f"JobId={task}", "StartTime=now"], check=True)
+            break
+        time.sleep(0.5)
+    _wait_gone(array)
+    trials = optuna.load_study(study_name=name, storage=open_storage(journal)).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    resumed = trials[victim.number]
+    assert resumed.user_attrs["resumed_from_epoch"] >= 1
+    assert sorted(resumed.intermediate_values) == [1, 2, 3, 4, 5]
+    lines = tmp_path / "runs" / name / "trials" / str(victim.number) / "metrics.jsonl"
+    assert [json.loads(x)["epoch"] for x in lines.read_text().splitlines()] == [1, 2, 3, 4, 5]
