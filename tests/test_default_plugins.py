@@ -36,13 +36,16 @@ def _collect() -> dict[str, list[Any]]:
 
 def test_builtin_plugins_register_through_pluggy() -> None:
     got = _collect()
-    assert [m.name for m in got["models"]] == ["lenet"]
-    assert [d.name for d in got["datasets"]] == ["footprint-sim"]
-    assert sorted(m.name for m in got["metrics"]) == ["accuracy", "f1", "roc_auc"]
+    models = ["cae", "lenet", "mlp", "resnet", "trace-cnn", "vae"]
+    assert sorted(m.name for m in got["models"]) == models
+    names = ["footprint-h5", "footprint-sim", "traces-h5", "traces-sim"]
+    assert sorted(d.name for d in got["datasets"]) == names
+    gamma_hadron = ["gamma_eff_1e2", "gamma_eff_1e3", "q_factor"]
+    assert sorted(m.name for m in got["metrics"]) == ["accuracy", "f1", *gamma_hadron, "roc_auc"]
     assert all(isinstance(m, Metric) and m.direction == "maximize" for m in got["metrics"])
-    (model,) = got["models"]
+    (model,) = [m for m in got["models"] if m.name == "lenet"]
     assert isinstance(model, Model) and model.space == lenet.SPACE
-    (dataset,) = got["datasets"]
+    (dataset,) = [d for d in got["datasets"] if d.name == "footprint-sim"]
     assert isinstance(dataset, Dataset)
     assert dataset.defaults["primaries"] == ["gamma", "proton"]
     assert dataset.defaults["seed"] == 1234 and dataset.defaults["normalise"] == "log1p"
@@ -55,13 +58,13 @@ def test_second_load_reads_the_cache_instead_of_simulating(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = footprint_sim.load(SMALL, 0, str(tmp_path))
-    assert len(list(tmp_path.glob("*.npz"))) == 1
+    assert len(list(tmp_path.glob("*.h5"))) == 1
     assert not list(tmp_path.glob("*.tmp"))  # the atomic write left no temp file behind
 
     def boom(*args: object, **kwargs: object) -> None:
         raise AssertionError("simulated again despite a cache file")
 
-    monkeypatch.setattr(footprint_sim, "simulate", boom)
+    monkeypatch.setattr(footprint_sim, "write_footprints", boom)
     second = footprint_sim.load(SMALL, 0, str(tmp_path))
     assert torch.equal(first.train.x, second.train.x)
     assert np.array_equal(first.test.meta["energy"], second.test.meta["energy"])
@@ -69,10 +72,10 @@ def test_second_load_reads_the_cache_instead_of_simulating(
 
 def test_unreadable_cache_file_is_regenerated(tmp_path: Path) -> None:
     path = footprint_sim.cache_path(footprint_sim.validate(SMALL), str(tmp_path))
-    path.write_bytes(b"not a zip file")
+    path.write_bytes(b"not an HDF5 file")
     splits = footprint_sim.load(SMALL, 0, str(tmp_path))
     assert len(splits.train) == 140
-    assert footprint_sim._read_cache(path) is not None
+    assert footprint_sim.cached_file(footprint_sim.validate(SMALL), str(tmp_path)).events == 200
 
 
 def test_cache_file_depends_on_simulation_params_only(tmp_path: Path) -> None:
@@ -95,7 +98,7 @@ def test_splits_have_the_expected_sizes_shapes_and_metadata(tmp_path: Path) -> N
     assert set(splits.val.y.tolist()) <= {0, 1}
     assert splits.spec == DataSpec((1, 40, 40), 2, ("gamma", "proton"))
     for split in (splits.train, splits.val, splits.test):
-        assert set(split.meta) == {"energy", "zenith", "primary", "Nmuons"}
+        assert set(split.meta) == {"energy", "zenith", "primary", "Nmuons", "weight"}
         assert all(v.shape == (len(split),) for v in split.meta.values())
         names = np.array(["gamma", "proton"])[split.y.numpy()]
         assert np.array_equal(names, split.meta["primary"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ import torch
 __all__ = [
     "DataSpec",
     "Dataset",
+    "LazyInputs",
     "Metric",
     "Model",
     "Split",
@@ -34,15 +35,32 @@ class DataSpec:
     class_names: tuple[str, ...]
 
 
+@runtime_checkable
+class LazyInputs(Protocol):
+    """Inputs read on demand (e.g. from an HDF5 file) instead of held in memory.
+
+    ``x[a:b]`` returns the float32 tensor of events a…b−1; ``block`` is the number of consecutive
+    events worth reading at once (the training loop shuffles whole blocks, then events within a
+    window of blocks, so memory stays bounded); ``shape`` is (N, *input_shape).
+    """
+
+    block: int
+    shape: tuple[int, ...]
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, key: slice) -> torch.Tensor: ...
+
+
 @dataclass
 class Split:
-    """One split of a dataset held as tensors.
+    """One split of a dataset: inputs as a tensor or as :class:`LazyInputs`, labels as a tensor.
 
     ``meta`` carries per-event truth (energy, zenith, primary, muon count …) as numpy arrays of the
     same length, so metrics can be binned without the model ever seeing it.
     """
 
-    x: torch.Tensor
+    x: torch.Tensor | LazyInputs
     y: torch.Tensor
     meta: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -93,12 +111,16 @@ class Dataset:
     ``load(params, seed, cache_dir)`` returns :class:`Splits`. ``params`` are the experiment's
     ``dataset.params`` merged over ``defaults``; ``cache_dir`` is a shared directory where a
     dataset may keep what it generated or converted, keyed by its parameters.
+    ``check(params)``, when given, validates the parameters and any input files quickly (headers,
+    not contents) and raises ``ValueError`` with one line naming the file and the problem, so a
+    sweep can refuse a broken dataset before it submits anything.
     """
 
     name: str
     load: DatasetLoader
     defaults: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    check: Callable[[Mapping[str, Any]], None] | None = None
 
 
 @dataclass(frozen=True)

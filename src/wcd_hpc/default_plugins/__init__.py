@@ -10,6 +10,13 @@ __all__ = ["BUILTIN_PLUGINS"]
 
 BUILTIN_PLUGINS: list[str] = [
     "wcd_hpc.default_plugins.footprint_sim",
+    "wcd_hpc.default_plugins.h5_datasets",
+    "wcd_hpc.default_plugins.traces_sim",
     "wcd_hpc.default_plugins.lenet",
+    "wcd_hpc.default_plugins.resnet",
+    "wcd_hpc.default_plugins.cae",
+    "wcd_hpc.default_plugins.vae",
+    "wcd_hpc.default_plugins.mlp",
+    "wcd_hpc.default_plugins.trace_cnn",
     "wcd_hpc.default_plugins.metrics",
 ]

@@ -4,12 +4,17 @@ It indexes in-memory tensors with a seeded permutation instead of a ``DataLoader
 that already sit in memory a DataLoader only adds per-batch Python overhead), uses AMP only where a
 GPU exists, and checks for a stop request between batches so a signal never waits for a whole
 epoch. ``benchmarks/overhead.py`` compares its throughput with a hand-written loop.
+
+Inputs too big for memory come as :class:`~wcd_hpc.api.LazyInputs` (an HDF5 file read on
+demand): the loop then shuffles whole blocks of consecutive events, reads a window of 32 blocks
+and shuffles the events inside it, so at most a window (~1,000 events) is in memory while the
+batches stay well mixed. ``benchmarks/data.py`` measures its memory and loading throughput.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from wcd_hpc.api import LogitsFn, LossFn, Split
+from wcd_hpc.api import LazyInputs, LogitsFn, LossFn, Split
+
+WINDOW_BLOCKS = 32  # blocks of lazily read events shuffled together (32 × 32 footprints ≈ 26 MB)
 
 
 class Interrupted(Exception):
@@ -58,6 +65,45 @@ def default_logits(outputs: Any) -> torch.Tensor:
     return outputs  # type: ignore[no-any-return]
 
 
+def _lazy_batches(
+    x: LazyInputs, y: torch.Tensor, batch_size: int, generator: torch.Generator
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Seeded batches from lazily read inputs: shuffled blocks, shuffled events per window."""
+    n, block = len(x), max(1, int(x.block))
+    order = torch.randperm(-(-n // block), generator=generator).tolist()
+    carry_x, carry_y = x[0:0], y[0:0]
+    for w in range(0, len(order), WINDOW_BLOCKS):
+        group = sorted(order[w : w + WINDOW_BLOCKS])
+        runs: list[list[int]] = []
+        for b in group:  # merge neighbouring blocks into one read
+            if runs and runs[-1][1] == b:
+                runs[-1][1] = b + 1
+            else:
+                runs.append([b, b + 1])
+        xs = torch.cat([x[a * block : min(n, c * block)] for a, c in runs])
+        ys = torch.cat([y[a * block : min(n, c * block)] for a, c in runs])
+        perm = torch.randperm(len(ys), generator=generator)
+        xs, ys = torch.cat([carry_x, xs[perm]]), torch.cat([carry_y, ys[perm]])
+        full = len(ys) - len(ys) % batch_size
+        for start in range(0, full, batch_size):
+            yield xs[start : start + batch_size], ys[start : start + batch_size]
+        carry_x, carry_y = xs[full:], ys[full:]
+    if len(carry_y):
+        yield carry_x, carry_y
+
+
+def _batches(
+    split: Split, batch_size: int, generator: torch.Generator
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    if isinstance(split.x, torch.Tensor):
+        order = torch.randperm(len(split), generator=generator)
+        for start in range(0, len(split), batch_size):
+            idx = order[start : start + batch_size]
+            yield split.x[idx], split.y[idx]
+    else:
+        yield from _lazy_batches(split.x, split.y, batch_size, generator)
+
+
 def train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -73,14 +119,12 @@ def train_epoch(
     """One pass over ``split`` in a seeded random order; returns the mean training loss."""
     model.train()
     n = len(split)
-    order = torch.randperm(n, generator=generator)
     total = torch.zeros((), device=device)
-    for start in range(0, n, batch_size):
+    for x_cpu, y_cpu in _batches(split, batch_size, generator):
         if stop():
             raise Interrupted
-        idx = order[start : start + batch_size]
-        xb = split.x[idx].to(device, non_blocking=True)
-        yb = split.y[idx].to(device, non_blocking=True)
+        xb = x_cpu.to(device, non_blocking=True)
+        yb = y_cpu.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             with torch.autocast(device_type=device.type, dtype=torch.float16):
@@ -92,7 +136,7 @@ def train_epoch(
             loss = loss_fn(model(xb), xb, yb)
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
-        total += loss.detach() * len(idx)
+        total += loss.detach() * len(y_cpu)
     return float(total.item()) / max(n, 1)
 
 

@@ -8,13 +8,21 @@ later, deeper simulator can replace it piece by piece.
 
 Model, per event:
 
-* Energy from a power law ``E^-index`` (default ``E^-2`` over 10^2.5–10^4.5 GeV); zenith with an
+* Energy from a power law ``E^-index`` (default ``E^-2`` over 10^2.5–10^4.5 GeV, so high energies
+  are well populated) and a spectral ``weight`` per event that reweights to the physical spectrum:
+  ``E^-2.7`` for cosmic rays, ``E^-2.6`` for Crab-like gamma rays (weights average to 1 per
+  primary, so weighted and unweighted counts agree in total); zenith with an
   isotropic flux through a flat array (``cos^2 θ`` uniform, θ ≤ 30°); azimuth uniform; core
   uniform within ±40 m.
 * Depth of maximum: gamma rays from Heitler, ``X_max = X0 ln(E0/ξc)`` (X0 = 37 g/cm²,
   ξc = 85 MeV) plus a conversion-point fluctuation; hadrons from Heitler–Matthews with the
-  superposition model, ``X_max = X1 + X0 ln(E0 / (3 N_ch ξc A))`` with N_ch = 10 and X1
-  exponential with the interaction length (Matthews 2005, Astropart. Phys. 22, 387).
+  model, ``X_max^p = λ_p ln2 + X0 ln(E0 / (3 N_ch ξc))`` with N_ch = 10 (Matthews 2005,
+  Astropart. Phys. 22, 387), fluctuating with the first interaction point (exponential in the
+  primary's interaction length). Nuclei sit ``ΔX · ln A / ln 56`` higher with ΔX = 100 g/cm², the
+  proton–iron separation of full simulations (Kampert & Unger 2012, Astropart. Phys. 35, 660);
+  the bare superposition value X0 ln 56 ≈ 150 g/cm² overshoots it. (Version 1 also put iron's
+  mean first interaction at λ_Fe = 13 instead of λ_p ln2 ≈ 62 g/cm²; together iron came out
+  ~100 g/cm² too shallow and hit the age clamp at 1.9 with almost no electrons at the ground.)
 * Electrons at the ground from Greisen's longitudinal profile,
   ``N_e = 0.31/√β0 · exp(t (1 − 1.5 ln s))``, age ``s = 3t/(t + 2β0)``, for the EM energy
   (hadrons: ``E0 − N_μ ξπ``, split over A sub-showers); lateral shape NKG with an effective
@@ -24,7 +32,9 @@ Model, per event:
   ``ρ_μ ∝ r^−0.75 (1 + r/320 m)^−2.5`` (Greisen 1960, Ann. Rev. Nucl. Sci. 10, 63).
 * Hadronic showers are clumpy: a few sub-shower blobs off-axis take a share of the EM particles.
 * One tank per cell: Poisson counts of EM particles (≈ 0.15 VEM each) and muons (≈ 1 VEM × track
-  length), Gaussian PMT resolution, and rare accidental muons from the uncorrelated background.
+  length), Gaussian PMT resolution, rare accidental muons from the uncorrelated background, and
+  electronics noise (σ = 0.02 VEM) in every tank followed by zero suppression at 3σ, as a
+  self-triggered array reads out: a few noise-only tanks per event, like real data.
 
 Depths and distances are measured in the shower plane (``r² = (u cos θ)² + v²`` for ground
 coordinates u along and v across the azimuth), which is the secant projection of the footprint.
@@ -33,15 +43,27 @@ coordinates u along and v across the azimuth), which is the secant projection of
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PRIMARIES", "SIM_VERSION", "FootprintConfig", "simulate"]
+from wcd_hpc.sim.h5io import write_events
+
+__all__ = [
+    "INFO_COLUMNS",
+    "PRIMARIES",
+    "SIM_VERSION",
+    "FootprintConfig",
+    "iter_footprints",
+    "simulate",
+    "spectral_weight",
+    "write_footprints",
+]
 
 #: Bumped whenever the physics changes, so cached data sets keyed by it are regenerated.
-SIM_VERSION = 1
+SIM_VERSION = 2
 
 #: Mass number of each supported primary (0 marks a photon).
 PRIMARIES: dict[str, int] = {"gamma": 0, "proton": 1, "iron": 56}
@@ -52,6 +74,7 @@ XI_PI = 20.0  # pion critical energy, GeV (Matthews 2005)
 BETA_MU = 0.9  # Heitler–Matthews muon exponent
 N_CH = 10  # charged multiplicity per hadronic interaction (Matthews 2005)
 LAMBDA_INT = {"proton": 90.0, "iron": 13.0}  # interaction lengths in air, g/cm²
+DX_MAX_FE = 100.0  # g/cm², X_max(proton) − X_max(iron) in full simulations
 GAMMA_MUON_FRACTION = 0.04  # photo-produced muons: a few % of a proton shower's
 R_GREISEN_MU = 320.0  # m, Greisen muon lateral scale
 _CHUNK = 256  # events per vectorised block; fixed so that output never depends on it
@@ -74,6 +97,10 @@ class FootprintConfig:
     mu_vem_spread: float = 0.2  # relative spread of a muon's track length
     pmt_resolution: float = 0.1  # relative charge resolution at 1 VEM, scales as 1/√S
     accidental_muons: float = 2e-4  # background muons per tank per event window
+    noise_vem: float = 0.02  # electronics noise per tank, VEM
+    threshold_vem: float = 0.06  # zero suppression: 3 σ of the noise
+    physical_index_gamma: float = 2.6  # Crab-like gamma-ray spectrum (HEGRA/H.E.S.S. ≈ 2.6)
+    physical_index_cr: float = 2.7  # cosmic-ray spectrum below the knee
 
 
 def _sample_energy(rng: np.random.Generator, n: int, cfg: FootprintConfig) -> np.ndarray:
@@ -84,6 +111,31 @@ def _sample_energy(rng: np.random.Generator, n: int, cfg: FootprintConfig) -> np
     if abs(g) < 1e-9:
         return np.asarray(lo * (hi / lo) ** u)
     return np.asarray((lo**g + u * (hi**g - lo**g)) ** (1.0 / g))
+
+
+def _power_integral(lo: float, hi: float, index: float) -> float:
+    """∫_lo^hi E^-index dE, with the logarithmic case for index 1."""
+    g = 1.0 - index
+    return math.log(hi / lo) if abs(g) < 1e-9 else (hi**g - lo**g) / g
+
+
+def spectral_weight(
+    energy: np.ndarray, primary: np.ndarray, cfg: FootprintConfig | None = None
+) -> np.ndarray:
+    """Weight that turns the sampled ``E^-index`` into the physical spectrum of each primary.
+
+    ``w(E) = q(E) / p(E)`` with p the sampling density and q the physical one, both normalised on
+    the simulated range, so the expected weight is exactly 1 for every primary.
+    """
+    cfg = cfg or FootprintConfig()
+    lo, hi = cfg.energy_range_gev
+    a = cfg.spectral_index
+    out = np.empty(energy.shape, dtype=np.float64)
+    for is_gamma, b in ((True, cfg.physical_index_gamma), (False, cfg.physical_index_cr)):
+        sel = (primary == "gamma") == is_gamma
+        norm = _power_integral(lo, hi, a) / _power_integral(lo, hi, b)
+        out[sel] = norm * energy[sel] ** (a - b)
+    return out
 
 
 def _nkg_c(s: np.ndarray) -> np.ndarray:
@@ -123,14 +175,18 @@ def _event_parameters(
     n_sub = np.where(is_gamma, 1.0, mass)
     beta0 = np.log(np.maximum(e_em / n_sub / XI_C, 2.0))
     lam = np.array([LAMBDA_INT.get(p, 9.0 / 7.0 * X0) for p in primary])
-    first = rng.exponential(lam)
+    # First-interaction fluctuation around its mean; the mean depth is in the formulas below.
+    first = rng.exponential(lam) - lam
     x_max = np.where(
         is_gamma,
-        X0 * np.log(energy / XI_C) + first - lam,
-        first + X0 * np.log(np.maximum(energy / (3 * N_CH * XI_C * mass), 1.0)),
+        X0 * np.log(energy / XI_C) + first,
+        LAMBDA_INT["proton"] * math.log(2.0)
+        + first
+        + X0 * np.log(np.maximum(energy / (3 * N_CH * XI_C), 1.0))
+        - DX_MAX_FE * np.log(mass) / math.log(56.0),
     )
     t = np.maximum((depth - x_max) / X0 + beta0, 0.5)
-    age = np.clip(3.0 * t / (t + 2.0 * beta0), 0.6, 1.9)
+    age = np.clip(3.0 * t / (t + 2.0 * beta0), 0.6, 2.0)  # NKG needs s < 2.25
     n_e = n_sub * 0.31 / np.sqrt(beta0) * np.exp(t * (1.0 - 1.5 * np.log(age)))
     return {
         "energy": energy,
@@ -212,7 +268,72 @@ def _chunk(
     sig = np.clip(sig, 0.0, None)
     sig += cfg.pmt_resolution * np.sqrt(sig) * z[2]
     sig = np.where(k_em + k_mu + k_acc > 0, np.clip(sig, 0.0, None), 0.0)
+    sig += cfg.noise_vem * rng.standard_normal(sig.shape)
+    sig = np.where(sig >= cfg.threshold_vem, sig, 0.0)
     return sig.astype(np.float32), k_mu.reshape(n, g * g).sum(axis=1)
+
+
+INFO_COLUMNS = ("ID_shower", "E0 (GeV)", "theta0 (deg)", "Nmuons", "Y_class")
+
+
+def _check_args(primaries: Sequence[str], events: int, grid: int) -> None:
+    unknown = [p for p in primaries if p not in PRIMARIES]
+    if unknown or not primaries:
+        raise ValueError(
+            f"primaries must be a non-empty list of {sorted(PRIMARIES)}, got {unknown}"
+        )
+    if events < 0 or grid < 1:
+        raise ValueError(f"events must be >= 0 and grid >= 1, got events={events}, grid={grid}")
+
+
+def iter_footprints(
+    primaries: Sequence[str],
+    events: int,
+    seed: int,
+    *,
+    grid: int = 80,
+    config: FootprintConfig | None = None,
+) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+    """Yield ``(data, info)`` blocks of at most 256 events; see :func:`simulate` for the content.
+
+    Per-event parameters (a few floats each) are drawn up front; the tank signals, which are what
+    takes memory, are made one block at a time from that block's own seed, so the output never
+    depends on how a caller consumes the blocks.
+    """
+    cfg = config or FootprintConfig()
+    _check_args(primaries, events, grid)
+    root = np.random.SeedSequence(seed)
+    event_seq, *chunk_seqs = root.spawn(1 + max(1, -(-events // _CHUNK)))
+    rng = np.random.default_rng(event_seq)
+    per = [events // len(primaries) + (i < events % len(primaries)) for i in range(len(primaries))]
+    y_class = rng.permutation(np.repeat(np.arange(len(primaries)), per))
+    primary = np.asarray(primaries, dtype=str)[y_class] if events else np.array([], dtype=str)
+    ev = _event_parameters(rng, primary, cfg)
+    weight = spectral_weight(ev["energy"], primary, cfg)
+
+    cell = 2.0 * cfg.half_width_m / grid
+    centres = -cfg.half_width_m + cell * (np.arange(grid) + 0.5)
+    for i, seq in enumerate(chunk_seqs[: -(-events // _CHUNK)]):
+        sl = slice(i * _CHUNK, min(events, (i + 1) * _CHUNK))
+        sub = {k: v[sl] for k, v in ev.items()}
+        data, n_mu_seen = _chunk(np.random.default_rng(seq), primary[sl], sub, centres, cfg)
+        info = {
+            "ID_shower": np.arange(sl.start, sl.stop, dtype=np.float64),
+            "E0 (GeV)": sub["energy"],
+            "theta0 (deg)": np.degrees(sub["theta"]),
+            "Nmuons": n_mu_seen,
+            "Y_class": y_class[sl].astype(np.float64),
+            "primary": primary[sl],
+            "weight": weight[sl],
+            "phi0 (deg)": np.degrees(sub["phi"]),
+            "core_x (m)": sub["core"][:, 0].copy(),
+            "core_y (m)": sub["core"][:, 1].copy(),
+            "Xmax (g/cm2)": sub["x_max"],
+            "age": sub["age"],
+            "Ne": sub["n_e"],
+            "Nmu_total": sub["n_mu"],
+        }
+        yield data, info
 
 
 def simulate(
@@ -223,52 +344,52 @@ def simulate(
     grid: int = 80,
     config: FootprintConfig | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Simulate ``events`` footprints, split evenly among ``primaries`` and shuffled.
+    """Simulate ``events`` footprints in memory, split evenly among ``primaries`` and shuffled.
 
     Returns ``data`` of shape (events, grid, grid), float32 VEM per tank (rows are y, columns x,
-    both from −160 to 160 m), and ``info`` with the predecessor's columns ``ID_shower, E0, theta0,
-    Nmuons, Y_class`` (float64; E0 in GeV, theta0 in degrees, Nmuons the muons that hit tanks,
-    Y_class the index into ``primaries``) plus ``primary`` (strings) and ``phi0, core_x, core_y,
-    Xmax, age, Ne`` for studies. The same arguments always give identical output.
+    both from −160 to 160 m), and ``info`` with the predecessor's columns ``ID_shower, E0 (GeV),
+    theta0 (deg), Nmuons, Y_class`` (float64; Nmuons the muons that hit tanks, Y_class the index
+    into ``primaries``) plus ``primary`` (strings), ``weight`` (spectral weight, see
+    :func:`spectral_weight`) and geometry / longitudinal truth for studies. The same arguments
+    always give identical output. For large sets use :func:`write_footprints`.
     """
-    cfg = config or FootprintConfig()
-    unknown = [p for p in primaries if p not in PRIMARIES]
-    if unknown or not primaries:
-        raise ValueError(
-            f"primaries must be a non-empty list of {sorted(PRIMARIES)}, got {unknown}"
-        )
-    if events < 0 or grid < 1:
-        raise ValueError(f"events must be >= 0 and grid >= 1, got events={events}, grid={grid}")
-
-    root = np.random.SeedSequence(seed)
-    event_seq, *chunk_seqs = root.spawn(1 + max(1, -(-events // _CHUNK)))
-    rng = np.random.default_rng(event_seq)
-    per = [events // len(primaries) + (i < events % len(primaries)) for i in range(len(primaries))]
-    y_class = rng.permutation(np.repeat(np.arange(len(primaries)), per))
-    primary = np.asarray(primaries, dtype=str)[y_class] if events else np.array([], dtype=str)
-    ev = _event_parameters(rng, primary, cfg)
-
-    cell = 2.0 * cfg.half_width_m / grid
-    centres = -cfg.half_width_m + cell * (np.arange(grid) + 0.5)
-    data = np.empty((events, grid, grid), dtype=np.float32)
-    n_mu_seen = np.zeros(events)
-    for i, seq in enumerate(chunk_seqs[: -(-events // _CHUNK)]):
-        sl = slice(i * _CHUNK, min(events, (i + 1) * _CHUNK))
-        sub = {k: v[sl] for k, v in ev.items()}
-        data[sl], n_mu_seen[sl] = _chunk(np.random.default_rng(seq), primary[sl], sub, centres, cfg)
-
-    info = {
-        "ID_shower": np.arange(events, dtype=np.float64),
-        "E0": ev["energy"],
-        "theta0": np.degrees(ev["theta"]),
-        "Nmuons": n_mu_seen,
-        "Y_class": y_class.astype(np.float64),
-        "primary": primary,
-        "phi0": np.degrees(ev["phi"]),
-        "core_x": ev["core"][:, 0].copy(),
-        "core_y": ev["core"][:, 1].copy(),
-        "Xmax": ev["x_max"],
-        "age": ev["age"],
-        "Ne": ev["n_e"],
-    }
+    _check_args(primaries, events, grid)
+    blocks = list(iter_footprints(primaries, events, seed, grid=grid, config=config))
+    if not blocks:
+        empty = np.zeros(0, dtype=np.float64)
+        cols = {k: empty for k in (*INFO_COLUMNS, "weight")}
+        return np.zeros((0, grid, grid), np.float32), {**cols, "primary": np.array([], str)}
+    data = np.concatenate([b[0] for b in blocks])
+    info = {k: np.concatenate([b[1][k] for b in blocks]) for k in blocks[0][1]}
     return data, info
+
+
+def write_footprints(
+    path: str | Path,
+    primaries: Sequence[str],
+    events: int,
+    seed: int,
+    *,
+    grid: int = 80,
+    config: FootprintConfig | None = None,
+    progress: Callable[[int], None] = lambda n: None,
+) -> Path:
+    """Simulate straight into an HDF5 file in the SWGO/LIP layout, one block at a time.
+
+    Memory stays at one block of tank signals (256 × 80 × 80 float32, 6.5 MB) plus a few floats
+    per event, whatever ``events`` is. The file's ``data`` carries the attributes ``simulator``,
+    ``sim_version``, ``class_names``, ``seed`` and ``grid``.
+    """
+    _check_args(primaries, events, grid)
+    attrs = {
+        "simulator": "wcd_hpc.sim.footprints",
+        "sim_version": SIM_VERSION,
+        "class_names": list(primaries),
+        "seed": seed,
+        "grid": grid,
+        "half_width_m": (config or FootprintConfig()).half_width_m,
+    }
+    blocks = iter_footprints(primaries, events, seed, grid=grid, config=config)
+    return write_events(
+        path, blocks, events=events, sample_shape=(grid, grid), attrs=attrs, progress=progress
+    )

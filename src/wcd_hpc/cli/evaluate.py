@@ -1,0 +1,60 @@
+"""``wcd-hpc evaluate``: metrics, per-energy-bin table and plots of a trained run on a file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from wcd_hpc.cli.common import fail, friendly, out, registry
+from wcd_hpc.evaluate_run import EvaluateError, evaluate_file, load_run
+from wcd_hpc.evaluation import BINNED_METRICS
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+@friendly
+def evaluate_cmd(
+    run_dir: Path = typer.Argument(..., help="A trial or train run directory (holds model.pt)."),
+    file: Path = typer.Argument(..., help="HDF5 file in the SWGO/LIP layout (data + info)."),
+    data_key: str = typer.Option("data", "--data-key", help="HDF5 dataset with the events."),
+    normalise: str | None = typer.Option(
+        None, "--normalise", help="Override the training normalisation (log1p | none)."
+    ),
+    storage: str | None = typer.Option(
+        None, "--storage", envvar="WCD_HPC_STORAGE", help="Study storage of a sweep trial."
+    ),
+    output: Path | None = typer.Option(
+        None, "--out", help="Where to write (default RUN_DIR/evaluations/<file stem>)."
+    ),
+) -> None:
+    """Score a trained model on any file: metrics, a per-energy-bin table and plots."""
+    reg = registry()
+    try:
+        run = load_run(run_dir, reg, storage)
+        result = evaluate_file(run, file, reg, data_key=data_key, normalise=normalise, out=output)
+    except EvaluateError as exc:
+        fail(str(exc))
+    out.print(f"{result.events} events from {file}, model {run.model} of {run_dir}")
+    out.print(", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
+    if result.bins:
+        table = Table(title="per energy bin, log10(E0/GeV)")
+        names = [m for m in BINNED_METRICS if m in result.bins[0]]
+        for column in ("bin", "events", *names):
+            table.add_column(column, justify="right")
+        for row in result.bins:
+            edges = f"{row['log10_e_min']:.1f}–{row['log10_e_max']:.1f}"
+            table.add_row(edges, str(row["events"]), *(_cell(row[m]) for m in names))
+        out.print(table)
+    else:
+        out.print("no energy column in the file's info table: no per-bin table")
+    out.print(f"files: {result.out}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate_cmd)

@@ -1,0 +1,155 @@
+"""What the built-in models share: the training keys of every search space and parameter checks.
+
+Every model's space starts from :data:`TRAINING_SPACE` (the predecessor's search ranges for the
+keys the training loop reads), so a sweep over any model explores the same optimiser settings and
+results stay comparable across models. The checks raise one-line ``ValueError`` messages that name
+the model and the parameter, because a builder runs inside a trial on a compute node, far from the
+user who has to fix the experiment file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from wcd_hpc.api import DataSpec
+
+__all__ = [
+    "TRAINING_SPACE",
+    "AddChannel",
+    "AutoencoderOutput",
+    "autoencoder_logits",
+    "autoencoder_loss",
+    "check_image",
+    "flat_size",
+    "int_list",
+    "positive_int",
+    "recon_weight",
+    "space_with",
+    "unit_float",
+]
+
+#: The predecessor's ranges for what :mod:`wcd_hpc.engine.fit` reads (see SCIENCE.md).
+TRAINING_SPACE: dict[str, Any] = {
+    "lr": "loguniform(1e-4, 1e-2)",
+    "batch_size": "randint(32, 256)",
+    "optimizer": "choice(['adam', 'sgd'])",
+    "reg": "loguniform(1e-4, 1e-1)",
+}
+
+
+def space_with(**model_keys: Any) -> dict[str, Any]:
+    """A fresh default space: the training keys plus ``model_keys`` (lists copied, not shared)."""
+    out: dict[str, Any] = dict(TRAINING_SPACE)
+    for key, value in model_keys.items():
+        out[key] = list(value) if isinstance(value, list) else value
+    return out
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def int_list(
+    model: str, params: Mapping[str, Any], key: str, default: Sequence[int], length: int | None
+) -> list[int]:
+    """``params[key]`` as positive integers (``length`` of them when given), else ``default``."""
+    value = params.get(key, default)
+    ok = (
+        not isinstance(value, (str, bytes))
+        and isinstance(value, Sequence)
+        and len(value) >= 1
+        and (length is None or len(value) == length)
+        and all(_is_int(v) and v >= 1 for v in value)
+    )
+    if not ok:
+        count = f"{length} positive integers" if length else "a list of positive integers"
+        raise ValueError(f"model '{model}': '{key}' must be {count}, got {value!r}")
+    return [int(v) for v in value]
+
+
+def positive_int(model: str, params: Mapping[str, Any], key: str, default: int) -> int:
+    """``params[key]`` as an integer >= 1, else ``default``."""
+    value = params.get(key, default)
+    if not _is_int(value) or value < 1:
+        raise ValueError(f"model '{model}': '{key}' must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def unit_float(model: str, params: Mapping[str, Any], key: str, default: float) -> float:
+    """``params[key]`` as a number in [0, 1) (dropout rates), else ``default``."""
+    value = params.get(key, default)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"model '{model}': '{key}' must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+def check_image(model: str, spec: DataSpec, minimum: int) -> tuple[int, int, int]:
+    """(channels, H, W) of an image input (H, W) or (C, H, W); H and W at least ``minimum``."""
+    shape = tuple(int(d) for d in spec.input_shape)
+    if len(shape) not in (2, 3) or min(shape[-2:]) < minimum:
+        raise ValueError(
+            f"model '{model}': needs input_shape (C, H, W) or (H, W) with H, W >= {minimum}, "
+            f"got {spec.input_shape}"
+        )
+    channels = 1 if len(shape) == 2 else shape[0]
+    return channels, shape[-2], shape[-1]
+
+
+def flat_size(spec: DataSpec) -> int:
+    """Number of input features once flattened (dense models)."""
+    size = 1
+    for d in spec.input_shape:
+        size *= int(d)
+    return size
+
+
+class AddChannel(nn.Module):
+    """Give (N, H, W) images a channel axis so one network serves (H, W) and (C, H, W) specs."""
+
+    def __init__(self, needed: bool) -> None:
+        super().__init__()
+        self.needed = needed
+
+    def forward(self, x: Any) -> Any:
+        return x.unsqueeze(1) if self.needed else x
+
+
+class AutoencoderOutput(NamedTuple):
+    """What the autoencoder + classifier models return; the engine sees it only through
+    :func:`autoencoder_loss` and :func:`autoencoder_logits` (``Model.loss`` / ``Model.logits``).
+
+    ``penalty`` is any extra loss term the model computes itself (the VAE's weighted KL
+    divergence; zero for the plain autoencoder), so one loss function serves both models.
+    """
+
+    recon: torch.Tensor
+    logits: torch.Tensor
+    penalty: torch.Tensor
+    recon_weight: float
+
+
+def autoencoder_loss(outputs: Any, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """recon_weight · MSE(reconstruction, input) + penalty + cross-entropy(logits, label)."""
+    out: AutoencoderOutput = outputs
+    mse = nn.functional.mse_loss(out.recon.float(), x.float())
+    ce = nn.functional.cross_entropy(out.logits, y)
+    return out.recon_weight * mse + out.penalty.float() + ce
+
+
+def autoencoder_logits(outputs: Any) -> torch.Tensor:
+    """The classifier head's logits."""
+    logits: torch.Tensor = outputs.logits
+    return logits
+
+
+def recon_weight(model: str, params: Mapping[str, Any]) -> float:
+    """``params['recon_weight']`` (default 1): how much reconstruction counts against labels."""
+    value = params.get("recon_weight", 1.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(f"model '{model}': 'recon_weight' must be a number >= 0, got {value!r}")
+    return float(value)

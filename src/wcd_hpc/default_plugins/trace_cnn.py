@@ -1,0 +1,90 @@
+"""The ``trace-cnn`` model: muon tagging from the PMT traces of one station.
+
+Input (n_pmt, n_samples): each PMT is one input channel of 1-D convolutions along time, so every
+filter sees all PMTs at once — a muon crossing the tank lights the PMTs unevenly and with a sharp
+common rise, an electromagnetic deposit gives small, scattered pulses (Conceição et al. 2021,
+EPJ C 81, 542), and both the spatial (across PMTs) and the time pattern matter. Two conv + ReLU
++ max-pool blocks, then global max *and* mean pooling over time (peak and integrated signal, both
+muon handles, independent of the trace length) and a dense head. Inputs with more leading axes,
+e.g. (1, n_pmt, n_samples), are folded into channels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from wcd_hpc.api import DataSpec, Model
+from wcd_hpc.default_plugins.common import int_list, positive_int, space_with, unit_float
+from wcd_hpc.hookspecs import hookimpl
+
+__all__ = ["SPACE", "TraceCNN", "build", "register_models"]
+
+NAME = "trace-cnn"
+SPACE: dict[str, Any] = space_with(
+    channels=["randint(8, 32)", "randint(16, 64)"],
+    kernel="choice([3, 5, 7, 9])",
+    hidden="randint(16, 128)",
+)
+
+
+class TraceCNN(nn.Module):
+    """Conv1d blocks over time with PMTs as channels, global max + mean pooling, dense head."""
+
+    def __init__(
+        self, spec: DataSpec, channels: list[int], kernel: int, hidden: int, dropout: float
+    ) -> None:
+        super().__init__()
+        shape = tuple(int(d) for d in spec.input_shape)
+        self.in_ch = 1
+        for d in shape[:-1]:
+            self.in_ch *= d
+        blocks: list[nn.Module] = []
+        cin = self.in_ch
+        for c in channels:
+            blocks += [nn.Conv1d(cin, c, kernel, padding=kernel // 2), nn.ReLU(), nn.MaxPool1d(2)]
+            cin = c
+        self.features = nn.Sequential(*blocks)
+        self.head = nn.Sequential(
+            nn.Linear(2 * cin, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, spec.num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        maps = self.features(x.reshape(x.shape[0], self.in_ch, x.shape[-1]))
+        pooled = torch.cat([maps.amax(dim=2), maps.mean(dim=2)], dim=1)
+        out: torch.Tensor = self.head(pooled)
+        return out
+
+
+def build(params: Mapping[str, Any], spec: DataSpec) -> nn.Module:
+    """A fresh trace CNN; defaults (16, 32 maps, kernel 5, 64 hidden) when nothing is sampled."""
+    channels = int_list(NAME, params, "channels", [16, 32], None)
+    kernel = positive_int(NAME, params, "kernel", 5)
+    hidden = positive_int(NAME, params, "hidden", 64)
+    dropout = unit_float(NAME, params, "dropout", 0.0)
+    samples = int(spec.input_shape[-1]) if spec.input_shape else 0
+    if len(spec.input_shape) < 2 or samples < 2 ** len(channels):
+        raise ValueError(
+            f"model '{NAME}': needs input_shape (n_pmt, n_samples) with n_samples >= "
+            f"{2 ** len(channels)} for {len(channels)} pooling blocks, got {spec.input_shape}"
+        )
+    return TraceCNN(spec, channels, kernel, hidden, dropout)
+
+
+@hookimpl
+def register_models(register: Callable[[Model], None]) -> None:
+    """Register ``trace-cnn``."""
+    register(
+        Model(
+            name=NAME,
+            build=build,
+            space=space_with(**SPACE),
+            description="1-D CNN over PMT traces (PMTs as channels) for muon tagging",
+        )
+    )

@@ -1,0 +1,215 @@
+"""``evaluate`` as a library: apply a trained run to any HDF5 file in the SWGO/LIP layout.
+
+The file holds ``data`` (N, …) float32 — (N, 80, 80) footprints, or (N, n_pmt, n_samples) traces
+under another key given with ``data_key`` — and a pandas ``info`` table with ``Y_class`` and
+``E0 (GeV)`` (or our simulators' ``E0``); a ``primary`` column is used when present. Events are read
+and predicted in chunks of ``chunk`` rows, so a file far larger than memory is fine.
+
+A run directory is a sweep trial (``runs/<study>/trials/<n>``: the experiment comes from its study,
+by default the journal file two levels up, or ``storage``) or a ``train`` run (its own
+``experiment.json``). The model is rebuilt from ``params.json`` and ``data_spec.json`` and loaded
+from ``model.pt``. The training dataset's normalisation is re-applied when it can be from the
+stored parameters alone (``log1p``, ``none``); a normalisation fitted on the training data
+(``standard``) cannot and is refused, because silently skipping it would score garbage.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from wcd_hpc import study as studies
+from wcd_hpc.api import DataSpec, Metric
+from wcd_hpc.engine.fit import default_logits, pick_device
+from wcd_hpc.evaluation import with_primary, write_evaluation_artifacts
+from wcd_hpc.plugins import Registry
+from wcd_hpc.storage import open_storage
+
+__all__ = ["EvaluateError", "Evaluation", "RunInfo", "evaluate_file", "load_run", "read_events"]
+
+NORMALISERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "log1p": lambda x: np.log1p(np.clip(x, 0.0, None)),
+    "none": lambda x: x,
+}
+ENERGY_COLUMNS = ("E0 (GeV)", "E0")
+
+
+class EvaluateError(ValueError):
+    """A problem with the run directory or the file, as one line naming which and what."""
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What rebuilding a trained model needs."""
+
+    run_dir: Path
+    model: str
+    params: dict[str, Any]
+    spec: DataSpec
+    dataset_params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Metrics on the whole file, the per-energy-bin table, and where the files went."""
+
+    out: Path
+    events: int
+    metrics: dict[str, float]
+    bins: list[dict[str, Any]]
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise EvaluateError(f"{path.parent}: not a trained run: {path.name} is missing") from None
+    except json.JSONDecodeError as exc:
+        raise EvaluateError(f"{path}: not valid JSON ({exc.msg})") from None
+
+
+def _experiment(run_dir: Path, storage: str | None) -> dict[str, Any]:
+    own = run_dir / "experiment.json"
+    if own.exists():
+        return dict(_read_json(own))
+    study = str(_read_json(run_dir / "params.json").get("study", ""))
+    url = storage or f"journal:{(run_dir.parent.parent / 'journal.log').resolve()}"
+    if storage is None and not (run_dir.parent.parent / "journal.log").exists():
+        raise EvaluateError(
+            f"{run_dir}: no experiment.json and no journal.log two levels up; "
+            "pass --storage URL for a study kept in a database"
+        )
+    return studies.experiment_of(studies.load(study, open_storage(url), url)).to_dict()
+
+
+def load_run(run_dir: Path, registry: Registry, storage: str | None = None) -> RunInfo:
+    """Read what a run directory needs to rebuild its model (errors name the missing piece)."""
+    if not run_dir.is_dir():
+        raise EvaluateError(f"{run_dir}: no such run directory")
+    exp = _experiment(run_dir, storage)
+    raw = _read_json(run_dir / "data_spec.json")
+    spec = DataSpec(tuple(raw["input_shape"]), int(raw["num_classes"]), tuple(raw["class_names"]))
+    dataset = registry.datasets.get(exp["dataset"])
+    defaults = dict(dataset.obj.defaults) if dataset is not None else {}
+    params = dict(_read_json(run_dir / "params.json")["params"])
+    return RunInfo(run_dir, exp["model"], params, spec, {**defaults, **exp["dataset_params"]})
+
+
+def read_events(
+    path: Path, data_key: str = "data"
+) -> tuple[Any, np.ndarray, dict[str, np.ndarray]]:
+    """The open h5py dataset (read lazily), the labels and per-event metadata of ``path``."""
+    import h5py
+    import pandas as pd
+
+    try:
+        handle = h5py.File(path, "r")
+    except (FileNotFoundError, OSError) as exc:
+        raise EvaluateError(f"{path}: cannot open as HDF5 ({exc})") from None
+    if data_key not in handle:
+        keys = ", ".join(sorted(handle.keys()))
+        raise EvaluateError(f"{path}: no dataset '{data_key}' (keys: {keys}); see --data-key")
+    try:
+        info = pd.read_hdf(path, "info")
+    except (KeyError, ValueError, TypeError, OSError) as exc:
+        raise EvaluateError(f"{path}: cannot read the 'info' table ({exc})") from None
+    data = handle[data_key]
+    if len(info) != data.shape[0]:
+        raise EvaluateError(
+            f"{path}: '{data_key}' has {data.shape[0]} events but 'info' {len(info)} rows"
+        )
+    if "Y_class" not in info.columns:
+        raise EvaluateError(f"{path}: 'info' has no Y_class column (columns: {list(info.columns)})")
+    labels = info["Y_class"].to_numpy()
+    if np.isnan(labels.astype(np.float64)).any():
+        raise EvaluateError(f"{path}: 'info' column Y_class contains NaN")
+    meta: dict[str, np.ndarray] = {}
+    for column in ENERGY_COLUMNS:
+        if column in info.columns:
+            meta["energy"] = info[column].to_numpy(dtype=np.float64)
+            break
+    for column, key in (("theta0 (deg)", "zenith"), ("theta0", "zenith"), ("Nmuons", "Nmuons")):
+        if column in info.columns:
+            meta[key] = info[column].to_numpy(dtype=np.float64)
+    if "primary" in info.columns:
+        meta["primary"] = info["primary"].astype(str).to_numpy()
+    return data, labels.astype(np.int64), meta
+
+
+def evaluate_file(
+    run: RunInfo,
+    path: Path,
+    registry: Registry,
+    *,
+    data_key: str = "data",
+    normalise: str | None = None,
+    out: Path | None = None,
+    chunk: int = 4096,
+) -> Evaluation:
+    """Predict every event of ``path`` in chunks; write metrics, ``binned.json`` and plots."""
+    kind = normalise or str(run.dataset_params.get("normalise", "none"))
+    if kind not in NORMALISERS:
+        raise EvaluateError(
+            f"{run.run_dir}: the training data used normalise '{kind}', which cannot be "
+            f"re-applied to a new file; use --normalise ({' | '.join(NORMALISERS)}) to override"
+        )
+    if run.model not in registry.models:
+        raise EvaluateError(f"{run.run_dir}: model '{run.model}' is not installed")
+    plugin = registry.models[run.model].obj
+    model = plugin.build(run.params, run.spec)
+    state = torch.load(run.run_dir / "model.pt", map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    device = pick_device()
+    model.to(device).eval()
+    data, labels, meta = read_events(path, data_key)
+    size = int(np.prod(run.spec.input_shape))
+    if int(np.prod(data.shape[1:])) != size:
+        raise EvaluateError(
+            f"{path}: events of shape {tuple(data.shape[1:])} do not fit the model's input "
+            f"{run.spec.input_shape}"
+        )
+    if labels.size and (labels.min() < 0 or labels.max() >= run.spec.num_classes):
+        raise EvaluateError(
+            f"{path}: Y_class must lie in 0..{run.spec.num_classes - 1} for this model "
+            f"(classes {', '.join(run.spec.class_names)}), got {labels.min()}..{labels.max()}"
+        )
+    logits_fn = plugin.logits or default_logits
+    norm = NORMALISERS[kind]
+    parts = []
+    with torch.no_grad():
+        for start in range(0, data.shape[0], chunk):
+            block = norm(np.asarray(data[start : start + chunk], dtype=np.float32))
+            x = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32))
+            x = x.reshape(-1, *run.spec.input_shape).to(device)
+            parts.append(torch.softmax(logits_fn(model(x)).float(), dim=1).cpu().numpy())
+    data.file.close()
+    probs = np.concatenate(parts) if parts else np.zeros((0, run.spec.num_classes))
+    metrics = _scores(labels, probs, with_primary(meta, labels, run.spec.class_names), registry)
+    target = out or run.run_dir / "evaluations" / path.stem
+    target.mkdir(parents=True, exist_ok=True)
+    metric_objs = {name: entry.obj for name, entry in registry.metrics.items()}
+    bins = write_evaluation_artifacts(
+        target, labels, probs, meta, run.spec.class_names, metric_objs
+    )
+    payload = {"file": str(path.resolve()), "events": int(labels.size), "metrics": metrics}
+    (target / "metrics.json").write_text(json.dumps(payload, indent=2) + "\n")
+    return Evaluation(target, int(labels.size), metrics, bins)
+
+
+def _scores(
+    labels: np.ndarray, probs: np.ndarray, meta: Mapping[str, np.ndarray], registry: Registry
+) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name, entry in sorted(registry.metrics.items()):
+        metric: Metric = entry.obj
+        try:
+            out[name] = float(metric.compute(labels, probs, meta))
+        except Exception:  # a third-party metric that cannot score this file is left out
+            continue
+    return out

@@ -1,0 +1,113 @@
+"""``train`` as a library: one run of one experiment at fixed parameters, no study, no sweep.
+
+Which parameters a one-off run uses, entry by entry of the resolved search space:
+
+- ``uniform(a, b)`` → (a + b) / 2; ``loguniform(a, b)`` → √(a·b), the midpoint in log space;
+- ``randint(a, b)`` → ⌊(a + b) / 2⌋; ``range(a, b, step)`` → the grid point at or just below the
+  middle; ``choice([...])`` → the first option; constants stay as written;
+- ``--set param_space.NAME=VALUE`` replaces an entry first, so a constant fixes it exactly.
+
+The midpoint is the least surprising fixed point of a range (the same rule for every model, and
+the defaults of the predecessor's spaces sit inside its best results' region); the first option of a
+choice lets an experiment file put its preferred value first. The run goes through the very same
+:func:`wcd_hpc.engine.trial.run_trial` as a sweep's trials, so it writes the same files, under
+``<runs_dir>/<name>/train/trials/<n>/`` (n counts up: a second ``train`` never overwrites the
+first) plus ``experiment.json``, the resolved experiment that ``wcd-hpc evaluate`` reads.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+from wcd_hpc.config import Experiment, load_experiment, resolve
+from wcd_hpc.engine.fit import pick_device
+from wcd_hpc.engine.trial import Context, run_trial, trial_dir
+from wcd_hpc.plugins import Registry
+from wcd_hpc.space import Space
+
+__all__ = ["TrainResult", "fixed_params", "midpoint", "plan_train", "train"]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where the run wrote its files, the parameters it used and its ``result.json``."""
+
+    out: Path
+    params: dict[str, object]
+    result: dict[str, Any]
+
+
+def midpoint(dist: BaseDistribution) -> object:
+    """The value a one-off run takes for one Optuna distribution (rule in the module docstring)."""
+    if isinstance(dist, CategoricalDistribution):
+        return dist.choices[0]
+    if isinstance(dist, IntDistribution):
+        if dist.log:
+            return round(math.sqrt(dist.low * dist.high))
+        return dist.low + (dist.high - dist.low) // dist.step // 2 * dist.step
+    if isinstance(dist, FloatDistribution):
+        if dist.log:
+            return math.exp((math.log(dist.low) + math.log(dist.high)) / 2)
+        if dist.step is not None:
+            steps = math.floor((dist.high - dist.low) / dist.step / 2 + 1e-9)
+            return dist.low + steps * dist.step
+        return (dist.low + dist.high) / 2
+    raise TypeError(f"no midpoint rule for {type(dist).__name__}")
+
+
+def fixed_params(space: Space) -> dict[str, object]:
+    """The nested parameters of a one-off run: every distribution at its :func:`midpoint`."""
+    flat = {name: midpoint(dist) for name, dist in space.distributions().items()}
+    return space.suggest(optuna.trial.FixedTrial(flat))
+
+
+def plan_train(
+    path: str | Path,
+    registry: Registry,
+    *,
+    profile: Mapping[str, Any] | None = None,
+    overrides: Sequence[str] = (),
+) -> tuple[Experiment, Space]:
+    """Load and resolve the experiment exactly as ``sweep`` does (same errors, same precedence)."""
+    exp = load_experiment(path, profile=profile, overrides=overrides)
+    return resolve(exp, registry)
+
+
+def _next_number(base: Path) -> int:
+    taken = [int(p.name) for p in (base / "trials").glob("*") if p.name.isdigit()]
+    return max(taken, default=-1) + 1
+
+
+def train(exp: Experiment, space: Space, registry: Registry) -> TrainResult:
+    """Load the data, train once at :func:`fixed_params`, evaluate, write the artifacts."""
+    runs = Path(exp.runs_dir).resolve()
+    base = runs / exp.name / "train"
+    number = _next_number(base)
+    flat = {name: midpoint(dist) for name, dist in space.distributions().items()}
+    dataset = registry.datasets[exp.dataset].obj
+    cache = runs / ".cache"  # the cache sweeps use, so train and sweep share simulated data
+    cache.mkdir(parents=True, exist_ok=True)
+    splits = dataset.load({**dataset.defaults, **exp.dataset_params}, exp.seed, str(cache))
+    metrics = {name: entry.obj for name, entry in registry.metrics.items()}
+    model = registry.models[exp.model].obj
+    ctx = Context(exp, space, model, metrics, splits, base, pick_device())
+    out = trial_dir(base, number)
+    out.mkdir(parents=True, exist_ok=True)
+    stored = {**exp.to_dict(), "dataset_params": {**dataset.defaults, **exp.dataset_params}}
+    (out / "experiment.json").write_text(json.dumps(stored, indent=2, default=str) + "\n")
+    run_trial(ctx, optuna.trial.FixedTrial(flat, number=number))  # type: ignore[arg-type]
+    params = json.loads((out / "params.json").read_text())["params"]
+    return TrainResult(out, params, json.loads((out / "result.json").read_text()))
