@@ -1,0 +1,383 @@
+"""Study + run directory → MLflow: the only place that talks to a tracking server.
+
+Workers never contact MLflow (compute nodes are often offline); ``sync`` copies a study once its
+trials are done: one parent run per study, one nested run per finished, pruned or failed trial,
+and the best trial's weights in the Model Registry.
+
+It is idempotent and resumable without any local state, so it never writes to the study or the
+run directory. Runs are found again by their tags (``wcd_hpc.study``, ``wcd_hpc.trial``), and
+each trial run carries a fingerprint of what was uploaded (``wcd_hpc.fingerprint``), written
+last: an unchanged trial is skipped, a changed one is updated in place, and a run left half-done
+by a killed sync has no fingerprint yet and is completed on the next sync.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import optuna
+from mlflow.entities import Metric, Param, Run, RunTag
+from mlflow.tracking import MlflowClient
+from optuna.trial import FrozenTrial, TrialState
+
+from wcd_hpc import __version__, syncplots
+from wcd_hpc import study as studies
+from wcd_hpc.storage import mask
+from wcd_hpc.syncdata import (
+    SyncError,
+    clean,
+    connect,
+    env_defaults,
+    fingerprint,
+    flatten,
+    git_commit,
+    is_secret,
+    local_artifacts,
+    log_batched,
+    millis,
+    one_line,
+    read_epochs,
+    read_json,
+    tracking_uri_for,
+)
+
+__all__ = ["SyncError", "SyncReport", "connect", "sync_study", "tracking_uri_for"]
+
+# Fault injection for the resume test: the process dies half-way through trial number N's run.
+ENV_CRASH = "WCD_HPC_SYNC_CRASH_AT"
+# MLflow prints a "View run at" line per run to stdout; sync reports once, at the end.
+QUIET = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
+TAG_STUDY = "wcd_hpc.study"
+TAG_TRIAL = "wcd_hpc.trial"
+TAG_ROLE = "wcd_hpc.role"
+TAG_FINGERPRINT = "wcd_hpc.fingerprint"
+TAG_PARENT = "mlflow.parentRunId"
+SYNCED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+# Trial user attributes copied as tags when present (written by workers, launchers, containers).
+ATTR_TAGS = ("host", "pid", "worker", "gpu", "image", "image_digest", "fail_reason", "git_commit")
+TRIAL_FILES = (
+    "params.json",
+    "result.json",
+    "metrics.jsonl",
+    "error.txt",
+    "binned.json",
+    "data_spec.json",
+)
+# The names the trial itself uses when it draws plots (wcd_hpc.evaluation): its own ones win.
+CONFUSION, ROC, CURVES = "confusion.png", "roc.png", "learning_curves.png"
+
+
+@dataclass
+class SyncReport:
+    """What one sync did; ``runs`` maps trial numbers to their MLflow run ids."""
+
+    study: str
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    runs: dict[int, str] = field(default_factory=dict)
+    created: list[int] = field(default_factory=list)
+    updated: list[int] = field(default_factory=list)
+    unchanged: list[int] = field(default_factory=list)
+    registered: tuple[str, str] | None = None
+
+    def line(self) -> str:
+        model = f"; model {self.registered[0]} v{self.registered[1]}" if self.registered else ""
+        return (
+            f"synced study {self.study} to {self.tracking_uri} (experiment {self.experiment_id}): "
+            f"{len(self.created)} new, {len(self.updated)} updated, "
+            f"{len(self.unchanged)} unchanged trial runs{model}"
+        )
+
+
+class _Syncer:
+    """One sync of one study; holds the client, the experiment and the runs found by tag."""
+
+    def __init__(self, client: MlflowClient, study: optuna.Study, run_dir: Path, uri: str):
+        self.client = client
+        self.study = study
+        self.run_dir = run_dir
+        self.uri = uri
+        self.name = study.study_name
+        self.commit = git_commit()
+        self.version = str(study.user_attrs.get(studies.ATTR_VERSION, __version__))
+        self.exp = study.user_attrs.get(studies.ATTR_EXPERIMENT, {})
+        crash = os.environ.get(ENV_CRASH)
+        self.crash_at = int(crash) if crash else None
+
+    def experiment_id(self) -> str:
+        found = self.client.get_experiment_by_name(self.name)
+        if found is None:
+            return self.client.create_experiment(
+                self.name,
+                artifact_location=local_artifacts(self.uri, self.name),
+                tags={TAG_STUDY: self.name},
+            )
+        if found.lifecycle_stage != "active":
+            raise SyncError(
+                f"MLflow experiment '{self.name}' at {mask(self.uri)} is deleted; restore it "
+                f"(mlflow experiments restore --experiment-id {found.experiment_id}) and rerun"
+            )
+        return str(found.experiment_id)
+
+    def existing(self, exp_id: str) -> tuple[Run | None, dict[int, Run]]:
+        """The study's parent run and its trial runs, by tag; the oldest wins a duplicate."""
+        runs: list[Run] = []
+        token = None
+        while True:
+            page = self.client.search_runs(
+                [exp_id],
+                filter_string=f"tags.`{TAG_STUDY}` = '{self.name}'",
+                max_results=1000,
+                order_by=["attributes.start_time ASC"],
+                page_token=token,
+            )
+            runs.extend(page)
+            token = page.token
+            if not token:
+                break
+        parent = next((r for r in runs if r.data.tags.get(TAG_ROLE) == "study"), None)
+        trials: dict[int, Run] = {}
+        for run in runs:
+            number = run.data.tags.get(TAG_TRIAL)
+            if run.data.tags.get(TAG_ROLE) == "trial" and number is not None:
+                trials.setdefault(int(number), run)
+        return parent, trials
+
+    def base_tags(self, role: str) -> dict[str, str]:
+        tags = {TAG_STUDY: self.name, TAG_ROLE: role, "wcd_hpc.version": self.version}
+        if self.commit:
+            tags["mlflow.source.git.commit"] = self.commit
+        return tags
+
+    def trial(self, trial: FrozenTrial, run: Run | None, parent_id: str, exp_id: str) -> str:
+        """Create or update the nested run of one trial; its fingerprint goes on last."""
+        folder = self.run_dir / "trials" / str(trial.number)
+        stored = read_json(folder / "params.json")
+        tags = {
+            **self.base_tags("trial"),
+            TAG_TRIAL: str(trial.number),
+            TAG_PARENT: parent_id,
+            "wcd_hpc.state": trial.state.name,
+            **clean({k: trial.user_attrs.get(k) for k in ATTR_TAGS}),
+            **clean({k: v for k, v in trial.user_attrs.items() if k.startswith("slurm")}),
+        }
+        if run is None:
+            run = self.client.create_run(
+                exp_id,
+                start_time=millis(trial.datetime_start),
+                tags=tags,
+                run_name=f"trial-{trial.number}",
+            )
+        run_id = str(run.info.run_id)
+        params = clean(flatten(studies.params_of(self.study, trial)))
+        if "seed" in stored:
+            params.setdefault("seed", str(stored["seed"]))
+        have = run.data.params
+        log_batched(
+            self.client,
+            run_id,
+            params=[Param(k, v) for k, v in params.items() if k not in have],
+            metrics=self.metrics(trial, folder),
+            tags=[RunTag(k, v) for k, v in tags.items()],
+        )
+        if self.crash_at == trial.number:
+            os._exit(137)
+        with tempfile.TemporaryDirectory(prefix="wcd-hpc-sync-") as tmp:
+            self.artifacts(run_id, folder, Path(tmp))
+        self.client.set_terminated(
+            run_id, status=STATUS[trial.state.name], end_time=millis(trial.datetime_complete)
+        )
+        self.client.set_tag(run_id, TAG_FINGERPRINT, fingerprint(trial, folder))
+        return run_id
+
+    def metrics(self, trial: FrozenTrial, folder: Path) -> list[Metric]:
+        """Per-epoch metrics with the epoch as step, then the final ones (timestamps fixed, so
+        logging them again on an update adds no duplicate points)."""
+        base = millis(trial.datetime_start) or 0
+        started = float(trial.user_attrs.get("train_started", base / 1000))
+        out: list[Metric] = []
+        elapsed = 0.0
+        for record in read_epochs(folder / "metrics.jsonl"):
+            step = int(record.get("epoch", len(out)))
+            elapsed += float(record.get("seconds", 0.0))
+            stamp = int((started + elapsed) * 1000)
+            for key, value in record.items():
+                if key != "epoch" and isinstance(value, (int, float)):
+                    out.append(Metric(key, float(value), stamp, step))
+        end = millis(trial.datetime_complete) or base
+        result = read_json(folder / "result.json")
+        finals = {f"test_{k}": v for k, v in (result.get("test") or {}).items()}
+        if trial.value is not None:
+            finals["objective"] = trial.value
+        for key, value in finals.items():
+            if isinstance(value, (int, float)):
+                out.append(Metric(key, float(value), end, 0))
+        return out
+
+    def artifacts(self, run_id: str, folder: Path, tmp: Path) -> None:
+        """Weights, the trial's files and its plots (the trial's own plots win if it drew any)."""
+        log = self.client.log_artifact
+        if (folder / "model.pt").exists():
+            log(run_id, str(folder / "model.pt"), "model")
+        for name in TRIAL_FILES:
+            if (folder / name).exists():
+                log(run_id, str(folder / name))
+        own = sorted((folder / "plots").glob("*.png"))
+        for path in [*own, *self.plots(folder, tmp, {p.name for p in own})]:
+            log(run_id, str(path), "plots")
+
+    def plots(self, folder: Path, tmp: Path, own: set[str]) -> list[Path]:
+        """The plots the trial did not draw itself, from its epochs and test predictions."""
+        drawn: list[Path | None] = []
+        if CURVES not in own:
+            records = read_epochs(folder / "metrics.jsonl")
+            drawn.append(syncplots.learning_curves(records, tmp / CURVES))
+        predictions = folder / "predictions.npz"
+        if predictions.exists() and not {CONFUSION, ROC} <= own:
+            with np.load(predictions) as data:
+                y_true, y_score = data["y_true"], data["y_score"]
+                names = [str(n) for n in data["class_names"]] if "class_names" in data else []
+            if y_score.ndim == 2 and len(y_true) and y_score.shape[1] >= 2:
+                if CONFUSION not in own:
+                    drawn.append(
+                        syncplots.confusion_matrix(y_true, y_score, names, tmp / CONFUSION)
+                    )
+                if ROC not in own:
+                    drawn.append(syncplots.roc_curve(y_true, y_score, names, tmp / ROC))
+        return [p for p in drawn if p is not None]
+
+    def parent(self, run: Run | None, exp_id: str, trials: list[FrozenTrial]) -> str:
+        if run is not None:
+            return str(run.info.run_id)
+        starts = [s for s in (millis(t.datetime_start) for t in trials) if s is not None]
+        created = self.client.create_run(
+            exp_id,
+            start_time=min(starts) if starts else None,
+            tags={**self.base_tags("study"), "wcd_hpc.metric": str(self.exp.get("metric"))},
+            run_name=self.name,
+        )
+        return str(created.info.run_id)
+
+    def finish_parent(
+        self, run_id: str, trials: list[FrozenTrial], best: FrozenTrial | None
+    ) -> None:
+        """Resolved experiment, counts, best value and the study plots on the parent run."""
+        experiment = {k: v for k, v in self.exp.items() if not is_secret(k)}
+        have = self.client.get_run(run_id).data.params
+        params = clean(flatten(experiment))
+        now = int(time.time() * 1000)  # the newest point is what MLflow shows as the value
+        values: dict[str, float] = {
+            f"trials_{k.lower()}": float(v) for k, v in studies.counts(trials).items()
+        }
+        if best is not None and best.value is not None:
+            values.update(best_value=best.value, best_trial=float(best.number))
+        metrics = [Metric(k, v, now, 0) for k, v in values.items()]
+        log_batched(
+            self.client,
+            run_id,
+            params=[Param(k, v) for k, v in params.items() if k not in have],
+            metrics=metrics,
+            tags=[RunTag("wcd_hpc.budget", str(self.study.user_attrs.get("budget", "")))],
+        )
+        with tempfile.TemporaryDirectory(prefix="wcd-hpc-sync-") as tmp:
+            folder = Path(tmp)
+            (folder / "experiment.json").write_text(json.dumps(experiment, indent=2) + "\n")
+            self.client.log_artifact(run_id, str(folder / "experiment.json"))
+            for path in syncplots.study_plots(self.study, folder):
+                self.client.log_artifact(run_id, str(path), "plots")
+        self.client.set_terminated(run_id, status="FINISHED")
+
+    def register(self, best: FrozenTrial, run_id: str) -> tuple[str, str]:
+        """The best trial's weights as a version of ``wcd-hpc-<study>``, aliased ``best``.
+
+        A version is only added when the best trial changed since the last sync.
+        """
+        name = f"wcd-hpc-{self.name}"
+        metric = str(self.exp.get("metric", "objective"))
+        if not self.client.search_registered_models(f"name = '{name}'"):
+            self.client.create_registered_model(
+                name,
+                tags={TAG_STUDY: self.name, "metric": metric},
+                description=f"Best trial of wcd-hpc study {self.name} by validation {metric}.",
+            )
+        for version in self.client.search_model_versions(f"name = '{name}'"):
+            if version.run_id == run_id:
+                self.client.set_registered_model_alias(name, "best", version.version)
+                return name, str(version.version)
+        created = self.client.create_model_version(
+            name,
+            source=f"runs:/{run_id}/model",
+            run_id=run_id,
+            tags={TAG_TRIAL: str(best.number), metric: f"{best.value}"},
+            description=f"trial {best.number}: validation {metric} = {best.value}",
+        )
+        self.client.set_registered_model_alias(name, "best", created.version)
+        return name, str(created.version)
+
+
+def _best(study: optuna.Study, trials: list[FrozenTrial]) -> FrozenTrial | None:
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    if not complete:
+        return None
+    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    return min(complete, key=lambda t: (sign * float(t.value or 0.0), t.number))
+
+
+def sync_study(
+    study: optuna.Study,
+    run_dir: Path,
+    tracking_uri: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> SyncReport:
+    """Copy ``study`` and its trial directories under ``run_dir`` to MLflow at ``tracking_uri``.
+
+    ``progress(done, total)`` is called after each trial. Any MLflow or network failure becomes
+    one ``SyncError`` line; the study and ``run_dir`` are only read.
+    """
+    client = connect(tracking_uri)
+    try:
+        with env_defaults(QUIET):
+            return _sync(_Syncer(client, study, run_dir, tracking_uri), progress)
+    except SyncError:
+        raise
+    except Exception as exc:
+        raise SyncError(f"sync to MLflow at {mask(tracking_uri)} failed: {one_line(exc)}") from exc
+
+
+def _sync(s: _Syncer, progress: Callable[[int, int], None] | None) -> SyncReport:
+    trials = s.study.get_trials(deepcopy=False)
+    todo = [t for t in trials if t.state in SYNCED]
+    exp_id = s.experiment_id()
+    parent, existing = s.existing(exp_id)
+    parent_id = s.parent(parent, exp_id, trials)
+    report = SyncReport(s.name, mask(s.uri), exp_id, parent_id)
+    for done, trial in enumerate(todo, start=1):
+        run = existing.get(trial.number)
+        folder = s.run_dir / "trials" / str(trial.number)
+        if run is not None and run.data.tags.get(TAG_FINGERPRINT) == fingerprint(trial, folder):
+            report.unchanged.append(trial.number)
+            report.runs[trial.number] = run.info.run_id
+        else:
+            report.runs[trial.number] = s.trial(trial, run, parent_id, exp_id)
+            (report.updated if run is not None else report.created).append(trial.number)
+        if progress is not None:
+            progress(done, len(todo))
+    best = _best(s.study, trials)
+    if parent is None or report.created or report.updated or not _parent_done(parent):
+        s.finish_parent(parent_id, trials, best)
+    if best is not None and best.number in report.runs:
+        report.registered = s.register(best, report.runs[best.number])
+    return report
+
+
+def _parent_done(run: Run) -> bool:
+    return bool(run.info.status == "FINISHED")

@@ -1,0 +1,192 @@
+"""What ``sync`` reads and how it talks to MLflow: tracking URIs, the connection check, the
+trial directory's files, fingerprints, and the cleaning that keeps credentials out of MLflow.
+
+Kept apart from :mod:`wcd_hpc.sync` (the run bookkeeping) so each stays small; nothing here
+writes anywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from mlflow.tracking import MlflowClient
+from optuna.trial import FrozenTrial
+
+from wcd_hpc.storage import mask
+
+ENV_TRACKING = "MLFLOW_TRACKING_URI"
+# Bump when what sync uploads for a trial changes, so the next sync refreshes every run.
+FORMAT = 1
+SECRET_WORDS = ("password", "passwd", "secret", "token", "storage", "credential")
+
+
+class SyncError(RuntimeError):
+    """The tracking server cannot be used; one line, credentials masked."""
+
+
+def default_tracking_uri(runs_root: Path) -> str:
+    """A local MLflow store under the runs root: the quickstart needs no server.
+
+    SQLite rather than MLflow's file store, which is deprecated and has no Model Registry.
+    """
+    return f"sqlite:///{(runs_root / 'mlflow.db').resolve()}"
+
+
+def tracking_uri_for(flag: str | None, runs_root: Path) -> str:
+    """``--tracking-uri`` beats ``$MLFLOW_TRACKING_URI`` beats the local default store."""
+    return flag or os.environ.get(ENV_TRACKING) or default_tracking_uri(runs_root)
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    errno = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    if errno:  # urllib3's chain of wrappers around e.g. "Connection refused"
+        return errno.group(1).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return mask(lines[0] if lines else type(exc).__name__)[:300]
+
+
+def local_artifacts(uri: str, study: str) -> str | None:
+    """Where a local (sqlite) store keeps a study's artifacts: ``mlartifacts/<study>`` beside
+    the database (MLflow's own default would be ``./mlruns`` in whatever directory sync ran)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    root = Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts" / study
+    return root.resolve().as_uri()
+
+
+@contextlib.contextmanager
+def env_defaults(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables the user has not set, for the duration of the block only.
+
+    MLflow reads its settings from the environment at each call; this keeps a library caller's
+    environment as it was.
+    """
+    saved = {k: os.environ.get(k) for k in values}
+    for key, value in values.items():
+        os.environ.setdefault(key, value)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def connect(uri: str) -> MlflowClient:
+    """A client for ``uri`` that has answered one request; otherwise a one-line SyncError.
+
+    The check uses few retries: MLflow's defaults retry an unreachable server for minutes,
+    which is right for a flaky network mid-sync but not for telling a user it is down.
+    """
+    quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+    with env_defaults(quick):
+        try:
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            client.search_experiments(max_results=1)
+        except Exception as exc:
+            raise SyncError(f"cannot reach MLflow at {mask(uri)}: {one_line(exc)}") from None
+    return client
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts and lists as dotted keys: ``{"channels": [4, 8]}`` → ``channels.0``, ..."""
+    if isinstance(value, Mapping):
+        items: Iterator[tuple[str, Any]] = ((str(k), v) for k, v in value.items())
+    elif isinstance(value, (list, tuple)):
+        items = ((str(i), v) for i, v in enumerate(value))
+    else:
+        return {prefix: value}
+    flat: dict[str, Any] = {}
+    for key, item in items:
+        flat.update(flatten(item, f"{prefix}.{key}" if prefix else key))
+    return flat
+
+
+def is_secret(key: str) -> bool:
+    return any(word in key.lower() for word in SECRET_WORDS)
+
+
+def clean(values: Mapping[str, Any]) -> dict[str, str]:
+    """Parameter/tag values as MLflow wants them, minus anything that may hold a credential."""
+    return {k: mask(str(v))[:6000] for k, v in values.items() if not is_secret(k) and v is not None}
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def read_epochs(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue  # a line cut short by a killed worker
+    return records
+
+
+def fingerprint(trial: FrozenTrial, folder: Path) -> str:
+    """What a trial run was synced from: state, value, attributes and the trial's files."""
+    sizes = {}
+    for path in sorted(folder.rglob("*")) if folder.exists() else []:
+        if path.is_file() and not path.name.endswith(".tmp"):
+            sizes[str(path.relative_to(folder))] = path.stat().st_size
+    result = folder / "result.json"
+    payload = {
+        "format": FORMAT,
+        "state": trial.state.name,
+        "value": trial.value,
+        "attrs": clean(flatten(trial.user_attrs)),
+        "sizes": sizes,
+        "result": result.read_text() if result.exists() else None,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def git_commit() -> str | None:
+    """The commit of the checkout wcd-hpc runs from, when it is one (an editable install)."""
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(Path(__file__).parent), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def millis(stamp: Any) -> int | None:
+    return int(stamp.timestamp() * 1000) if stamp is not None else None
+
+
+def log_batched(client: MlflowClient, run_id: str, **lists: list[Any]) -> None:
+    """``log_batch`` within MLflow's limits (1000 entries, 100 params or tags per call)."""
+    for kind, size in (("metrics", 1000), ("params", 100), ("tags", 100)):
+        entries = lists.get(kind, [])
+        for start in range(0, len(entries), size):
+            chunk = entries[start : start + size]
+            client.log_batch(
+                run_id,
+                metrics=chunk if kind == "metrics" else (),
+                params=chunk if kind == "params" else (),
+                tags=chunk if kind == "tags" else (),
+            )

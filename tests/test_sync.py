@@ -1,0 +1,271 @@
+"""`wcd-hpc sync`: a study and its run directory land in a real `mlflow server`, idempotently."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import optuna
+import pytest
+import torch
+from conftest import need
+from mlflow.tracking import MlflowClient
+
+from wcd_hpc.storage import open_storage
+from wcd_hpc.sync import ENV_CRASH
+from wcd_hpc.syncdata import clean, flatten, tracking_uri_for
+from wcd_hpc.syncplots import roc_points
+
+TOY = {"WCD_HPC_PLUGINS": "toy"}
+MLFLOW = Path(sys.executable).parent / "mlflow"
+
+
+@dataclass
+class Server:
+    uri: str
+    proc: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(folder: Path, port: int) -> Server:
+    """`mlflow server` on loopback with a SQLite database and proxied artifacts; waits for it."""
+    if not MLFLOW.exists():
+        need("MLflow server", f"{MLFLOW} missing (pip install -e '.[test]')")
+    folder.mkdir(parents=True, exist_ok=True)
+    log = (folder / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            str(MLFLOW),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    server = Server(f"http://127.0.0.1:{port}", proc)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{server.uri}/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return server
+        except OSError:
+            time.sleep(0.5)
+    server.stop()
+    tail = (folder / "server.log").read_text(errors="replace")[-500:]
+    need("MLflow server", f"did not answer on {server.uri}: {tail}")
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = start_server(tmp_path_factory.mktemp("mlflow"), free_port())
+    yield server
+    server.stop()
+
+
+def _sweep(cli, testplugins, toy_experiment, name: str, trials: int) -> None:
+    exp = toy_experiment(name=name, trials=trials, workers=2)
+    res = cli("sweep", str(exp), plugins=testplugins, env=TOY)
+    assert res.code == 0, res.err
+
+
+def _sync(cli, testplugins, name: str, uri: str, **env: str):
+    return cli("sync", name, "--tracking-uri", uri, plugins=testplugins, env={**TOY, **env})
+
+
+def _runs(client: MlflowClient, study: str) -> list:
+    exp = client.get_experiment_by_name(study)
+    return client.search_runs([exp.experiment_id], max_results=1000) if exp else []
+
+
+def _trial_runs(client: MlflowClient, study: str) -> dict[int, object]:
+    runs = [r for r in _runs(client, study) if r.data.tags.get("wcd_hpc.role") == "trial"]
+    numbers = [int(r.data.tags["wcd_hpc.trial"]) for r in runs]
+    assert len(numbers) == len(set(numbers)), f"duplicate trial runs: {sorted(numbers)}"
+    return {int(r.data.tags["wcd_hpc.trial"]): r for r in runs}
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_nested_params_flatten_to_dotted_keys() -> None:
+    flat = flatten({"channels": [4, 8], "dataset": {"params": {"events": 10}}, "lr": 0.1})
+    assert flat == {"channels.0": 4, "channels.1": 8, "dataset.params.events": 10, "lr": 0.1}
+
+
+def test_credentials_never_become_params_or_tags() -> None:
+    values = flatten(
+        {"storage": "postgresql://wcd:hunter2@db/x", "db_password": "hunter2", "note": "ok"}
+    )
+    values["source"] = "http://user:hunter2@host/x"
+    cleaned = clean(values)
+    assert "hunter2" not in json.dumps(cleaned)
+    assert cleaned["note"] == "ok" and cleaned["source"] == "http://user:***@host/x"
+
+
+def test_tracking_uri_flag_beats_env_beats_local_store(monkeypatch, tmp_path) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking_uri_for(None, tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://env:5000")
+    assert tracking_uri_for(None, tmp_path) == "http://env:5000"
+    assert tracking_uri_for("http://flag:5000", tmp_path) == "http://flag:5000"
+
+
+def test_roc_points_separate_a_perfect_score_from_chance() -> None:
+    fpr, tpr = roc_points(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.8, 0.9]))
+    assert float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2)) == pytest.approx(1.0)
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
+
+
+@pytest.mark.slow
+def test_sweep_then_sync_lands_everything_and_a_second_sync_adds_nothing(
+    cli, testplugins, toy_experiment, tmp_path, mlflow_server
+) -> None:
+    _sweep(cli, testplugins, toy_experiment, "landed", 6)
+    res = _sync(cli, testplugins, "landed", mlflow_server.uri)
+    assert res.code == 0, res.err
+    assert "6 new, 0 updated, 0 unchanged" in res.out
+    client = MlflowClient(mlflow_server.uri)
+    runs = _runs(client, "landed")
+    parents = [r for r in runs if r.data.tags.get("wcd_hpc.role") == "study"]
+    assert len(runs) == 7 and len(parents) == 1
+    parent = parents[0]
+    trials = _trial_runs(client, "landed")
+    assert sorted(trials) == list(range(6))
+    assert parent.data.params["model"] == "toy-mlp"
+    assert not any(k.startswith("storage") for k in parent.data.params)
+    assert parent.data.metrics["trials_complete"] == 6.0
+
+    study = optuna.load_study(
+        study_name="landed", storage=open_storage(f"journal:{tmp_path}/runs/landed/journal.log")
+    )
+    for number, run in trials.items():
+        trial = study.trials[number]
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.data.tags["host"] == trial.user_attrs["host"]
+        assert run.info.status == "FINISHED"
+        assert {"lr", "batch_size", "hidden", "optimizer", "seed"} <= set(run.data.params)
+        assert float(run.data.params["lr"]) == pytest.approx(trial.params["lr"])
+        for key in ("train_loss", "val_accuracy"):
+            history = client.get_metric_history(run.info.run_id, key)
+            assert sorted(m.step for m in history) == [1, 2]
+        result = json.loads((tmp_path / f"runs/landed/trials/{number}/result.json").read_text())
+        assert run.data.metrics["test_accuracy"] == pytest.approx(result["test"]["accuracy"])
+
+    best = trials[study.best_trial.number]
+    folder = tmp_path / "download"
+    client.download_artifacts(best.info.run_id, "", str(folder))
+    plots = {p.name for p in (folder / "plots").glob("*.png")}
+    assert plots >= {"confusion.png", "learning_curves.png", "roc.png"}
+    client.download_artifacts(parent.info.run_id, "plots", str(folder / "study"))
+    assert {p.name for p in (folder / "study/plots").glob("*.png")} == {
+        "optimization_history.png",
+        "param_importances.png",
+        "parallel_coordinates.png",
+    }
+    for png in [*(folder / "plots").glob("*.png"), *(folder / "study/plots").glob("*.png")]:
+        assert matplotlib.image.imread(png).shape[0] > 50
+    weights = torch.load(folder / "model/model.pt", weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in weights.values())
+    assert json.loads((folder / "params.json").read_text())["trial"] == study.best_trial.number
+
+    version = client.get_model_version_by_alias("wcd-hpc-landed", "best")
+    assert version.run_id == best.info.run_id
+    assert version.tags["wcd_hpc.trial"] == str(study.best_trial.number)
+
+    again = _sync(cli, testplugins, "landed", mlflow_server.uri)
+    assert again.code == 0, again.err
+    assert "0 new, 0 updated, 6 unchanged" in again.out
+    assert {r.info.run_id for r in _runs(client, "landed")} == {r.info.run_id for r in runs}
+    assert len(client.search_model_versions("name = 'wcd-hpc-landed'")) == 1
+
+
+@pytest.mark.slow
+def test_a_sync_killed_half_way_completes_on_rerun_without_duplicates(
+    cli, testplugins, toy_experiment, mlflow_server
+) -> None:
+    _sweep(cli, testplugins, toy_experiment, "killed", 6)
+    dead = _sync(cli, testplugins, "killed", mlflow_server.uri, **{ENV_CRASH: "3"})
+    assert dead.code == 137
+    client = MlflowClient(mlflow_server.uri)
+    half = _trial_runs(client, "killed")
+    assert sorted(half) == [0, 1, 2, 3]
+    assert "wcd_hpc.fingerprint" not in half[3].data.tags
+
+    res = _sync(cli, testplugins, "killed", mlflow_server.uri)
+    assert res.code == 0, res.err
+    assert "2 new, 1 updated, 3 unchanged" in res.out
+    done = _trial_runs(client, "killed")
+    assert sorted(done) == list(range(6))
+    assert done[3].info.run_id == half[3].info.run_id
+    assert len(client.get_metric_history(done[3].info.run_id, "train_loss")) == 2
+    assert len(_runs(client, "killed")) == 7
+
+
+@pytest.mark.slow
+def test_server_down_is_one_line_and_changes_nothing_then_rerun_succeeds(
+    cli, testplugins, toy_experiment, tmp_path
+) -> None:
+    _sweep(cli, testplugins, toy_experiment, "down", 2)
+    port = free_port()
+    before = _snapshot(tmp_path / "runs")
+    res = _sync(cli, testplugins, "down", f"http://wcd:hunter2@127.0.0.1:{port}")
+    assert res.code != 0
+    lines = [line for line in res.err.splitlines() if line.strip()]
+    assert len(lines) == 1, res.err
+    assert "cannot reach MLflow at http://wcd:***@127.0.0.1" in lines[0]
+    assert "hunter2" not in res.err + res.out
+    assert _snapshot(tmp_path / "runs") == before
+
+    server = start_server(tmp_path / "late-server", port)
+    try:
+        again = _sync(cli, testplugins, "down", server.uri)
+        assert again.code == 0, again.err
+        assert "2 new" in again.out
+    finally:
+        server.stop()
+
+    local = cli("sync", "down", plugins=testplugins, env={**TOY, "MLFLOW_TRACKING_URI": ""})
+    assert local.code == 0, local.err
+    assert (tmp_path / "runs/mlflow.db").exists()
+    assert len(_trial_runs(MlflowClient(f"sqlite:///{tmp_path}/runs/mlflow.db"), "down")) == 2
