@@ -29,6 +29,8 @@ fi
 if [ "${1:-}" = "--test" ]; then
   echo "setup: installing wcd-hpc with test extras"
   "$VENV/bin/python" -m pip install -q -e ".[test]"
+  echo "setup: installing the external ViT plugin (plugins/wcd-hpc-vit) used by the tests"
+  "$VENV/bin/python" -m pip install -q --no-deps -e ./plugins/wcd-hpc-vit
 else
   echo "setup: installing wcd-hpc"
   "$VENV/bin/python" -m pip install -q -e .

@@ -1,20 +1,22 @@
 """The plugin manager: built-in and third-party plugins, loaded through one path.
 
 Built-ins are imported by module path and third-party plugins through the ``wcd_hpc`` entry-point
-group, but both then go through :func:`_load` and :meth:`Registry.collect`, so a built-in gets no
-privilege a ``pip install``-ed plugin lacks. Every hook implementation is called on its own and
-every object it registers is checked, so one broken plugin yields one line naming its
-distribution while the rest keep working.
+group, but both then go through :func:`load_plugin` and :meth:`Registry.collect`, so a built-in
+gets no privilege a ``pip install``-ed plugin lacks. Every hook implementation is called on its
+own and every object it registers is checked, so one broken plugin yields one line naming its
+distribution while the rest keep working. ``WCD_HPC_TRACE_PLUGINS=1`` writes one stderr line per
+plugin loaded and per hook call (with what it registered), for authors debugging their packaging.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
-from types import ModuleType
+from types import ModuleType, TracebackType
 from typing import Any
 
 import pluggy
@@ -24,12 +26,19 @@ from wcd_hpc.api import Dataset, Metric, Model
 from wcd_hpc.default_plugins import BUILTIN_PLUGINS
 
 ENV_ALLOW = "WCD_HPC_PLUGINS"
+ENV_TRACE = "WCD_HPC_TRACE_PLUGINS"
 KINDS: dict[str, type] = {"model": Model, "dataset": Dataset, "metric": Metric}
 HOOK_OF_KIND = {
     "model": "register_models",
     "dataset": "register_datasets",
     "metric": "register_metrics",
 }
+
+
+def trace(message: str) -> None:
+    """One line to stderr when ``WCD_HPC_TRACE_PLUGINS`` is set (read each time: tests set it)."""
+    if os.environ.get(ENV_TRACE, "").strip().lower() not in ("", "0", "false", "no"):
+        print(f"wcd-hpc trace: {message}", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -96,24 +105,38 @@ class Registry:
             for impl in hook.get_hookimpls():
                 source = self.sources[impl.plugin_name]
 
-                def register(obj: object, _kind: str = kind, _src: Source = source) -> None:
+                got: list[str] = []
+
+                def register(
+                    obj: object, _kind: str = kind, _src: Source = source, _got: list[str] = got
+                ) -> None:
+                    _got.append(f"{_kind} {getattr(obj, 'name', type(obj).__name__)!r}")
                     self.add(_kind, obj, _src)
 
+                errors_before = len(self.errors)
                 try:
                     impl.function(register=register)
                 except Exception as exc:  # a plugin's bug must not take the others down
                     self.errors.append(f"{source}: {hook_name} raised {_describe(exc)}")
+                problems = self.errors[errors_before:]
+                trace(
+                    f"{hook_name}() of {source} registered {', '.join(got) or 'nothing'}"
+                    + "".join(f"; error: {line}" for line in problems)
+                )
 
     def add_commands(self, app: Any) -> None:
         """Let plugins add CLI verbs; a failing plugin is reported and skipped."""
         if self.manager is None:
             return
         for impl in self.manager.hook.register_commands.get_hookimpls():
+            source = self.sources[impl.plugin_name]
             try:
                 impl.function(app=app)
             except Exception as exc:
-                source = self.sources[impl.plugin_name]
                 self.errors.append(f"{source}: register_commands raised {_describe(exc)}")
+                trace(f"register_commands() of {source} raised {_describe(exc)}")
+            else:
+                trace(f"register_commands() of {source} called")
 
 
 def _describe(exc: BaseException) -> str:
@@ -170,20 +193,47 @@ def _entry_points() -> Iterable[metadata.EntryPoint]:
     return metadata.entry_points(group=hookspecs.PROJECT)
 
 
-def _load(
-    registry: Registry, pm: pluggy.PluginManager, source: Source, loader: Callable[[], object]
-) -> None:
+def new_registry() -> Registry:
+    """An empty registry with its own plugin manager that knows the wcd-hpc hook specs."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    return Registry(manager=pm)
+
+
+def load_plugin(registry: Registry, source: Source, loader: Callable[[], object]) -> bool:
+    """Import one plugin and register it with the manager; a failure becomes one error line.
+
+    Public so that :mod:`wcd_hpc.testing` loads a plugin exactly the way ``load_registry`` does.
+    """
+    assert registry.manager is not None
     try:
         plugin = loader()
     except Exception as exc:
         registry.errors.append(f"{source}: failed to import: {_describe(exc)}")
-        return
+        trace(f"{source} failed to import: {_describe(exc)}")
+        return False
     try:
-        pm.register(plugin, name=source.plugin)
+        registry.manager.register(plugin, name=source.plugin)
     except Exception as exc:  # e.g. a hookimpl with an unknown hook name or wrong arguments
         registry.errors.append(f"{source}: rejected by the plugin manager: {_describe(exc)}")
-        return
+        trace(f"{source} rejected by the plugin manager: {_describe(exc)}")
+        return False
     registry.sources[source.plugin] = source
+    trace(f"loaded {source} from {getattr(plugin, '__name__', plugin)!s}")
+    return True
+
+
+def load_builtins(registry: Registry) -> None:
+    """Load the built-in plugins into ``registry`` (under the ``wcd-hpc`` distribution)."""
+    for module in BUILTIN_PLUGINS:
+        load_plugin(registry, Source(module, "wcd-hpc", __version__), _import_module(module))
+
+
+def entry_point_source(ep: metadata.EntryPoint) -> Source:
+    """The :class:`Source` of an entry point: its name and its distribution's name and version."""
+    dist = ep.dist.name if ep.dist is not None else "unknown"
+    version = ep.dist.version if ep.dist is not None else "?"
+    return Source(ep.name, dist, version)
 
 
 def _import_module(path: str) -> Callable[[], ModuleType]:
@@ -192,25 +242,22 @@ def _import_module(path: str) -> Callable[[], ModuleType]:
 
 def load_registry(*, external: bool = True) -> Registry:
     """Load built-in plugins, then the allowed entry-point plugins, then collect registrations."""
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
-    registry = Registry(manager=pm)
-    for module in BUILTIN_PLUGINS:
-        _load(registry, pm, Source(module, "wcd-hpc", __version__), _import_module(module))
+    registry = new_registry()
+    load_builtins(registry)
     if external:
         allow = allowed_plugins()
         for ep in sorted(_entry_points(), key=lambda e: e.name):
-            dist = ep.dist.name if ep.dist is not None else "unknown"
-            version = ep.dist.version if ep.dist is not None else "?"
-            if allow is not None and ep.name not in allow and dist not in allow:
+            source = entry_point_source(ep)
+            if allow is not None and ep.name not in allow and source.distribution not in allow:
+                trace(f"skipped {source}: not in {ENV_ALLOW}")
                 continue
             if ep.name in registry.sources:
                 registry.errors.append(
-                    f"plugin '{ep.name}' (distribution {dist} {version}): another plugin with "
-                    "this entry-point name is already loaded; ignored"
+                    f"{source}: another plugin with this entry-point name is already loaded; "
+                    "ignored"
                 )
                 continue
-            _load(registry, pm, Source(ep.name, dist, version), ep.load)
+            load_plugin(registry, source, ep.load)
     registry.collect()
     return registry
 
@@ -224,3 +271,23 @@ def get_registry() -> Registry:
     if _CACHE is None:
         _CACHE = load_registry()
     return _CACHE
+
+
+def blame(exc: BaseException, model: str, registry: Registry | None = None) -> Source | None:
+    """The third-party source of model ``model`` if ``exc`` was raised in its plugin's own code.
+
+    A trial's failure is attributed to a plugin only when a frame of its traceback belongs to the
+    package that defines the model's builder, so a core error (a bad optimizer name) is never
+    blamed on a plugin. Built-ins share the ``wcd_hpc`` package with the core and are never blamed.
+    """
+    entry = (registry or get_registry()).models.get(model)
+    if entry is None or entry.source.distribution == "wcd-hpc":
+        return None
+    package = str(getattr(entry.obj.build, "__module__", "") or "").split(".")[0]
+    tb: TracebackType | None = exc.__traceback__
+    while package and tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        if module.split(".")[0] == package:
+            return entry.source
+        tb = tb.tb_next
+    return None

@@ -1,22 +1,55 @@
-"""``wcd-hpc plugins``: every loaded plugin object with its kind, distribution and version."""
+"""``wcd-hpc plugins``: list the loaded plugin objects (the default) or scaffold a new plugin.
+
+``plugins`` is a group whose callback lists when no subcommand is given, so ``wcd-hpc plugins``
+and ``wcd-hpc plugins --json`` behave as they did before ``plugins new`` existed.
+"""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from wcd_hpc.cli.common import err, out, registry
+from wcd_hpc.cli.common import err, fail, out, registry
+from wcd_hpc.scaffold import ScaffoldError, create
+
+JSON_HELP = "Print JSON (a stable interface)."
 
 
 def plugins_cmd(
-    as_json: bool = typer.Option(False, "--json", help="Print JSON (a stable interface)."),
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """List models, datasets and metrics with the distribution that provides each.
 
     Exits 1 when a plugin failed to load, after listing everything that did load.
     """
+    if ctx.invoked_subcommand is None:
+        list_plugins(as_json)
+
+
+def list_cmd(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """List models, datasets and metrics with the distribution that provides each."""
+    list_plugins(as_json)
+
+
+def new_cmd(
+    name: str = typer.Argument(..., help="Plugin, distribution and model name, e.g. demo-model."),
+    directory: Path = typer.Option(Path("."), "--dir", help="Where to create NAME/."),
+) -> None:
+    """Scaffold a plugin distribution NAME/ that pip-installs and passes its own tests."""
+    try:
+        target = create(name, directory, taken=set(registry(warn=False).models))
+    except (ScaffoldError, OSError) as exc:
+        fail(str(exc))
+    shown = str(target) if target.is_absolute() else f"./{target}"  # not a PyPI name to pip
+    out.print(f"created {shown}: pip install '{shown}[test]' && pytest {shown}/tests", markup=False)
+
+
+def list_plugins(as_json: bool) -> None:
+    """Print the registry as a table or JSON; exit 1 after listing if any plugin failed."""
     reg = registry(warn=False)
     rows = sorted(reg.entries(), key=lambda e: (e.kind, e.name))
     if as_json:
@@ -50,4 +83,10 @@ def plugins_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("plugins")(plugins_cmd)
+    group = typer.Typer(
+        help="List plugins (the default) or scaffold a new one.", add_completion=False
+    )
+    group.callback(invoke_without_command=True)(plugins_cmd)
+    group.command("list")(list_cmd)
+    group.command("new")(new_cmd)
+    app.add_typer(group, name="plugins")
