@@ -109,6 +109,19 @@ def pg_url() -> str:
     return PG_URL
 
 
+@pytest.fixture(scope="session")
+def slurm_cluster() -> str:
+    """The real one-node Slurm of ``slurm/dev-cluster/up``; returns the partition name."""
+    import shutil
+
+    if shutil.which("sbatch") is None:
+        need("Slurm", "sbatch not on PATH (run slurm/dev-cluster/up as root)")
+    proc = subprocess.run(["sinfo", "-h", "-o", "%P %t"], capture_output=True, text=True)
+    if proc.returncode != 0 or "gpu" not in proc.stdout:
+        need("Slurm", f"sinfo: {proc.stderr.strip() or proc.stdout.strip() or 'no gpu partition'}")
+    return "gpu"
+
+
 TOY_EXPERIMENT = """\
 name: {name}
 dataset: {{name: toy-blobs, params: {{events: 300}}}}
@@ -119,6 +132,7 @@ epochs: 2
 pruner: {pruner}
 storage: {storage}
 workers: {workers}
+executor: local
 """
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -58,7 +59,16 @@ def _start_sweep(exp: Path, cwd: Path, testplugins: Path) -> subprocess.Popen[st
     )
 
 
-def test_sigkilled_worker_is_reaped_replaced_and_the_budget_still_met(
+def _study(journal: Path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=open_storage(f"journal:{journal}"))
+
+
+def _epochs(tmp_path: Path, name: str, number: int) -> list[int]:
+    lines = (tmp_path / f"runs/{name}/trials/{number}/metrics.jsonl").read_text().splitlines()
+    return [json.loads(line)["epoch"] for line in lines]
+
+
+def test_sigkilled_worker_is_reaped_its_parameters_retried_and_the_budget_still_met(
     testplugins, toy_experiment, tmp_path
 ) -> None:
     exp = _slow_experiment(toy_experiment, "killed", trials=2)
@@ -68,32 +78,75 @@ def test_sigkilled_worker_is_reaped_replaced_and_the_budget_still_met(
     os.kill(victim.user_attrs["pid"], signal.SIGKILL)
     _, err = sweep.communicate(timeout=300)
     assert sweep.returncode == 0, err
-    study = optuna.load_study(study_name="killed", storage=open_storage(f"journal:{journal}"))
-    trials = study.get_trials()
+    trials = _study(journal, "killed").get_trials()
     failed = [t for t in trials if t.state == TrialState.FAIL]
     assert [t.number for t in failed] == [victim.number]
     assert "killed by SIGKILL" in failed[0].user_attrs["fail_reason"]
-    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 2
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 2
+    retry = next(t for t in finished if t.user_attrs.get("retry_of") == victim.number)
+    assert retry.params == victim.params and retry.user_attrs["retry"] == 1
 
 
-def test_sigterm_stops_a_worker_and_marks_its_trial_failed_with_the_cause(
-    testplugins, toy_experiment, tmp_path
+@pytest.mark.parametrize("sig", [signal.SIGUSR2, signal.SIGTERM])
+def test_a_signalled_worker_suspends_and_its_trial_resumes_from_the_checkpoint(
+    testplugins, toy_experiment, tmp_path, sig
 ) -> None:
-    exp = _slow_experiment(toy_experiment, "termed", trials=3)
+    exp = _slow_experiment(toy_experiment, "paused", trials=1)
+    exp.write_text(exp.read_text().replace("epochs: 3\n", "epochs: 5\n"))
     sweep = _start_sweep(exp, tmp_path, testplugins)
-    journal = tmp_path / "runs/termed/journal.log"
-    victim = _wait_for_running(journal, "termed")
-    os.kill(victim.user_attrs["pid"], signal.SIGTERM)
+    journal = tmp_path / "runs/paused/journal.log"
+    victim = _wait_for_running(journal, "paused")
+    os.kill(victim.user_attrs["pid"], sig)
     _, err = sweep.communicate(timeout=300)
-    # A worker stopped on purpose is not restarted, so the sweep reports the shortfall.
-    assert sweep.returncode == 1
-    assert "error: sweep ended with 0 of 3 trials finished" in err
-    study = optuna.load_study(study_name="termed", storage=open_storage(f"journal:{journal}"))
-    trial = study.trials[victim.number]
-    assert trial.state == TrialState.FAIL
-    assert trial.user_attrs["fail_reason"] == "worker local-0 stopped by SIGTERM"
-    log = (tmp_path / "runs/termed/logs/worker-0.log").read_text()
-    assert "stopped by SIGTERM" in log
+    assert sweep.returncode == 0, err
+    trials = _study(journal, "paused").get_trials()
+    assert len(trials) == 1  # the same trial, not a new one
+    trial = trials[0]
+    assert trial.state == TrialState.COMPLETE
+    assert trial.user_attrs["resumed_from_epoch"] >= victim.last_step
+    assert trial.user_attrs["pid"] != victim.user_attrs["pid"]
+    assert _epochs(tmp_path, "paused", 0) == [1, 2, 3, 4, 5]  # no gap, no repeat
+    assert sorted(trial.intermediate_values) == [1, 2, 3, 4, 5]
+    assert f"suspended by {sig.name}" in (tmp_path / "runs/paused/logs/worker-0.log").read_text()
+
+
+def test_a_dead_workers_trial_is_reaped_by_a_live_peer_via_its_stale_heartbeat(
+    cli, testplugins, toy_experiment, tmp_path
+) -> None:
+    exp = _slow_experiment(toy_experiment, "stale", trials=3)
+    short = {**TOY, "WCD_HPC_HEARTBEAT_S": "2"}  # stored in the study by render
+    assert cli("render", str(exp), "--out", "scripts", plugins=testplugins, env=short).code == 0
+    journal = tmp_path / "runs/stale/journal.log"
+    env = {**_env(testplugins), "WCD_HPC_STORAGE": f"journal:{journal}"}
+    cmd = [sys.executable, "-m", "wcd_hpc", "worker", "--study", "stale"]
+    doomed = subprocess.Popen(
+        [*cmd, "--worker-id", "doomed"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    victim = _wait_for_running(journal, "stale")
+    doomed.kill()  # SIGKILL: no launcher watches it, only the heartbeats tell
+    doomed.wait()
+    peer = subprocess.run(
+        [*cmd, "--worker-id", "peer"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert peer.returncode == 0, peer.stderr
+    trials = _study(journal, "stale").get_trials()
+    dead = trials[victim.number]
+    assert dead.state == TrialState.FAIL
+    assert dead.user_attrs["fail_reason"].startswith("heartbeat stale for ")
+    assert "worker doomed" in dead.user_attrs["fail_reason"]
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 3
+    assert [t.params for t in finished].count(victim.params) == 1
 
 
 def test_reap_dead_only_touches_the_dead_workers_trials(tmp_path) -> None:
@@ -106,8 +159,36 @@ def test_reap_dead_only_touches_the_dead_workers_trials(tmp_path) -> None:
     other.set_user_attr("host", socket.gethostname())
     assert reap_dead(study, 4242, -9) == [mine.number]
     states = {t.number: t.state for t in study.get_trials()}
-    assert states == {mine.number: TrialState.FAIL, other.number: TrialState.RUNNING}
+    retry = max(states)  # the dead worker's parameters, enqueued again
+    assert states == {
+        mine.number: TrialState.FAIL,
+        other.number: TrialState.RUNNING,
+        retry: TrialState.WAITING,
+    }
     assert (
         study.trials[mine.number].user_attrs["fail_reason"]
         == "worker process 4242 died (killed by SIGKILL)"
     )
+
+
+def test_cancel_stops_local_workers_and_retry_reenqueues_the_failed_trials(
+    cli, testplugins, toy_experiment, tmp_path
+) -> None:
+    exp = _slow_experiment(toy_experiment, "stopped", trials=3)
+    exp.write_text(exp.read_text().replace("epochs: 3\n", "epochs: 30\n"))  # still running
+    sweep = _start_sweep(exp, tmp_path, testplugins)
+    journal = tmp_path / "runs/stopped/journal.log"
+    victim = _wait_for_running(journal, "stopped")
+    res = cli("cancel", "stopped", plugins=testplugins, env=TOY)
+    assert res.code == 0, res.err
+    assert "local workers stopped: 1" in res.out and "running trials marked failed: 1" in res.out
+    sweep.communicate(timeout=120)
+    assert sweep.returncode == 130  # the launcher stopped too, and started no replacement
+    trials = _study(journal, "stopped").get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL]
+    assert trials[victim.number].user_attrs["fail_reason"] == "cancelled by wcd-hpc cancel"
+    again = cli("retry", "stopped", plugins=testplugins, env=TOY)
+    assert again.code == 0 and f"re-enqueued 1 failed trial(s): {victim.number}" in again.out
+    assert cli("retry", "stopped", plugins=testplugins, env=TOY).out.startswith("re-enqueued 0")
+    waiting = [t for t in _study(journal, "stopped").get_trials() if t.state == TrialState.WAITING]
+    assert [t.user_attrs["retry_of"] for t in waiting] == [victim.number]

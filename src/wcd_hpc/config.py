@@ -443,3 +443,19 @@ def resolve(exp: Experiment, registry: Any) -> tuple[Experiment, Space]:
     except SpaceError as exc:
         raise fail(f"param_space.{exc.key}", exc.message) from None
     return dataclasses.replace(exp, direction=direction), space
+
+
+def validate_profile(profile: Mapping[str, Any], source: str) -> None:
+    """Check a site profile's experiment keys as ``load_experiment`` would use them.
+
+    Its ``[slurm]`` and ``[container]`` tables are checked by ``wcd_hpc.launch.settings``.
+    """
+    allowed = (*PROFILE_KEYS, "slurm", "container", "description")
+    for key in profile:
+        if key not in allowed:
+            raise ConfigError(source, key, None, _unknown(key, allowed))
+    settings = _Settings()
+    settings.apply(DEFAULTS, "<defaults>", {})
+    settings.apply({k: v for k, v in profile.items() if k in PROFILE_KEYS}, source, {})
+    settings.apply({"name": "check", "dataset": "x", "model": "x", "trials": 1}, "<check>", {})
+    _validate(settings, source)

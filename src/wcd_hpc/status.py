@@ -14,6 +14,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from wcd_hpc import study as studies
+from wcd_hpc.launch import accounting
+
+# Array job ids of every submission of the study, appended by ``sweep --executor slurm``.
+ATTR_SLURM_JOBS = "slurm_jobs"
 
 
 def _best(study: optuna.Study, trials: list[FrozenTrial]) -> dict[str, Any] | None:
@@ -43,6 +47,53 @@ def _throughput(trials: list[FrozenTrial]) -> float | None:
     return len(done) / hours if hours > 0 else None
 
 
+def _trial_rows(trials: list[FrozenTrial], waits: dict[str, float | None]) -> list[dict[str, Any]]:
+    rows = []
+    for t in trials:
+        a = t.user_attrs
+        job = a.get("slurm_array_job_id")
+        task = a.get("slurm_array_task_id")
+        rows.append(
+            {
+                "number": t.number,
+                "state": t.state.name,
+                "value": t.value,
+                "worker": a.get("worker"),
+                "host": a.get("host"),
+                "slurm_array_job_id": job,
+                "slurm_array_task_id": task,
+                "slurm_job_id": a.get("slurm_job_id"),
+                "node": a.get("node"),
+                "queue_wait_s": waits.get(f"{job}_{task}") if job is not None else None,
+            }
+        )
+    return rows
+
+
+def _training_seconds(trials: list[FrozenTrial]) -> float:
+    total = 0.0
+    for t in trials:
+        start, end = t.user_attrs.get("train_started"), t.user_attrs.get("train_finished")
+        if isinstance(start, float) and isinstance(end, float) and end >= start:
+            total += end - start
+    return total
+
+
+def _slurm(
+    study: optuna.Study, trials: list[FrozenTrial]
+) -> tuple[dict[str, Any] | None, dict[str, float | None]]:
+    """Allocation summary from sacct for the study's array jobs (None when it has none)."""
+    jobs = study.user_attrs.get(ATTR_SLURM_JOBS)
+    if not jobs:
+        return None, {}
+    try:
+        records = accounting.sacct(jobs)
+    except accounting.SlurmError as exc:
+        return {"jobs": jobs, "error": str(exc)}, {}
+    summary = accounting.summarize_allocation(records, _training_seconds(trials))
+    return {"jobs": jobs, **summary}, {r.job_id: r.queue_wait_s for r in records}
+
+
 def summarize(study: optuna.Study) -> dict[str, Any]:
     """Collect counts, best trial, running trials, failures and throughput of ``study``."""
     trials = study.get_trials(deepcopy=False)
@@ -56,6 +107,7 @@ def summarize(study: optuna.Study) -> dict[str, Any]:
             "worker": t.user_attrs.get("worker"),
             "elapsed_s": round(now - t.datetime_start.timestamp(), 1) if t.datetime_start else None,
             "last_epoch": t.last_step,
+            "suspended": bool(t.user_attrs.get("suspended")),
         }
         for t in trials
         if t.state == TrialState.RUNNING
@@ -66,6 +118,7 @@ def summarize(study: optuna.Study) -> dict[str, Any]:
         if t.state == TrialState.FAIL
     ]
     counts = studies.counts(trials)
+    slurm, waits = _slurm(study, trials)
     budget = int(study.user_attrs.get(studies.ATTR_BUDGET, 0))
     return {
         "study": study.study_name,
@@ -82,4 +135,6 @@ def summarize(study: optuna.Study) -> dict[str, Any]:
         "failures": failures,
         "throughput_per_h": _throughput(trials),
         "run_dir": study.user_attrs.get(studies.ATTR_RUN_DIR),
+        "slurm": slurm,
+        "trials": _trial_rows(trials, waits),
     }

@@ -4,6 +4,15 @@ A study is addressed by one string that every worker can be given: ``journal:/ab
 Optuna's journal file on a shared filesystem, or an SQLAlchemy URL (``sqlite:///…``,
 ``postgresql://…``). Passwords are masked wherever a URL is shown, and workers receive URLs through
 the environment rather than argv so ``ps`` on a shared login node never shows them.
+
+Journal files live on the cluster's shared filesystem, usually NFS, so their lock is Optuna's
+``JournalFileOpenLock``: a lock file created with ``open(O_CREAT | O_EXCL)``, which NFSv3+ servers
+perform atomically, whereas ``flock``/``fcntl`` locks are emulated or silently local on many NFS
+clients (the reason sqlite is single-node only). A lock file left by a killed worker is broken
+after a 30 s grace period in which its mtime did not change. Damaged journals are reported by
+:mod:`wcd_hpc.journal` (file, line, salvage command). PostgreSQL and MySQL go through
+:mod:`wcd_hpc.rdbretry`, which retries calls with backoff across a lost connection without writing
+anything twice; the schema is created by ``sweep`` (creating the study), so workers find it.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+from optuna.storages.journal import JournalFileOpenLock
 
 ENV_STORAGE = "WCD_HPC_STORAGE"
 JOURNAL_FILE = "journal.log"
@@ -73,19 +82,30 @@ def open_storage(url: str) -> BaseStorage:
     atomic on NFSv3+ unlike ``flock``; RDB storages get a small pool with pre-ping so a worker
     survives idle connections being dropped.
     """
+    from wcd_hpc import journal
+    from wcd_hpc.rdbretry import RetryingRDBStorage
+
     family = kind(url)
     try:
         if family == "journal":
             path = _journal_path(url)
             path.parent.mkdir(parents=True, exist_ok=True)
+            journal.check_tail(path)
             lock = JournalFileOpenLock(str(path))
-            return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+            return JournalStorage(journal.CheckedJournalBackend(path, lock))
         engine: dict[str, Any] = {"pool_pre_ping": True}
         if family == "sqlite":
             engine["connect_args"] = {"timeout": 60}
-        elif family in ("postgresql", "mysql"):
-            engine.update(pool_size=2, max_overflow=2, pool_recycle=300)
-        return RDBStorage(url, engine_kwargs=engine, skip_compatibility_check=False)
+            return RDBStorage(url, engine_kwargs=engine, skip_compatibility_check=False)
+        if family in ("postgresql", "mysql"):
+            # Bounded, and one connection kept per worker: a claim briefly needs two (the
+            # advisory lock's and the storage's) and the heartbeat thread may want a third, but
+            # only pool_size stay open afterwards. With pool_size=2 every worker kept two, so
+            # 64 workers needed 128 of PostgreSQL's default max_connections of 100.
+            engine.update(pool_size=1, max_overflow=2, pool_recycle=300)
+        return RetryingRDBStorage(url, masked=mask(url), engine_kwargs=engine)
+    except StorageError:
+        raise
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StorageError(f"cannot open storage {mask(url)}: {mask(first)}") from None
@@ -110,6 +130,9 @@ def claim_lock(url: str, storage: BaseStorage, study: str) -> Iterator[None]:
     Without it two workers can both see N-1 trials and both start one, overshooting the budget.
     Journal and sqlite files use a lock file beside them (same NFS-safe open lock as the journal);
     PostgreSQL uses a session advisory lock keyed by the study name; other storages go unlocked.
+    A study's ``_storage`` is Optuna's cache around our RDBStorage, hence the unwrapping. If the
+    database restarts inside the section, its session and so the lock are gone: acquiring is
+    retried with backoff, and releasing a lock whose session died is not an error.
     """
     family = kind(url)
     if family in ("journal", "sqlite"):
@@ -120,18 +143,41 @@ def claim_lock(url: str, storage: BaseStorage, study: str) -> Iterator[None]:
             yield
         finally:
             lock.release()
-    elif family == "postgresql" and isinstance(storage, RDBStorage):
+    elif family == "postgresql" and isinstance(
+        rdb := getattr(storage, "_backend", storage), RDBStorage
+    ):
         from sqlalchemy import text
 
+        from wcd_hpc.rdbretry import connection_lost, retry_call
+
         key = zlib.crc32(f"wcd-hpc:{study}".encode())
-        with storage.engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        conn = retry_call(mask(url), "claim_lock", lambda: _advisory_lock(rdb, key))
+        try:
+            yield
+        finally:
             try:
-                yield
-            finally:
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.close()
+            except Exception as exc:
+                # A lost session has released its advisory lock already; nothing left to undo.
+                if not connection_lost(exc):
+                    raise
+                conn.invalidate()
     else:
         yield
+
+
+def _advisory_lock(storage: RDBStorage, key: int) -> Any:
+    """A connection holding the session advisory lock ``key`` (released when it closes)."""
+    from sqlalchemy import text
+
+    conn = storage.engine.connect()
+    try:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+    except Exception:
+        conn.invalidate()
+        raise
+    return conn
 
 
 def from_env(value: str | None) -> str:

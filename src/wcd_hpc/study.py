@@ -8,6 +8,7 @@ extends it.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -173,6 +174,8 @@ def prepare(
     study.set_user_attr(ATTR_SPACE, space.describe())
     study.set_user_attr(ATTR_RUN_DIR, str(run_dir.resolve()))
     study.set_user_attr(ATTR_VERSION, __version__)
+    # Heartbeat interval of every worker of this study (seconds); tests use a short one.
+    study.set_user_attr("heartbeat_s", float(os.environ.get("WCD_HPC_HEARTBEAT_S", "30")))
     # The budget goes last: a worker treats a study without one as not ready yet.
     study.set_user_attr(ATTR_BUDGET, exp.trials)
     return Prepared(exp.name, url, run_dir, True, exp.trials, None, 0)

@@ -7,7 +7,20 @@ import logging
 import typer
 
 from wcd_hpc import __version__
-from wcd_hpc.cli import plugins, status, sweep, worker
+from wcd_hpc.cli import (
+    control,
+    evaluate,
+    journal,
+    plugins,
+    render,
+    simulate,
+    site,
+    status,
+    sweep,
+    sync,
+    train,
+    worker,
+)
 from wcd_hpc.cli.common import registry
 
 app = typer.Typer(
@@ -34,12 +47,44 @@ def _root(
     """Hyper-parameter sweeps of PyTorch classifiers for WCD data, on Slurm or locally."""
 
 
-for module in (sweep, worker, status, plugins):
+for module in (
+    sweep,
+    worker,
+    status,
+    plugins,
+    sync,
+    render,
+    site,
+    train,
+    evaluate,
+    simulate,
+    journal,
+    control,
+):
     module.register(app)
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("optuna").setLevel(logging.WARNING)
+    for noisy in ("optuna", "mlflow", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     registry(warn=False).add_commands(app)
     app()
+
+
+def run(args: list[str]) -> int:
+    """Run the CLI in this process with ``args`` and return its exit status.
+
+    Slurm array tasks use it to start the worker without a second Python interpreter (and a
+    second torch import) when no container is involved.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for noisy in ("optuna", "mlflow", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        app(args=args, standalone_mode=False)
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    return 0

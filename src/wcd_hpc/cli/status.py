@@ -15,6 +15,7 @@ from rich.text import Text
 
 from wcd_hpc import study as studies
 from wcd_hpc.cli.common import fail, friendly, out
+from wcd_hpc.engine.reaper import reap
 from wcd_hpc.status import summarize
 from wcd_hpc.storage import ENV_STORAGE, kind, mask, open_storage, resolve
 
@@ -55,7 +56,7 @@ def render(info: dict[str, Any]) -> Group:
         )
     if info["running"]:
         table = Table(title="running", title_justify="left")
-        for col in ("trial", "host", "pid", "worker", "elapsed", "epoch"):
+        for col in ("trial", "host", "pid", "worker", "elapsed", "epoch", "state"):
             table.add_column(col)
         for r in info["running"]:
             table.add_row(
@@ -65,8 +66,12 @@ def render(info: dict[str, Any]) -> Group:
                 str(r["worker"]),
                 f"{r['elapsed_s']:.0f}s" if r["elapsed_s"] is not None else "-",
                 str(r["last_epoch"] if r["last_epoch"] is not None else "-"),
+                "suspended (resumes on the next worker)" if r.get("suspended") else "training",
             )
         parts.append(table)
+    slurm = info.get("slurm")
+    if slurm:
+        parts.append(_slurm_view(slurm, info["trials"]))
     if info["failures"]:
         table = Table(title="failures", title_justify="left")
         table.add_column("trial")
@@ -75,6 +80,36 @@ def render(info: dict[str, Any]) -> Group:
             table.add_row(str(f["number"]), f["cause"])
         parts.append(table)
     return Group(*parts)
+
+
+def _slurm_view(slurm: dict[str, Any], trials: list[dict[str, Any]]) -> Group:
+    if "error" in slurm:
+        return Group(Text(f"slurm jobs {', '.join(slurm['jobs'])}: {slurm['error']}"))
+    idle = slurm["idle_fraction"]
+    head = Text(
+        f"slurm jobs {', '.join(slurm['jobs'])}: {slurm['tasks']} tasks "
+        f"({', '.join(slurm['states'])}), {slurm['gpu_hours']:.3f} GPU-hours allocated, "
+        f"idle fraction {'-' if idle is None else f'{idle:.0%}'}"
+    )
+    table = Table(title="trials", title_justify="left")
+    for col in ("trial", "state", "value", "array task", "node", "queue wait"):
+        table.add_column(col)
+    for t in trials:
+        task = (
+            f"{t['slurm_array_job_id']}_{t['slurm_array_task_id']}"
+            if t["slurm_array_job_id"]
+            else "-"
+        )
+        wait = t["queue_wait_s"]
+        table.add_row(
+            str(t["number"]),
+            t["state"],
+            "-" if t["value"] is None else f"{t['value']:.4f}",
+            task,
+            str(t["node"] or "-"),
+            "-" if wait is None else f"{wait:.0f}s",
+        )
+    return Group(head, table)
 
 
 def _fmt(value: Any) -> str:
@@ -99,6 +134,7 @@ def status_cmd(
     """Show a study: counts by state, best trial, running trials, failures and their causes."""
     url = locate(name, storage, runs_dir)
     st = studies.load(name, open_storage(url), url)
+    reap(st, url)  # a trial whose worker is gone is failed (and retried) before it is shown
     if as_json:
         print(json.dumps(summarize(st), indent=2, default=str))
         return
@@ -108,6 +144,7 @@ def status_cmd(
     with Live(render(summarize(st)), console=out, refresh_per_second=4) as live:
         try:
             while True:
+                reap(st, url)
                 info = summarize(st)
                 live.update(render(info))
                 if info["done"] and not info["running"]:

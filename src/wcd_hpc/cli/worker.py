@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from wcd_hpc.cli.common import err, friendly, registry
-from wcd_hpc.engine.worker import EXIT_TOO_MANY_FAILURES, run_worker
+from wcd_hpc.engine.worker import EXIT_SUSPENDED, EXIT_TOO_MANY_FAILURES, run_worker
 from wcd_hpc.storage import ENV_STORAGE, from_env
 
 
@@ -32,7 +32,7 @@ def worker_cmd(
         f"{summary.failed} failed ({summary.reason or 'stopped'})"
     )
     if summary.interrupted:
-        raise typer.Exit(143)
+        raise typer.Exit(EXIT_SUSPENDED)
     if not summary.ok:
         raise typer.Exit(EXIT_TOO_MANY_FAILURES)
 

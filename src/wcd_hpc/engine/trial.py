@@ -33,6 +33,7 @@ from wcd_hpc.engine.fit import (
     make_optimizer,
     predict,
 )
+from wcd_hpc.evaluation import write_data_spec, write_evaluation_artifacts
 from wcd_hpc.space import Space
 
 STANDARD_METRICS = ("f1", "accuracy", "roc_auc")
@@ -67,27 +68,73 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def evaluate(ctx: Context, model: torch.nn.Module, split: Split) -> dict[str, float]:
-    """The objective metric plus the standard ones, on one split."""
-    logits = ctx.model.logits or default_logits
-    probs = predict(model, split, device=ctx.device, logits_fn=logits)
+def _metric_values(ctx: Context, split: Split, probs: np.ndarray) -> dict[str, float]:
     y_true = split.y.numpy()
     names = [ctx.exp.metric] + [m for m in STANDARD_METRICS if m != ctx.exp.metric]
-    values: dict[str, float] = {}
-    for name in names:
-        metric = ctx.metrics.get(name)
-        if metric is not None:
-            values[name] = float(metric.compute(y_true, probs, split.meta))
-    return values
+    return {
+        name: float(ctx.metrics[name].compute(y_true, probs, split.meta))
+        for name in names
+        if name in ctx.metrics
+    }
 
 
-def run_trial(ctx: Context, trial: optuna.Trial, stop: Callable[[], bool] = lambda: False) -> float:
+def _probs(ctx: Context, model: torch.nn.Module, split: Split) -> np.ndarray:
+    return predict(model, split, device=ctx.device, logits_fn=ctx.model.logits or default_logits)
+
+
+def evaluate(ctx: Context, model: torch.nn.Module, split: Split) -> dict[str, float]:
+    """The objective metric plus the standard ones, on one split."""
+    return _metric_values(ctx, split, _probs(ctx, model, split))
+
+
+def save_predictions(ctx: Context, probs: np.ndarray, path: Path) -> None:
+    """Keep the test split's labels, class probabilities and class names for ``sync``.
+
+    ``sync`` draws the confusion matrix and ROC curve from them later, on a machine that has
+    neither the data nor the model's plugin loaded.
+    """
+    tmp = path.with_name(path.name + ".tmp.npz")
+    names = np.array([str(n) for n in ctx.splits.spec.class_names])
+    np.savez_compressed(tmp, y_true=ctx.splits.test.y.numpy(), y_score=probs, class_names=names)
+    os.replace(tmp, path)
+
+
+def _restore(
+    out: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, metric: str
+) -> tuple[int, list[float]]:
+    """Load the last epoch checkpoint of a suspended trial; returns (epoch, objective so far).
+
+    Lines of ``metrics.jsonl`` written after that checkpoint (an epoch whose checkpoint was cut
+    short) are dropped, so the per-epoch history continues without gaps or repeats.
+    """
+    ckpt_path, history = out / "checkpoint.pt", out / "metrics.jsonl"
+    if not ckpt_path.exists():
+        history.unlink(missing_ok=True)
+        return 0, []
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    epoch = int(ckpt["epoch"])
+    records = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
+    kept = [r for r in records if r["epoch"] <= epoch]
+    history.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    return epoch, [float(r[f"val_{metric}"]) for r in kept]
+
+
+def run_trial(
+    ctx: Context,
+    trial: optuna.Trial,
+    stop: Callable[[], bool] = lambda: False,
+    *,
+    resume: bool = False,
+) -> float:
     """Train and evaluate one trial; returns the validation objective of the last epoch.
 
-    Raises ``optuna.TrialPruned`` when the pruner stops it, ``Interrupted`` on a stop request,
-    and any other exception for a genuine failure (the worker records its cause).
+    With ``resume`` the trial's parameters are read back (not sampled) and training continues
+    after the last checkpointed epoch. Raises ``optuna.TrialPruned`` when the pruner stops it,
+    ``Interrupted`` on a stop request, and any other exception for a genuine failure.
     """
-    params = ctx.space.suggest(trial)
+    params = ctx.space.rebuild(trial.params) if resume else ctx.space.suggest(trial)
     seed = ctx.exp.seed + trial.number
     out = trial_dir(ctx.run_dir, trial.number)
     out.mkdir(parents=True, exist_ok=True)
@@ -106,8 +153,12 @@ def run_trial(ctx: Context, trial: optuna.Trial, stop: Callable[[], bool] = lamb
     model = ctx.model.build(params, ctx.splits.spec).to(ctx.device)
     optimizer = make_optimizer(model, params)
     history = out / "metrics.jsonl"
-    history.unlink(missing_ok=True)
-    objective: list[float] = []
+    start_epoch, objective = 0, list[float]()
+    if resume:
+        start_epoch, objective = _restore(out, model, optimizer, ctx.exp.metric)
+        trial.set_user_attr("resumed_from_epoch", start_epoch)
+    else:
+        history.unlink(missing_ok=True)
 
     def after_epoch(stats: EpochStats) -> None:
         values = evaluate(ctx, model, ctx.splits.val)
@@ -139,7 +190,8 @@ def run_trial(ctx: Context, trial: optuna.Trial, stop: Callable[[], bool] = lamb
                 f"pruned at epoch {stats.epoch} ({ctx.exp.metric}={value:.4g})"
             )
 
-    trial.set_user_attr("train_started", time.time())
+    if "train_started" not in trial.user_attrs:
+        trial.set_user_attr("train_started", time.time())
     try:
         fit(
             model,
@@ -149,6 +201,7 @@ def run_trial(ctx: Context, trial: optuna.Trial, stop: Callable[[], bool] = lamb
             seed=seed,
             device=ctx.device,
             optimizer=optimizer,
+            start_epoch=start_epoch,
             loss_fn=ctx.model.loss or default_loss,
             after_epoch=after_epoch,
             stop=stop,
@@ -156,8 +209,15 @@ def run_trial(ctx: Context, trial: optuna.Trial, stop: Callable[[], bool] = lamb
     finally:
         trial.set_user_attr("train_finished", time.time())
     torch.save(model.state_dict(), out / "model.pt")
-    test = evaluate(ctx, model, ctx.splits.test)
-    val = {k: v for k, v in json.loads(history.read_text().splitlines()[-1]).items()}
+    probs = _probs(ctx, model, ctx.splits.test)  # predicted once, used three ways below
+    test = _metric_values(ctx, ctx.splits.test, probs)
+    save_predictions(ctx, probs, out / "predictions.npz")
+    write_data_spec(out, ctx.splits.spec)
+    write_evaluation_artifacts(
+        out, ctx.splits.test.y.numpy(), probs, ctx.splits.test.meta,
+        ctx.splits.spec.class_names, ctx.metrics,
+    )  # fmt: skip
+    val = dict(json.loads(history.read_text().splitlines()[-1]))
     result = {"objective": objective[-1], "metric": ctx.exp.metric, "test": test, "val": val}
     _write_json(out / "result.json", result)
     trial.set_user_attr("test", test)

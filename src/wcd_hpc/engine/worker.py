@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import socket
+import subprocess
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -25,8 +26,9 @@ from optuna.trial import TrialState
 from wcd_hpc import study as studies
 from wcd_hpc.config import resolve
 from wcd_hpc.engine.fit import Interrupted, pick_device
+from wcd_hpc.engine.reaper import Heartbeat, reap
 from wcd_hpc.engine.trial import Context, run_trial, trial_dir
-from wcd_hpc.plugins import get_registry
+from wcd_hpc.plugins import blame, get_registry
 from wcd_hpc.storage import claim_lock, mask, open_storage
 
 log = logging.getLogger("wcd_hpc.worker")
@@ -35,6 +37,9 @@ MAX_CONSECUTIVE_FAILURES = 3
 # Exit status of a worker that gave up after MAX_CONSECUTIVE_FAILURES failed trials in a row:
 # launchers must not restart it, the failure is in the experiment, not in the process.
 EXIT_TOO_MANY_FAILURES = 3
+# Exit status of a worker that suspended its trial on a signal (EX_TEMPFAIL): launchers may start
+# a fresh worker, which resumes the trial from its checkpoint.
+EXIT_SUSPENDED = 75
 
 
 @dataclass
@@ -91,20 +96,67 @@ def build_context(study: optuna.Study) -> Context:
     return Context(exp, space, model, metrics, splits, run_dir, pick_device())
 
 
-def _claim(study: optuna.Study, url: str, worker: str) -> optuna.Trial | None:
-    """Start a new trial if finished + running trials are still below the budget."""
+def _claim(study: optuna.Study, url: str, worker: str) -> tuple[optuna.Trial, bool] | None:
+    """Resume a suspended trial, else start a new one while finished + running < budget.
+
+    Returns the trial and whether it is a resumption. Suspended trials come first: their
+    finished epochs are already paid for.
+    """
     with claim_lock(url, study._storage, study.study_name):
         trials = study.get_trials(deepcopy=False)
-        done = studies.finished(trials)
-        running = sum(1 for t in trials if t.state == TrialState.RUNNING)
-        if done + running >= studies.budget_of(study):
-            return None
-        trial = study.ask()
+        suspended = [
+            t for t in trials if t.state == TrialState.RUNNING and t.user_attrs.get("suspended")
+        ]
+        if suspended:
+            frozen = suspended[0]
+            study._storage.set_trial_user_attr(frozen._trial_id, "suspended", False)
+            trial, resume = optuna.Trial(study, frozen._trial_id), True
+        else:
+            done = studies.finished(trials)
+            running = sum(1 for t in trials if t.state == TrialState.RUNNING)
+            if done + running >= studies.budget_of(study):
+                return None
+            trial, resume = study.ask(), False
+        trial.set_user_attr("heartbeat", time.time())
     trial.set_user_attr("host", socket.gethostname())
     trial.set_user_attr("pid", os.getpid())
     trial.set_user_attr("worker", worker)
     trial.set_user_attr("claimed", time.time())
-    return trial
+    for attr, value in placement().items():
+        trial.set_user_attr(attr, value)
+    return trial, resume
+
+
+# Environment variables recorded on every trial: where it ran (Slurm ids, node, GPU, image).
+PLACEMENT_ENV = {
+    "slurm_job_id": "SLURM_JOB_ID",
+    "slurm_array_job_id": "SLURM_ARRAY_JOB_ID",
+    "slurm_array_task_id": "SLURM_ARRAY_TASK_ID",
+    "node": "SLURMD_NODENAME",
+    "gpu": "CUDA_VISIBLE_DEVICES",
+    "image_sha256": "WCD_HPC_IMAGE_SHA256",
+}
+
+
+def placement() -> dict[str, str]:
+    """This worker's Slurm ids, node, GPU and image digest, as far as the environment tells."""
+    return {attr: os.environ[var] for attr, var in PLACEMENT_ENV.items() if os.environ.get(var)}
+
+
+def _suspend(study: optuna.Study, trial: optuna.Trial, worker: str, signum: int) -> None:
+    """Leave the trial RUNNING but marked suspended: the next worker resumes it from its
+    last checkpoint. Under Slurm, SIGUSR2 (preemption, time limit) also requeues this task."""
+    name = signal.Signals(signum).name
+    storage = study._storage
+    storage.set_trial_user_attr(trial._trial_id, "suspended", True)
+    storage.set_trial_user_attr(trial._trial_id, "suspended_by", f"{name} to worker {worker}")
+    log.warning("trial %d suspended by %s; it resumes from its last checkpoint", trial.number, name)
+    job = os.environ.get("SLURM_ARRAY_JOB_ID")
+    task = os.environ.get("SLURM_ARRAY_TASK_ID")
+    target = f"{job}_{task}" if job and task else os.environ.get("SLURM_JOB_ID")
+    if signum == signal.SIGUSR2 and target:
+        proc = subprocess.run(["scontrol", "requeue", target], capture_output=True, text=True)
+        log.warning("scontrol requeue %s: %s", target, (proc.stderr or "ok").strip())
 
 
 def _fail(study: optuna.Study, trial: optuna.Trial, cause: str) -> None:
@@ -135,25 +187,30 @@ def run_worker(
         if max_trials is not None and len(summary.trials) >= max_trials:
             summary.reason = "max trials for this worker"
             break
-        trial = _claim(study, url, worker)
-        if trial is None:
+        reap(study, url)
+        claimed = _claim(study, url, worker)
+        if claimed is None:
             summary.reason = "budget met"
             break
+        trial, resume = claimed
         summary.trials.append(trial.number)
         try:
-            value = run_trial(ctx, trial, stop)
+            with Heartbeat(study, url, trial._trial_id):
+                value = run_trial(ctx, trial, stop, resume=resume)
         except optuna.TrialPruned as exc:
             study.tell(trial, state=TrialState.PRUNED)
             summary.pruned += 1
             streak = 0
             log.info("trial %d pruned: %s", trial.number, exc)
         except Interrupted:
-            name = signal.Signals(stop.signum or signal.SIGTERM).name
-            _fail(study, trial, f"worker {worker} stopped by {name}")
+            _suspend(study, trial, worker, stop.signum or signal.SIGTERM)
             summary.interrupted = True
             break
         except Exception as exc:
             cause = _one_line(exc)
+            culprit = blame(exc, exp.model)  # a plugin's own code failed: name its distribution
+            if culprit is not None:
+                cause = f"{culprit}: model '{exp.model}' failed: {cause}"
             (trial_dir(ctx.run_dir, trial.number) / "error.txt").write_text(traceback.format_exc())
             _fail(study, trial, cause)
             summary.failed += 1

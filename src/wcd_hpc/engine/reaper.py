@@ -1,0 +1,165 @@
+"""Heartbeats and the reaper: finding trials whose worker is gone, failing and re-enqueuing them.
+
+Optuna's own heartbeat only works inside ``study.optimize`` and only on RDB storages, so every
+worker runs a small thread that stamps its running trial's ``heartbeat`` user attribute, on any
+storage. The reaper — run by every worker before it claims a trial, by that heartbeat thread, and
+by ``status`` — marks a RUNNING trial FAIL with its cause when its heartbeat is stale or Slurm
+says its job died (FAILED, OUT_OF_MEMORY, NODE_FAIL, TIMEOUT, CANCELLED), and enqueues the same
+parameters again, at most ``max_retries`` times per parameter set. Suspended trials (a worker
+stopped by a signal after saving a checkpoint) are left alone: they are waiting to be resumed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from wcd_hpc.launch import accounting
+from wcd_hpc.storage import claim_lock
+
+log = logging.getLogger("wcd_hpc.reaper")
+ENV_HEARTBEAT = "WCD_HPC_HEARTBEAT_S"
+ATTR_HEARTBEAT_S = "heartbeat_s"
+ATTR_MAX_RETRIES = "max_retries"
+DEFAULT_HEARTBEAT_S = 30.0
+DEFAULT_MAX_RETRIES = 2
+# A heartbeat older than this many intervals means the worker is gone: after one missed beat and
+# a margin, so that the trial is failed within two intervals of the worker's death.
+STALE_AFTER = 1.5
+DEAD_STATES = ("FAILED", "OUT_OF_MEMORY", "NODE_FAIL", "TIMEOUT", "CANCELLED", "BOOT_FAIL")
+SacctFn = Callable[[Sequence[str]], list[accounting.TaskRecord]]
+
+
+@dataclass(frozen=True)
+class Reaped:
+    number: int
+    cause: str
+    retried_as: bool
+
+
+def heartbeat_interval(study: optuna.Study) -> float:
+    value = study.user_attrs.get(ATTR_HEARTBEAT_S)
+    if value is None:
+        value = os.environ.get(ENV_HEARTBEAT) or DEFAULT_HEARTBEAT_S
+    return max(0.5, float(value))
+
+
+def _slurm_states(trials: list[FrozenTrial], sacct: SacctFn) -> dict[str, str]:
+    jobs = sorted(
+        {str(t.user_attrs["slurm_job_id"]) for t in trials if t.user_attrs.get("slurm_job_id")}
+    )
+    if not jobs:
+        return {}
+    try:
+        records = sacct(jobs)
+    except accounting.SlurmError as exc:
+        log.warning("reaper: cannot ask sacct (%s); relying on heartbeats", exc)
+        return {}
+    states: dict[str, str] = {}
+    for r in records:
+        states[r.job_id] = r.state
+    return states
+
+
+def _job_state(t: FrozenTrial, states: dict[str, str]) -> str | None:
+    a = t.user_attrs
+    keys = [str(a.get("slurm_job_id"))]
+    if a.get("slurm_array_job_id") is not None:
+        keys.insert(0, f"{a['slurm_array_job_id']}_{a.get('slurm_array_task_id')}")
+    return next((states[k] for k in keys if k in states), None)
+
+
+def cause_of_death(
+    t: FrozenTrial, now: float, interval: float, states: dict[str, str]
+) -> str | None:
+    """Why trial ``t`` should be reaped, or None while its worker looks alive."""
+    a = t.user_attrs
+    if a.get("suspended"):
+        return None
+    state = _job_state(t, states)
+    if state in DEAD_STATES:
+        what = "out of memory" if state == "OUT_OF_MEMORY" else state.lower().replace("_", " ")
+        return f"slurm job {a.get('slurm_job_id')} ended {state} ({what})"
+    beat = a.get("heartbeat", a.get("claimed"))
+    if isinstance(beat, (int, float)) and now - beat > STALE_AFTER * interval:
+        return (
+            f"heartbeat stale for {now - beat:.0f}s (worker {a.get('worker')} "
+            f"on {a.get('host')}, pid {a.get('pid')})"
+        )
+    return None
+
+
+def fail_and_retry(study: optuna.Study, t: FrozenTrial, cause: str, max_retries: int) -> bool:
+    """Mark ``t`` FAIL with ``cause``; enqueue its parameters again unless retries are used up."""
+    storage = study._storage
+    storage.set_trial_user_attr(t._trial_id, "fail_reason", cause)
+    storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+    retry = int(t.user_attrs.get("retry", 0))
+    if retry >= max_retries:
+        return False
+    study.enqueue_trial(dict(t.params), user_attrs={"retry": retry + 1, "retry_of": t.number})
+    return True
+
+
+def reap(
+    study: optuna.Study, url: str, *, now: float | None = None, sacct: SacctFn = accounting.sacct
+) -> list[Reaped]:
+    """Fail (and re-enqueue) every RUNNING trial whose worker is gone; returns what it did."""
+    interval = heartbeat_interval(study)
+    max_retries = int(study.user_attrs.get(ATTR_MAX_RETRIES, DEFAULT_MAX_RETRIES))
+    done: list[Reaped] = []
+    with claim_lock(url, study._storage, study.study_name):
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        states = _slurm_states(running, sacct)
+        clock = time.time() if now is None else now
+        for t in running:
+            cause = cause_of_death(t, clock, interval, states)
+            if cause is None:
+                continue
+            retried = fail_and_retry(study, t, cause, max_retries)
+            log.warning(
+                "reaped trial %d: %s%s", t.number, cause, "; re-enqueued" if retried else ""
+            )
+            done.append(Reaped(t.number, cause, retried))
+    return done
+
+
+class Heartbeat:
+    """Stamps a trial's ``heartbeat`` every interval and reaps dead peers meanwhile.
+
+    Storage errors in the thread are logged and retried at the next beat: a short database
+    outage must not kill a trial that is training fine.
+    """
+
+    def __init__(self, study: optuna.Study, url: str, trial_id: int) -> None:
+        self.study, self.url, self.trial_id = study, url, trial_id
+        self.interval = heartbeat_interval(study)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wcd-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._beat()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.interval + 5)
+
+    def _beat(self) -> None:
+        self.study._storage.set_trial_user_attr(self.trial_id, "heartbeat", time.time())
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self._beat()
+                reap(self.study, self.url)
+            except Exception as exc:  # keep training through a storage hiccup
+                log.warning("heartbeat: %s: %s", type(exc).__name__, exc)

@@ -1,0 +1,244 @@
+"""Riding out a lost database connection (a PostgreSQL restart, a fail-over, a network blip).
+
+Every storage call of a worker goes through :class:`RetryingRDBStorage`. When a call fails because
+the connection was lost, it waits with exponential backoff (0.5 s, 1 s, 2 s, … for up to
+``RETRY_SECONDS`` in all), logs one line per retry naming the masked URL, and tries again; the
+pool's pre-ping replaces the dead connections. Anything else (a constraint, a finished trial) is
+raised at once, as before.
+
+Retrying is only safe for calls whose second run cannot write twice:
+
+- reads, and the upserts ``set_*_attr``, ``set_trial_param``, ``set_trial_intermediate_value``
+  and ``record_heartbeat``, which leave the same row whether they ran once or twice;
+- ``set_trial_state_values`` to a finished state: if the first run committed but its answer was
+  lost, the retry raises "already finished"; the trial is then read back and, when it already
+  has the state we asked for, that is our own write and counts as success. Setting RUNNING (a
+  worker taking a WAITING trial) is retried as is: if the first run had committed, the retry
+  answers False, Optuna takes another trial and the first is left RUNNING with no heartbeat, for
+  the reaper to re-enqueue. A trial run twice would be worse than one retried;
+- ``create_new_trial`` (and ``_create_new_trial``, which Optuna's cache calls) is the one
+  insert: every new trial carries a random token in its system attributes, and before a retry the
+  study is searched for that token, so a trial whose insert committed just before the connection
+  dropped is returned instead of created again. (Optuna's own five quick retries inside
+  ``_create_new_trial`` cover deadlocks and lie below this; they see the same lost connection.)
+
+Not retried: ``create_new_study`` and ``delete_study`` (login-node operations where a clear error is
+better than a guess), and storage construction (a wrong URL should fail fast).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import RDBStorage
+from optuna.trial import FrozenTrial, TrialState
+
+log = logging.getLogger("wcd_hpc.storage")
+RETRY_SECONDS = 60.0
+FIRST_DELAY = 0.5
+TOKEN_ATTR = "wcd_hpc:create_token"
+T = TypeVar("T")
+
+# Calls whose repetition writes nothing twice (see the module docstring).
+IDEMPOTENT = (
+    "get_study_id_from_name",
+    "get_study_name_from_id",
+    "get_study_directions",
+    "get_study_user_attrs",
+    "get_study_system_attrs",
+    "get_all_studies",
+    "get_trial",
+    "get_all_trials",
+    "get_n_trials",
+    "get_best_trial",
+    "get_trial_id_from_study_id_trial_number",
+    "get_trial_number_from_id",
+    "get_trial_params",
+    "get_trial_user_attrs",
+    "get_trial_system_attrs",
+    "get_trial_param",
+    "set_study_user_attr",
+    "set_study_system_attr",
+    "set_trial_param",
+    "set_trial_intermediate_value",
+    "set_trial_user_attr",
+    "set_trial_system_attr",
+    "record_heartbeat",
+    # Private methods that optuna.storages._CachedStorage (Optuna 5) calls on its backend.
+    "_get_trials",
+    "_get_best_trial_id",
+    "_get_stale_trial_ids",
+    "_set_trial_param",
+)
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps: Optuna re-raises as StorageInternalError) is a lost
+    connection, as opposed to a problem with the call itself."""
+    from sqlalchemy import exc as sa
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (sa.OperationalError, sa.InterfaceError)):
+            return True
+        if isinstance(current, sa.DBAPIError) and current.connection_invalidated:
+            return True
+        if (
+            type(current).__module__.startswith("psycopg")
+            and "Operational" in type(current).__name__
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _first_line(exc: BaseException) -> str:
+    while exc.__cause__ is not None:  # the driver's message says more than Optuna's wrapper
+        exc = exc.__cause__
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+class Backoff:
+    """Exponential delays until ``RETRY_SECONDS`` are spent; each wait logs one line."""
+
+    def __init__(self, where: str, what: str) -> None:
+        self.where, self.what, self.budget = where, what, RETRY_SECONDS
+        self.spent, self.delay, self.count = 0.0, FIRST_DELAY, 0
+
+    def wait(self, exc: BaseException) -> None:
+        """Sleep before the next try, or re-raise ``exc`` when the time is up."""
+        if self.spent >= self.budget:
+            raise exc
+        self.count += 1
+        delay = min(self.delay, self.budget - self.spent)
+        log.warning(
+            "storage %s: connection lost in %s (%s); retry %d in %.1f s",
+            self.where,
+            self.what,
+            _first_line(exc),
+            self.count,
+            delay,
+        )
+        time.sleep(delay)
+        self.spent += delay
+        self.delay *= 2
+
+
+def retry_call(where: str, what: str, call: Callable[[], T]) -> T:
+    """Run ``call``; on a lost connection wait and run it again (it must be idempotent)."""
+    backoff = Backoff(where, what)
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            if not connection_lost(exc):
+                raise
+            backoff.wait(exc)
+
+
+class RetryingRDBStorage(RDBStorage):
+    """An RDBStorage whose calls survive a database restart without writing anything twice."""
+
+    def __init__(self, url: str, *, masked: str, **kwargs: Any) -> None:
+        self.masked_url = masked
+        super().__init__(url, **kwargs)
+
+    def _create_new_trial(
+        self, study_id: int, template_trial: FrozenTrial | None = None
+    ) -> FrozenTrial:
+        # Optuna's cache (which wraps every RDBStorage a study uses) calls this private method;
+        # the public create_new_trial goes through it too.
+        token = uuid.uuid4().hex
+        template = _tagged(template_trial, token)
+        backoff = Backoff(self.masked_url, "create_new_trial")
+        while True:
+            try:
+                return super()._create_new_trial(study_id, template)
+            except Exception as exc:
+                if not connection_lost(exc):
+                    raise
+                backoff.wait(exc)
+                found = self._with_token(study_id, token)
+                if found is not None:
+                    log.warning("storage %s: the lost insert had committed", self.masked_url)
+                    return found
+
+    def _with_token(self, study_id: int, token: str) -> FrozenTrial | None:
+        trials = self.get_all_trials(study_id, deepcopy=False)  # retried itself
+        mine = [t for t in trials if t.system_attrs.get(TOKEN_ATTR) == token]
+        return min(mine, key=lambda t: t.number) if mine else None
+
+    def set_trial_state_values(
+        self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
+    ) -> bool:
+        backoff = Backoff(self.masked_url, "set_trial_state_values")
+        retried = False
+        while True:
+            try:
+                return super().set_trial_state_values(trial_id, state, values)
+            except UpdateFinishedTrialError:
+                if retried and self.get_trial(trial_id).state == state:
+                    return True  # our first try committed; only its answer was lost
+                raise
+            except Exception as exc:
+                if not connection_lost(exc):
+                    raise
+                backoff.wait(exc)
+                retried = True
+
+
+def _tagged(template: FrozenTrial | None, token: str) -> FrozenTrial:
+    """A copy of ``template`` (or of a fresh RUNNING trial) carrying the creation token."""
+    if template is None:
+        return FrozenTrial(
+            number=-1,
+            state=TrialState.RUNNING,
+            value=None,
+            datetime_start=datetime.now(),
+            datetime_complete=None,
+            params={},
+            distributions={},
+            user_attrs={},
+            system_attrs={TOKEN_ATTR: token},
+            intermediate_values={},
+            trial_id=-1,
+        )
+    copy = FrozenTrial(
+        number=template.number,
+        state=template.state,
+        value=None,
+        values=template.values,
+        datetime_start=template.datetime_start,
+        datetime_complete=template.datetime_complete,
+        params=dict(template.params),
+        distributions=dict(template.distributions),
+        user_attrs=dict(template.user_attrs),
+        system_attrs={**template.system_attrs, TOKEN_ATTR: token},
+        intermediate_values=dict(template.intermediate_values),
+        trial_id=template._trial_id,
+    )
+    return copy
+
+
+def _retrying(name: str) -> Callable[..., Any]:
+    def wrapper(self: RetryingRDBStorage, *args: Any, **kwargs: Any) -> Any:
+        method = getattr(RDBStorage, name)  # looked up per call, like super() would
+        return retry_call(self.masked_url, name, lambda: method(self, *args, **kwargs))
+
+    wrapper.__name__ = name
+    wrapper.__doc__ = getattr(RDBStorage, name).__doc__
+    return wrapper
+
+
+for _name in IDEMPOTENT:
+    if hasattr(RDBStorage, _name):
+        setattr(RetryingRDBStorage, _name, _retrying(_name))

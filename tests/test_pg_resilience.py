@@ -1,0 +1,111 @@
+"""PostgreSQL at scale: schema made by ``sweep``, and a database restart mid-sweep loses nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import sqlalchemy
+from conftest import IN_CI, need
+from optuna.trial import TrialState
+
+from wcd_hpc.storage import open_storage
+
+TOY = {"WCD_HPC_PLUGINS": "toy"}
+SCHEMA_WORDS = ("CREATE ", "ALTER ", "DROP ")
+
+
+def test_a_worker_opening_a_prepared_database_does_no_schema_work(pg_url: str) -> None:
+    name = f"schema-{uuid.uuid4().hex[:12]}"
+    optuna.create_study(study_name=name, storage=open_storage(pg_url))  # what sweep does
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        statements.append(statement)
+
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "before_cursor_execute", record)
+    try:
+        study = optuna.load_study(study_name=name, storage=open_storage(pg_url))  # a worker
+        study.tell(study.ask(), 1.0)
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.engine.Engine, "before_cursor_execute", record)
+    assert statements, "the listener saw no statements at all"
+    ddl = [s for s in statements if s.lstrip().upper().startswith(SCHEMA_WORDS)]
+    assert ddl == []
+
+
+def test_a_worker_keeps_one_connection_and_never_opens_more_than_three(pg_url: str) -> None:
+    storage = open_storage(pg_url)
+    pool = storage.engine.pool  # type: ignore[attr-defined]
+    assert (pool.size(), pool._max_overflow) == (1, 2)
+
+
+def _restart_postgresql() -> None:
+    clusters = sorted(os.listdir("/etc/postgresql"))
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", clusters[-1], "main", "restart"],
+        check=True,
+        capture_output=True,
+    )
+
+
+def _can_restart() -> None:
+    if os.geteuid() != 0 or shutil.which("pg_ctlcluster") is None:
+        if IN_CI:
+            pytest.fail("restarting PostgreSQL needs root and pg_ctlcluster in CI")
+        pytest.skip("restarting PostgreSQL needs root and pg_ctlcluster")
+    if not os.path.isdir("/etc/postgresql"):
+        need("PostgreSQL", "no /etc/postgresql cluster to restart")
+
+
+def _finished(url: str, name: str) -> int:
+    try:
+        study = optuna.load_study(study_name=name, storage=open_storage(url))
+        return sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
+    except Exception:
+        return -1  # not created yet, or the database is restarting
+
+
+@pytest.mark.slow
+def test_a_postgresql_restart_mid_sweep_loses_and_duplicates_nothing(
+    cli, testplugins, toy_experiment, tmp_path: Path, pg_url: str
+) -> None:
+    _can_restart()
+    name = f"restart-{uuid.uuid4().hex[:12]}"
+    budget = 16
+    exp = toy_experiment(name=name, trials=budget, workers=2, storage=pg_url)
+    restarted_at: list[int] = []
+
+    def chaos() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            done = _finished(pg_url, name)
+            if done >= 3:
+                _restart_postgresql()
+                restarted_at.append(done)
+                return
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=chaos)
+    thread.start()
+    res = cli("sweep", str(exp), plugins=testplugins, env=TOY)
+    thread.join()
+    assert res.code == 0, res.err[-2000:]
+    assert restarted_at and restarted_at[0] < budget, "the restart did not happen mid-sweep"
+    study = optuna.load_study(study_name=name, storage=open_storage(pg_url))
+    complete = [t for t in study.get_trials() if t.state == TrialState.COMPLETE]
+    assert len(complete) == budget
+    params = [json.dumps(t.params, sort_keys=True) for t in complete]
+    assert len(set(params)) == budget
+    logs = res.out + res.err
+    logs += "".join(p.read_text() for p in (tmp_path / f"runs/{name}/logs").iterdir())
+    assert "wcd-secret" not in logs
