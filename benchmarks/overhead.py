@@ -35,6 +35,7 @@ pruner: none
 sampler: tpe
 param_space: {{batch_size: 64, optimizer: adam, lr: 1e-3, channels: [4, 8]}}
 workers: {workers}
+executor: local
 """
 
 

@@ -1,6 +1,6 @@
 """MLflow sync throughput: trials synced per second for a 200-trial study.
 
-Run: ``.venv/bin/python benchmarks/sync.py [--trials 200]`` (about 8 minutes on a busy 2-core machine).
+Run: ``.venv/bin/python benchmarks/sync.py [--trials 200]`` (about 8 minutes on a busy 2-core box).
 
 Training 200 trials would take far longer than syncing them, so the study and its run directory
 are synthetic but shaped like real ones: every trial has its parameters, 5 epochs of metrics,

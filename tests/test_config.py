@@ -148,7 +148,7 @@ def test_shorthands_and_defaults_fill_a_minimal_file() -> None:
         "tpe",
         "median",
         "journal",
-        "local",
+        "auto",
     )
 
 
@@ -216,7 +216,7 @@ def test_wrong_trials_type_names_file_line_key_and_value() -> None:
         ("name: " + "x" * 65, "name", "at most 64 characters"),
         ("sampler: tpee", "sampler", "expected one of tpe, random, cmaes, grid, qmc, got 'tpee'"),
         ("pruner: medain", "pruner", "did you mean 'median'?"),
-        ("executor: slurmm", "executor", "expected one of local, slurm"),
+        ("executor: slurmm", "executor", "expected one of auto, local, slurm"),
         ("storage: redis://x", "storage", "expected journal, journal:PATH or a URL"),
         ("storage: 'journal:'", "storage", "expected journal, journal:PATH or a URL"),
         ("runs_dir: ''", "runs_dir", "expected a non-empty string, got ''"),

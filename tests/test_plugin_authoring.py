@@ -202,7 +202,7 @@ def test_a_scaffolded_plugin_installs_lists_sweeps_and_passes_its_tests(
 
     (tmp_path / "demo.yaml").write_text(
         "name: demo\ndataset: {name: toy-blobs, params: {events: 300}}\nmodel: demo-model\n"
-        "metric: {name: accuracy}\ntrials: 2\nepochs: 1\nworkers: 1\n"
+        "metric: {name: accuracy}\ntrials: 2\nepochs: 1\nworkers: 1\nexecutor: local\n"
     )
     swept = cli("sweep", "demo.yaml", env={**path, "WCD_HPC_PLUGINS": "demo-model,toy"})
     assert swept.code == 0, swept.err

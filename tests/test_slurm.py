@@ -249,3 +249,21 @@ def test_a_preempted_array_task_is_requeued_and_resumes_its_trial(
     assert sorted(resumed.intermediate_values) == [1, 2, 3, 4, 5]
     lines = tmp_path / "runs" / name / "trials" / str(victim.number) / "metrics.jsonl"
     assert [json.loads(x)["epoch"] for x in lines.read_text().splitlines()] == [1, 2, 3, 4, 5]
+
+
+def test_a_worker_over_its_memory_is_reaped_as_out_of_memory_and_retried(
+    cli, testplugins, tmp_path, slurm_cluster
+) -> None:
+    (tmp_path / "oom.yaml").write_text(
+        "name: oom\ndataset: one-sample\nmodel: hog\nmetric: accuracy\ntrials: 1\nepochs: 200\n"
+        "pruner: none\nexecutor: slurm\nworkers: 1\n"
+        'resources: {gpus: 1, cpus: 1, mem_gb: 1.5, time: "00:10:00"}\n'
+    )
+    res = cli(
+        "sweep", "oom.yaml", "--profile", DEV, "--wait", "--no-sync", plugins=testplugins, env=TOY
+    )
+    assert res.code == 1 and "sweep ended with 0 of 1 trials finished" in res.err
+    info = json.loads(cli("status", "oom", "--json", plugins=testplugins, env=TOY).out)
+    causes = [f["cause"] for f in info["failures"]]
+    assert len(causes) == 1 and causes[0].endswith("(out of memory)"), causes
+    assert info["counts"]["WAITING"] == 1  # the same parameters, enqueued for another try

@@ -27,6 +27,7 @@ metric: {name: roc_auc}
 trials: 2
 epochs: 4
 workers: 2
+executor: local
 pruner: none
 param_space:
   depth: 2

@@ -42,7 +42,7 @@ __all__ = [
 
 SAMPLERS = ("tpe", "random", "cmaes", "grid", "qmc")
 PRUNERS = ("median", "hyperband", "none")
-EXECUTORS = ("local", "slurm")
+EXECUTORS = ("auto", "local", "slurm")
 DIRECTIONS = ("maximize", "minimize")
 STORAGE_URL_PREFIXES = (
     "sqlite:///",
@@ -77,7 +77,8 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "runs_dir": "runs",
     "workers": 1,
-    "executor": "local",
+    # "auto": slurm when sbatch is on PATH (a login node), else local; resolved by sweep.plan.
+    "executor": "auto",
     "resources": {"gpus": 0, "cpus": 2, "mem_gb": 8, "time": "02:00:00"},
 }
 

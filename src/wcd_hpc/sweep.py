@@ -6,6 +6,8 @@ file or study is created, so a broken input leaves nothing behind.
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +43,22 @@ def plan(
     exp, space = resolve(exp, registry)
     if exp.sampler == "grid":
         _check_grid(exp, space)
+    _check_dataset(exp, registry)
+    if exp.executor == "auto":
+        exp = dataclasses.replace(exp, executor="slurm" if shutil.which("sbatch") else "local")
     run_dir = (Path(exp.runs_dir) / exp.name).resolve()
     return Plan(exp, space, run_dir, stores.resolve(exp.storage, run_dir))
+
+
+def _check_dataset(exp: Experiment, registry: Registry) -> None:
+    """Let the dataset look at its parameters and files now, not on a compute node later."""
+    dataset = registry.datasets[exp.dataset].obj
+    if dataset.check is None:
+        return
+    try:
+        dataset.check({**dataset.defaults, **exp.dataset_params})
+    except ValueError as exc:
+        raise ConfigError(exp.source, "dataset", exp.lines.get("dataset"), str(exc)) from None
 
 
 def _check_grid(exp: Experiment, space: Space) -> None:

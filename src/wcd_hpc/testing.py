@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from wcd_hpc import hookspecs
-from wcd_hpc.api import Dataset, DataSpec, Metric, Model, Split, Splits
+from wcd_hpc.api import Dataset, DataSpec, LazyInputs, Metric, Model, Split, Splits
 from wcd_hpc.engine.fit import default_logits, default_loss, make_optimizer
 from wcd_hpc.plugins import (
     Entry,
@@ -344,8 +344,8 @@ def _spec_problems(spec: object) -> list[str]:
 def _split_problems(split: object, spec: DataSpec) -> list[str]:
     if not isinstance(split, Split):
         return [f"expected a wcd_hpc.Split, got {type(split).__name__}"]
-    if not isinstance(split.x, torch.Tensor) or not isinstance(split.y, torch.Tensor):
-        return ["x and y must be torch tensors"]
+    if not isinstance(split.x, (torch.Tensor, LazyInputs)) or not isinstance(split.y, torch.Tensor):
+        return ["x must be a torch tensor or LazyInputs, y a torch tensor"]
     n = int(split.y.shape[0])
     problems = []
     if n == 0:
@@ -364,7 +364,9 @@ def _split_problems(split: object, spec: DataSpec) -> list[str]:
             f"y must be in [0, {spec.num_classes}), got [{int(split.y.min())}, "
             f"{int(split.y.max())}]"
         )
-    if split.x.is_floating_point() and not bool(torch.isfinite(split.x).all()):
+    # Lazily read inputs are checked on their first block only: reading all would defeat them.
+    sample = split.x if isinstance(split.x, torch.Tensor) else split.x[0 : min(n, 64)]
+    if sample.is_floating_point() and not bool(torch.isfinite(sample).all()):
         problems.append("x holds NaN or infinite values")
     for key, values in split.meta.items():
         length = len(values) if isinstance(values, (np.ndarray, Sequence)) else None

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -76,8 +77,37 @@ def _job_state(t: FrozenTrial, states: dict[str, str]) -> str | None:
     return next((states[k] for k in keys if k in states), None)
 
 
+OOM_MARKERS = ("exceeded job memory limit", "exceeded memory limit", "oom-kill", "out of memory")
+
+
+def _oom_logged(t: FrozenTrial, run_dir: Path | None) -> bool:
+    """Whether the task's Slurm log says it was killed for memory.
+
+    Clusters that enforce ``--mem`` with cgroups report OUT_OF_MEMORY in sacct; those that
+    enforce it through accounting (``JobAcctGatherParams=OverMemoryKill``) report FAILED and
+    only slurmstepd's line in the job's log tells why.
+    """
+    a = t.user_attrs
+    if run_dir is None or not a.get("slurm_job_id"):
+        return False
+    job = a.get("slurm_array_job_id")
+    stem = f"{job}_{a.get('slurm_array_task_id')}" if job else str(a["slurm_job_id"])
+    for log_file in (run_dir / "slurm").glob(f"**/{stem}*.out"):
+        try:
+            text = log_file.read_text(errors="replace")[-20000:].lower()
+        except OSError:
+            continue
+        if any(marker in text for marker in OOM_MARKERS):
+            return True
+    return False
+
+
 def cause_of_death(
-    t: FrozenTrial, now: float, interval: float, states: dict[str, str]
+    t: FrozenTrial,
+    now: float,
+    interval: float,
+    states: dict[str, str],
+    run_dir: Path | None = None,
 ) -> str | None:
     """Why trial ``t`` should be reaped, or None while its worker looks alive."""
     a = t.user_attrs
@@ -85,7 +115,8 @@ def cause_of_death(
         return None
     state = _job_state(t, states)
     if state in DEAD_STATES:
-        what = "out of memory" if state == "OUT_OF_MEMORY" else state.lower().replace("_", " ")
+        oom = state == "OUT_OF_MEMORY" or _oom_logged(t, run_dir)
+        what = "out of memory" if oom else state.lower().replace("_", " ")
         return f"slurm job {a.get('slurm_job_id')} ended {state} ({what})"
     beat = a.get("heartbeat", a.get("claimed"))
     if isinstance(beat, (int, float)) and now - beat > STALE_AFTER * interval:
@@ -118,9 +149,10 @@ def reap(
     with claim_lock(url, study._storage, study.study_name):
         running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         states = _slurm_states(running, sacct)
+        run_dir = Path(study.user_attrs["run_dir"]) if study.user_attrs.get("run_dir") else None
         clock = time.time() if now is None else now
         for t in running:
-            cause = cause_of_death(t, clock, interval, states)
+            cause = cause_of_death(t, clock, interval, states, run_dir)
             if cause is None:
                 continue
             retried = fail_and_retry(study, t, cause, max_retries)
