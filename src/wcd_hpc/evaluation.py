@@ -132,6 +132,20 @@ def write_evaluation_artifacts(
     ROC and Q curves need both the signal class and some background in the sample; when one is
     missing only the confusion matrix is drawn.
     """
+    rows = write_binned(out, y_true, probs, meta, class_names, metrics)
+    write_plots(out, y_true, probs, meta, class_names)
+    return rows
+
+
+def write_binned(
+    out: Path,
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    meta: Mapping[str, np.ndarray],
+    class_names: Sequence[str],
+    metrics: Mapping[str, Metric],
+) -> list[dict[str, Any]]:
+    """``out/binned.json``: the metrics per energy bin and over the whole sample."""
     truth = np.asarray(y_true, dtype=np.int64)
     full = with_primary(meta, truth, class_names)
     rows = binned_table(truth, probs, full, metrics)
@@ -144,6 +158,19 @@ def write_evaluation_artifacts(
         out / "binned.json",
         {"variable": "log10(E0/GeV)", "width": ENERGY_BIN_WIDTH, "all": overall, "bins": rows},
     )
+    return rows
+
+
+def write_plots(
+    out: Path,
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    meta: Mapping[str, np.ndarray],
+    class_names: Sequence[str],
+) -> None:
+    """``out/plots/``: confusion matrix, and ROC and Q curves when signal and background exist."""
+    truth = np.asarray(y_true, dtype=np.int64)
+    full = with_primary(meta, truth, class_names)
     folder = out / "plots"
     folder.mkdir(parents=True, exist_ok=True)
     classes = probs.shape[1] if probs.ndim == 2 else len(class_names)
@@ -161,7 +188,6 @@ def write_evaluation_artifacts(
         plots.plot_roc(folder / "roc.png", eff_s, eff_b, auc, names[label])
         q_eff, _, q = q_curve(truth, probs, full)
         plots.plot_q(folder / "q.png", q_eff, q, names[label])
-    return rows
 
 
 def write_data_spec(out: Path, spec: DataSpec) -> None:

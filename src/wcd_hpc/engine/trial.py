@@ -9,12 +9,14 @@ after each epoch), ``model.pt`` (final weights) and ``result.json`` (validation 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import random
 import socket
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,10 +35,26 @@ from wcd_hpc.engine.fit import (
     make_optimizer,
     predict,
 )
-from wcd_hpc.evaluation import write_data_spec, write_evaluation_artifacts
+from wcd_hpc.evaluation import write_binned, write_data_spec, write_plots
 from wcd_hpc.space import Space
 
 STANDARD_METRICS = ("f1", "accuracy", "roc_auc")
+# One thread draws trial plots in the background; matplotlib's Agg backend is safe off the main
+# thread as long as a single thread draws. ``wait_for_artifacts`` drains it before exit.
+_PLOTTER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wcd-plots")
+log = logging.getLogger("wcd_hpc.trial")
+
+
+def _logged(func: Callable[..., None], *args: Any) -> None:
+    try:
+        func(*args)
+    except Exception as exc:  # a missing plot must not fail a finished trial
+        log.warning("plots for %s not drawn: %s: %s", args[0], type(exc).__name__, exc)
+
+
+def wait_for_artifacts() -> None:
+    """Block until every background plot is written (workers call it before they exit)."""
+    _PLOTTER.submit(lambda: None).result()
 
 
 @dataclass
@@ -127,6 +145,7 @@ def run_trial(
     stop: Callable[[], bool] = lambda: False,
     *,
     resume: bool = False,
+    background: bool = False,
 ) -> float:
     """Train and evaluate one trial; returns the validation objective of the last epoch.
 
@@ -213,10 +232,14 @@ def run_trial(
     test = _metric_values(ctx, ctx.splits.test, probs)
     save_predictions(ctx, probs, out / "predictions.npz")
     write_data_spec(out, ctx.splits.spec)
-    write_evaluation_artifacts(
-        out, ctx.splits.test.y.numpy(), probs, ctx.splits.test.meta,
-        ctx.splits.spec.class_names, ctx.metrics,
-    )  # fmt: skip
+    test_split = ctx.splits.test
+    names = ctx.splits.spec.class_names
+    write_binned(out, test_split.y.numpy(), probs, test_split.meta, names, ctx.metrics)
+    plot = (out, test_split.y.numpy(), probs, test_split.meta, names)
+    if background:  # PNGs cost ~0.1 s each: drawn while the next trial already trains
+        _PLOTTER.submit(_logged, write_plots, *plot)
+    else:
+        write_plots(*plot)
     val = dict(json.loads(history.read_text().splitlines()[-1]))
     result = {"objective": objective[-1], "metric": ctx.exp.metric, "test": test, "val": val}
     _write_json(out / "result.json", result)

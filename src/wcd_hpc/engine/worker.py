@@ -27,7 +27,7 @@ from wcd_hpc import study as studies
 from wcd_hpc.config import resolve
 from wcd_hpc.engine.fit import Interrupted, pick_device
 from wcd_hpc.engine.reaper import Heartbeat, reap
-from wcd_hpc.engine.trial import Context, run_trial, trial_dir
+from wcd_hpc.engine.trial import Context, run_trial, trial_dir, wait_for_artifacts
 from wcd_hpc.plugins import blame, get_registry
 from wcd_hpc.storage import claim_lock, mask, open_storage
 
@@ -187,7 +187,7 @@ def run_worker(
         if max_trials is not None and len(summary.trials) >= max_trials:
             summary.reason = "max trials for this worker"
             break
-        reap(study, url)
+        reap(study, url, ask_slurm=False)
         claimed = _claim(study, url, worker)
         if claimed is None:
             summary.reason = "budget met"
@@ -196,7 +196,7 @@ def run_worker(
         summary.trials.append(trial.number)
         try:
             with Heartbeat(study, url, trial._trial_id):
-                value = run_trial(ctx, trial, stop, resume=resume)
+                value = run_trial(ctx, trial, stop, resume=resume, background=True)
         except optuna.TrialPruned as exc:
             study.tell(trial, state=TrialState.PRUNED)
             summary.pruned += 1
@@ -224,6 +224,7 @@ def run_worker(
             summary.complete += 1
             streak = 0
             log.info("trial %d complete: %s=%.4g", trial.number, exp.metric, value)
+    wait_for_artifacts()
     if stop() and not summary.reason:
         summary.interrupted = True
         summary.reason = f"stopped by {signal.Signals(stop.signum or signal.SIGTERM).name}"
