@@ -144,3 +144,15 @@ def test_train_uses_midpoints_then_evaluate_scores_a_new_file(cli, tmp_path) -> 
     assert len(wrong.err.strip().splitlines()) == 1
     with pytest.raises(EvaluateError, match="no such run directory"):
         load_run(tmp_path / "nowhere", get_registry())
+
+
+def test_trace_cnn_sweep_on_simulated_traces_tags_muons_above_chance(cli, tmp_path) -> None:
+    (tmp_path / "muons.yaml").write_text(
+        "name: zoo-trace-cnn\ndataset: {name: traces-sim, params: {events: 2000}}\n"
+        "model: trace-cnn\nmetric: roc_auc\ntrials: 1\nepochs: 2\npruner: none\nexecutor: local\n"
+        "param_space:\n  batch_size: 64\n  optimizer: adam\n  lr: 0.003\n"
+    )
+    res = cli("sweep", "muons.yaml")
+    assert res.code == 0, res.err
+    result = json.loads((tmp_path / "runs/zoo-trace-cnn/trials/0/result.json").read_text())
+    assert result["test"]["roc_auc"] > 0.75  # muon vs EM-only traces, far from a coin toss
