@@ -19,14 +19,16 @@ import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
-import pandas as pd
 import torch
 
 from wcd_hpc.api import Split
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "BLOCK",
@@ -136,6 +138,8 @@ def inspect(path: str | Path, layout: Layout, classes: Sequence[str] | None = No
         attr = dset.attrs.get("class_names")
         events, shape = int(dset.shape[0]), tuple(int(s) for s in dset.shape[1:])
     try:
+        import pandas as pd  # slow to import: only when a file is opened
+
         info = pd.read_hdf(p, "info")
     except KeyError:
         raise _fail(p, "missing table 'info' (a pandas DataFrame.to_hdf(key='info'))") from None
@@ -159,6 +163,8 @@ def inspect(path: str | Path, layout: Layout, classes: Sequence[str] | None = No
 def _check_labels(p: Path, info: pd.DataFrame, names: tuple[str, ...]) -> None:
     if "Y_class" not in info.columns:
         raise _fail(p, f"'info' has no 'Y_class' column; columns: {list(info.columns)}")
+    import pandas as pd
+
     y = pd.to_numeric(info["Y_class"], errors="coerce").to_numpy(dtype=np.float64)
     ok = np.isfinite(y) & (y == np.round(y)) & (y >= 0) & (y < len(names))
     if not ok.all():

@@ -21,7 +21,6 @@ from typing import Any
 
 import h5py
 import numpy as np
-import pandas as pd
 
 __all__ = ["CHUNK_EVENTS", "write_events"]
 
@@ -75,6 +74,8 @@ def write_events(
                 progress(data.shape[0])
             if done != events:
                 raise RuntimeError(f"simulator produced {done} events, expected {events}")
+        import pandas as pd  # slow to import; only needed when a file is finished
+
         frame = pd.DataFrame({k: np.concatenate(v) for k, v in columns.items()})
         frame.to_hdf(tmp, key="info", mode="a", format="fixed")
         os.replace(tmp, target)
