@@ -110,33 +110,40 @@ def test_rendered_worker_script_submitted_by_hand_joins_the_study(
     assert {t["worker"] for t in info["trials"]} <= {f"slurm-{job}_0", f"slurm-{job}_1"}
 
 
+def _start_slow_array(cli, testplugins, toy_experiment, name: str, trials: int, epochs: int):
+    """Submit (without waiting) an array whose toy trials take seconds per epoch."""
+    exp = toy_experiment(name=name, trials=trials, workers=2)
+    text = exp.read_text().replace("events: 300", "events: 40000")
+    exp.write_text(text.replace("epochs: 2", f"epochs: {epochs}"))
+    first = cli("sweep", str(exp), "--profile", DEV, "--set", "executor=slurm", "--no-sync",
+                plugins=testplugins, env=TOY)  # fmt: skip
+    assert first.code == 0, first.err
+    return exp, _array_id(first.out)
+
+
+def _running_trial(journal: str, name: str, ready, timeout: float = 240):  # type: ignore[no-untyped-def]
+    """Poll the study until ``ready(trials)`` returns a trial (or True); return that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        trials = optuna.load_study(study_name=name, storage=open_storage(journal)).trials
+        found = ready(trials)
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"study {name} never reached the expected state")
+
+
 def test_scancel_mid_sweep_then_sweep_again_ends_with_exactly_the_budget(
     cli, testplugins, toy_experiment, tmp_path, slurm_cluster
 ) -> None:
-    exp = toy_experiment(name="cancelled", trials=8, workers=2)
-    text = exp.read_text().replace("events: 300", "events: 40000")
-    exp.write_text(text.replace("epochs: 2", "epochs: 4"))
-    first = cli(
-        "sweep",
-        str(exp),
-        "--profile",
-        DEV,
-        "--set",
-        "executor=slurm",
-        "--no-sync",
-        plugins=testplugins,
-        env=TOY,
-    )
-    assert first.code == 0, first.err
-    job = _array_id(first.out)
+    exp, job = _start_slow_array(cli, testplugins, toy_experiment, "cancelled", 8, 4)
     journal = f"journal:{tmp_path / 'runs/cancelled/journal.log'}"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        trials = optuna.load_study(study_name="cancelled", storage=open_storage(journal)).trials
+
+    def some_done_some_running(trials):  # type: ignore[no-untyped-def]
         states = [t.state.name for t in trials]
-        if states.count("COMPLETE") + states.count("PRUNED") >= 1 and "RUNNING" in states:
-            break
-        time.sleep(0.2)
+        return states.count("COMPLETE") + states.count("PRUNED") >= 1 and "RUNNING" in states
+
+    _running_trial(journal, "cancelled", some_done_some_running)
     subprocess.run(["scancel", job], check=True)
     _wait_gone(job)
     again = cli(
@@ -202,30 +209,13 @@ def test_a_preempted_array_task_is_requeued_and_resumes_its_trial(
     cli, testplugins, toy_experiment, tmp_path, slurm_cluster, how
 ) -> None:
     name = f"preempt-{how}"
-    exp = toy_experiment(name=name, trials=2, workers=2)
-    text = exp.read_text().replace("events: 300", "events: 40000")
-    exp.write_text(text.replace("epochs: 2", "epochs: 5"))
-    first = cli(
-        "sweep",
-        str(exp),
-        "--profile",
-        DEV,
-        "--set",
-        "executor=slurm",
-        "--no-sync",
-        plugins=testplugins,
-        env=TOY,
-    )
-    assert first.code == 0, first.err
-    array = _array_id(first.out)
+    _, array = _start_slow_array(cli, testplugins, toy_experiment, name, 2, 5)
     journal = f"journal:{tmp_path / 'runs' / name / 'journal.log'}"
-    deadline = time.monotonic() + 240
-    victim = None
-    while victim is None and time.monotonic() < deadline:
-        trials = optuna.load_study(study_name=name, storage=open_storage(journal)).trials
-        victim = next((t for t in trials if t.state.name == "RUNNING" and t.last_step), None)
-        time.sleep(0.2)
-    assert victim is not None, "no trial reached its first epoch"
+    victim = _running_trial(
+        journal,
+        name,
+        lambda ts: next((t for t in ts if t.state.name == "RUNNING" and t.last_step), None),
+    )
     task = f"{array}_{victim.user_attrs['slurm_array_task_id']}"
     if how == "sigusr2":  # what Slurm sends grace_s before a time limit or preemption
         subprocess.run(["scancel", "--signal=USR2", task], check=True)
