@@ -64,10 +64,19 @@ for module in (
     module.register(app)
 
 
+def _configure_logging() -> None:
+    """Our own INFO lines (worker progress) on stderr; other libraries only from WARNING up, so
+    that a user error stays one line whatever pandas, numexpr or mlflow like to announce."""
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    logging.getLogger("wcd_hpc").setLevel(logging.INFO)
+    for chatty in ("optuna", "mlflow", "alembic"):  # they bring handlers of their own
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    for noisy in ("optuna", "mlflow", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    _configure_logging()
     registry(warn=False).add_commands(app)
     app()
 
@@ -78,9 +87,7 @@ def run(args: list[str]) -> int:
     Slurm array tasks use it to start the worker without a second Python interpreter (and a
     second torch import) when no container is involved.
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    for noisy in ("optuna", "mlflow", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    _configure_logging()
     try:
         app(args=args, standalone_mode=False)
     except typer.Exit as exc:
