@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 from wcd_hpc import study as studies
 from wcd_hpc.config import resolve
 from wcd_hpc.engine.fit import Interrupted, pick_device
-from wcd_hpc.engine.reaper import Heartbeat, reap
+from wcd_hpc.engine.reaper import Heartbeat, heartbeat_interval, reap
 from wcd_hpc.engine.trial import Context, run_trial, trial_dir, wait_for_artifacts
 from wcd_hpc.plugins import blame, get_registry
 from wcd_hpc.storage import claim_lock, mask, open_storage
@@ -143,6 +143,34 @@ def placement() -> dict[str, str]:
     return {attr: os.environ[var] for attr, var in PLACEMENT_ENV.items() if os.environ.get(var)}
 
 
+def _linger(
+    study: optuna.Study, url: str, worker: str, stop: _StopFlag
+) -> tuple[optuna.Trial, bool] | None:
+    """Before leaving, make sure the trials still running belong to live workers.
+
+    The budget counts running trials, so a worker may find nothing to claim while a peer that
+    died a moment ago still holds a trial. Waiting until every running trial has beaten since
+    (or been reaped, which re-enqueues it) takes at most ~1.5 heartbeat intervals and keeps a
+    sweep from ending short; if something becomes claimable meanwhile, it is returned.
+    """
+    since = time.time()
+    interval = heartbeat_interval(study)
+    while not stop():
+        trials = study.get_trials(deepcopy=False)
+        if studies.finished(trials) >= studies.budget_of(study):
+            return None
+        running = [t for t in trials if t.state == TrialState.RUNNING]
+        beats = [t.user_attrs.get("heartbeat", 0.0) for t in running]
+        if all(isinstance(b, (int, float)) and b > since for b in beats):
+            return None
+        time.sleep(min(interval / 2, 5.0))
+        reap(study, url, ask_slurm=False)
+        claimed = _claim(study, url, worker)
+        if claimed is not None:
+            return claimed
+    return None
+
+
 def _suspend(study: optuna.Study, trial: optuna.Trial, worker: str, signum: int) -> None:
     """Leave the trial RUNNING but marked suspended: the next worker resumes it from its
     last checkpoint. Under Slurm, SIGUSR2 (preemption, time limit) also requeues this task."""
@@ -189,6 +217,8 @@ def run_worker(
             break
         reap(study, url, ask_slurm=False)
         claimed = _claim(study, url, worker)
+        if claimed is None:
+            claimed = _linger(study, url, worker, stop)
         if claimed is None:
             summary.reason = "budget met"
             break
