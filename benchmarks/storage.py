@@ -24,7 +24,8 @@ from optuna.trial import TrialState
 
 from wcd_hpc.storage import claim_lock, kind, mask, open_storage
 
-PG = os.environ.get("WCD_HPC_TEST_PG", "postgresql://wcd:wcd-secret@127.0.0.1:5432/wcd_hpc_test")
+# No password here: libpq takes it from $PGPASSWORD or ~/.pgpass (the dev server trusts loopback).
+PG = os.environ.get("WCD_HPC_TEST_PG", "postgresql://wcd@127.0.0.1:5432/wcd_hpc_test")
 
 
 def _worker(url: str, name: str, trials: int, start: float, out: mp.Queue) -> None:  # type: ignore[type-arg]
