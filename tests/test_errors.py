@@ -69,3 +69,12 @@ def test_missing_experiment_file(cli, tmp_path) -> None:
     res = cli("sweep", "missing.yaml")
     assert res.code == 2
     assert "missing.yaml" in res.err and res.err.count("\n") == 1
+
+
+def test_the_in_process_cli_returns_the_status_of_a_one_line_error(tmp_path, capsys) -> None:
+    # Slurm array tasks run the worker through cli.run: its status decides the task's state.
+    from wcd_hpc.cli import run
+
+    assert run(["status", "no-such-study", "--runs-dir", str(tmp_path)]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -204,3 +204,24 @@ def test_grid_sweep_visits_every_point_once(cli, testplugins, toy_experiment, tm
     trials = optuna.load_study(study_name="grid", storage=storage).get_trials()
     points = sorted((t.params["batch_size"], t.params["hidden"]) for t in trials)
     assert points == [(16, 4), (16, 8), (17, 4), (17, 8)]
+
+
+def test_a_trial_whose_parameters_are_rejected_is_failed_and_the_worker_goes_on(
+    cli, testplugins, toy_experiment, tmp_path
+) -> None:
+    exp = toy_experiment(
+        name="rejected", trials=1, extra="param_space:\n  hidden: choice([4, 8])\n"
+    )
+    assert cli("sweep", str(exp), plugins=testplugins, env=TOY).code == 0
+    journal = tmp_path / "runs/rejected/journal.log"
+    study = optuna.load_study(study_name="rejected", storage=open_storage(f"journal:{journal}"))
+    study.set_user_attr("budget", 2)  # a failed trial does not count towards it
+    study.enqueue_trial({"hidden": 5}, skip_if_exists=False)  # not one of the choices
+    res = cli(
+        "worker", "--study", "rejected", "--storage", f"journal:{journal}", plugins=testplugins
+    )
+    assert res.code == 0, res.err
+    trials = study.get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert "not in (4, 8)" in trials[1].user_attrs["fail_reason"]
+    assert "Traceback" in (tmp_path / "runs/rejected/trials/1/error.txt").read_text()

@@ -89,9 +89,11 @@ def run(args: list[str]) -> int:
     """
     _configure_logging()
     try:
-        app(args=args, standalone_mode=False)
+        # Without standalone mode click *returns* the status of a ``typer.Exit`` (how ``fail``
+        # leaves) instead of raising it; a worker's one-line error must still fail the task.
+        code = app(args=args, standalone_mode=False)
     except typer.Exit as exc:
         return int(exc.exit_code)
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
-    return 0
+    return code if isinstance(code, int) else 0

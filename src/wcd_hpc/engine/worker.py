@@ -241,7 +241,9 @@ def run_worker(
             culprit = blame(exc, exp.model)  # a plugin's own code failed: name its distribution
             if culprit is not None:
                 cause = f"{culprit}: model '{exp.model}' failed: {cause}"
-            (trial_dir(ctx.run_dir, trial.number) / "error.txt").write_text(traceback.format_exc())
+            out = trial_dir(ctx.run_dir, trial.number)  # absent if parameters were rejected
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "error.txt").write_text(traceback.format_exc())
             _fail(study, trial, cause)
             summary.failed += 1
             streak += 1
