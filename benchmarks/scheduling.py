@@ -48,6 +48,18 @@ def pool_makespan(durations: list[int], slots: int) -> int:
     return max(free)
 
 
+def print_timeline(trials: list[optuna.trial.FrozenTrial], began: float) -> None:
+    """Per trial, seconds after ``sweep`` was invoked: claimed, training started and ended."""
+    print("trial  seconds  worker            claimed  started  ended")
+    for t in sorted(trials, key=lambda t: t.user_attrs["claimed"]):
+        a = t.user_attrs
+        print(
+            f"{t.number:5d}  {t.params['seconds']:7d}  {str(a.get('worker', '?'))[:16]:16s}"
+            f"  {a['claimed'] - began:7.2f}  {a['train_started'] - began:7.2f}"
+            f"  {a['train_finished'] - began:5.2f}"
+        )
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         site = Path(tmp) / "site"
@@ -97,6 +109,8 @@ def main() -> None:
             capture_output=True,
         )
         trials = optuna.load_study(study_name=name, storage=study._storage).get_trials()
+        if "--timeline" in sys.argv:
+            print_timeline(trials, began)
         ends = [t.user_attrs["train_finished"] for t in trials]
         first_start = min(t.user_attrs["train_started"] for t in trials)
         wall = max(ends) - began

@@ -76,6 +76,7 @@ def _configure_logging() -> None:
 
 
 def main() -> None:
+    """Run the CLI; the ``wcd-hpc`` command enters through :func:`wcd_hpc.__main__.main`."""
     _configure_logging()
     registry(warn=False).add_commands(app)
     app()

@@ -29,6 +29,7 @@ from wcd_hpc.engine.fit import Interrupted, pick_device
 from wcd_hpc.engine.reaper import Heartbeat, heartbeat_interval, reap
 from wcd_hpc.engine.trial import Context, run_trial, trial_dir, wait_for_artifacts
 from wcd_hpc.plugins import blame, get_registry
+from wcd_hpc.startup import paused_gc, warm_up_optimizers
 from wcd_hpc.storage import claim_lock, mask, open_storage
 
 log = logging.getLogger("wcd_hpc.worker")
@@ -202,11 +203,13 @@ def run_worker(
     worker = worker or f"{socket.gethostname()}:{os.getpid()}"
     stop = _StopFlag()
     stop.install()
-    storage = open_storage(url)
-    study = studies.load(study_name, storage, url)
-    exp = studies.experiment_of(study)
-    log.info("worker %s joined study %s in %s", worker, study_name, mask(url))
-    ctx = build_context(study)
+    with paused_gc():
+        storage = open_storage(url)
+        study = studies.load(study_name, storage, url)
+        exp = studies.experiment_of(study)
+        log.info("worker %s joined study %s in %s", worker, study_name, mask(url))
+        ctx = build_context(study)
+        warm_up_optimizers()
     study.sampler = studies.make_sampler(exp.sampler, None, ctx.space)
     study.pruner = studies.make_pruner(exp.pruner, exp.epochs)
     summary = Summary()
