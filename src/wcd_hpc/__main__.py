@@ -6,16 +6,14 @@ the plugin registry load with the garbage collector paused (see :mod:`wcd_hpc.st
 
 from __future__ import annotations
 
-from wcd_hpc.startup import paused_gc
+from wcd_hpc.startup import preload_cli
 
 
 def main() -> None:
-    with paused_gc():
-        from wcd_hpc import cli
-        from wcd_hpc.plugins import get_registry
+    preload_cli()
+    from wcd_hpc.cli import main as run_cli
 
-        get_registry()
-    cli.main()
+    run_cli()
 
 
 if __name__ == "__main__":

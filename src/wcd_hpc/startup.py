@@ -33,6 +33,18 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
+def preload_cli() -> None:
+    """Import the CLI (torch, optuna, typer, …) and load the plugin registry with GC paused.
+
+    Both entry points call it first: the ``wcd-hpc`` command and a Slurm array task.
+    """
+    with paused_gc():
+        import wcd_hpc.cli  # noqa: F401
+        from wcd_hpc.plugins import get_registry
+
+        get_registry()
+
+
 def warm_up_optimizers() -> None:
     """Build and step a throwaway optimizer so torch.optim's lazy imports happen now."""
     import torch

@@ -20,7 +20,7 @@ from types import FrameType
 
 from wcd_hpc.launch.container import digest_env
 from wcd_hpc.launch.render import Job, mem_mb, render_sync, time_minutes
-from wcd_hpc.startup import paused_gc
+from wcd_hpc.startup import preload_cli
 from wcd_hpc.storage import ENV_STORAGE
 
 DEFAULT_MAX_ARRAY_SIZE = 1001
@@ -45,8 +45,8 @@ def array_task(command: list[str]) -> int:
     if cpus:
         os.environ.setdefault("WCD_HPC_THREADS", cpus)
     if command[:3] == [sys.executable, "-m", "wcd_hpc"]:
-        with paused_gc():
-            from wcd_hpc.cli import run
+        preload_cli()
+        from wcd_hpc.cli import run
 
         code = run(command[3:])
         if code != 0:
