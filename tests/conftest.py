@@ -63,9 +63,20 @@ def testplugins(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
+# The ``wcd-hpc`` entry point in a process where ``import torch`` fails (None in sys.modules):
+# what must work on a login node without paying for torch.
+WITHOUT_TORCH = (
+    "import sys; sys.modules['torch'] = None; sys.argv[0] = 'wcd-hpc'; "
+    "from wcd_hpc.__main__ import main; main()"
+)
+
+
 @pytest.fixture
 def cli(tmp_path: Path) -> Callable[..., Result]:
-    """Run ``python -m wcd_hpc`` in a subprocess in ``tmp_path``, as a user would."""
+    """Run ``python -m wcd_hpc`` in a subprocess in ``tmp_path``, as a user would.
+
+    ``without_torch=True`` runs the command where torch cannot be imported at all.
+    """
 
     def run(
         *args: str,
@@ -73,14 +84,16 @@ def cli(tmp_path: Path) -> Callable[..., Result]:
         env: dict[str, str] | None = None,
         timeout: float = 600,
         cwd: Path | None = None,
+        without_torch: bool = False,
     ) -> Result:
         full = {k: v for k, v in os.environ.items() if not k.startswith("WCD_HPC_")}
         full["COLUMNS"] = "200"
         if plugins is not None:
             full["PYTHONPATH"] = str(plugins)
         full.update(env or {})
+        entry = ["-c", WITHOUT_TORCH] if without_torch else ["-m", "wcd_hpc"]
         proc = subprocess.run(
-            [sys.executable, "-m", "wcd_hpc", *args],
+            [sys.executable, *entry, *args],
             cwd=cwd or tmp_path,
             env=full,
             capture_output=True,

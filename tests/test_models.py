@@ -12,6 +12,7 @@ import torch
 from wcd_hpc.api import DataSpec, Model, Split
 from wcd_hpc.default_plugins import cae, common, mlp, resnet, trace_cnn, vae
 from wcd_hpc.default_plugins.metrics import accuracy
+from wcd_hpc.default_plugins.nets import resnet as nets_resnet
 from wcd_hpc.engine.fit import fit, predict
 from wcd_hpc.space import Space
 from wcd_hpc.train import fixed_params
@@ -75,7 +76,7 @@ def test_model_spaces_are_the_predecessors() -> None:
 def test_resnet_has_the_sampled_blocks_and_widths() -> None:
     params = {"blocks": [2, 1, 3, 1], "channels": [5, 6, 7, 8, 9]}
     net = resnet.build(params, DataSpec((1, 80, 80), 2, ("a", "b")))
-    blocks = [m for m in net.modules() if isinstance(m, resnet.BasicBlock)]
+    blocks = [m for m in net.modules() if isinstance(m, nets_resnet.BasicBlock)]
     assert len(blocks) == 7
     assert [b.body[0].out_channels for b in blocks] == [6, 6, 7, 8, 8, 8, 9]
 

@@ -56,20 +56,15 @@ def _sacct_settled(job: str, tasks: int, timeout: float = 60) -> list[list[str]]
     return rows
 
 
+def _slurm_sweep(cli, exp: Path, testplugins: Path, *flags: str, **kwargs):  # type: ignore[no-untyped-def]
+    """``wcd-hpc sweep EXP --profile dev --set executor=slurm FLAGS`` with the toy plugin."""
+    args = ("sweep", str(exp), "--profile", DEV, "--set", "executor=slurm", *flags)
+    return cli(*args, plugins=testplugins, env=TOY, **kwargs)
+
+
 def test_twelve_trials_on_four_array_tasks(cli, testplugins, toy_experiment, slurm_cluster) -> None:
     exp = toy_experiment(name="array12", trials=12, workers=4)
-    res = cli(
-        "sweep",
-        str(exp),
-        "--profile",
-        DEV,
-        "--set",
-        "executor=slurm",
-        "--wait",
-        "--no-sync",
-        plugins=testplugins,
-        env=TOY,
-    )
+    res = _slurm_sweep(cli, exp, testplugins, "--wait", "--no-sync")
     assert res.code == 0, res.err
     job = _array_id(res.out)
     rows = _sacct_settled(job, 4)
@@ -86,6 +81,17 @@ def test_twelve_trials_on_four_array_tasks(cli, testplugins, toy_experiment, slu
     # Which tasks got trials depends on who started first; whichever did is shown by id.
     assert all(f"{job}_{task}" in human for task in tasks)
     assert "GPU-hours allocated" in human
+
+
+def test_sweep_submits_and_follows_its_array_without_importing_torch(
+    cli, testplugins, toy_experiment, slurm_cluster
+) -> None:
+    # The login-node side of a sweep (validate, create the study, submit, follow) never needs
+    # torch; only the array tasks import it.
+    exp = toy_experiment(name="lightslurm", trials=2, workers=2)
+    res = _slurm_sweep(cli, exp, testplugins, "--wait", "--no-sync", without_torch=True)
+    assert res.code == 0, res.err
+    assert "2/2 trials finished" in res.out
 
 
 def test_rendered_worker_script_submitted_by_hand_joins_the_study(
@@ -118,8 +124,7 @@ def _start_slow_array(cli, testplugins, toy_experiment, name: str, trials: int, 
     exp = toy_experiment(name=name, trials=trials, workers=2)
     text = exp.read_text().replace("events: 300", "events: 40000")
     exp.write_text(text.replace("epochs: 2", f"epochs: {epochs}"))
-    first = cli("sweep", str(exp), "--profile", DEV, "--set", "executor=slurm", "--no-sync",
-                plugins=testplugins, env=TOY)  # fmt: skip
+    first = _slurm_sweep(cli, exp, testplugins, "--no-sync")
     assert first.code == 0, first.err
     return exp, _array_id(first.out)
 
@@ -149,18 +154,7 @@ def test_scancel_mid_sweep_then_sweep_again_ends_with_exactly_the_budget(
     _running_trial(journal, "cancelled", some_done_some_running)
     subprocess.run(["scancel", job], check=True)
     _wait_gone(job)
-    again = cli(
-        "sweep",
-        str(exp),
-        "--profile",
-        DEV,
-        "--set",
-        "executor=slurm",
-        "--wait",
-        "--no-sync",
-        plugins=testplugins,
-        env=TOY,
-    )
+    again = _slurm_sweep(cli, exp, testplugins, "--wait", "--no-sync")
     assert again.code == 0, again.err
     info = json.loads(cli("status", "cancelled", "--json", plugins=testplugins, env=TOY).out)
     assert info["finished"] == 8
@@ -181,17 +175,7 @@ def test_dry_run_creates_writes_and_submits_nothing(
         text=True,
     ).stdout.split()
     files_before = sorted(p.name for p in tmp_path.iterdir())
-    res = cli(
-        "sweep",
-        str(exp),
-        "--profile",
-        DEV,
-        "--set",
-        "executor=slurm",
-        "--dry-run",
-        plugins=testplugins,
-        env=TOY,
-    )
+    res = _slurm_sweep(cli, exp, testplugins, "--dry-run")
     assert res.code == 0, res.err
     assert "#SBATCH --array=0-2%3" in res.out
     assert "sampled parameter sets" in res.out and "GPU-hours" in res.out

@@ -4,16 +4,22 @@ They are plain dataclasses rather than base classes so that a plugin author writ
 a few fields, never subclasses engine internals; the core validates them when they are registered
 (see :mod:`wcd_hpc.plugins`) so a malformed plugin is reported once, at load time, naming its
 distribution, instead of failing deep inside a trial on a compute node.
+
+Nothing here imports torch at run time: ``wcd-hpc sweep``, ``status`` and ``plugins`` load every
+plugin on a login node and should answer in a fraction of a second, so plugins (built-ins
+included) import torch inside ``build`` / ``load``, not at module level.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch only for annotations: registering plugins must not import it
+    import torch
 
 __all__ = [
     "DataSpec",
@@ -78,9 +84,9 @@ class Splits:
     spec: DataSpec
 
 
-ModelBuilder = Callable[[Mapping[str, Any], DataSpec], torch.nn.Module]
-LossFn = Callable[[Any, torch.Tensor, torch.Tensor], torch.Tensor]
-LogitsFn = Callable[[Any], torch.Tensor]
+ModelBuilder = Callable[[Mapping[str, Any], DataSpec], "torch.nn.Module"]
+LossFn = Callable[[Any, "torch.Tensor", "torch.Tensor"], "torch.Tensor"]
+LogitsFn = Callable[[Any], "torch.Tensor"]
 DatasetLoader = Callable[[Mapping[str, Any], int, str], Splits]
 MetricFn = Callable[[np.ndarray, np.ndarray, Mapping[str, np.ndarray]], float]
 

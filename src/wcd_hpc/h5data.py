@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import h5py
 import numpy as np
-import torch
 
 from wcd_hpc.api import Split
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # h5py and torch load when a file is read, not when a dataset registers
+    import h5py
     import pandas as pd
+    import torch
 
 __all__ = [
     "BLOCK",
@@ -119,6 +119,8 @@ def inspect(path: str | Path, layout: Layout, classes: Sequence[str] | None = No
     p = Path(path)
     if not p.is_file():
         raise _fail(p, f"file not found (expected a {layout.kind} file: {layout.expected})")
+    import h5py
+
     try:
         fh = h5py.File(p, "r")
     except OSError as err:
@@ -220,6 +222,8 @@ class H5Inputs:
 
     def __init__(self, path: Path, rows: np.ndarray, transform: Transform, channel: bool) -> None:
         self.path, self.rows, self.transform, self.channel = path, rows, transform, channel
+        import h5py
+
         self.block = BLOCK
         with h5py.File(path, "r") as fh:
             sample = tuple(int(s) for s in fh["data"].shape[1:])
@@ -234,6 +238,8 @@ class H5Inputs:
 
     def _dataset(self) -> h5py.Dataset:
         if self._file is None:
+            import h5py
+
             self._file = h5py.File(self.path, "r")
         return self._file["data"]
 
@@ -245,10 +251,14 @@ class H5Inputs:
         x = self.transform(_read_rows(self._dataset(), self.path, rows))
         if self.channel:
             x = x[:, None]
+        import torch
+
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 
     def materialise(self) -> torch.Tensor:
         """The whole split as one tensor, read in bounded pieces."""
+        import torch
+
         out = torch.empty(self.shape, dtype=torch.float32)
         for a in range(0, len(self), _READ):
             out[a : a + _READ] = self[a : a + _READ]
@@ -264,6 +274,8 @@ def normaliser(kind: str, path: Path, rows: np.ndarray) -> Transform:
     if kind == "standard":
         total = total_sq = 0.0
         count = 0
+        import h5py
+
         with h5py.File(path, "r") as fh:
             dset = fh["data"]
             for a in range(0, rows.size, _READ):
@@ -281,6 +293,8 @@ def make_split(
     src: FileInfo, rows: np.ndarray, layout: Layout, transform: Transform, in_memory: bool
 ) -> Split:
     """A :class:`Split` of ``rows`` of ``src``: labels and metadata in memory, inputs maybe lazy."""
+    import torch
+
     info = src.info.iloc[rows]
     y = torch.from_numpy(info["Y_class"].to_numpy(dtype=np.float64).astype(np.int64))
     meta: dict[str, np.ndarray] = {}

@@ -116,12 +116,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from wcd_hpc import DataSpec, Model, hookimpl
+
+if TYPE_CHECKING:
+    from torch import nn
 
 #: The default search space; an experiment's ``param_space`` overrides it key by key.
 #: ``lr``, ``batch_size``, ``optimizer`` and ``reg`` are read by wcd-hpc's training loop.
@@ -134,27 +134,22 @@ SPACE: dict[str, Any] = {
 }
 
 
-class Net(nn.Module):
-    """Flatten, one hidden layer with dropout, class logits."""
-
-    def __init__(self, spec: DataSpec, hidden: int, dropout: float) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(math.prod(spec.input_shape), hidden),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, spec.num_classes),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.layers(x)
-        return out
-
-
 def build(params: Mapping[str, Any], spec: DataSpec) -> nn.Module:
-    """A fresh network for ``spec`` (input shape, number of classes) and sampled ``params``."""
-    return Net(spec, int(params.get("hidden", 64)), float(params.get("dropout", 0.0)))
+    """A fresh network for ``spec`` (input shape, number of classes) and sampled ``params``.
+
+    torch is imported here rather than at the top: wcd-hpc loads every installed plugin for
+    each command on the login node (``sweep``, ``status``, ``plugins``), and only the workers
+    build models. A bigger network goes in a module of its own, imported here the same way.
+    """
+    from torch import nn
+
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(math.prod(spec.input_shape), int(params.get("hidden", 64))),
+        nn.ReLU(),
+        nn.Dropout(float(params.get("dropout", 0.0))),
+        nn.Linear(int(params.get("hidden", 64)), spec.num_classes),
+    )
 
 
 @hookimpl

@@ -19,6 +19,10 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+#: Torch threads for a worker, set by the launchers (a share of the cores, or Slurm's
+#: ``--cpus-per-task``); read when the worker starts.
+ENV_THREADS = "WCD_HPC_THREADS"
+
 
 @contextmanager
 def paused_gc() -> Iterator[None]:
@@ -34,15 +38,23 @@ def paused_gc() -> Iterator[None]:
 
 
 def preload_cli() -> None:
-    """Import the CLI (torch, optuna, typer, …) and load the plugin registry with GC paused.
+    """Import the CLI (optuna, typer, rich, …) and load the plugin registry with GC paused.
 
-    Both entry points call it first: the ``wcd-hpc`` command and a Slurm array task.
+    Both entry points call it first: the ``wcd-hpc`` command and a Slurm array task. None of it
+    imports torch (plugins import it when they build a model or load data), so a command on a
+    login node answers in a fraction of a second and ``sweep`` submits before any torch import.
     """
     with paused_gc():
         import wcd_hpc.cli  # noqa: F401
         from wcd_hpc.plugins import get_registry
 
         get_registry()
+
+
+def preload_worker() -> None:
+    """Import the worker engine, torch included, with GC paused (``wcd-hpc worker`` only)."""
+    with paused_gc():
+        import wcd_hpc.engine.worker  # noqa: F401
 
 
 def warm_up_optimizers() -> None:

@@ -8,8 +8,6 @@ import typer
 from rich.table import Table
 
 from wcd_hpc.cli.common import fail, friendly, out, registry
-from wcd_hpc.evaluate_run import EvaluateError, evaluate_file, load_run
-from wcd_hpc.evaluation import BINNED_METRICS
 
 
 def _cell(value: object) -> str:
@@ -34,6 +32,9 @@ def evaluate_cmd(
     ),
 ) -> None:
     """Score a trained model on any file: metrics, a per-energy-bin table and plots."""
+    from wcd_hpc.evaluate_run import EvaluateError, evaluate_file, load_run  # torch: only here
+    from wcd_hpc.evaluation import BINNED_METRICS
+
     reg = registry()
     try:
         run = load_run(run_dir, reg, storage)

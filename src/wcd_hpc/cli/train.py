@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from wcd_hpc.cli.common import friendly, out, registry, site_profile
-from wcd_hpc.train import fixed_params, plan_train, train
 
 
 def _show(values: dict[str, object]) -> str:
@@ -29,6 +28,8 @@ def train_cmd(
 
     Writes the same files as a sweep trial under <runs_dir>/<name>/train/trials/<n>/.
     """
+    from wcd_hpc.train import fixed_params, plan_train, train  # torch: only here
+
     reg = registry()
     overrides = [*sets, *([f"runs_dir={runs_dir}"] if runs_dir is not None else [])]
     exp, space = plan_train(experiment, reg, profile=site_profile(profile), overrides=overrides)

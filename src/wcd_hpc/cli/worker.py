@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from wcd_hpc.cli.common import err, friendly, registry
-from wcd_hpc.engine.worker import EXIT_SUSPENDED, EXIT_TOO_MANY_FAILURES, run_worker
+from wcd_hpc.startup import preload_worker
 from wcd_hpc.storage import ENV_STORAGE, from_env
 
 
@@ -24,6 +24,9 @@ def worker_cmd(
     ),
 ) -> None:
     """Pull trials from the study until its global budget is met, then exit."""
+    preload_worker()
+    from wcd_hpc.engine.worker import EXIT_SUSPENDED, EXIT_TOO_MANY_FAILURES, run_worker
+
     registry()
     url = from_env(storage)
     summary = run_worker(study, url, worker=worker_id, max_trials=max_trials)

@@ -10,17 +10,15 @@ user who has to fix the experiment file.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from wcd_hpc.api import DataSpec
 
+if TYPE_CHECKING:
+    import torch
+
 __all__ = [
     "TRAINING_SPACE",
-    "AddChannel",
-    "AutoencoderOutput",
     "autoencoder_logits",
     "autoencoder_loss",
     "check_image",
@@ -108,41 +106,16 @@ def flat_size(spec: DataSpec) -> int:
     return size
 
 
-class AddChannel(nn.Module):
-    """Give (N, H, W) images a channel axis so one network serves (H, W) and (C, H, W) specs."""
-
-    def __init__(self, needed: bool) -> None:
-        super().__init__()
-        self.needed = needed
-
-    def forward(self, x: Any) -> Any:
-        return x.unsqueeze(1) if self.needed else x
-
-
-class AutoencoderOutput(NamedTuple):
-    """What the autoencoder + classifier models return; the engine sees it only through
-    :func:`autoencoder_loss` and :func:`autoencoder_logits` (``Model.loss`` / ``Model.logits``).
-
-    ``penalty`` is any extra loss term the model computes itself (the VAE's weighted KL
-    divergence; zero for the plain autoencoder), so one loss function serves both models.
-    """
-
-    recon: torch.Tensor
-    logits: torch.Tensor
-    penalty: torch.Tensor
-    recon_weight: float
-
-
 def autoencoder_loss(outputs: Any, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """recon_weight · MSE(reconstruction, input) + penalty + cross-entropy(logits, label)."""
-    out: AutoencoderOutput = outputs
-    mse = nn.functional.mse_loss(out.recon.float(), x.float())
-    ce = nn.functional.cross_entropy(out.logits, y)
-    return out.recon_weight * mse + out.penalty.float() + ce
+    """``Model.loss`` of the autoencoder models; the torch code lives in :mod:`.nets.layers`
+    and is imported on the first training step, not when the plugin registers."""
+    from wcd_hpc.default_plugins.nets import layers
+
+    return layers.autoencoder_loss(outputs, x, y)
 
 
 def autoencoder_logits(outputs: Any) -> torch.Tensor:
-    """The classifier head's logits."""
+    """``Model.logits`` of the autoencoder models: the classifier head's logits."""
     logits: torch.Tensor = outputs.logits
     return logits
 

@@ -8,13 +8,14 @@ the widths of the ReLU layers; ``dropout`` follows each of them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from wcd_hpc.api import DataSpec, Model
 from wcd_hpc.default_plugins.common import flat_size, int_list, space_with, unit_float
 from wcd_hpc.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["SPACE", "build", "register_models"]
 
@@ -28,6 +29,8 @@ def build(params: Mapping[str, Any], spec: DataSpec) -> nn.Module:
     """A fresh MLP; defaults (256, 64; no dropout) when nothing is sampled."""
     hidden = int_list(NAME, params, "hidden", [256, 64], None)
     dropout = unit_float(NAME, params, "dropout", 0.0)
+    from torch import nn
+
     layers: list[nn.Module] = [nn.Flatten()]
     width = flat_size(spec)
     for h in hidden:

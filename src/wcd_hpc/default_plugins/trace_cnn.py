@@ -12,16 +12,16 @@ e.g. (1, n_pmt, n_samples), are folded into channels.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from wcd_hpc.api import DataSpec, Model
 from wcd_hpc.default_plugins.common import int_list, positive_int, space_with, unit_float
 from wcd_hpc.hookspecs import hookimpl
 
-__all__ = ["SPACE", "TraceCNN", "build", "register_models"]
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ["SPACE", "build", "register_models"]
 
 NAME = "trace-cnn"
 SPACE: dict[str, Any] = space_with(
@@ -29,37 +29,6 @@ SPACE: dict[str, Any] = space_with(
     kernel="choice([3, 5, 7, 9])",
     hidden="randint(16, 128)",
 )
-
-
-class TraceCNN(nn.Module):
-    """Conv1d blocks over time with PMTs as channels, global max + mean pooling, dense head."""
-
-    def __init__(
-        self, spec: DataSpec, channels: list[int], kernel: int, hidden: int, dropout: float
-    ) -> None:
-        super().__init__()
-        shape = tuple(int(d) for d in spec.input_shape)
-        self.in_ch = 1
-        for d in shape[:-1]:
-            self.in_ch *= d
-        blocks: list[nn.Module] = []
-        cin = self.in_ch
-        for c in channels:
-            blocks += [nn.Conv1d(cin, c, kernel, padding=kernel // 2), nn.ReLU(), nn.MaxPool1d(2)]
-            cin = c
-        self.features = nn.Sequential(*blocks)
-        self.head = nn.Sequential(
-            nn.Linear(2 * cin, hidden),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, spec.num_classes),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        maps = self.features(x.reshape(x.shape[0], self.in_ch, x.shape[-1]))
-        pooled = torch.cat([maps.amax(dim=2), maps.mean(dim=2)], dim=1)
-        out: torch.Tensor = self.head(pooled)
-        return out
 
 
 def build(params: Mapping[str, Any], spec: DataSpec) -> nn.Module:
@@ -74,6 +43,8 @@ def build(params: Mapping[str, Any], spec: DataSpec) -> nn.Module:
             f"model '{NAME}': needs input_shape (n_pmt, n_samples) with n_samples >= "
             f"{2 ** len(channels)} for {len(channels)} pooling blocks, got {spec.input_shape}"
         )
+    from wcd_hpc.default_plugins.nets.trace_cnn import TraceCNN
+
     return TraceCNN(spec, channels, kernel, hidden, dropout)
 
 

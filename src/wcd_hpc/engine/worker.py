@@ -29,11 +29,10 @@ from wcd_hpc.engine.fit import Interrupted, pick_device
 from wcd_hpc.engine.reaper import Heartbeat, heartbeat_interval, reap
 from wcd_hpc.engine.trial import Context, run_trial, trial_dir, wait_for_artifacts
 from wcd_hpc.plugins import blame, get_registry
-from wcd_hpc.startup import paused_gc, warm_up_optimizers
+from wcd_hpc.startup import ENV_THREADS, paused_gc, warm_up_optimizers
 from wcd_hpc.storage import claim_lock, mask, open_storage
 
 log = logging.getLogger("wcd_hpc.worker")
-ENV_THREADS = "WCD_HPC_THREADS"
 MAX_CONSECUTIVE_FAILURES = 3
 # Exit status of a worker that gave up after MAX_CONSECUTIVE_FAILURES failed trials in a row:
 # launchers must not restart it, the failure is in the experiment, not in the process.

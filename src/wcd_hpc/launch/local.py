@@ -23,7 +23,7 @@ import optuna
 from optuna.trial import TrialState
 
 from wcd_hpc.engine.reaper import ATTR_MAX_RETRIES, DEFAULT_MAX_RETRIES, fail_and_retry
-from wcd_hpc.engine.worker import ENV_THREADS
+from wcd_hpc.startup import ENV_THREADS
 from wcd_hpc.storage import ENV_STORAGE
 
 MAX_RESTARTS_PER_WORKER = 2

@@ -20,7 +20,7 @@ from types import FrameType
 
 from wcd_hpc.launch.container import digest_env
 from wcd_hpc.launch.render import Job, mem_mb, render_sync, time_minutes
-from wcd_hpc.startup import preload_cli
+from wcd_hpc.startup import ENV_THREADS, preload_cli
 from wcd_hpc.storage import ENV_STORAGE
 
 DEFAULT_MAX_ARRAY_SIZE = 1001
@@ -43,7 +43,7 @@ def array_task(command: list[str]) -> int:
     """
     cpus = os.environ.get("SLURM_CPUS_PER_TASK")
     if cpus:
-        os.environ.setdefault("WCD_HPC_THREADS", cpus)
+        os.environ.setdefault(ENV_THREADS, cpus)
     if command[:3] == [sys.executable, "-m", "wcd_hpc"]:
         preload_cli()
         from wcd_hpc.cli import run

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 __all__ = ["CHUNK_EVENTS", "write_events"]
@@ -53,6 +52,8 @@ def write_events(
     tmp = Path(tmp_name)
     try:
         columns: dict[str, list[np.ndarray]] = {}
+        import h5py  # here, not at import: the CLI and plugin loading stay light
+
         with h5py.File(tmp, "w") as fh:
             dset = fh.create_dataset(
                 "data",

@@ -9,20 +9,20 @@ goes through a layer norm and a linear head to the class logits.
 Footprints are small and mostly empty, so the network is small too: the default space keeps a
 trial to seconds per epoch on a CPU. Patch sizes in the default space divide 80 (the default grid);
 for other grids the image is zero-padded on the right and bottom up to a multiple of the patch
-size, which adds only empty tanks.
+size, which adds only empty tanks. The network itself is in :mod:`wcd_hpc_vit.network`.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
 from wcd_hpc import DataSpec, Model, hookimpl
 
-__all__ = ["SPACE", "VisionTransformer", "build", "divisors", "register_models"]
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ["SPACE", "build", "divisors", "register_models"]
 
 
 def divisors(n: int, low: int = 4, high: int = 20) -> list[int]:
@@ -42,59 +42,6 @@ SPACE: dict[str, Any] = {
     "patch": f"choice({divisors(80)})",
     "dropout": "uniform(0.0, 0.3)",
 }
-
-
-class VisionTransformer(nn.Module):
-    """Patch embedding, class token, position embeddings, encoder, class head."""
-
-    def __init__(
-        self,
-        input_shape: Sequence[int],
-        num_classes: int,
-        *,
-        patch: int,
-        width: int,
-        depth: int,
-        heads: int,
-        dropout: float,
-        mlp_ratio: int = 2,
-    ) -> None:
-        super().__init__()
-        shape = tuple(int(d) for d in input_shape)
-        self.add_channel = len(shape) == 2
-        channels = 1 if self.add_channel else shape[0]
-        height, width_px = shape[-2:]
-        self.patch = patch
-        self.pad = (0, (-width_px) % patch, 0, (-height) % patch)  # F.pad order: W then H
-        tokens = math.ceil(height / patch) * math.ceil(width_px / patch)
-        self.embed = nn.Conv2d(channels, width, kernel_size=patch, stride=patch)
-        self.cls = nn.Parameter(torch.zeros(1, 1, width))
-        self.pos = nn.Parameter(torch.randn(1, tokens + 1, width) * 0.02)
-        self.drop = nn.Dropout(dropout)
-        layer = nn.TransformerEncoderLayer(
-            d_model=width,
-            nhead=heads,
-            dim_feedforward=mlp_ratio * width,
-            dropout=dropout,
-            activation="gelu",
-            batch_first=True,
-            norm_first=True,
-        )
-        self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(width)
-        self.head = nn.Linear(width, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.add_channel:
-            x = x.unsqueeze(1)
-        if any(self.pad):
-            x = nn.functional.pad(x, self.pad)
-        tokens = self.embed(x).flatten(2).transpose(1, 2)  # (batch, patches, width)
-        cls = self.cls.expand(tokens.shape[0], -1, -1)
-        h = self.drop(torch.cat([cls, tokens], dim=1) + self.pos)
-        h = self.encoder(h)
-        out: torch.Tensor = self.head(self.norm(h[:, 0]))
-        return out
 
 
 def _positive_int(params: Mapping[str, Any], key: str, default: int) -> int:
@@ -125,6 +72,10 @@ def build(params: Mapping[str, Any], spec: DataSpec) -> nn.Module:
         raise ValueError(f"model 'vit': 'dropout' must be a number in [0, 1), got {dropout!r}")
     if not 0.0 <= float(dropout) < 1.0:
         raise ValueError(f"model 'vit': 'dropout' must be a number in [0, 1), got {dropout!r}")
+    # torch is imported here, not at module level: wcd-hpc loads every plugin for each command
+    # on the login node (sweep, status, plugins), and only workers build models.
+    from wcd_hpc_vit.network import VisionTransformer
+
     return VisionTransformer(
         spec.input_shape,
         spec.num_classes,
