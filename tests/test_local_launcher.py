@@ -7,9 +7,12 @@ from wcd_hpc.launch import local
 
 def test_cpu_workers_split_the_cores_and_see_no_gpu(monkeypatch) -> None:
     monkeypatch.setattr(local.os, "cpu_count", lambda: 8)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
     env = local.worker_env(1, 4, "postgresql://u:pw@h/d", gpus=0)
     assert env["CUDA_VISIBLE_DEVICES"] == ""
     assert env["WCD_HPC_THREADS"] == "2"
+    assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "2"
     assert env["WCD_HPC_STORAGE"] == "postgresql://u:pw@h/d"
 
 

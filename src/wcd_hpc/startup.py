@@ -22,6 +22,8 @@ from contextlib import contextmanager
 #: Torch threads for a worker, set by the launchers (a share of the cores, or Slurm's
 #: ``--cpus-per-task``); read when the worker starts.
 ENV_THREADS = "WCD_HPC_THREADS"
+#: The native thread pools (OpenMP, OpenBLAS, MKL) a launcher sizes to the same share of cores.
+THREAD_POOL_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @contextmanager

@@ -23,7 +23,7 @@ import optuna
 from optuna.trial import TrialState
 
 from wcd_hpc.engine.reaper import ATTR_MAX_RETRIES, DEFAULT_MAX_RETRIES, fail_and_retry
-from wcd_hpc.startup import ENV_THREADS
+from wcd_hpc.startup import ENV_THREADS, THREAD_POOL_VARS
 from wcd_hpc.storage import ENV_STORAGE
 
 MAX_RESTARTS_PER_WORKER = 2
@@ -63,7 +63,8 @@ def worker_env(index: int, workers: int, url: str, gpus: int) -> dict[str, str]:
     env["CUDA_VISIBLE_DEVICES"] = str(index % gpus) if gpus > 0 else ""
     threads = max(1, (os.cpu_count() or 1) // workers)
     env[ENV_THREADS] = str(threads)
-    env.setdefault("OMP_NUM_THREADS", str(threads))
+    for var in THREAD_POOL_VARS:
+        env.setdefault(var, str(threads))
     return env
 
 

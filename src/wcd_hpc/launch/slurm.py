@@ -1,26 +1,24 @@
 """The Slurm launcher: the whole sweep as one GPU array job, submitted through submitit.
 
-Each array task runs :func:`array_task`, which starts the same ``wcd-hpc worker`` command that a
-hand-submitted ``worker.sbatch`` runs (inside the image when the profile names one) and forwards
-Slurm's signals to it. The storage URL reaches the tasks through the job environment
-(``WCD_HPC_STORAGE``, exported by sbatch), never through submitit's pickles or the sbatch file.
+Each array task runs :func:`wcd_hpc.launch.task.array_task`, which starts the same ``wcd-hpc
+worker`` command that a hand-submitted ``worker.sbatch`` runs (inside the image when the profile
+names one) and forwards Slurm's signals to it. The storage URL reaches the tasks through the job
+environment (``WCD_HPC_STORAGE``, exported by sbatch), never through submitit's pickles or the
+sbatch file.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import FrameType
 
 from wcd_hpc.launch.container import digest_env
-from wcd_hpc.launch.render import Job, mem_mb, render_sync, time_minutes
-from wcd_hpc.startup import ENV_THREADS, preload_cli
+from wcd_hpc.launch.render import THREAD_EXPORTS, Job, mem_mb, render_sync, time_minutes
+from wcd_hpc.launch.task import array_task
 from wcd_hpc.storage import ENV_STORAGE
 
 DEFAULT_MAX_ARRAY_SIZE = 1001
@@ -33,37 +31,6 @@ class Submission:
     arrays: list[str]
     tasks: int
     sync: str | None = None
-
-
-def array_task(command: list[str]) -> int:
-    """Body of one array task: run the worker, pass SIGUSR2 / SIGTERM on, return its status.
-
-    Without a container the worker runs in this very process (one interpreter start and one
-    torch import fewer per task); in an image it is a child process that gets the signals.
-    """
-    cpus = os.environ.get("SLURM_CPUS_PER_TASK")
-    if cpus:
-        os.environ.setdefault(ENV_THREADS, cpus)
-    if command[:3] == [sys.executable, "-m", "wcd_hpc"]:
-        preload_cli()
-        from wcd_hpc.cli import run
-
-        code = run(command[3:])
-        if code != 0:
-            raise RuntimeError(f"worker exited with status {code}")
-        return code
-    proc = subprocess.Popen(command)
-
-    def forward(signum: int, frame: FrameType | None) -> None:
-        if proc.poll() is None:
-            proc.send_signal(signum)
-
-    for sig in (signal.SIGUSR2, signal.SIGTERM):
-        signal.signal(sig, forward)
-    code = proc.wait()
-    if code != 0:
-        raise RuntimeError(f"worker exited with status {code}")
-    return code
 
 
 def max_array_size() -> int:
@@ -113,7 +80,7 @@ def executor_parameters(job: Job, tasks: int) -> dict[str, object]:
         "mem": f"{mem_mb(r)}MB",
         "signal_delay_s": s.grace_s,
         "array_parallelism": min(tasks, job.parallelism),
-        "setup": list(s.setup),
+        "setup": [*THREAD_EXPORTS, *s.setup],
         "additional_parameters": {"requeue": True, **dict(s.extra)},
         "stderr_to_stdout": True,
     }
