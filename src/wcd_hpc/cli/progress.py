@@ -25,7 +25,9 @@ def sweep_progress(
         TextColumn("{task.fields[info]}"),
     )
     budget = studies.budget_of(study)
-    with Progress(*columns, console=err, transient=False) as progress:
+    # Its numbers change when the caller ticks (every poll), so a few redraws a second suffice;
+    # rich's default of 10 would keep a login-node core busier while the workers start.
+    with Progress(*columns, console=err, transient=False, refresh_per_second=4) as progress:
         task = progress.add_task("trials", total=budget, info="starting")
 
         def tick(extra: str) -> None:
