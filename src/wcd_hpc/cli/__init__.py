@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import typer
 
@@ -73,6 +74,9 @@ def _configure_logging() -> None:
     logging.getLogger("wcd_hpc").setLevel(logging.INFO)
     for chatty in ("optuna", "mlflow", "alembic"):  # they bring handlers of their own
         logging.getLogger(chatty).setLevel(logging.WARNING)
+    # mlflow resets its logger to INFO when it is first imported (lazily, by `sync`), unless told
+    # otherwise; a user's own MLFLOW_LOGGING_LEVEL wins.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
 def main() -> None:
