@@ -56,11 +56,18 @@ def registry(warn: bool = True) -> Registry:
     return reg
 
 
+#: The site profiles that come with the package (``slurm/profiles`` in a checkout links here).
+SHIPPED_PROFILES = Path(__file__).resolve().parents[1] / "launch" / "profiles"
+
+
 def profile_dirs() -> list[Path]:
-    """Where named site profiles are looked up: the project's slurm/profiles, then the user's."""
+    """Where named site profiles are looked up, first match wins: the project's slurm/profiles,
+    the user's, then the ones shipped with wcd-hpc (dev, local and the university template), so
+    that ``--profile university`` and ``wcd-hpc profiles`` work from any directory."""
     dirs = [Path.cwd() / "slurm" / "profiles"]
     config = os.environ.get("XDG_CONFIG_HOME", str(Path.home() / ".config"))
     dirs.append(Path(config) / "wcd-hpc" / "profiles")
+    dirs.append(SHIPPED_PROFILES)
     return dirs
 
 

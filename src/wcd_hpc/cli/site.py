@@ -19,13 +19,19 @@ from wcd_hpc.storage import resolve
 def profiles_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """List the site profiles found (./slurm/profiles, ~/.config/wcd-hpc/profiles) and check them.
+    """List the site profiles found and check them: ./slurm/profiles, then
+    ~/.config/wcd-hpc/profiles, then those shipped with wcd-hpc; a name found twice is listed
+    where ``--profile NAME`` finds it first.
 
     Exits 1 when a profile is invalid; each problem is one line naming file and key.
     """
     rows = []
+    seen: set[str] = set()
     for directory in profile_dirs():
         for path in sorted(directory.glob("*.toml")) if directory.is_dir() else []:
+            if path.stem in seen:
+                continue
+            seen.add(path.stem)
             try:
                 data = load_profile(str(path), [])
                 validate_profile(data, str(path))
