@@ -78,3 +78,20 @@ def test_the_in_process_cli_returns_the_status_of_a_one_line_error(tmp_path, cap
     assert run(["status", "no-such-study", "--runs-dir", str(tmp_path)]) == 2
     assert "error:" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_brackets_in_search_spaces_paths_and_errors_are_printed_as_written(cli, tmp_path) -> None:
+    # rich would read "[randint(2, 20), ...]" or "/data/[lab]" as style tags and drop them.
+    exp = tmp_path / "brackets.yaml"
+    exp.write_text(
+        "name: brackets\ndataset: footprint-sim\nmodel: lenet\nmetric: f1\ntrials: 2\n"
+        "param_space:\n  channels: [randint(2, 20), randint(3, 9)]\n"
+    )
+    runs = tmp_path / "[lab]"
+    dry = cli("sweep", str(exp), "--runs-dir", str(runs), "--dry-run")
+    assert dry.code == 0, dry.err
+    assert "[randint(2, 20), randint(3, 9)]" in dry.out
+    assert f"run dir {runs / 'brackets'}" in dry.out
+    missing = cli("sweep", str(tmp_path / "[lab]" / "nope.yaml"))
+    assert missing.code == 2
+    assert "[lab]/nope.yaml" in missing.err

@@ -10,6 +10,7 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from wcd_hpc.config import ConfigError, load_profile
 from wcd_hpc.plugins import Registry, get_registry
@@ -17,8 +18,11 @@ from wcd_hpc.space import SpaceError
 from wcd_hpc.storage import StorageError, mask
 from wcd_hpc.study import StudyConflict
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Markup off by default: what we print is full of user text (search spaces such as
+# "[randint(2, 20), randint(2, 20)]", file names, error causes) that rich would take for style
+# tags and swallow. Styled lines opt in with markup=True and escape() what they interpolate.
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 ENV_PROFILE = "WCD_HPC_PROFILE"
 EXIT_USAGE = 2
@@ -29,7 +33,7 @@ USER_ERRORS = (ConfigError, SpaceError, StorageError, StudyConflict, KeyError, F
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print one error line (credentials masked) and exit with ``code``."""
-    err.print(f"[bold red]error:[/] {mask(message)}", markup=True)
+    err.print(f"[bold red]error:[/] {escape(mask(message))}", markup=True)
     raise typer.Exit(code)
 
 
@@ -52,7 +56,7 @@ def registry(warn: bool = True) -> Registry:
     reg = get_registry()
     if warn:
         for line in reg.errors:
-            err.print(f"[yellow]warning:[/] {line}", markup=True)
+            err.print(f"[yellow]warning:[/] {escape(line)}", markup=True)
     return reg
 
 

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from wcd_hpc.cli.common import err, fail, out, registry
@@ -77,7 +78,7 @@ def list_plugins(as_json: bool) -> None:
             table.add_row(e.kind, e.name, e.source.distribution, e.source.version, desc)
         out.print(table)
         for line in reg.errors:
-            err.print(f"[bold red]error:[/] {line}", markup=True)
+            err.print(f"[bold red]error:[/] {escape(line)}", markup=True)
     if reg.errors:
         raise typer.Exit(1)
 

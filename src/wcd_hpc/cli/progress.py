@@ -22,7 +22,7 @@ def sweep_progress(
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TextColumn("{task.fields[info]}"),
+        TextColumn("{task.fields[info]}", markup=False),  # holds metric names: user text
     )
     budget = studies.budget_of(study)
     # Its numbers change when the caller ticks (every poll), so a few redraws a second suffice;

@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from wcd_hpc.cli.common import friendly, out, profile_dirs, site_profile
 from wcd_hpc.config import DEFAULTS, ConfigError, validate_profile
@@ -63,12 +65,12 @@ def profiles_cmd(
                 r["partition"] or "-",
                 r["image"] or "-",
                 r["path"],
-                "[red]invalid[/]" if r["error"] else "[green]ok[/]",
+                Text("invalid", style="red") if r["error"] else Text("ok", style="green"),
             )
         out.print(table)
         for r in rows:
             if r["error"]:
-                out.print(f"[bold red]error:[/] {r['error']}", markup=True)
+                out.print(f"[bold red]error:[/] {escape(r['error'])}", markup=True)
     if any(r["error"] for r in rows):
         raise typer.Exit(1)
 
@@ -93,9 +95,9 @@ def doctor_cmd(
             if check.ok
             else ("[red]FAIL[/]" if check.required else "[yellow]warn[/]")
         )
-        line = f"{mark} {check.name}: {check.detail}"
+        line = f"{mark} {escape(check.name)}: {escape(check.detail)}"
         if not check.ok and check.fix:
-            line += f" — fix: {check.fix}"
+            line += f" — fix: {escape(check.fix)}"
         out.print(line, markup=True)
         failed += int(not check.ok and check.required)
     if failed:

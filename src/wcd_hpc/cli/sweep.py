@@ -11,6 +11,7 @@ from pathlib import Path
 
 import optuna
 import typer
+from rich.markup import escape
 
 from wcd_hpc import study as studies
 from wcd_hpc.cli.common import err, fail, friendly, out, registry, site_profile
@@ -34,7 +35,8 @@ def _flags(**values: object) -> list[str]:
 def _describe(p: Plan) -> None:
     exp = p.exp
     out.print(
-        f"study [bold]{exp.name}[/]: model {exp.model}, dataset {exp.dataset}, "
+        f"study [bold]{escape(exp.name)}[/]: model {escape(exp.model)}, "
+        f"dataset {escape(exp.dataset)}, "
         f"{exp.metric} ({exp.direction}), {exp.trials} trials × {exp.epochs} epochs, "
         f"executor {exp.executor}",
         markup=True,
@@ -111,7 +113,11 @@ def _sync(p: Plan, study: optuna.Study) -> None:
         connect(uri)
         report = run_with_progress(study, p.run_dir, uri)
     except SyncError as exc:
-        err.print(f"[yellow]warning:[/] {exc}; run `wcd-hpc sync {p.exp.name}` later", markup=True)
+        err.print(
+            f"[yellow]warning:[/] {escape(str(exc))}; "
+            f"run `wcd-hpc sync {escape(p.exp.name)}` later",
+            markup=True,
+        )
         return
     out.print(report.line())
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from wcd_hpc.cli.common import friendly, out, registry, site_profile
 
@@ -34,7 +35,8 @@ def train_cmd(
     overrides = [*sets, *([f"runs_dir={runs_dir}"] if runs_dir is not None else [])]
     exp, space = plan_train(experiment, reg, profile=site_profile(profile), overrides=overrides)
     out.print(
-        f"training [bold]{exp.name}[/]: model {exp.model}, dataset {exp.dataset}, "
+        f"training [bold]{escape(exp.name)}[/]: model {escape(exp.model)}, "
+        f"dataset {escape(exp.dataset)}, "
         f"{exp.epochs} epochs",
         markup=True,
     )
