@@ -141,17 +141,19 @@ def status_cmd(
     if not watch:
         out.print(render(summarize(st)))
         return
-    with Live(render(summarize(st)), console=out, refresh_per_second=4) as live:
+    info = summarize(st)
+    # The live view crops long lines to the terminal and, piped, prints nothing until it ends;
+    # it is transient, and the last state is printed in full once it stops.
+    with Live(render(info), console=out, refresh_per_second=4, transient=True) as live:
         try:
-            while True:
+            while not (info["done"] and not info["running"]):
+                time.sleep(interval)
                 reap(st, url)
                 info = summarize(st)
                 live.update(render(info))
-                if info["done"] and not info["running"]:
-                    break
-                time.sleep(interval)
         except KeyboardInterrupt:
             pass
+    out.print(render(info))
     out.print(f"storage: {mask(url)}")
 
 
