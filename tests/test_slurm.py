@@ -117,6 +117,8 @@ def test_rendered_worker_script_submitted_by_hand_joins_the_study(
     info = json.loads(cli("status", "byhand", "--json", plugins=testplugins, env=TOY).out)
     assert info["finished"] == 5
     assert {t["worker"] for t in info["trials"]} <= {f"slurm-{job}_0", f"slurm-{job}_1"}
+    # Its allocation is accounted although sweep never recorded the job.
+    assert info["slurm"]["jobs"] == [job] and info["slurm"]["gpu_hours"] > 0
 
 
 def _start_slow_array(cli, testplugins, toy_experiment, name: str, trials: int, epochs: int):

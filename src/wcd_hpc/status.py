@@ -82,8 +82,16 @@ def _training_seconds(trials: list[FrozenTrial]) -> float:
 def _slurm(
     study: optuna.Study, trials: list[FrozenTrial]
 ) -> tuple[dict[str, Any] | None, dict[str, float | None]]:
-    """Allocation summary from sacct for the study's array jobs (None when it has none)."""
-    jobs = study.user_attrs.get(ATTR_SLURM_JOBS)
+    """Allocation summary from sacct for the study's Slurm jobs (None when it has none).
+
+    The arrays ``sweep`` submitted are recorded on the study; arrays submitted by hand
+    (``sbatch worker.sbatch``) are known from the job ids their trials carry.
+    """
+    jobs = list(study.user_attrs.get(ATTR_SLURM_JOBS, []))
+    for t in trials:
+        job = t.user_attrs.get("slurm_array_job_id") or t.user_attrs.get("slurm_job_id")
+        if job and str(job) not in jobs:
+            jobs.append(str(job))
     if not jobs:
         return None, {}
     try:
