@@ -21,6 +21,9 @@ from wcd_hpc.storage import StorageError, kind, mask, open_storage, resolve
         ("sqlite:////tmp/a.db", "sqlite:////tmp/a.db"),
         ("journal:/runs/x/journal.log", "journal:/runs/x/journal.log"),
     ],
+    # Named ids: pytest would otherwise put the URLs, passwords included, into test ids and
+    # from there into .pytest_cache and CI logs.
+    ids=["pg-password-with-colon", "psycopg-query", "pg-no-password", "sqlite", "journal"],
 )
 def test_mask_hides_only_the_password(url: str, shown: str) -> None:
     assert mask(url) == shown
