@@ -101,6 +101,14 @@ class FileInfo:
     info: pd.DataFrame
 
 
+def _open(path: Path) -> h5py.File:
+    """``path`` opened read-only. h5py is imported here, when a file is read, so that
+    registering the datasets (every command does) does not import it."""
+    import h5py
+
+    return h5py.File(path, "r")
+
+
 def _fail(path: Path, problem: str) -> ValueError:
     return ValueError(f"{path}: {problem}")
 
@@ -122,7 +130,7 @@ def inspect(path: str | Path, layout: Layout, classes: Sequence[str] | None = No
     import h5py
 
     try:
-        fh = h5py.File(p, "r")
+        fh = _open(p)
     except OSError as err:
         raise _fail(p, f"not a readable HDF5 file (truncated or corrupt?): {err}") from None
     with fh:
@@ -222,10 +230,8 @@ class H5Inputs:
 
     def __init__(self, path: Path, rows: np.ndarray, transform: Transform, channel: bool) -> None:
         self.path, self.rows, self.transform, self.channel = path, rows, transform, channel
-        import h5py
-
         self.block = BLOCK
-        with h5py.File(path, "r") as fh:
+        with _open(path) as fh:
             sample = tuple(int(s) for s in fh["data"].shape[1:])
         self.shape: tuple[int, ...] = (rows.size, *((1,) if channel else ()), *sample)
         self._file: h5py.File | None = None
@@ -238,9 +244,7 @@ class H5Inputs:
 
     def _dataset(self) -> h5py.Dataset:
         if self._file is None:
-            import h5py
-
-            self._file = h5py.File(self.path, "r")
+            self._file = _open(self.path)
         return self._file["data"]
 
     def __getitem__(self, key: slice) -> torch.Tensor:
@@ -274,9 +278,7 @@ def normaliser(kind: str, path: Path, rows: np.ndarray) -> Transform:
     if kind == "standard":
         total = total_sq = 0.0
         count = 0
-        import h5py
-
-        with h5py.File(path, "r") as fh:
+        with _open(path) as fh:
             dset = fh["data"]
             for a in range(0, rows.size, _READ):
                 block = _read_rows(dset, path, rows[a : a + _READ]).astype(np.float64)

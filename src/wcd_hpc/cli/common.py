@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from wcd_hpc.config import ConfigError, load_profile
+from wcd_hpc.launch.settings import SHIPPED_PROFILES
 from wcd_hpc.plugins import Registry, get_registry
 from wcd_hpc.space import SpaceError
 from wcd_hpc.storage import StorageError, mask
@@ -58,10 +59,6 @@ def registry(warn: bool = True) -> Registry:
         for line in reg.errors:
             err.print(f"[yellow]warning:[/] {escape(line)}", markup=True)
     return reg
-
-
-#: The site profiles that come with the package (``slurm/profiles`` in a checkout links here).
-SHIPPED_PROFILES = Path(__file__).resolve().parents[1] / "launch" / "profiles"
 
 
 def profile_dirs() -> list[Path]:

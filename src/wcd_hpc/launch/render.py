@@ -21,13 +21,15 @@ from string import Template
 from wcd_hpc.config import ConfigError, Experiment, Resources
 from wcd_hpc.launch.container import wrap
 from wcd_hpc.launch.settings import Site
-from wcd_hpc.startup import THREAD_POOL_VARS
+from wcd_hpc.startup import ENV_THREADS, THREAD_POOL_VARS
 
-#: Thread pools sized to the task's cores. Slurm sets none of these, so numpy's OpenBLAS and torch's
-#: OpenMP would each start a thread per core of the whole node in every task; on a node shared by
-#: several tasks those threads spin on the few cores each task was given. Setup lines (which come
-#: after) may override them.
-THREAD_EXPORTS = [f'export {var}="${{SLURM_CPUS_PER_TASK:-1}}"' for var in THREAD_POOL_VARS]
+#: Threads sized to the task's cores: the worker's torch threads and the native pools. Slurm sets
+#: none of these, so numpy's OpenBLAS and torch's OpenMP would each start a thread per core of the
+#: whole node in every task; on a node shared by several tasks those threads spin on the few cores
+#: each task was given. Setup lines (which come after) may override them.
+THREAD_EXPORTS = [
+    f'export {var}="${{SLURM_CPUS_PER_TASK:-1}}"' for var in (ENV_THREADS, *THREAD_POOL_VARS)
+]
 
 _USERINFO_PASSWORD = re.compile(r"^([a-zA-Z][\w+.-]*://[^:/@]*):[^@]*@")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from wcd_hpc.config import ConfigError
@@ -17,6 +18,9 @@ from wcd_hpc.config import ConfigError
 _NAME = re.compile(r"^[A-Za-z0-9_.,:=+@%-]+$")
 RUNTIMES = ("apptainer", "singularity")
 DEFAULT_GRACE_S = 120
+#: The site profiles installed with the package (dev, local, the university template), next to
+#: the sbatch templates; ``slurm/profiles`` in a checkout links here.
+SHIPPED_PROFILES = Path(__file__).resolve().parent / "profiles"
 
 
 @dataclass(frozen=True)

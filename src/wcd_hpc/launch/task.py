@@ -7,13 +7,12 @@ own start-up, with the garbage collector paused, instead of here with it running
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 from types import FrameType
 
-from wcd_hpc.startup import ENV_THREADS, preload_cli
+from wcd_hpc.startup import preload_cli
 
 
 def array_task(command: list[str]) -> int:
@@ -22,9 +21,6 @@ def array_task(command: list[str]) -> int:
     Without a container the worker runs in this very process (one interpreter start and one
     torch import fewer per task); in an image it is a child process that gets the signals.
     """
-    cpus = os.environ.get("SLURM_CPUS_PER_TASK")
-    if cpus:
-        os.environ.setdefault(ENV_THREADS, cpus)
     if command[:3] == [sys.executable, "-m", "wcd_hpc"]:
         preload_cli()
         from wcd_hpc.cli import run
