@@ -86,8 +86,8 @@ def install_test_plugins(tmp: Path) -> None:
 
 def run_once(tmp: Path, timeline: bool) -> tuple[float, float]:
     """One sweep; returns the wall time and the time until the first trial trained."""
+    from wcd_hpc.launch.sweep import plan, start
     from wcd_hpc.plugins import load_registry
-    from wcd_hpc.sweep import plan, start
 
     name = f"sched-{time.time_ns()}"
     exp = tmp / f"{name}.yaml"

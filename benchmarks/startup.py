@@ -6,9 +6,9 @@ First, ``wcd-hpc plugins --json`` (what every login-node command pays before its
 CLI, the plugin registry; no torch) is timed alone, ``--rounds`` times. Then each round starts
 ``--workers`` fresh interpreters at once (as a Slurm array does on one node) that each do what a
 worker does before its first claim, once with the garbage-collector pause of
-:mod:`wcd_hpc.startup` and once without, in alternating order so that a machine that slows down
-meanwhile affects both alike. It prints medians: wall time until the last interpreter is done, and
-CPU seconds per interpreter.
+:mod:`wcd_hpc.engine.startup` and once without, in alternating order so that a machine that slows
+down meanwhile affects both alike. It prints medians: wall time until the last interpreter is done,
+and CPU seconds per interpreter.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import sys
 import time
 
 START_UP = """
-from wcd_hpc.startup import paused_gc, warm_up_optimizers
+from wcd_hpc.engine.startup import paused_gc, warm_up_optimizers
 with paused_gc() if {paused} else __import__("contextlib").nullcontext():
     import wcd_hpc.cli
     from wcd_hpc.plugins import get_registry

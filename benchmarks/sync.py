@@ -30,8 +30,8 @@ import optuna
 import torch
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from wcd_hpc import study as studies
-from wcd_hpc.sync import sync_study
+from wcd_hpc.queue import study as studies
+from wcd_hpc.results.sync import sync_study
 
 EPOCHS = 5
 SPACE = {

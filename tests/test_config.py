@@ -1,4 +1,4 @@
-"""Tests of experiment files, profiles and plugin resolution (wcd_hpc.config)."""
+"""Tests of experiment files, profiles and plugin resolution (wcd_hpc.experiment.config)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from wcd_hpc.config import (
+from wcd_hpc.experiment.config import (
     DEFAULTS,
     ConfigError,
     Experiment,
@@ -19,7 +19,7 @@ from wcd_hpc.config import (
     load_profile,
     resolve,
 )
-from wcd_hpc.space import ListOf, LogUniform, RandInt
+from wcd_hpc.experiment.space import ListOf, LogUniform, RandInt
 
 QUICK = """\
 name: footprint-lenet           # study name

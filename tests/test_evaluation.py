@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from wcd_hpc.default_plugins import metrics
-from wcd_hpc.evaluation import binned_table, energy_edges, write_evaluation_artifacts
 from wcd_hpc.plugins import get_registry
+from wcd_hpc.results.evaluation import binned_table, energy_edges, write_evaluation_artifacts
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

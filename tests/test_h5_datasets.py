@@ -14,8 +14,8 @@ import torch
 
 from wcd_hpc.api import LazyInputs, Split
 from wcd_hpc.default_plugins import footprint_sim, h5_datasets, traces_sim
+from wcd_hpc.default_plugins.h5data import H5Inputs, assign_rows
 from wcd_hpc.engine.fit import _lazy_batches, fit
-from wcd_hpc.h5data import H5Inputs, assign_rows
 
 COLUMNS = ["ID_shower", "E0 (GeV)", "theta0 (deg)", "Nmuons", "Y_class"]
 

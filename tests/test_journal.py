@@ -9,8 +9,9 @@ import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
-from wcd_hpc.journal import JournalCorrupt, check_journal, salvage, scan
-from wcd_hpc.storage import StorageError, open_storage
+from wcd_hpc.errors import StorageError
+from wcd_hpc.queue.journal import JournalCorrupt, check_journal, salvage, scan
+from wcd_hpc.queue.storage import open_storage
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 

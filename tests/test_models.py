@@ -14,8 +14,8 @@ from wcd_hpc.default_plugins import cae, common, mlp, resnet, trace_cnn, vae
 from wcd_hpc.default_plugins.metrics import accuracy
 from wcd_hpc.default_plugins.nets import resnet as nets_resnet
 from wcd_hpc.engine.fit import fit, predict
-from wcd_hpc.space import Space
-from wcd_hpc.train import fixed_params
+from wcd_hpc.engine.train import fixed_params
+from wcd_hpc.experiment.space import Space
 
 SMALL: dict[str, dict[str, Any]] = {
     "resnet": {"blocks": [1, 1, 1, 1], "channels": [4, 8, 8, 16, 16]},

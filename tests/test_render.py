@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from wcd_hpc.config import ConfigError, Experiment, Resources
-from wcd_hpc.launch.accounting import SlurmError, parse_sacct, summarize_allocation
-from wcd_hpc.launch.render import Job, render_sync, render_worker, strip_password, time_minutes
+from wcd_hpc.experiment.config import ConfigError, Experiment, Resources
+from wcd_hpc.launch.render import Job, render_sync, render_worker, time_minutes
 from wcd_hpc.launch.settings import parse_site
 from wcd_hpc.launch.slurm import chunks, executor_parameters
+from wcd_hpc.queue.accounting import SlurmError, parse_sacct, summarize_allocation
+from wcd_hpc.queue.urls import without_secrets as strip_password
 
 GOLDEN = Path(__file__).parent / "golden"
 SITE = {

@@ -1,4 +1,4 @@
-"""Tests of the search-space language (wcd_hpc.space)."""
+"""Tests of the search-space language (wcd_hpc.experiment.space)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from wcd_hpc.space import (
+from wcd_hpc.experiment.space import (
     Choice,
     Fixed,
     ListOf,

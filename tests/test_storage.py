@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from wcd_hpc.storage import StorageError, kind, mask, open_storage, resolve
+from wcd_hpc.errors import StorageError
+from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.queue.urls import kind, mask, resolve
 
 
 @pytest.mark.parametrize(

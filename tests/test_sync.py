@@ -22,10 +22,10 @@ import torch
 from conftest import need
 from mlflow.tracking import MlflowClient
 
-from wcd_hpc.storage import open_storage
-from wcd_hpc.sync import ENV_CRASH
-from wcd_hpc.syncdata import clean, flatten, tracking_uri_for
-from wcd_hpc.syncplots import roc_points
+from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.results.sync import ENV_CRASH
+from wcd_hpc.results.syncdata import clean, flatten, tracking_uri_for
+from wcd_hpc.results.syncplots import roc_points
 
 TOY = {"WCD_HPC_PLUGINS": "toy"}
 MLFLOW = Path(sys.executable).parent / "mlflow"

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from wcd_hpc.api import DataSpec, Split, Splits
-from wcd_hpc.config import Experiment
+from wcd_hpc.engine.evaluate import EvaluateError, load_run
 from wcd_hpc.engine.fit import pick_device
+from wcd_hpc.engine.train import midpoint
 from wcd_hpc.engine.trial import Context, run_trial
-from wcd_hpc.evaluate_run import EvaluateError, load_run
+from wcd_hpc.experiment.config import Experiment
+from wcd_hpc.experiment.space import Space
 from wcd_hpc.plugins import get_registry
-from wcd_hpc.space import Space
-from wcd_hpc.train import midpoint
 
 pytestmark = pytest.mark.slow
 PNG = b"\x89PNG\r\n\x1a\n"

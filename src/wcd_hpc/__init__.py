@@ -2,7 +2,7 @@
 
 The plugin API (``from wcd_hpc import Model, hookimpl``) is re-exported lazily: importing a
 submodule such as ``wcd_hpc.launch.slurm`` (what every Slurm array task unpickles first) must not
-import torch before the worker has paused the garbage collector (see :mod:`wcd_hpc.startup`).
+import torch before the worker has paused the garbage collector (see :mod:`wcd_hpc.engine.startup`).
 """
 
 from __future__ import annotations

@@ -1,12 +1,28 @@
-"""``wcd-hpc`` and ``python -m wcd_hpc`` (local workers are started this way).
+"""``wcd-hpc`` and ``python -m wcd_hpc``: the process entry points, above every layer.
 
-The entry point lives outside :mod:`wcd_hpc.cli` so that the CLI's imports (torch among them) and
-the plugin registry load with the garbage collector paused (see :mod:`wcd_hpc.startup`).
+The entry point lives outside :mod:`wcd_hpc.cli` so that the CLI's imports and the plugin
+registry load with the garbage collector paused (see :mod:`wcd_hpc.engine.startup`). A Slurm
+array task enters here too (:func:`run_in_process`, called by :mod:`wcd_hpc.launch.task`): the
+one import from a lower layer back up to the CLI, named as an exception in the import contract.
 """
 
 from __future__ import annotations
 
-from wcd_hpc.startup import preload_cli
+from wcd_hpc.engine.startup import paused_gc
+
+
+def preload_cli() -> None:
+    """Import the CLI (optuna, typer, rich, …) and load the plugin registry with GC paused.
+
+    None of it imports torch (plugins import it when they build a model or load data), so a
+    command on a login node answers in a fraction of a second and ``sweep`` submits before any
+    torch import.
+    """
+    with paused_gc():
+        import wcd_hpc.cli  # noqa: F401
+        from wcd_hpc.plugins import get_registry
+
+        get_registry()
 
 
 def main() -> None:
@@ -14,6 +30,14 @@ def main() -> None:
     from wcd_hpc.cli import main as run_cli
 
     run_cli()
+
+
+def run_in_process(args: list[str]) -> int:
+    """Run the CLI with ``args`` in this process and return its exit status (array tasks)."""
+    preload_cli()
+    from wcd_hpc.cli import run
+
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -157,7 +157,7 @@ def _malformed(kind: str, obj: object) -> str | None:
             return f"model '{name}': build must be callable"
         if not hasattr(obj.space, "items"):
             return f"model '{name}': space must be a mapping"
-        from wcd_hpc.space import Space, SpaceError
+        from wcd_hpc.experiment.space import Space, SpaceError
 
         try:
             Space.from_mapping(dict(obj.space))

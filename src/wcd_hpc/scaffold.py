@@ -16,6 +16,7 @@ from pathlib import Path
 from string import Template
 
 from wcd_hpc import __version__
+from wcd_hpc.errors import PluginError
 
 __all__ = ["ScaffoldError", "check_name", "create"]
 
@@ -23,7 +24,7 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 MAX_NAME = 40
 
 
-class ScaffoldError(ValueError):
+class ScaffoldError(PluginError, ValueError):
     """A plugin name or target directory that cannot be used; the message is one line."""
 
 

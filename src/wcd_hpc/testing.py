@@ -33,6 +33,7 @@ import torch
 from wcd_hpc import hookspecs
 from wcd_hpc.api import Dataset, DataSpec, LazyInputs, Metric, Model, Split, Splits
 from wcd_hpc.engine.fit import default_logits, default_loss, make_optimizer
+from wcd_hpc.experiment.space import Space
 from wcd_hpc.plugins import (
     Entry,
     Registry,
@@ -42,7 +43,6 @@ from wcd_hpc.plugins import (
     load_plugin,
     new_registry,
 )
-from wcd_hpc.space import Space
 
 __all__ = [
     "FOOTPRINT_SPEC",

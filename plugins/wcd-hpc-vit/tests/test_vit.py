@@ -7,7 +7,7 @@ import re
 import pytest
 import torch
 from wcd_hpc import DataSpec
-from wcd_hpc.space import Space
+from wcd_hpc.experiment.space import Space
 from wcd_hpc.testing import assert_conforms, check_plugin
 
 from wcd_hpc_vit.model import SPACE, build, divisors

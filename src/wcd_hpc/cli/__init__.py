@@ -1,11 +1,18 @@
-"""The ``wcd-hpc`` command: a thin typer app; every verb lives in its own module."""
+"""The ``wcd-hpc`` command: a thin typer app; every verb lives in its own module.
+
+Errors are handled here and only here: :class:`App` turns a :class:`~wcd_hpc.errors.WcdHpcError`
+into ``error: <one line>`` (secrets masked) and its exit status; any other exception is a bug
+and keeps its traceback.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 import typer
+from rich.markup import escape
 
 from wcd_hpc import __version__
 from wcd_hpc.cli import (
@@ -22,9 +29,29 @@ from wcd_hpc.cli import (
     train,
     worker,
 )
-from wcd_hpc.cli.common import registry
+from wcd_hpc.cli.common import err, registry
+from wcd_hpc.errors import WcdHpcError
+from wcd_hpc.queue.urls import mask_text
 
-app = typer.Typer(
+
+def report(exc: WcdHpcError) -> None:
+    """Print one of our errors as the one line a user reads."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    err.print(f"[bold red]error:[/] {escape(mask_text(text))}", markup=True)
+
+
+class App(typer.Typer):
+    """The typer application, with the one place where our error family is caught."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except WcdHpcError as exc:
+            report(exc)
+            raise SystemExit(exc.exit_code) from None
+
+
+app = App(
     name="wcd-hpc",
     help="Hyper-parameter sweeps of PyTorch classifiers for Water Cherenkov Detector data.",
     no_args_is_help=True,
@@ -82,7 +109,7 @@ def _configure_logging() -> None:
 def main() -> None:
     """Run the CLI; the ``wcd-hpc`` command enters through :func:`wcd_hpc.__main__.main`."""
     _configure_logging()
-    registry(warn=False).add_commands(app)
+    registry(warn_problems=False).add_commands(app)
     app()
 
 

@@ -1,79 +1,61 @@
-"""Shared CLI plumbing: consoles, the one-line error convention, and registry loading."""
+"""Shared CLI plumbing: consoles, options every verb spells the same way, registry loading.
+
+Errors are not handled here: a command raises a :class:`wcd_hpc.errors.WcdHpcError` and the
+application (:class:`wcd_hpc.cli.App`) turns exactly that family into one line, once.
+"""
 
 from __future__ import annotations
 
-import functools
-import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from wcd_hpc.config import ConfigError, load_profile
-from wcd_hpc.launch.settings import SHIPPED_PROFILES
+from wcd_hpc.errors import UsageError
 from wcd_hpc.plugins import Registry, get_registry
-from wcd_hpc.space import SpaceError
-from wcd_hpc.storage import StorageError, mask
-from wcd_hpc.study import StudyConflict
+from wcd_hpc.queue.urls import ENV_STORAGE
 
-# Markup off by default: what we print is full of user text (search spaces such as
-# "[randint(2, 20), randint(2, 20)]", file names, error causes) that rich would take for style
-# tags and swallow. Styled lines opt in with markup=True and escape() what they interpolate.
-out = Console(highlight=False, soft_wrap=True, markup=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+# Markup and emoji codes off by default: what we print is full of user text (search spaces such
+# as "[randint(2, 20), randint(2, 20)]", file names with ':100:' in file:line, error causes) that
+# rich would take for style tags or emoji and swallow. Styled lines opt in with markup=True and
+# escape() what they interpolate.
+out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
-ENV_PROFILE = "WCD_HPC_PROFILE"
-EXIT_USAGE = 2
-F = TypeVar("F", bound=Callable[..., Any])
-
-USER_ERRORS = (ConfigError, SpaceError, StorageError, StudyConflict, KeyError, FileNotFoundError)
-
-
-def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    """Print one error line (credentials masked) and exit with ``code``."""
-    err.print(f"[bold red]error:[/] {escape(mask(message))}", markup=True)
-    raise typer.Exit(code)
-
-
-def friendly(func: F) -> F:
-    """Turn expected user errors into one line and a non-zero exit instead of a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except USER_ERRORS as exc:
-            text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            fail(str(text))
-
-    return wrapper  # type: ignore[return-value]
+# Options several verbs share, spelled once.
+StorageOption = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        help=f"Storage URL; default ${ENV_STORAGE}, else the study's journal under --runs-dir.",
+        show_default=False,
+    ),
+]
+RunsDirOption = Annotated[Path, typer.Option("--runs-dir", help="Root of run directories.")]
+ProfileOption = Annotated[
+    str | None, typer.Option("--profile", help="Site profile name or path.", show_default=False)
+]
+SetOption = Annotated[
+    list[str] | None, typer.Option("--set", help="Override any key: --set epochs=3.")
+]
+StudyArgument = Annotated[str, typer.Argument(help="Study name.")]
 
 
-def registry(warn: bool = True) -> Registry:
+def fail(message: str) -> NoReturn:
+    """Stop the command with a one-line usage error (exit status 2)."""
+    raise UsageError(message)
+
+
+def warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/] {escape(message)}", markup=True)
+
+
+def registry(warn_problems: bool = True) -> Registry:
     """The plugin registry; load problems are printed as warnings, one line each."""
     reg = get_registry()
-    if warn:
+    if warn_problems:
         for line in reg.errors:
-            err.print(f"[yellow]warning:[/] {escape(line)}", markup=True)
+            warn(line)
     return reg
-
-
-def profile_dirs() -> list[Path]:
-    """Where named site profiles are looked up, first match wins: the project's slurm/profiles,
-    the user's, then the ones shipped with wcd-hpc (dev, local and the university template), so
-    that ``--profile university`` and ``wcd-hpc profiles`` work from any directory."""
-    dirs = [Path.cwd() / "slurm" / "profiles"]
-    config = os.environ.get("XDG_CONFIG_HOME", str(Path.home() / ".config"))
-    dirs.append(Path(config) / "wcd-hpc" / "profiles")
-    dirs.append(SHIPPED_PROFILES)
-    return dirs
-
-
-def site_profile(name: str | None) -> dict[str, Any] | None:
-    chosen = name or os.environ.get(ENV_PROFILE)
-    if not chosen:
-        return None
-    return load_profile(chosen, profile_dirs())

@@ -2,35 +2,22 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import typer
 
-from wcd_hpc import study as studies
-from wcd_hpc.cli.common import friendly, out
-from wcd_hpc.cli.status import locate
-from wcd_hpc.control import cancel, retry
-from wcd_hpc.storage import ENV_STORAGE, open_storage
-
-STORAGE = typer.Option(
-    None,
-    "--storage",
-    envvar=ENV_STORAGE,
-    show_default=False,
-    help="Storage URL; default: the study's journal under --runs-dir.",
-)
-RUNS = typer.Option(Path("runs"), "--runs-dir", help="Root of run directories.")
+from wcd_hpc.cli.common import RunsDirOption, StorageOption, StudyArgument, out
+from wcd_hpc.queue import study as studies
+from wcd_hpc.queue.control import cancel, retry
 
 
-@friendly
 def cancel_cmd(
-    name: str = typer.Argument(..., help="Study name."),
-    storage: str | None = STORAGE,
-    runs_dir: Path = RUNS,
+    name: StudyArgument, storage: StorageOption = None, runs_dir: RunsDirOption = Path("runs")
 ) -> None:
     """Cancel the study's Slurm jobs and local workers; its running trials are marked failed."""
-    url = locate(name, storage, runs_dir)
-    result = cancel(studies.load(name, open_storage(url), url), url)
+    opened = studies.open_existing(name, storage, runs_dir)
+    result = cancel(opened.study, opened.url)
     out.print(
         f"scancel: {', '.join(result.jobs) or 'no Slurm jobs'}; "
         f"local workers stopped: {len(result.local_pids)}; "
@@ -38,19 +25,16 @@ def cancel_cmd(
     )
     out.print(
         f"finished trials are kept; resume with: wcd-hpc sweep <experiment>  "
-        f"(or retry the failed ones: wcd-hpc retry {name})"
+        f"(or retry the failed ones: {shlex.join(['wcd-hpc', 'retry', name])})"
     )
 
 
-@friendly
 def retry_cmd(
-    name: str = typer.Argument(..., help="Study name."),
-    storage: str | None = STORAGE,
-    runs_dir: Path = RUNS,
+    name: StudyArgument, storage: StorageOption = None, runs_dir: RunsDirOption = Path("runs")
 ) -> None:
     """Enqueue the parameters of failed trials again; the next workers run them first."""
-    url = locate(name, storage, runs_dir)
-    numbers = retry(studies.load(name, open_storage(url), url), url)
+    opened = studies.open_existing(name, storage, runs_dir)
+    numbers = retry(opened.study, opened.url)
     listed = ", ".join(map(str, numbers)) if numbers else "none"
     out.print(f"re-enqueued {len(numbers)} failed trial(s): {listed}")
     if numbers:

@@ -8,10 +8,10 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from wcd_hpc.cli.common import out
-from wcd_hpc.launch.render import Job, gpu_hours_bound, render_sync, render_worker, strip_password
+from wcd_hpc.launch.render import gpu_hours_bound, render_sync, render_worker
+from wcd_hpc.launch.sweep import Plan
 from wcd_hpc.plugins import get_registry
-from wcd_hpc.storage import mask
-from wcd_hpc.sweep import Plan
+from wcd_hpc.queue.urls import mask, without_secrets
 
 SAMPLES = 3
 
@@ -20,8 +20,9 @@ def _fmt(value: object) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def show_dry_run(p: Plan, job: Job) -> None:
+def show_dry_run(p: Plan) -> None:
     exp = p.exp
+    job = p.job()
     reg = get_registry()
     out.rule(f"dry run: {exp.name} (nothing is created, written or submitted)")
     plugins = Table(title="plugins", title_justify="left")
@@ -61,7 +62,7 @@ def show_dry_run(p: Plan, job: Job) -> None:
     else:
         out.print(f"executor local: {exp.workers} worker processes on this machine")
     out.print(f"worker command: {shlex.join(job.worker_command())}")
-    out.print(f"worker storage (password withheld): {strip_password(p.url)}")
+    out.print(f"worker storage (password withheld): {without_secrets(p.url)}")
     r = exp.resources
     bound = gpu_hours_bound(r, job.workers)
     out.print(

@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from wcd_hpc.cli.common import fail, friendly, out, registry
+from wcd_hpc.cli.common import out, registry
+from wcd_hpc.queue.urls import ENV_STORAGE
 
 
 def _cell(value: object) -> str:
@@ -16,7 +17,6 @@ def _cell(value: object) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-@friendly
 def evaluate_cmd(
     run_dir: Path = typer.Argument(..., help="A trial or train run directory (holds model.pt)."),
     file: Path = typer.Argument(..., help="HDF5 file in the SWGO/LIP layout (data + info)."),
@@ -25,22 +25,23 @@ def evaluate_cmd(
         None, "--normalise", help="Override the training normalisation (log1p | none)."
     ),
     storage: str | None = typer.Option(
-        None, "--storage", envvar="WCD_HPC_STORAGE", help="Study storage of a sweep trial."
+        None,
+        "--storage",
+        envvar=ENV_STORAGE,
+        help="Study storage of a sweep trial.",
+        show_default=False,
     ),
     output: Path | None = typer.Option(
         None, "--out", help="Where to write (default RUN_DIR/evaluations/<file stem>)."
     ),
 ) -> None:
     """Score a trained model on any file: metrics, a per-energy-bin table and plots."""
-    from wcd_hpc.evaluate_run import EvaluateError, evaluate_file, load_run  # torch: only here
-    from wcd_hpc.evaluation import BINNED_METRICS
+    from wcd_hpc.engine.evaluate import evaluate_file, load_run  # torch: only here
+    from wcd_hpc.results.evaluation import BINNED_METRICS
 
     reg = registry()
-    try:
-        run = load_run(run_dir, reg, storage)
-        result = evaluate_file(run, file, reg, data_key=data_key, normalise=normalise, out=output)
-    except EvaluateError as exc:
-        fail(str(exc))
+    run = load_run(run_dir, reg, storage)
+    result = evaluate_file(run, file, reg, data_key=data_key, normalise=normalise, out=output)
     out.print(f"{result.events} events from {file}, model {run.model} of {run_dir}")
     out.print(", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
     if result.bins:

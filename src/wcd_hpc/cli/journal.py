@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import typer
 
-from wcd_hpc.cli.common import friendly, out
-from wcd_hpc.journal import check_journal, salvage
+from wcd_hpc.cli.common import out
+from wcd_hpc.errors import StorageError
+from wcd_hpc.queue.journal import check_journal, salvage
 
 app = typer.Typer(help="Check or salvage a journal-file study.", no_args_is_help=True)
 
 
 @app.command("check")
-@friendly
 def check_cmd(path: Path = typer.Argument(..., help="The journal file (journal.log).")) -> None:
     """Read the whole journal and report the first bad line (file:line), if any."""
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such journal file")
+        raise StorageError(f"{path}: no such journal file")
     check_journal(path)
     out.print(f"{path}: ok")
 
 
 @app.command("salvage")
-@friendly
 def salvage_cmd(
     path: Path = typer.Argument(..., help="The damaged journal file."),
     new: Path | None = typer.Option(
@@ -42,7 +42,10 @@ def salvage_cmd(
     out.print(
         "Stop every worker of this study, then keep the damaged log and use the salvaged one:"
     )
-    out.print(f"  mv {path} {path}.damaged && mv {done.out} {path}")
+    damaged = path.with_name(path.name + ".damaged")
+    keep = shlex.join(["mv", str(path), str(damaged)])
+    swap = shlex.join(["mv", str(done.out), str(path)])
+    out.print(f"  {keep} && {swap}")
     out.print("Trials that were running become RUNNING without a worker; the reaper retries them.")
 
 

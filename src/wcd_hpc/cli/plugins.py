@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from wcd_hpc.cli.common import err, fail, out, registry
-from wcd_hpc.scaffold import ScaffoldError, create
+from wcd_hpc.scaffold import create
 
 JSON_HELP = "Print JSON (a stable interface)."
 
@@ -42,16 +42,16 @@ def new_cmd(
 ) -> None:
     """Scaffold a plugin distribution NAME/ that pip-installs and passes its own tests."""
     try:
-        target = create(name, directory, taken=set(registry(warn=False).models))
-    except (ScaffoldError, OSError) as exc:
-        fail(str(exc))
+        target = create(name, directory, taken=set(registry(warn_problems=False).models))
+    except OSError as exc:
+        fail(f"{directory}: {exc.strerror or exc}")
     shown = str(target) if target.is_absolute() else f"./{target}"  # not a PyPI name to pip
     out.print(f"created {shown}: pip install '{shown}[test]' && pytest {shown}/tests", markup=False)
 
 
 def list_plugins(as_json: bool) -> None:
     """Print the registry as a table or JSON; exit 1 after listing if any plugin failed."""
-    reg = registry(warn=False)
+    reg = registry(warn_problems=False)
     rows = sorted(reg.entries(), key=lambda e: (e.kind, e.name))
     if as_json:
         payload = {

@@ -1,4 +1,4 @@
-"""The live sweep view shared by local sweeps and ``sweep --wait`` on Slurm."""
+"""Live progress views: a sweep's trials (local sweeps and ``sweep --wait``) and a sync."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from contextlib import contextmanager
 import optuna
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from wcd_hpc import study as studies
 from wcd_hpc.cli.common import err
+from wcd_hpc.queue import study as studies
 
 
 @contextmanager
@@ -38,5 +38,23 @@ def sweep_progress(
             best = f" best {metric} {pick(values):.4f}" if values else ""
             info = f"{extra}{c['RUNNING']} running, {c['PRUNED']} pruned, {c['FAIL']} failed{best}"
             progress.update(task, completed=studies.finished(trials), info=info)
+
+        yield tick
+
+
+@contextmanager
+def sync_progress() -> Iterator[Callable[[int, int], None]]:
+    """Yield ``tick(done, total)`` for a sync's trial runs, drawn on stderr."""
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=False) as progress:
+        task = progress.add_task("sync", total=None)
+
+        def tick(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
 
         yield tick

@@ -2,38 +2,43 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
-from wcd_hpc.cli.common import friendly, out, registry, site_profile
-from wcd_hpc.launch.render import Job, write_scripts
-from wcd_hpc.launch.settings import parse_site
-from wcd_hpc.sweep import plan, start
+from wcd_hpc.cli.common import ProfileOption, SetOption, StorageOption, out, registry
+from wcd_hpc.launch.render import write_scripts
+from wcd_hpc.launch.sweep import plan, start
+from wcd_hpc.queue.schema import WORKER_SCRIPT
 
 
-@friendly
 def render_cmd(
-    experiment: Path = typer.Argument(..., help="Experiment file (YAML)."),
-    out_dir: Path = typer.Option(..., "--out", help="Directory for worker.sbatch and sync.sbatch."),
-    workers: int | None = typer.Option(None, "--workers", "-w", min=1, help="Array tasks."),
-    profile: str | None = typer.Option(None, "--profile", help="Site profile name or path."),
-    sets: list[str] = typer.Option([], "--set", help="Override any key: --set epochs=3."),
+    experiment: Annotated[Path, typer.Argument(help="Experiment file (YAML).")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Directory for worker.sbatch and sync.sbatch.")
+    ],
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-w", min=1, help="Array tasks.")
+    ] = None,
+    storage: StorageOption = None,
+    profile: ProfileOption = None,
+    sets: SetOption = None,
 ) -> None:
-    """Write worker.sbatch and sync.sbatch; ``sbatch DIR/worker.sbatch`` joins the same study.
+    """Write worker.sbatch and sync.sbatch; sbatch DIR/worker.sbatch joins the same study.
 
-    It also creates the study (or resumes it, as ``sweep`` would) so that hand-submitted workers
+    It also creates the study (or resumes it, as sweep would) so that hand-submitted workers
     find it and its budget; nothing is submitted.
     """
-    reg = registry()
-    overrides = [*sets, *([f"workers={workers}"] if workers else [])]
-    prof = site_profile(profile)
-    p = plan(experiment, reg, profile=prof, overrides=overrides)
-    job = Job(p.exp, p.url, p.run_dir, p.exp.workers, parse_site(prof, str(profile or "<profile>")))
+    flags: dict[str, tuple[str, Any]] = {"storage": ("--storage", storage)}
+    if workers is not None:
+        flags["workers"] = ("--workers", workers)
+    p = plan(experiment, registry(), profile=profile, sets=sets or [], flags=flags)
     start(p)
-    for path in write_scripts(job, out_dir):
+    for path in write_scripts(p.job(), out_dir):
         out.print(f"wrote {path}")
-    out.print(f"submit: sbatch {out_dir / 'worker.sbatch'}")
+    out.print(f"submit: {shlex.join(['sbatch', str(out_dir / WORKER_SCRIPT)])}")
 
 
 def register(app: typer.Typer) -> None:

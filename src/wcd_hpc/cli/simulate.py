@@ -57,7 +57,9 @@ def _run(label: str, out: Path, events: int, write: Writer) -> None:
     try:
         with _progress(label, events) as advance:
             path = write(advance)
-    except (ValueError, OSError) as exc:
+    except OSError as exc:
+        fail(f"simulate {label}: {out}: {exc.strerror or exc}")
+    except ValueError as exc:  # the simulators' own parameter checks
         fail(f"simulate {label}: {exc}")
     err.print(f"wrote {events:,} {label} to {path} (data + info table)")
 

@@ -10,12 +10,13 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from wcd_hpc.cli.common import friendly, out, profile_dirs, site_profile
-from wcd_hpc.config import DEFAULTS, ConfigError, validate_profile
-from wcd_hpc.doctor import run_checks
-from wcd_hpc.launch.settings import parse_site
-from wcd_hpc.sources import load_profile
-from wcd_hpc.storage import resolve
+from wcd_hpc.cli.common import out
+from wcd_hpc.errors import ConfigError
+from wcd_hpc.experiment.config import DEFAULTS, validate_profile
+from wcd_hpc.experiment.sources import load_profile
+from wcd_hpc.launch.doctor import run_checks
+from wcd_hpc.launch.settings import parse_site, profile_dirs, site_profile
+from wcd_hpc.queue.urls import resolve
 
 
 def profiles_cmd(
@@ -75,7 +76,6 @@ def profiles_cmd(
         raise typer.Exit(1)
 
 
-@friendly
 def doctor_cmd(
     profile: str | None = typer.Option(None, "--profile", help="Site profile name or path."),
     storage: str | None = typer.Option(None, "--storage", help="Storage URL to check."),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Group
@@ -13,30 +13,24 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from wcd_hpc import study as studies
-from wcd_hpc.cli.common import fail, friendly, out
-from wcd_hpc.engine.reaper import reap
-from wcd_hpc.status import summarize
-from wcd_hpc.storage import ENV_STORAGE, kind, mask, open_storage, resolve
-
-
-def locate(name: str, storage: str | None, runs_dir: Path) -> str:
-    """The study's storage URL: the given one, else its journal under ``runs_dir``.
-
-    A journal that does not exist is an error here, not an empty new file: ``status`` of a
-    misspelt study must not create anything.
-    """
-    url = storage or resolve("journal", runs_dir / name)
-    if kind(url) == "journal" and not Path(url.removeprefix("journal:")).exists():
-        fail(
-            f"no study '{name}': {url.removeprefix('journal:')} does not exist "
-            f"(pass --storage URL or --runs-dir DIR)"
-        )
-    return url
+from wcd_hpc.cli.common import RunsDirOption, StorageOption, StudyArgument, out
+from wcd_hpc.queue import study as studies
+from wcd_hpc.queue.reaper import reap
+from wcd_hpc.queue.schema import (
+    TRIAL_HOST,
+    TRIAL_NODE,
+    TRIAL_PID,
+    TRIAL_SLURM_ARRAY_JOB_ID,
+    TRIAL_SLURM_ARRAY_TASK_ID,
+    TRIAL_SUSPENDED,
+    TRIAL_WORKER,
+)
+from wcd_hpc.queue.status import summarize
+from wcd_hpc.queue.urls import mask
 
 
 def render(info: dict[str, Any]) -> Group:
-    """The human view of :func:`wcd_hpc.status.summarize`'s dict."""
+    """The human view of :func:`wcd_hpc.queue.status.summarize`'s dict."""
     c = info["counts"]
     head = Text.assemble(
         (f"{info['study']}", "bold"),
@@ -61,12 +55,12 @@ def render(info: dict[str, Any]) -> Group:
         for r in info["running"]:
             table.add_row(
                 str(r["number"]),
-                str(r["host"]),
-                str(r["pid"]),
-                str(r["worker"]),
+                str(r[TRIAL_HOST]),
+                str(r[TRIAL_PID]),
+                str(r[TRIAL_WORKER]),
                 f"{r['elapsed_s']:.0f}s" if r["elapsed_s"] is not None else "-",
                 str(r["last_epoch"] if r["last_epoch"] is not None else "-"),
-                "suspended (resumes on the next worker)" if r.get("suspended") else "training",
+                "suspended (resumes on the next worker)" if r.get(TRIAL_SUSPENDED) else "training",
             )
         parts.append(table)
     slurm = info.get("slurm")
@@ -95,18 +89,15 @@ def _slurm_view(slurm: dict[str, Any], trials: list[dict[str, Any]]) -> Group:
     for col in ("trial", "state", "value", "array task", "node", "queue wait"):
         table.add_column(col)
     for t in trials:
-        task = (
-            f"{t['slurm_array_job_id']}_{t['slurm_array_task_id']}"
-            if t["slurm_array_job_id"]
-            else "-"
-        )
+        job, task_id = t[TRIAL_SLURM_ARRAY_JOB_ID], t[TRIAL_SLURM_ARRAY_TASK_ID]
+        task = f"{job}_{task_id}" if job else "-"
         wait = t["queue_wait_s"]
         table.add_row(
             str(t["number"]),
             t["state"],
             "-" if t["value"] is None else f"{t['value']:.4f}",
             task,
-            str(t["node"] or "-"),
+            str(t[TRIAL_NODE] or "-"),
             "-" if wait is None else f"{wait:.0f}s",
         )
     return Group(head, table)
@@ -116,40 +107,39 @@ def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-@friendly
 def status_cmd(
-    name: str = typer.Argument(..., help="Study name."),
-    storage: str | None = typer.Option(
-        None,
-        "--storage",
-        envvar=ENV_STORAGE,
-        help="Storage URL; default: the study's journal.",
-        show_default=False,
-    ),
-    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Root of run directories."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON (a stable interface)."),
-    watch: bool = typer.Option(False, "--watch", help="Refresh until the study is done."),
-    interval: float = typer.Option(2.0, "--interval", min=0.2, help="Seconds between refreshes."),
+    name: StudyArgument,
+    storage: StorageOption = None,
+    runs_dir: RunsDirOption = Path("runs"),
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (a stable interface).")
+    ] = False,
+    watch: Annotated[bool, typer.Option(help="Refresh until the study is done.")] = False,
+    interval: Annotated[float, typer.Option(min=0.2, help="Seconds between refreshes.")] = 2.0,
 ) -> None:
     """Show a study: counts by state, best trial, running trials, failures and their causes."""
-    url = locate(name, storage, runs_dir)
-    st = studies.load(name, open_storage(url), url)
-    reap(st, url)  # a trial whose worker is gone is failed (and retried) before it is shown
+    opened = studies.open_existing(name, storage, runs_dir)
+    st, url, run_dir = opened.study, opened.url, opened.run_dir
+
+    def current() -> dict[str, Any]:
+        # A trial whose worker is gone is failed (and retried) before it is shown.
+        reap(st, url, run_dir=run_dir)
+        return summarize(st, run_dir)
+
     if as_json:
-        print(json.dumps(summarize(st), indent=2, default=str))
+        print(json.dumps(current(), indent=2, default=str))
         return
+    info = current()
     if not watch:
-        out.print(render(summarize(st)))
+        out.print(render(info))
         return
-    info = summarize(st)
     # The live view crops long lines to the terminal and, piped, prints nothing until it ends;
     # it is transient, and the last state is printed in full once it stops.
     with Live(render(info), console=out, refresh_per_second=4, transient=True) as live:
         try:
             while not (info["done"] and not info["running"]):
                 time.sleep(interval)
-                reap(st, url)
-                info = summarize(st)
+                info = current()
                 live.update(render(info))
         except KeyboardInterrupt:
             pass

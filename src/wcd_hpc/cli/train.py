@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from wcd_hpc.cli.common import friendly, out, registry, site_profile
+from wcd_hpc.cli.common import ProfileOption, StorageOption, out, registry
+from wcd_hpc.launch.settings import site_profile
 
 
 def _show(values: dict[str, object]) -> str:
@@ -16,24 +18,32 @@ def _show(values: dict[str, object]) -> str:
     )
 
 
-@friendly
 def train_cmd(
-    experiment: Path = typer.Argument(..., help="Experiment file (YAML)."),
-    runs_dir: Path | None = typer.Option(None, "--runs-dir", help="Override the runs root."),
-    profile: str | None = typer.Option(None, "--profile", help="Site profile name or path."),
-    sets: list[str] = typer.Option(
-        [], "--set", help="Override any key; --set param_space.lr=3e-3 fixes a parameter."
-    ),
+    experiment: Annotated[Path, typer.Argument(help="Experiment file (YAML).")],
+    runs_dir: Annotated[
+        Path | None, typer.Option("--runs-dir", help="Override the runs root.")
+    ] = None,
+    storage: StorageOption = None,
+    profile: ProfileOption = None,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="Override any key; --set param_space.lr=3e-3 fixes a parameter."
+        ),
+    ] = None,
 ) -> None:
     """Train once: each search-space entry at its midpoint (choices: the first option).
 
     Writes the same files as a sweep trial under <runs_dir>/<name>/train/trials/<n>/.
     """
-    from wcd_hpc.train import fixed_params, plan_train, train  # torch: only here
+    from wcd_hpc.engine.train import fixed_params, plan_train, train  # torch: only here
 
     reg = registry()
-    overrides = [*sets, *([f"runs_dir={runs_dir}"] if runs_dir is not None else [])]
-    exp, space = plan_train(experiment, reg, profile=site_profile(profile), overrides=overrides)
+    flags: dict[str, tuple[str, Any]] = {"storage": ("--storage", storage)}
+    if runs_dir is not None:
+        flags["runs_dir"] = ("--runs-dir", runs_dir)
+    prof = site_profile(profile)
+    exp, space = plan_train(experiment, reg, profile=prof, sets=sets or [], flags=flags)
     out.print(
         f"training [bold]{escape(exp.name)}[/]: model {escape(exp.model)}, "
         f"dataset {escape(exp.dataset)}, "

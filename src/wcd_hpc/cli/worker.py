@@ -2,30 +2,39 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from wcd_hpc.cli.common import err, friendly, registry
-from wcd_hpc.startup import preload_worker
-from wcd_hpc.storage import ENV_STORAGE, from_env
+from wcd_hpc.cli.common import err, registry
+from wcd_hpc.engine.startup import paused_gc
+from wcd_hpc.queue.urls import ENV_STORAGE, from_env
 
 
-@friendly
 def worker_cmd(
-    study: str = typer.Option(..., "--study", help="Name of the study to work on."),
-    storage: str | None = typer.Option(
-        None,
-        "--storage",
-        help=f"Storage URL (journal:PATH, sqlite:///…, postgresql://…); default ${ENV_STORAGE}.",
-        show_default=False,
-    ),
-    worker_id: str = typer.Option("", "--worker-id", help="Label shown in status."),
-    max_trials: int | None = typer.Option(
-        None, "--max-trials", min=1, help="Stop after this many trials even if budget remains."
-    ),
+    study: Annotated[str, typer.Option("--study", help="Name of the study to work on.")],
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            help=f"Storage URL (journal:PATH, sqlite:///…, postgresql://…); "
+            f"default ${ENV_STORAGE}.",
+            show_default=False,
+        ),
+    ] = None,
+    worker_id: Annotated[str, typer.Option("--worker-id", help="Label shown in status.")] = "",
+    max_trials: Annotated[
+        int | None,
+        typer.Option(min=1, help="Stop after this many trials even if budget remains."),
+    ] = None,
 ) -> None:
-    """Pull trials from the study until its global budget is met, then exit."""
-    preload_worker()
-    from wcd_hpc.engine.worker import EXIT_SUSPENDED, EXIT_TOO_MANY_FAILURES, run_worker
+    """Pull trials from the study until its global budget is met, then exit.
+
+    Exit status: 0 budget met, 2 unusable input (not restarted), 3 too many failed trials in a
+    row, 75 stopped by a signal with its trial suspended (a fresh worker resumes it).
+    """
+    with paused_gc():  # the worker engine imports torch: see wcd_hpc.engine.startup
+        from wcd_hpc.engine.worker import run_worker
 
     registry()
     url = from_env(storage)
@@ -34,10 +43,8 @@ def worker_cmd(
         f"worker done: {summary.complete} complete, {summary.pruned} pruned, "
         f"{summary.failed} failed ({summary.reason or 'stopped'})"
     )
-    if summary.interrupted:
-        raise typer.Exit(EXIT_SUSPENDED)
-    if not summary.ok:
-        raise typer.Exit(EXIT_TOO_MANY_FAILURES)
+    if summary.exit_code:
+        raise typer.Exit(summary.exit_code)
 
 
 def register(app: typer.Typer) -> None:

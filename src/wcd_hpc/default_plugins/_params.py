@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from wcd_hpc.api import DataSpec, Splits
-from wcd_hpc.h5data import (
+from wcd_hpc.default_plugins.h5data import (
     NORMALISATIONS,
     FileInfo,
     Layout,

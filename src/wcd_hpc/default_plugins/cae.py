@@ -19,11 +19,9 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from wcd_hpc.api import DataSpec, Model
+from wcd_hpc.default_plugins.autoencoder import autoencoder_logits, autoencoder_loss, recon_weight
 from wcd_hpc.default_plugins.common import (
-    autoencoder_logits,
-    autoencoder_loss,
     positive_int,
-    recon_weight,
     space_with,
 )
 from wcd_hpc.hookspecs import hookimpl

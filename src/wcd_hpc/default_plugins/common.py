@@ -10,22 +10,16 @@ user who has to fix the experiment file.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from wcd_hpc.api import DataSpec
 
-if TYPE_CHECKING:
-    import torch
-
 __all__ = [
     "TRAINING_SPACE",
-    "autoencoder_logits",
-    "autoencoder_loss",
     "check_image",
     "flat_size",
     "int_list",
     "positive_int",
-    "recon_weight",
     "space_with",
     "unit_float",
 ]
@@ -104,25 +98,3 @@ def flat_size(spec: DataSpec) -> int:
     for d in spec.input_shape:
         size *= int(d)
     return size
-
-
-def autoencoder_loss(outputs: Any, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``Model.loss`` of the autoencoder models; the torch code lives in :mod:`.nets.layers`
-    and is imported on the first training step, not when the plugin registers."""
-    from wcd_hpc.default_plugins.nets import layers
-
-    return layers.autoencoder_loss(outputs, x, y)
-
-
-def autoencoder_logits(outputs: Any) -> torch.Tensor:
-    """``Model.logits`` of the autoencoder models: the classifier head's logits."""
-    logits: torch.Tensor = outputs.logits
-    return logits
-
-
-def recon_weight(model: str, params: Mapping[str, Any]) -> float:
-    """``params['recon_weight']`` (default 1): how much reconstruction counts against labels."""
-    value = params.get("recon_weight", 1.0)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(f"model '{model}': 'recon_weight' must be a number >= 0, got {value!r}")
-    return float(value)

@@ -28,7 +28,7 @@ from wcd_hpc.default_plugins._params import (
     split_sizes,
     unknown,
 )
-from wcd_hpc.h5data import FOOTPRINTS, FileInfo
+from wcd_hpc.default_plugins.h5data import FOOTPRINTS, FileInfo
 from wcd_hpc.hookspecs import hookimpl
 from wcd_hpc.sim.footprints import PRIMARIES, SIM_VERSION, write_footprints
 

@@ -6,7 +6,8 @@ and the files of ``wcd-hpc simulate footprints`` (which name their classes in an
 Either one file split by fractions (``path``), or a train file split into train / validation
 plus a separate test file (``train`` + ``test``, like the predecessor's ``Train_….h5`` /
 ``Test_….h5`` pair). ``traces-h5`` does the same for station traces (N, n_pmt, n_samples).
-Large files are read lazily in blocks (see :mod:`wcd_hpc.h5data`), so memory stays bounded.
+Large files are read lazily in blocks (see :mod:`wcd_hpc.default_plugins.h5data`), so memory
+stays bounded.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from wcd_hpc.api import Dataset, Splits
 from wcd_hpc.default_plugins._params import COMMON_DEFAULTS, build_splits, common, fail, unknown
-from wcd_hpc.h5data import FOOTPRINTS, TRACES, FileInfo, Layout, inspect
+from wcd_hpc.default_plugins.h5data import FOOTPRINTS, TRACES, FileInfo, Layout, inspect
 from wcd_hpc.hookspecs import hookimpl
 
 __all__ = ["DEFAULTS", "check", "load", "register_datasets", "validate"]

@@ -27,7 +27,7 @@ from wcd_hpc.default_plugins._params import (
     split_sizes,
     unknown,
 )
-from wcd_hpc.h5data import TRACES, FileInfo
+from wcd_hpc.default_plugins.h5data import TRACES, FileInfo
 from wcd_hpc.hookspecs import hookimpl
 from wcd_hpc.sim.traces import TRACES_VERSION, TraceConfig, write_traces
 

@@ -15,7 +15,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +26,6 @@ import optuna
 import torch
 
 from wcd_hpc.api import Metric, Model, Split, Splits
-from wcd_hpc.config import Experiment
 from wcd_hpc.engine.fit import (
     EpochStats,
     default_logits,
@@ -35,8 +34,22 @@ from wcd_hpc.engine.fit import (
     make_optimizer,
     predict,
 )
-from wcd_hpc.evaluation import write_binned, write_data_spec, write_plots
-from wcd_hpc.space import Space
+from wcd_hpc.experiment.config import Experiment
+from wcd_hpc.experiment.space import Space
+from wcd_hpc.queue.schema import (
+    CHECKPOINT_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    PARAMS_FILE,
+    PREDICTIONS_FILE,
+    RESULT_FILE,
+    TRIAL_RESUMED_FROM_EPOCH,
+    TRIAL_TEST,
+    TRIAL_TRAIN_FINISHED,
+    TRIAL_TRAIN_STARTED,
+    trial_dir,
+)
+from wcd_hpc.results.evaluation import write_binned, write_data_spec, write_json, write_plots
 
 STANDARD_METRICS = ("f1", "accuracy", "roc_auc")
 # One thread draws trial plots in the background; matplotlib's Agg backend is safe off the main
@@ -68,16 +81,6 @@ class Context:
     splits: Splits
     run_dir: Path
     device: torch.device
-
-
-def trial_dir(run_dir: Path, number: int) -> Path:
-    return run_dir / "trials" / str(number)
-
-
-def _write_json(path: Path, payload: Mapping[str, Any]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
 
 
 def seed_everything(seed: int) -> None:
@@ -125,7 +128,7 @@ def _restore(
     Lines of ``metrics.jsonl`` written after that checkpoint (an epoch whose checkpoint was cut
     short) are dropped, so the per-epoch history continues without gaps or repeats.
     """
-    ckpt_path, history = out / "checkpoint.pt", out / "metrics.jsonl"
+    ckpt_path, history = out / CHECKPOINT_FILE, out / METRICS_FILE
     if not ckpt_path.exists():
         history.unlink(missing_ok=True)
         return 0, []
@@ -157,8 +160,8 @@ def run_trial(
     seed = ctx.exp.seed + trial.number
     out = trial_dir(ctx.run_dir, trial.number)
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(
-        out / "params.json",
+    write_json(
+        out / PARAMS_FILE,
         {
             "study": ctx.exp.name,
             "trial": trial.number,
@@ -171,11 +174,11 @@ def run_trial(
     seed_everything(seed)
     model = ctx.model.build(params, ctx.splits.spec).to(ctx.device)
     optimizer = make_optimizer(model, params)
-    history = out / "metrics.jsonl"
+    history = out / METRICS_FILE
     start_epoch, objective = 0, list[float]()
     if resume:
         start_epoch, objective = _restore(out, model, optimizer, ctx.exp.metric)
-        trial.set_user_attr("resumed_from_epoch", start_epoch)
+        trial.set_user_attr(TRIAL_RESUMED_FROM_EPOCH, start_epoch)
     else:
         history.unlink(missing_ok=True)
 
@@ -198,8 +201,9 @@ def run_trial(
             "params": params,
             "seed": seed,
         }
-        torch.save(checkpoint, out / "checkpoint.pt.tmp")
-        os.replace(out / "checkpoint.pt.tmp", out / "checkpoint.pt")
+        partial = out / f"{CHECKPOINT_FILE}.tmp"
+        torch.save(checkpoint, partial)
+        os.replace(partial, out / CHECKPOINT_FILE)
         if math.isnan(value):
             raise ValueError(f"validation {ctx.exp.metric} is NaN at epoch {stats.epoch}")
         objective.append(value)
@@ -209,8 +213,8 @@ def run_trial(
                 f"pruned at epoch {stats.epoch} ({ctx.exp.metric}={value:.4g})"
             )
 
-    if "train_started" not in trial.user_attrs:
-        trial.set_user_attr("train_started", time.time())
+    if TRIAL_TRAIN_STARTED not in trial.user_attrs:
+        trial.set_user_attr(TRIAL_TRAIN_STARTED, time.time())
     try:
         fit(
             model,
@@ -226,11 +230,11 @@ def run_trial(
             stop=stop,
         )
     finally:
-        trial.set_user_attr("train_finished", time.time())
-    torch.save(model.state_dict(), out / "model.pt")
+        trial.set_user_attr(TRIAL_TRAIN_FINISHED, time.time())
+    torch.save(model.state_dict(), out / MODEL_FILE)
     probs = _probs(ctx, model, ctx.splits.test)  # predicted once, used three ways below
     test = _metric_values(ctx, ctx.splits.test, probs)
-    save_predictions(ctx, probs, out / "predictions.npz")
+    save_predictions(ctx, probs, out / PREDICTIONS_FILE)
     write_data_spec(out, ctx.splits.spec)
     test_split = ctx.splits.test
     names = ctx.splits.spec.class_names
@@ -242,6 +246,6 @@ def run_trial(
         write_plots(*plot)
     val = dict(json.loads(history.read_text().splitlines()[-1]))
     result = {"objective": objective[-1], "metric": ctx.exp.metric, "test": test, "val": val}
-    _write_json(out / "result.json", result)
-    trial.set_user_attr("test", test)
+    write_json(out / RESULT_FILE, result)
+    trial.set_user_attr(TRIAL_TEST, test)
     return objective[-1]

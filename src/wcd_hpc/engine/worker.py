@@ -1,9 +1,9 @@
 """The worker loop: claim a trial, run it, tell the result, repeat until the budget is met.
 
-A worker needs only a study name and a storage URL; the experiment comes from the study. Claims go
-through :func:`wcd_hpc.storage.claim_lock` so that the count of finished plus running trials never
-exceeds the budget, however many workers race: there is no batch barrier, and a worker that
-finishes a trial asks for the next one at once.
+A worker needs only a study name and a storage URL; the experiment, its search space and the run
+directory come from the study. Claiming, suspending and failing trials are queue operations
+(:mod:`wcd_hpc.queue.claims`); this module runs what it claimed. There is no batch barrier: a
+worker that finishes a trial asks for the next one at once.
 """
 
 from __future__ import annotations
@@ -13,33 +13,39 @@ import os
 import signal
 import socket
 import subprocess
-import time
 import traceback
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
 
 import optuna
 import torch
 from optuna.trial import TrialState
 
-from wcd_hpc import study as studies
-from wcd_hpc.config import resolve
 from wcd_hpc.engine.fit import Interrupted, pick_device
-from wcd_hpc.engine.reaper import Heartbeat, heartbeat_interval, reap
-from wcd_hpc.engine.trial import Context, run_trial, trial_dir, wait_for_artifacts
+from wcd_hpc.engine.startup import ENV_THREADS, paused_gc, warm_up_optimizers
+from wcd_hpc.engine.trial import Context, run_trial, wait_for_artifacts
+from wcd_hpc.errors import DataError, one_line
+from wcd_hpc.experiment.config import resolve
 from wcd_hpc.plugins import blame, get_registry
-from wcd_hpc.startup import ENV_THREADS, paused_gc, warm_up_optimizers
-from wcd_hpc.storage import claim_lock, mask, open_storage
+from wcd_hpc.queue import claims
+from wcd_hpc.queue import study as studies
+from wcd_hpc.queue.reaper import Heartbeat, reap
+from wcd_hpc.queue.schema import (
+    CACHE_DIR,
+    ERROR_FILE,
+    EXIT_OK,
+    EXIT_SUSPENDED,
+    EXIT_TOO_MANY_FAILURES,
+    EXIT_USAGE,
+    trial_dir,
+)
+from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.queue.urls import mask
 
 log = logging.getLogger("wcd_hpc.worker")
 MAX_CONSECUTIVE_FAILURES = 3
-# Exit status of a worker that gave up after MAX_CONSECUTIVE_FAILURES failed trials in a row:
-# launchers must not restart it, the failure is in the experiment, not in the process.
-EXIT_TOO_MANY_FAILURES = 3
-# Exit status of a worker that suspended its trial on a signal (EX_TEMPFAIL): launchers may start
-# a fresh worker, which resumes the trial from its checkpoint.
-EXIT_SUSPENDED = 75
+TOO_MANY_FAILURES = "too many failures"
+DATA_ERROR = "data error"
 
 
 @dataclass
@@ -54,8 +60,15 @@ class Summary:
     trials: list[int] = field(default_factory=list)
 
     @property
-    def ok(self) -> bool:
-        return not self.interrupted and self.reason != "too many failures"
+    def exit_code(self) -> int:
+        """What the worker process exits with (see :mod:`wcd_hpc.queue.schema`)."""
+        if self.interrupted:
+            return EXIT_SUSPENDED
+        if self.reason == TOO_MANY_FAILURES:
+            return EXIT_TOO_MANY_FAILURES
+        if self.reason == DATA_ERROR:
+            return EXIT_USAGE  # deterministic: a restarted worker would fail the same way
+        return EXIT_OK
 
 
 class _StopFlag:
@@ -75,109 +88,34 @@ class _StopFlag:
             signal.signal(sig, self.handler)
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+def build_context(study: optuna.Study, url: str) -> Context:
+    """Check the stored experiment against this worker's plugins and load the data once.
 
-
-def build_context(study: optuna.Study) -> Context:
-    """Resolve the stored experiment against this worker's plugins and load the data once."""
+    The search space is the one stored in the study, not the model plugin's current default.
+    """
     exp = studies.experiment_of(study)
     registry = get_registry()
-    exp, space = resolve(exp, registry)
-    run_dir = Path(study.user_attrs[studies.ATTR_RUN_DIR])
+    exp, _ = resolve(exp, registry)
+    run_dir = studies.run_dir_of(study, url)
     dataset = registry.datasets[exp.dataset].obj
     params = {**dataset.defaults, **exp.dataset_params}
-    cache = run_dir.parent / ".cache"
+    cache = run_dir.parent / CACHE_DIR
     cache.mkdir(parents=True, exist_ok=True)
     splits = dataset.load(params, exp.seed, str(cache))
     metrics = {name: entry.obj for name, entry in registry.metrics.items()}
     model = registry.models[exp.model].obj
+    space = studies.space_of(study)
     return Context(exp, space, model, metrics, splits, run_dir, pick_device())
 
 
-def _claim(study: optuna.Study, url: str, worker: str) -> tuple[optuna.Trial, bool] | None:
-    """Resume a suspended trial, else start a new one while finished + running < budget.
-
-    Returns the trial and whether it is a resumption. Suspended trials come first: their
-    finished epochs are already paid for.
-    """
-    with claim_lock(url, study._storage, study.study_name):
-        trials = study.get_trials(deepcopy=False)
-        suspended = [
-            t for t in trials if t.state == TrialState.RUNNING and t.user_attrs.get("suspended")
-        ]
-        if suspended:
-            frozen = suspended[0]
-            study._storage.set_trial_user_attr(frozen._trial_id, "suspended", False)
-            trial, resume = optuna.Trial(study, frozen._trial_id), True
-        else:
-            done = studies.finished(trials)
-            running = sum(1 for t in trials if t.state == TrialState.RUNNING)
-            if done + running >= studies.budget_of(study):
-                return None
-            trial, resume = study.ask(), False
-        trial.set_user_attr("heartbeat", time.time())
-    trial.set_user_attr("host", socket.gethostname())
-    trial.set_user_attr("pid", os.getpid())
-    trial.set_user_attr("worker", worker)
-    trial.set_user_attr("claimed", time.time())
-    for attr, value in placement().items():
-        trial.set_user_attr(attr, value)
-    return trial, resume
-
-
-# Environment variables recorded on every trial: where it ran (Slurm ids, node, GPU, image).
-PLACEMENT_ENV = {
-    "slurm_job_id": "SLURM_JOB_ID",
-    "slurm_array_job_id": "SLURM_ARRAY_JOB_ID",
-    "slurm_array_task_id": "SLURM_ARRAY_TASK_ID",
-    "node": "SLURMD_NODENAME",
-    "gpu": "CUDA_VISIBLE_DEVICES",
-    "image_sha256": "WCD_HPC_IMAGE_SHA256",
-}
-
-
-def placement() -> dict[str, str]:
-    """This worker's Slurm ids, node, GPU and image digest, as far as the environment tells."""
-    return {attr: os.environ[var] for attr, var in PLACEMENT_ENV.items() if os.environ.get(var)}
-
-
-def _linger(
-    study: optuna.Study, url: str, worker: str, stop: _StopFlag
-) -> tuple[optuna.Trial, bool] | None:
-    """Before leaving, make sure the trials still running belong to live workers.
-
-    The budget counts running trials, so a worker may find nothing to claim while a peer that
-    died a moment ago still holds a trial. Waiting until every running trial has beaten since
-    (or been reaped, which re-enqueues it) takes at most ~1.5 heartbeat intervals and keeps a
-    sweep from ending short; if something becomes claimable meanwhile, it is returned.
-    """
-    since = time.time()
-    interval = heartbeat_interval(study)
-    while not stop():
-        trials = study.get_trials(deepcopy=False)
-        if studies.finished(trials) >= studies.budget_of(study):
-            return None
-        running = [t for t in trials if t.state == TrialState.RUNNING]
-        beats = [t.user_attrs.get("heartbeat", 0.0) for t in running]
-        if all(isinstance(b, (int, float)) and b > since for b in beats):
-            return None
-        time.sleep(min(interval / 2, 5.0))
-        reap(study, url, ask_slurm=False)
-        claimed = _claim(study, url, worker)
-        if claimed is not None:
-            return claimed
-    return None
-
-
 def _suspend(study: optuna.Study, trial: optuna.Trial, worker: str, signum: int) -> None:
-    """Leave the trial RUNNING but marked suspended: the next worker resumes it from its
-    last checkpoint. Under Slurm, SIGUSR2 (preemption, time limit) also requeues this task."""
+    """Suspend the trial; under Slurm, SIGUSR2 (preemption, time limit) also requeues this task.
+
+    The worker owns preemption: submitit's own requeue-on-timeout is off (see
+    :mod:`wcd_hpc.launch.slurm`), so a task is requeued exactly once per signal, here.
+    """
     name = signal.Signals(signum).name
-    storage = study._storage
-    storage.set_trial_user_attr(trial._trial_id, "suspended", True)
-    storage.set_trial_user_attr(trial._trial_id, "suspended_by", f"{name} to worker {worker}")
+    claims.suspend(study, trial, f"{name} to worker {worker}")
     log.warning("trial %d suspended by %s; it resumes from its last checkpoint", trial.number, name)
     job = os.environ.get("SLURM_ARRAY_JOB_ID")
     task = os.environ.get("SLURM_ARRAY_TASK_ID")
@@ -187,9 +125,11 @@ def _suspend(study: optuna.Study, trial: optuna.Trial, worker: str, signum: int)
         log.warning("scontrol requeue %s: %s", target, (proc.stderr or "ok").strip())
 
 
-def _fail(study: optuna.Study, trial: optuna.Trial, cause: str) -> None:
-    study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", cause)
-    study.tell(trial, state=TrialState.FAIL)
+def _report_unusable_data(study: optuna.Study, url: str, worker: str, exc: DataError) -> None:
+    """Make a worker that cannot even load its data visible in ``status``: a failed trial."""
+    claimed = claims.claim(study, url, worker)
+    if claimed is not None:
+        claims.fail(study, claimed[0], f"worker {worker} cannot load its data: {one_line(exc)}")
 
 
 def run_worker(
@@ -207,7 +147,11 @@ def run_worker(
         study = studies.load(study_name, storage, url)
         exp = studies.experiment_of(study)
         log.info("worker %s joined study %s in %s", worker, study_name, mask(url))
-        ctx = build_context(study)
+        try:
+            ctx = build_context(study, url)
+        except DataError as exc:
+            _report_unusable_data(study, url, worker, exc)
+            raise
         warm_up_optimizers()
     study.sampler = studies.make_sampler(exp.sampler, None, ctx.space)
     study.pruner = studies.make_pruner(exp.pruner, exp.epochs)
@@ -217,17 +161,17 @@ def run_worker(
         if max_trials is not None and len(summary.trials) >= max_trials:
             summary.reason = "max trials for this worker"
             break
-        reap(study, url, ask_slurm=False)
-        claimed = _claim(study, url, worker)
+        reap(study, url, run_dir=ctx.run_dir, ask_slurm=False)
+        claimed = claims.claim(study, url, worker)
         if claimed is None:
-            claimed = _linger(study, url, worker, stop)
+            claimed = claims.linger(study, url, worker, stop, ctx.run_dir)
         if claimed is None:
             summary.reason = "budget met"
             break
         trial, resume = claimed
         summary.trials.append(trial.number)
         try:
-            with Heartbeat(study, url, trial._trial_id):
+            with Heartbeat(study, url, trial._trial_id, ctx.run_dir):
                 value = run_trial(ctx, trial, stop, resume=resume, background=True)
         except optuna.TrialPruned as exc:
             study.tell(trial, state=TrialState.PRUNED)
@@ -239,19 +183,14 @@ def run_worker(
             summary.interrupted = True
             break
         except Exception as exc:
-            cause = _one_line(exc)
-            culprit = blame(exc, exp.model)  # a plugin's own code failed: name its distribution
-            if culprit is not None:
-                cause = f"{culprit}: model '{exp.model}' failed: {cause}"
-            out = trial_dir(ctx.run_dir, trial.number)  # absent if parameters were rejected
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "error.txt").write_text(traceback.format_exc())
-            _fail(study, trial, cause)
+            _failed(ctx, study, trial, exc)
             summary.failed += 1
             streak += 1
-            log.error("trial %d failed: %s", trial.number, cause)
+            if isinstance(exc, DataError):
+                summary.reason = DATA_ERROR  # the next trial would read the same data
+                break
             if streak >= MAX_CONSECUTIVE_FAILURES:
-                summary.reason = "too many failures"
+                summary.reason = TOO_MANY_FAILURES
                 break
         else:
             study.tell(trial, value)
@@ -263,3 +202,18 @@ def run_worker(
         summary.interrupted = True
         summary.reason = f"stopped by {signal.Signals(stop.signum or signal.SIGTERM).name}"
     return summary
+
+
+def _failed(ctx: Context, study: optuna.Study, trial: optuna.Trial, exc: Exception) -> None:
+    """Fail the trial with a one-line cause (naming a plugin whose code raised) and keep the
+    traceback in its ``error.txt``."""
+    model = ctx.exp.model
+    cause = one_line(exc)
+    culprit = blame(exc, model)  # a plugin's own code failed: name its distribution
+    if culprit is not None:
+        cause = f"{culprit}: model '{model}' failed: {cause}"
+    out = trial_dir(ctx.run_dir, trial.number)  # absent if parameters were rejected
+    out.mkdir(parents=True, exist_ok=True)
+    (out / ERROR_FILE).write_text(traceback.format_exc())
+    claims.fail(study, trial, cause)
+    log.error("trial %d failed: %s", trial.number, cause)

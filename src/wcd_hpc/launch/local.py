@@ -14,17 +14,20 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import optuna
 from optuna.trial import TrialState
 
-from wcd_hpc.engine.reaper import ATTR_MAX_RETRIES, DEFAULT_MAX_RETRIES, fail_and_retry
-from wcd_hpc.startup import ENV_THREADS, THREAD_POOL_VARS
-from wcd_hpc.storage import ENV_STORAGE
+from wcd_hpc.engine.startup import ENV_THREADS, THREAD_POOL_VARS
+from wcd_hpc.launch.base import Handle, Launcher, Outcome, Tick, WorkerInfo
+from wcd_hpc.queue import control
+from wcd_hpc.queue import study as studies
+from wcd_hpc.queue.reaper import fail_and_retry, max_retries
+from wcd_hpc.queue.schema import LOGS_DIR, RESTARTABLE, TRIAL_HOST, TRIAL_PID, TRIAL_SUSPENDED
+from wcd_hpc.queue.urls import ENV_STORAGE
 
 MAX_RESTARTS_PER_WORKER = 2
 
@@ -35,15 +38,6 @@ class Worker:
     proc: subprocess.Popen[bytes]
     log: IO[bytes]
     restarts: int = 0
-
-
-@dataclass
-class Outcome:
-    """How the local run ended: exit codes of the last process of each worker slot."""
-
-    exit_codes: list[int] = field(default_factory=list)
-    restarts: int = 0
-    interrupted: bool = False
 
 
 def gpu_count() -> int:
@@ -100,11 +94,11 @@ def reap_dead(study: optuna.Study, pid: int, code: int) -> list[int]:
     """
     host = socket.gethostname()
     cause = f"worker process {pid} died ({_describe_exit(code)})"
-    retries = int(study.user_attrs.get(ATTR_MAX_RETRIES, DEFAULT_MAX_RETRIES))
+    retries = max_retries(study)
     reaped = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        mine = t.user_attrs.get("pid") == pid and t.user_attrs.get("host") == host
-        if mine and not t.user_attrs.get("suspended"):
+        mine = t.user_attrs.get(TRIAL_PID) == pid and t.user_attrs.get(TRIAL_HOST) == host
+        if mine and not t.user_attrs.get(TRIAL_SUSPENDED):
             fail_and_retry(study, t, cause, retries)
             reaped.append(t.number)
     return reaped
@@ -112,12 +106,12 @@ def reap_dead(study: optuna.Study, pid: int, code: int) -> list[int]:
 
 def _crashed(code: int) -> bool:
     """Killed by a signal (OOM killer, kill -9), an unhandled exception, or stopped by a signal
-    after suspending its trial (75): worth a restart, and the new worker resumes the trial.
+    after suspending its trial: worth a restart, and the new worker resumes the trial.
 
-    A worker that exits on purpose (usage error 2, too many failed trials 3) is not restarted,
-    since a fresh process would only repeat the same thing.
+    A worker that exits on purpose (a user or data error, too many failed trials) is not
+    restarted, since a fresh process would only repeat the same thing.
     """
-    return code < 0 or code in (1, 75)
+    return code < 0 or code in RESTARTABLE
 
 
 def _describe_exit(code: int) -> str:
@@ -129,54 +123,87 @@ def _describe_exit(code: int) -> str:
     return f"exit code {code}"
 
 
-def run_local(
-    study: optuna.Study,
-    url: str,
-    workers: int,
-    logs: Path,
-    *,
-    budget_left: Callable[[], bool],
-    on_tick: Callable[[list[Worker]], Any] = lambda w: None,
-    poll_s: float = 0.5,
-) -> Outcome:
-    """Run ``workers`` worker processes until they all exit; restart crashed ones while needed.
+class LocalHandle(Handle):
+    """W ``wcd-hpc worker`` processes on this machine, restarted when they crash."""
 
-    ``budget_left()`` says whether finished trials are still short of the budget; a worker that
-    crashed is replaced (at most ``MAX_RESTARTS_PER_WORKER`` times per slot) only then.
-    """
-    gpus = gpu_count()
-    name = study.study_name
-    active = [_spawn(i, workers, name, url, logs, gpus) for i in range(workers)]
-    outcome = Outcome(exit_codes=[0] * workers)
-    try:
-        while active:
-            time.sleep(poll_s)
-            for w in list(active):
-                code = w.proc.poll()
-                if code is None:
-                    continue
-                w.log.close()
-                active.remove(w)
-                outcome.exit_codes[w.index] = code
-                if code != 0:
-                    reap_dead(study, w.proc.pid, code)
-                    if _crashed(code) and w.restarts < MAX_RESTARTS_PER_WORKER and budget_left():
-                        fresh = _spawn(w.index, workers, name, url, logs, gpus)
-                        fresh.restarts = w.restarts + 1
-                        outcome.restarts += 1
-                        active.append(fresh)
-            on_tick(active)
-    except KeyboardInterrupt:
-        outcome.interrupted = True
-        for w in active:
+    def __init__(self, study: optuna.Study, url: str, workers: int, logs: Path) -> None:
+        self.study, self.url, self.count, self.logs = study, url, workers, logs
+        self.jobs: list[str] = []
+        self.gpus = gpu_count()
+        self.active = [self._spawn(i) for i in range(workers)]
+        self.outcome = Outcome(exit_codes=[0] * workers)
+
+    def _spawn(self, index: int) -> Worker:
+        name = self.study.study_name
+        return _spawn(index, self.count, name, self.url, self.logs, self.gpus)
+
+    def workers(self) -> list[WorkerInfo]:
+        return [WorkerInfo(f"local-{w.index}", "running") for w in self.active]
+
+    def _budget_left(self) -> bool:
+        trials = self.study.get_trials(deepcopy=False)
+        return studies.finished(trials) < studies.budget_of(self.study)
+
+    def _poll(self) -> None:
+        for w in list(self.active):
+            code = w.proc.poll()
+            if code is None:
+                continue
+            w.log.close()
+            self.active.remove(w)
+            self.outcome.exit_codes[w.index] = code
+            if code != 0:
+                reap_dead(self.study, w.proc.pid, code)
+                if _crashed(code) and w.restarts < MAX_RESTARTS_PER_WORKER and self._budget_left():
+                    fresh = self._spawn(w.index)
+                    fresh.restarts = w.restarts + 1
+                    self.outcome.restarts += 1
+                    self.active.append(fresh)
+
+    def wait(self, tick: Tick | None = None, poll_s: float = 0.5) -> Outcome:
+        """Watch the workers until all have exited; Ctrl-C or SIGTERM stops them.
+
+        SIGTERM (``wcd-hpc cancel``, ``kill``) is handled like Ctrl-C while waiting: each worker
+        suspends its trial, and the same command resumes it later.
+        """
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+        try:
+            while self.active:
+                time.sleep(poll_s)
+                self._poll()
+                if tick is not None:
+                    tick(f"{len(self.active)} workers, ")
+        except KeyboardInterrupt:
+            self.outcome.interrupted = True
+            self.cancel()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            control.clear_local_sweep(self.study)
+        return self.outcome
+
+    def cancel(self) -> None:
+        for w in self.active:
             if w.proc.poll() is None:
                 w.proc.send_signal(signal.SIGTERM)
-        for w in active:
+        for w in self.active:
             try:
                 w.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 w.proc.kill()
                 w.proc.wait()
-            outcome.exit_codes[w.index] = w.proc.returncode
+            self.outcome.exit_codes[w.index] = w.proc.returncode
             w.log.close()
-    return outcome
+        self.active = []
+
+
+class LocalLauncher(Launcher):
+    """Workers as processes of this machine, logs in ``<run dir>/logs/worker-<i>.log``."""
+
+    name = "local"
+
+    def __init__(self, run_dir: Path) -> None:
+        self.logs = run_dir / LOGS_DIR
+
+    def start(self, study: optuna.Study, url: str, workers: int) -> LocalHandle:
+        control.record_local_sweep(study)  # ``cancel`` stops this process first
+        return LocalHandle(study, url, workers, self.logs)

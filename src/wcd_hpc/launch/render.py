@@ -18,10 +18,13 @@ from importlib import resources as pkg_resources
 from pathlib import Path
 from string import Template
 
-from wcd_hpc.config import ConfigError, Experiment, Resources
+from wcd_hpc.engine.startup import ENV_THREADS, THREAD_POOL_VARS
+from wcd_hpc.errors import ConfigError
+from wcd_hpc.experiment.config import Experiment, Resources
 from wcd_hpc.launch.container import wrap
 from wcd_hpc.launch.settings import Site
-from wcd_hpc.startup import ENV_THREADS, THREAD_POOL_VARS
+from wcd_hpc.queue.schema import SLURM_DIR, SYNC_SCRIPT, WORKER_SCRIPT
+from wcd_hpc.queue.urls import without_secrets
 
 #: Threads sized to the task's cores: the worker's torch threads and the native pools. Slurm sets
 #: none of these, so numpy's OpenBLAS and torch's OpenMP would each start a thread per core of the
@@ -30,13 +33,6 @@ from wcd_hpc.startup import ENV_THREADS, THREAD_POOL_VARS
 THREAD_EXPORTS = [
     f'export {var}="${{SLURM_CPUS_PER_TASK:-1}}"' for var in (ENV_THREADS, *THREAD_POOL_VARS)
 ]
-
-_USERINFO_PASSWORD = re.compile(r"^([a-zA-Z][\w+.-]*://[^:/@]*):[^@]*@")
-
-
-def strip_password(url: str) -> str:
-    """``url`` without its password (workers get it from the environment or ~/.pgpass)."""
-    return _USERINFO_PASSWORD.sub(r"\1@", url)
 
 
 def time_minutes(time: str) -> int:
@@ -118,7 +114,7 @@ def _template(name: str) -> Template:
 
 
 def render_worker(job: Job) -> str:
-    out = str(job.run_dir / "slurm" / "%A_%a.out")
+    out = str(job.run_dir / SLURM_DIR / "%A_%a.out")
     return _template("worker.sbatch.in").substitute(
         study_comment=job.exp.name,
         job_name=f"wcd-{job.exp.name}",
@@ -128,7 +124,7 @@ def render_worker(job: Job) -> str:
         output=_directive_value(out, "runs_dir"),
         threads="\n".join(THREAD_EXPORTS),
         setup=job.setup_lines(),
-        storage=shlex.quote(strip_password(job.url)),
+        storage=shlex.quote(without_secrets(job.url)),
         command=shlex.join(job.worker_command()),
     )
 
@@ -139,9 +135,9 @@ def render_sync(job: Job) -> str:
         study_comment=job.exp.name,
         job_name=f"wcd-{job.exp.name}",
         partition=f"#SBATCH --partition={partition}" if partition else "# (default partition)",
-        output=_directive_value(str(job.run_dir / "slurm" / "sync-%j.out"), "runs_dir"),
+        output=_directive_value(str(job.run_dir / SLURM_DIR / "sync-%j.out"), "runs_dir"),
         setup=job.setup_lines(),
-        storage=shlex.quote(strip_password(job.url)),
+        storage=shlex.quote(without_secrets(job.url)),
         sync_command=shlex.join(job.sync_command()),
     )
 
@@ -150,9 +146,9 @@ def write_scripts(job: Job, out_dir: Path) -> list[Path]:
     """Write ``worker.sbatch`` and ``sync.sbatch`` into ``out_dir`` (created if needed)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     # Slurm does not create the directory of --output; a job without it dies silently.
-    (job.run_dir / "slurm").mkdir(parents=True, exist_ok=True)
+    (job.run_dir / SLURM_DIR).mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, text in (("worker.sbatch", render_worker(job)), ("sync.sbatch", render_sync(job))):
+    for name, text in ((WORKER_SCRIPT, render_worker(job)), (SYNC_SCRIPT, render_sync(job))):
         path = out_dir / name
         path.write_text(text)
         path.chmod(0o755)

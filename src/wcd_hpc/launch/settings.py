@@ -7,13 +7,15 @@ inject a directive or a shell command.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wcd_hpc.config import ConfigError
+from wcd_hpc.errors import ConfigError
+from wcd_hpc.experiment.sources import load_profile
 
 _NAME = re.compile(r"^[A-Za-z0-9_.,:=+@%-]+$")
 RUNTIMES = ("apptainer", "singularity")
@@ -150,3 +152,26 @@ def parse_site(profile: Mapping[str, Any] | None, source: str = "<profile>") -> 
         gpu_flag=bool(raw_container.get("gpu_flag", True)),
     )
     return Site(slurm, container, source)
+
+
+#: The site profile used when a command is given no ``--profile``.
+ENV_PROFILE = "WCD_HPC_PROFILE"
+
+
+def profile_dirs() -> list[Path]:
+    """Where named site profiles are looked up, first match wins: the project's slurm/profiles,
+    the user's, then the ones shipped with wcd-hpc (dev, local and the university template), so
+    that ``--profile university`` and ``wcd-hpc profiles`` work from any directory."""
+    dirs = [Path.cwd() / "slurm" / "profiles"]
+    config = os.environ.get("XDG_CONFIG_HOME", str(Path.home() / ".config"))
+    dirs.append(Path(config) / "wcd-hpc" / "profiles")
+    dirs.append(SHIPPED_PROFILES)
+    return dirs
+
+
+def site_profile(name: str | None) -> dict[str, Any] | None:
+    """The profile named by ``--profile`` (a name or a path), else ``$WCD_HPC_PROFILE``."""
+    chosen = name or os.environ.get(ENV_PROFILE)
+    if not chosen:
+        return None
+    return load_profile(chosen, profile_dirs())

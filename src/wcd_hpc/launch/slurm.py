@@ -5,22 +5,38 @@ worker`` command that a hand-submitted ``worker.sbatch`` runs (inside the image 
 names one) and forwards Slurm's signals to it. The storage URL reaches the tasks through the job
 environment (``WCD_HPC_STORAGE``, exported by sbatch), never through submitit's pickles or the
 sbatch file.
+
+Preemption has one owner, the worker: on ``SIGUSR2`` (``--signal=USR2@grace``) it checkpoints,
+suspends its trial and runs ``scontrol requeue`` on its own task (``--requeue`` is set). submitit's
+own requeue-on-timeout (``max_num_timeout``) is off: its signal handler is replaced by the
+worker's, so it could never fire, and two owners could requeue one task twice.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import optuna
+
+from wcd_hpc.errors import SlurmError
+from wcd_hpc.launch.base import Handle, Launcher, Outcome, Tick, WorkerInfo
 from wcd_hpc.launch.container import digest_env
 from wcd_hpc.launch.render import THREAD_EXPORTS, Job, mem_mb, render_sync, time_minutes
 from wcd_hpc.launch.task import array_task
-from wcd_hpc.storage import ENV_STORAGE
+from wcd_hpc.queue import accounting
+from wcd_hpc.queue.schema import SLURM_DIR, SYNC_SCRIPT
+from wcd_hpc.queue.study import record_slurm_jobs
+from wcd_hpc.queue.urls import ENV_STORAGE
 
+log = logging.getLogger("wcd_hpc.slurm")
 DEFAULT_MAX_ARRAY_SIZE = 1001
 
 
@@ -83,6 +99,8 @@ def executor_parameters(job: Job, tasks: int) -> dict[str, object]:
         "setup": [*THREAD_EXPORTS, *s.setup],
         "additional_parameters": {"requeue": True, **dict(s.extra)},
         "stderr_to_stdout": True,
+        # The worker owns preemption (module docstring): submitit never requeues on its own.
+        "max_num_timeout": 0,
     }
     gres = s.gres_for(r.gpus)
     if gres:
@@ -98,14 +116,17 @@ def submit(job: Job, *, sync: bool = True) -> Submission:
     """Submit the worker array (split at MaxArraySize) and, optionally, the dependent sync job."""
     import submitit
 
-    folder = job.run_dir / "slurm"
+    folder = job.run_dir / SLURM_DIR
     folder.mkdir(parents=True, exist_ok=True)
     command = job.worker_command()
     arrays: list[str] = []
     with _submission_env(job):
         for size in chunks(job.workers, max_array_size()):
-            executor = submitit.SlurmExecutor(folder=folder / "%j", max_num_timeout=3)
-            executor.update_parameters(**executor_parameters(job, size))
+            params = executor_parameters(job, size)
+            executor = submitit.SlurmExecutor(
+                folder=folder / "%j", max_num_timeout=int(str(params.pop("max_num_timeout")))
+            )
+            executor.update_parameters(**params)
             jobs = executor.map_array(array_task, [command] * size)
             arrays.append(jobs[0].job_id.split("_")[0])
         sync_id = submit_sync(job, arrays) if sync else None
@@ -114,7 +135,7 @@ def submit(job: Job, *, sync: bool = True) -> Submission:
 
 def submit_sync(job: Job, arrays: list[str]) -> str:
     """The MLflow sync job, started once every worker array has ended (``afterany``)."""
-    script = job.run_dir / "slurm" / "sync.sbatch"
+    script = job.run_dir / SLURM_DIR / SYNC_SCRIPT
     script.write_text(render_sync(job))
     dependency = "afterany:" + ":".join(arrays)
     out = subprocess.run(
@@ -124,3 +145,46 @@ def submit_sync(job: Job, arrays: list[str]) -> str:
         check=True,
     ).stdout
     return out.strip().split(";")[0]
+
+
+class SlurmHandle(Handle):
+    """The array jobs of one submission (and its dependent sync job, if any)."""
+
+    def __init__(self, submission: Submission) -> None:
+        self.submission = submission
+        self.jobs = list(submission.arrays)
+
+    def workers(self) -> list[WorkerInfo]:
+        return [WorkerInfo(job, state) for job, state in accounting.queued(self.jobs)]
+
+    def wait(self, tick: Tick | None = None, poll_s: float = 2.0) -> Outcome:
+        """Follow the arrays until no task is pending or running (``sweep --wait``)."""
+        while True:
+            try:
+                left = accounting.active_tasks(self.jobs)
+            except SlurmError as exc:
+                log.warning("%s", exc)
+                left = -1
+            if tick is not None:
+                tick(f"{left} tasks queued/running, " if left >= 0 else "")
+            if left == 0:
+                return Outcome()
+            time.sleep(poll_s)
+
+    def cancel(self) -> None:
+        subprocess.run(["scancel", *self.jobs], capture_output=True, text=True, timeout=60)
+
+
+class SlurmLauncher(Launcher):
+    """Workers as the tasks of one array job (split at the cluster's MaxArraySize)."""
+
+    name = "slurm"
+
+    def __init__(self, job: Job, *, sync: bool) -> None:
+        self.job, self.sync = job, sync
+
+    def start(self, study: optuna.Study, url: str, workers: int) -> SlurmHandle:
+        job = dataclasses.replace(self.job, url=url, workers=workers)
+        submission = submit(job, sync=self.sync)
+        record_slurm_jobs(study, submission.arrays)
+        return SlurmHandle(submission)

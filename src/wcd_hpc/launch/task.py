@@ -1,8 +1,8 @@
 """What one Slurm array task runs (submitit pickles :func:`array_task` by reference).
 
 Unpickling the job imports this module before anything else of ours, and it imports nothing
-heavy: optuna, the CLI and torch load inside :func:`wcd_hpc.startup.preload_cli` and the worker's
-own start-up, with the garbage collector paused, instead of here with it running.
+heavy: optuna, the CLI and torch load inside :func:`wcd_hpc.__main__.preload_cli` and the
+worker's own start-up, with the garbage collector paused, instead of here with it running.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import subprocess
 import sys
 from types import FrameType
 
-from wcd_hpc.startup import preload_cli
-
 
 def array_task(command: list[str]) -> int:
     """Body of one array task: run the worker, pass SIGUSR2 / SIGTERM on, return its status.
@@ -22,10 +20,11 @@ def array_task(command: list[str]) -> int:
     torch import fewer per task); in an image it is a child process that gets the signals.
     """
     if command[:3] == [sys.executable, "-m", "wcd_hpc"]:
-        preload_cli()
-        from wcd_hpc.cli import run
+        # The array task is an entry point like ``wcd-hpc`` itself: the import contract names
+        # this one upward import as its exception.
+        from wcd_hpc.__main__ import run_in_process
 
-        code = run(command[3:])
+        code = run_in_process(command[3:])
         if code != 0:
             raise RuntimeError(f"worker exited with status {code}")
         return code

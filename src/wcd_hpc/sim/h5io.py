@@ -24,7 +24,7 @@ import numpy as np
 __all__ = ["CHUNK_EVENTS", "write_events"]
 
 #: Events per HDF5 chunk: 32 footprints of 80×80 float32 are 0.8 MB, inside h5py's 1 MiB chunk
-#: cache, and match the block size the reader shuffles by (wcd_hpc.h5data).
+#: cache, and match the block size the reader shuffles by (wcd_hpc.default_plugins.h5data).
 CHUNK_EVENTS = 32
 
 Chunk = tuple[np.ndarray, Mapping[str, np.ndarray]]

@@ -39,26 +39,6 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def preload_cli() -> None:
-    """Import the CLI (optuna, typer, rich, …) and load the plugin registry with GC paused.
-
-    Both entry points call it first: the ``wcd-hpc`` command and a Slurm array task. None of it
-    imports torch (plugins import it when they build a model or load data), so a command on a
-    login node answers in a fraction of a second and ``sweep`` submits before any torch import.
-    """
-    with paused_gc():
-        import wcd_hpc.cli  # noqa: F401
-        from wcd_hpc.plugins import get_registry
-
-        get_registry()
-
-
-def preload_worker() -> None:
-    """Import the worker engine, torch included, with GC paused (``wcd-hpc worker`` only)."""
-    with paused_gc():
-        import wcd_hpc.engine.worker  # noqa: F401
-
-
 def warm_up_optimizers() -> None:
     """Build and step a throwaway optimizer so torch.optim's lazy imports happen now."""
     import torch

@@ -22,14 +22,29 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from wcd_hpc.launch import accounting
-from wcd_hpc.storage import claim_lock
+from wcd_hpc.errors import SlurmError
+from wcd_hpc.queue import accounting
+from wcd_hpc.queue.schema import (
+    SLURM_DIR,
+    STUDY_HEARTBEAT_S,
+    STUDY_MAX_RETRIES,
+    TRIAL_CLAIMED,
+    TRIAL_FAIL_REASON,
+    TRIAL_HEARTBEAT,
+    TRIAL_HOST,
+    TRIAL_PID,
+    TRIAL_RETRY,
+    TRIAL_RETRY_OF,
+    TRIAL_SLURM_ARRAY_JOB_ID,
+    TRIAL_SLURM_ARRAY_TASK_ID,
+    TRIAL_SLURM_JOB_ID,
+    TRIAL_SUSPENDED,
+    TRIAL_WORKER,
+)
+from wcd_hpc.queue.storage import claim_lock
+from wcd_hpc.queue.study import DEFAULT_HEARTBEAT_S, ENV_HEARTBEAT
 
 log = logging.getLogger("wcd_hpc.reaper")
-ENV_HEARTBEAT = "WCD_HPC_HEARTBEAT_S"
-ATTR_HEARTBEAT_S = "heartbeat_s"
-ATTR_MAX_RETRIES = "max_retries"
-DEFAULT_HEARTBEAT_S = 30.0
 DEFAULT_MAX_RETRIES = 2
 # A heartbeat older than this many intervals means the worker is gone: after one missed beat and
 # a margin, so that the trial is failed within two intervals of the worker's death.
@@ -46,26 +61,30 @@ class Reaped:
 
 
 def heartbeat_interval(study: optuna.Study) -> float:
-    value = study.user_attrs.get(ATTR_HEARTBEAT_S)
+    value = study.user_attrs.get(STUDY_HEARTBEAT_S)
     if value is None:
         value = os.environ.get(ENV_HEARTBEAT) or DEFAULT_HEARTBEAT_S
     return max(0.5, float(value))
 
 
 def _missed_beat(t: FrozenTrial, now: float, interval: float) -> bool:
-    beat = t.user_attrs.get("heartbeat", t.user_attrs.get("claimed"))
+    beat = t.user_attrs.get(TRIAL_HEARTBEAT, t.user_attrs.get(TRIAL_CLAIMED))
     return not isinstance(beat, (int, float)) or now - beat > interval
 
 
 def _slurm_states(trials: list[FrozenTrial], sacct: SacctFn) -> dict[str, str]:
     jobs = sorted(
-        {str(t.user_attrs["slurm_job_id"]) for t in trials if t.user_attrs.get("slurm_job_id")}
+        {
+            str(t.user_attrs[TRIAL_SLURM_JOB_ID])
+            for t in trials
+            if t.user_attrs.get(TRIAL_SLURM_JOB_ID)
+        }
     )
     if not jobs:
         return {}
     try:
         records = sacct(jobs)
-    except accounting.SlurmError as exc:
+    except SlurmError as exc:
         log.warning("reaper: cannot ask sacct (%s); relying on heartbeats", exc)
         return {}
     states: dict[str, str] = {}
@@ -76,9 +95,9 @@ def _slurm_states(trials: list[FrozenTrial], sacct: SacctFn) -> dict[str, str]:
 
 def _job_state(t: FrozenTrial, states: dict[str, str]) -> str | None:
     a = t.user_attrs
-    keys = [str(a.get("slurm_job_id"))]
-    if a.get("slurm_array_job_id") is not None:
-        keys.insert(0, f"{a['slurm_array_job_id']}_{a.get('slurm_array_task_id')}")
+    keys = [str(a.get(TRIAL_SLURM_JOB_ID))]
+    if a.get(TRIAL_SLURM_ARRAY_JOB_ID) is not None:
+        keys.insert(0, f"{a[TRIAL_SLURM_ARRAY_JOB_ID]}_{a.get(TRIAL_SLURM_ARRAY_TASK_ID)}")
     return next((states[k] for k in keys if k in states), None)
 
 
@@ -93,11 +112,11 @@ def _oom_logged(t: FrozenTrial, run_dir: Path | None) -> bool:
     only slurmstepd's line in the job's log tells why.
     """
     a = t.user_attrs
-    if run_dir is None or not a.get("slurm_job_id"):
+    if run_dir is None or not a.get(TRIAL_SLURM_JOB_ID):
         return False
-    job = a.get("slurm_array_job_id")
-    stem = f"{job}_{a.get('slurm_array_task_id')}" if job else str(a["slurm_job_id"])
-    for log_file in (run_dir / "slurm").glob(f"**/{stem}*.out"):
+    job = a.get(TRIAL_SLURM_ARRAY_JOB_ID)
+    stem = f"{job}_{a.get(TRIAL_SLURM_ARRAY_TASK_ID)}" if job else str(a[TRIAL_SLURM_JOB_ID])
+    for log_file in (run_dir / SLURM_DIR).glob(f"**/{stem}*.out"):
         try:
             text = log_file.read_text(errors="replace")[-20000:].lower()
         except OSError:
@@ -116,18 +135,18 @@ def cause_of_death(
 ) -> str | None:
     """Why trial ``t`` should be reaped, or None while its worker looks alive."""
     a = t.user_attrs
-    if a.get("suspended"):
+    if a.get(TRIAL_SUSPENDED):
         return None
     state = _job_state(t, states)
     if state in DEAD_STATES:
         oom = state == "OUT_OF_MEMORY" or _oom_logged(t, run_dir)
         what = "out of memory" if oom else state.lower().replace("_", " ")
-        return f"slurm job {a.get('slurm_job_id')} ended {state} ({what})"
-    beat = a.get("heartbeat", a.get("claimed"))
+        return f"slurm job {a.get(TRIAL_SLURM_JOB_ID)} ended {state} ({what})"
+    beat = a.get(TRIAL_HEARTBEAT, a.get(TRIAL_CLAIMED))
     if isinstance(beat, (int, float)) and now - beat > STALE_AFTER * interval:
         return (
-            f"heartbeat stale for {now - beat:.0f}s (worker {a.get('worker')} "
-            f"on {a.get('host')}, pid {a.get('pid')})"
+            f"heartbeat stale for {now - beat:.0f}s (worker {a.get(TRIAL_WORKER)} "
+            f"on {a.get(TRIAL_HOST)}, pid {a.get(TRIAL_PID)})"
         )
     return None
 
@@ -135,19 +154,26 @@ def cause_of_death(
 def fail_and_retry(study: optuna.Study, t: FrozenTrial, cause: str, max_retries: int) -> bool:
     """Mark ``t`` FAIL with ``cause``; enqueue its parameters again unless retries are used up."""
     storage = study._storage
-    storage.set_trial_user_attr(t._trial_id, "fail_reason", cause)
+    storage.set_trial_user_attr(t._trial_id, TRIAL_FAIL_REASON, cause)
     storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-    retry = int(t.user_attrs.get("retry", 0))
+    retry = int(t.user_attrs.get(TRIAL_RETRY, 0))
     if retry >= max_retries:
         return False
-    study.enqueue_trial(dict(t.params), user_attrs={"retry": retry + 1, "retry_of": t.number})
+    study.enqueue_trial(
+        dict(t.params), user_attrs={TRIAL_RETRY: retry + 1, TRIAL_RETRY_OF: t.number}
+    )
     return True
+
+
+def max_retries(study: optuna.Study) -> int:
+    return int(study.user_attrs.get(STUDY_MAX_RETRIES, DEFAULT_MAX_RETRIES))
 
 
 def reap(
     study: optuna.Study,
     url: str,
     *,
+    run_dir: Path | None = None,
     now: float | None = None,
     sacct: SacctFn = accounting.sacct,
     ask_slurm: bool = True,
@@ -156,10 +182,11 @@ def reap(
 
     With ``ask_slurm=False`` (the workers' routine check before each claim) sacct is asked only
     about trials that missed a heartbeat: a trial that beat within the interval is alive, and
-    sparing slurmdbd one query per claim matters with hundreds of workers.
+    sparing slurmdbd one query per claim matters with hundreds of workers. ``run_dir`` is where
+    the Slurm logs that tell an out-of-memory kill are (the caller's resolved run directory).
     """
     interval = heartbeat_interval(study)
-    max_retries = int(study.user_attrs.get(ATTR_MAX_RETRIES, DEFAULT_MAX_RETRIES))
+    retries = max_retries(study)
     done: list[Reaped] = []
     with claim_lock(url, study._storage, study.study_name):
         running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
@@ -168,12 +195,11 @@ def reap(
             running if ask_slurm else [t for t in running if _missed_beat(t, clock, interval)]
         )
         states = _slurm_states(suspects, sacct)
-        run_dir = Path(study.user_attrs["run_dir"]) if study.user_attrs.get("run_dir") else None
         for t in running:
             cause = cause_of_death(t, clock, interval, states, run_dir)
             if cause is None:
                 continue
-            retried = fail_and_retry(study, t, cause, max_retries)
+            retried = fail_and_retry(study, t, cause, retries)
             log.warning(
                 "reaped trial %d: %s%s", t.number, cause, "; re-enqueued" if retried else ""
             )
@@ -188,8 +214,10 @@ class Heartbeat:
     outage must not kill a trial that is training fine.
     """
 
-    def __init__(self, study: optuna.Study, url: str, trial_id: int) -> None:
-        self.study, self.url, self.trial_id = study, url, trial_id
+    def __init__(
+        self, study: optuna.Study, url: str, trial_id: int, run_dir: Path | None = None
+    ) -> None:
+        self.study, self.url, self.trial_id, self.run_dir = study, url, trial_id, run_dir
         self.interval = heartbeat_interval(study)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wcd-heartbeat", daemon=True)
@@ -204,12 +232,12 @@ class Heartbeat:
         self._thread.join(timeout=self.interval + 5)
 
     def _beat(self) -> None:
-        self.study._storage.set_trial_user_attr(self.trial_id, "heartbeat", time.time())
+        self.study._storage.set_trial_user_attr(self.trial_id, TRIAL_HEARTBEAT, time.time())
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
                 self._beat()
-                reap(self.study, self.url, ask_slurm=False)
+                reap(self.study, self.url, run_dir=self.run_dir, ask_slurm=False)
             except Exception as exc:  # keep training through a storage hiccup
                 log.warning("heartbeat: %s: %s", type(exc).__name__, exc)

@@ -29,7 +29,7 @@ from typing import Any
 
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
-from wcd_hpc.storage import StorageError
+from wcd_hpc.errors import StorageError
 
 _TAIL = 1 << 16  # how much of the end of the file the cheap tail check reads
 
@@ -201,7 +201,7 @@ def salvage(path: Path, out: Path | None = None) -> Salvaged:
     twice cannot destroy the first result.
     """
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such journal file")
+        raise StorageError(f"{path}: no such journal file")
     target = out or default_out(path)
     if target.exists():
         raise StorageError(f"{target}: already exists; choose another --out")

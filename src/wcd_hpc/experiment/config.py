@@ -11,7 +11,7 @@ other key is replaced whole. ``runs_dir`` is kept as written: a relative path is
 current working directory of the command (not to the experiment file), like every other CLI path.
 
 The files themselves (YAML experiments, TOML site profiles, their syntax errors and key lines) are
-read by :mod:`wcd_hpc.sources`; this module decides what the settings mean.
+read by :mod:`wcd_hpc.experiment.sources`; this module decides what the settings mean.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from typing import Any
 
 import yaml
 
-from wcd_hpc.sources import ConfigError, compose, got, load_profile, read_text, suggest
-from wcd_hpc.space import Space, SpaceError
+from wcd_hpc.experiment.sources import ConfigError, compose, got, load_profile, read_text, suggest
+from wcd_hpc.experiment.space import Space, SpaceError
 
 __all__ = [
     "DEFAULTS",
@@ -65,6 +65,10 @@ SUB_KEYS = {
     "resources": ("gpus", "cpus", "mem_gb", "time"),
 }
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+NAME_RULE = (
+    "expected a study name of letters, digits, '.', '_' or '-' (starting with a letter or "
+    "digit, at most 64 characters)"
+)
 _TIME_RE = re.compile(r"(?:(\d+)-)?(\d+):([0-5]\d):([0-5]\d)")
 
 DEFAULTS: dict[str, Any] = {
@@ -224,8 +228,14 @@ def load_experiment(
     *,
     profile: Mapping[str, Any] | None = None,
     overrides: Sequence[str] = (),
+    flags: Mapping[str, tuple[str, Any]] | None = None,
 ) -> Experiment:
-    """Read, layer and validate an experiment; raise :class:`ConfigError` on the first problem."""
+    """Read, layer and validate an experiment; raise :class:`ConfigError` on the first problem.
+
+    ``overrides`` are ``--set KEY=VALUE`` texts (values read as YAML); ``flags`` maps top-level
+    keys to ``(flag, value)`` with values already typed by the command line (``--runs-dir
+    2024-01-01`` stays a string), applied last so that an error in one names the flag.
+    """
     file = str(path)
     data, lines, raw_space = compose(read_text(Path(path)), file)
     if not isinstance(data, dict):
@@ -239,6 +249,8 @@ def load_experiment(
     settings.apply(data, file, lines)
     for item in overrides:
         _apply_override(settings, item)
+    for key, (flag, value) in (flags or {}).items():
+        settings.apply({key: str(value) if isinstance(value, Path) else value}, flag, {})
     for key in REQUIRED:
         if key not in settings.values:
             raise ConfigError(file, key, None, "missing required key")
@@ -271,12 +283,8 @@ def _apply_override(settings: _Settings, item: str) -> None:
 def _validate(s: _Settings, file: str) -> Experiment:
     v = s.values
     name = v["name"]
-    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or len(name) > 64:
-        raise s.error(
-            "name",
-            "expected a study name of letters, digits, '.', '_' or '-' (starting with a letter or "
-            f"digit, at most 64 characters), got {got(name)}",
-        )
+    if not valid_name(name):
+        raise s.error("name", f"{NAME_RULE}, got {got(name)}")
     for key in SUB_KEYS:
         _check_sub_keys(s, key)
     dataset_params = v["dataset"].get("params") or {}
@@ -311,6 +319,11 @@ def _validate(s: _Settings, file: str) -> Experiment:
         resources=_resources(s),
         source=file,
     )
+
+
+def valid_name(name: object) -> bool:
+    """Whether ``name`` may name a study: it becomes a directory name, so no ``/`` or ``..``."""
+    return isinstance(name, str) and bool(_NAME_RE.fullmatch(name)) and len(name) <= 64
 
 
 def _check_sub_keys(s: _Settings, key: str) -> None:

@@ -12,8 +12,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from wcd_hpc.errors import StorageError
 from wcd_hpc.launch.settings import Site
-from wcd_hpc.storage import StorageError, kind, mask, open_storage
+from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.queue.urls import kind, mask
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,16 @@
 """Reading setting files: text to raw data, plus where each key was written.
 
-This is the part of :mod:`wcd_hpc.config` that knows file formats and nothing about what the
-settings mean. It is kept apart so the layering and validation there read as plain rules over
-dicts, while the format quirks live here: every error must name the file and the line, and the
-YAML or TOML parser's own messages need translating into that one-line form.
+This is the part of :mod:`wcd_hpc.experiment.config` that knows file formats and nothing about what
+the settings mean. It is kept apart so the layering and validation there read as plain rules over
+dicts, while the format quirks live here: every error must name the file and the line, and the YAML
+or TOML parser's own messages need translating into that one-line form.
 
 The experiment file is read with ``yaml.compose`` as well as constructed, for two reasons: the node
 tree gives each key's line for error messages, and ``param_space`` values must be taken from the
 *source text*: ``[randint(2, 20), randint(2, 20)]`` is a YAML flow sequence that YAML would split
-at every comma, so its raw text is handed to :mod:`wcd_hpc.space` instead.
+at every comma, so its raw text is handed to :mod:`wcd_hpc.experiment.space` instead.
 
-:class:`ConfigError` is defined here, at the bottom of the import chain, because both layers raise
-it; :mod:`wcd_hpc.config` re-exports it, and that is where callers import it from.
+:class:`ConfigError` belongs to the error family in :mod:`wcd_hpc.errors`.
 """
 
 from __future__ import annotations
@@ -25,21 +24,14 @@ from typing import Any, cast
 
 import yaml
 
+from wcd_hpc.errors import ConfigError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 __all__ = ["ConfigError", "compose", "got", "load_profile", "read_text", "suggest"]
-
-
-class ConfigError(ValueError):
-    """A setting that cannot be used, located as precisely as is known (file, line, key)."""
-
-    def __init__(self, file: str, key: str | None, line: int | None, message: str) -> None:
-        self.file, self.key, self.line, self.message = file, key, line, message
-        where = file if line is None else f"{file}:{line}"
-        super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
 
 
 def got(value: object) -> str:

@@ -13,11 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from wcd_hpc.errors import SlurmError
+
 SACCT_FIELDS = "JobID,State,Submit,Start,End,ElapsedRaw,AllocTRES,NodeList,ExitCode"
-
-
-class SlurmError(RuntimeError):
-    """A Slurm command failed; the message is one line with the command and its stderr."""
 
 
 def _run(cmd: list[str]) -> str:
@@ -31,12 +29,18 @@ def _run(cmd: list[str]) -> str:
     return proc.stdout
 
 
+def queued(job_ids: Sequence[str]) -> list[tuple[str, str]]:
+    """``(task id, state)`` of every task of these jobs that is still pending or running."""
+    if not job_ids:
+        return []
+    out = _run(["squeue", "-h", "-r", "-j", ",".join(job_ids), "-o", "%i %T"])
+    rows = [line.split() for line in out.splitlines() if line.strip()]
+    return [(row[0], row[1] if len(row) > 1 else "") for row in rows]
+
+
 def active_tasks(job_ids: Sequence[str]) -> int:
     """How many tasks of these jobs are still pending or running."""
-    if not job_ids:
-        return 0
-    out = _run(["squeue", "-h", "-r", "-j", ",".join(job_ids), "-o", "%i %T"])
-    return sum(1 for line in out.splitlines() if line.strip())
+    return len(queued(job_ids))
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from wcd_hpc import plots
-from wcd_hpc.api import DataSpec, LogitsFn, Metric, Split
+from wcd_hpc.api import DataSpec, Metric
 from wcd_hpc.default_plugins.metrics import q_curve, roc_auc, selection_curve, signal_class
-from wcd_hpc.engine.fit import default_logits, predict
+from wcd_hpc.queue.schema import (
+    BINNED_FILE,
+    CONFUSION_PLOT,
+    DATA_SPEC_FILE,
+    PLOTS_DIR,
+    Q_PLOT,
+    ROC_PLOT,
+)
+from wcd_hpc.results import plots
 
 __all__ = [
     "BINNED_METRICS",
@@ -32,7 +38,7 @@ __all__ = [
     "energy_edges",
     "with_primary",
     "write_evaluation_artifacts",
-    "write_split_artifacts",
+    "write_json",
 ]
 
 ENERGY_BIN_WIDTH = 0.5
@@ -110,9 +116,10 @@ def binned_table(
     return rows
 
 
-def _write_json(path: Path, payload: Any) -> None:
+def write_json(path: Path, payload: Any) -> None:
+    """Write ``payload`` as JSON atomically (a reader never sees half a file)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
     os.replace(tmp, path)
 
 
@@ -154,8 +161,8 @@ def write_binned(
         for name in BINNED_METRICS
         if name in metrics
     }
-    _write_json(
-        out / "binned.json",
+    write_json(
+        out / BINNED_FILE,
         {"variable": "log10(E0/GeV)", "width": ENERGY_BIN_WIDTH, "all": overall, "bins": rows},
     )
     return rows
@@ -171,13 +178,13 @@ def write_plots(
     """``out/plots/``: confusion matrix, and ROC and Q curves when signal and background exist."""
     truth = np.asarray(y_true, dtype=np.int64)
     full = with_primary(meta, truth, class_names)
-    folder = out / "plots"
+    folder = out / PLOTS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     classes = probs.shape[1] if probs.ndim == 2 else len(class_names)
     names = list(class_names) if len(class_names) == classes else [str(i) for i in range(classes)]
     if truth.size and classes:
         matrix = plots.confusion_matrix(truth, probs.argmax(axis=1), classes)
-        plots.plot_confusion(folder / "confusion.png", matrix, names)
+        plots.plot_confusion(folder / CONFUSION_PLOT, matrix, names)
     label = signal_class(truth, full)
     is_signal = truth == label
     if is_signal.any() and not is_signal.all() and label < classes:
@@ -185,39 +192,18 @@ def write_plots(
         auc = roc_auc(
             is_signal.astype(np.int64), np.stack([1 - probs[:, label], probs[:, label]], 1), {}
         )
-        plots.plot_roc(folder / "roc.png", eff_s, eff_b, auc, names[label])
+        plots.plot_roc(folder / ROC_PLOT, eff_s, eff_b, auc, names[label])
         q_eff, _, q = q_curve(truth, probs, full)
-        plots.plot_q(folder / "q.png", q_eff, q, names[label])
+        plots.plot_q(folder / Q_PLOT, q_eff, q, names[label])
 
 
 def write_data_spec(out: Path, spec: DataSpec) -> None:
     """``data_spec.json``: what ``wcd-hpc evaluate`` needs to rebuild the model."""
-    _write_json(
-        out / "data_spec.json",
+    write_json(
+        out / DATA_SPEC_FILE,
         {
             "input_shape": [int(d) for d in spec.input_shape],
             "num_classes": int(spec.num_classes),
             "class_names": [str(c) for c in spec.class_names],
         },
     )
-
-
-def write_split_artifacts(
-    out: Path,
-    model: torch.nn.Module,
-    split: Split,
-    spec: DataSpec,
-    metrics: Mapping[str, Metric],
-    *,
-    device: torch.device,
-    logits_fn: LogitsFn | None = None,
-) -> list[dict[str, Any]]:
-    """Predict ``split`` with ``model`` and write its artifacts (the call a trial makes).
-
-    Also writes ``data_spec.json`` (input shape, classes): ``wcd-hpc evaluate`` rebuilds the
-    model from it without loading the training data again.
-    """
-    write_data_spec(out, spec)
-    probs = predict(model, split, device=device, logits_fn=logits_fn or default_logits)
-    y_true = split.y.numpy()
-    return write_evaluation_artifacts(out, y_true, probs, split.meta, spec.class_names, metrics)

@@ -24,12 +24,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from wcd_hpc import study as studies
 from wcd_hpc.api import DataSpec, Metric
 from wcd_hpc.engine.fit import default_logits, pick_device
-from wcd_hpc.evaluation import with_primary, write_evaluation_artifacts
+from wcd_hpc.errors import DataError
 from wcd_hpc.plugins import Registry
-from wcd_hpc.storage import open_storage
+from wcd_hpc.queue import study as studies
+from wcd_hpc.queue.schema import (
+    DATA_SPEC_FILE,
+    EVALUATION_METRICS_FILE,
+    EVALUATIONS_DIR,
+    EXPERIMENT_FILE,
+    JOURNAL_FILE,
+    MODEL_FILE,
+    PARAMS_FILE,
+)
+from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.results.evaluation import with_primary, write_evaluation_artifacts, write_json
 
 __all__ = ["EvaluateError", "Evaluation", "RunInfo", "evaluate_file", "load_run", "read_events"]
 
@@ -40,7 +50,7 @@ NORMALISERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 ENERGY_COLUMNS = ("E0 (GeV)", "E0")
 
 
-class EvaluateError(ValueError):
+class EvaluateError(DataError):
     """A problem with the run directory or the file, as one line naming which and what."""
 
 
@@ -75,12 +85,13 @@ def _read_json(path: Path) -> Any:
 
 
 def _experiment(run_dir: Path, storage: str | None) -> dict[str, Any]:
-    own = run_dir / "experiment.json"
+    own = run_dir / EXPERIMENT_FILE
     if own.exists():
         return dict(_read_json(own))
-    study = str(_read_json(run_dir / "params.json").get("study", ""))
-    url = storage or f"journal:{(run_dir.parent.parent / 'journal.log').resolve()}"
-    if storage is None and not (run_dir.parent.parent / "journal.log").exists():
+    study = str(_read_json(run_dir / PARAMS_FILE).get("study", ""))
+    journal = run_dir.parent.parent / JOURNAL_FILE
+    url = storage or f"journal:{journal.resolve()}"
+    if storage is None and not journal.exists():
         raise EvaluateError(
             f"{run_dir}: no experiment.json and no journal.log two levels up; "
             "pass --storage URL for a study kept in a database"
@@ -93,11 +104,11 @@ def load_run(run_dir: Path, registry: Registry, storage: str | None = None) -> R
     if not run_dir.is_dir():
         raise EvaluateError(f"{run_dir}: no such run directory")
     exp = _experiment(run_dir, storage)
-    raw = _read_json(run_dir / "data_spec.json")
+    raw = _read_json(run_dir / DATA_SPEC_FILE)
     spec = DataSpec(tuple(raw["input_shape"]), int(raw["num_classes"]), tuple(raw["class_names"]))
     dataset = registry.datasets.get(exp["dataset"])
     defaults = dict(dataset.obj.defaults) if dataset is not None else {}
-    params = dict(_read_json(run_dir / "params.json")["params"])
+    params = dict(_read_json(run_dir / PARAMS_FILE)["params"])
     return RunInfo(run_dir, exp["model"], params, spec, {**defaults, **exp["dataset_params"]})
 
 
@@ -163,7 +174,7 @@ def evaluate_file(
         raise EvaluateError(f"{run.run_dir}: model '{run.model}' is not installed")
     plugin = registry.models[run.model].obj
     model = plugin.build(run.params, run.spec)
-    state = torch.load(run.run_dir / "model.pt", map_location="cpu", weights_only=True)
+    state = torch.load(run.run_dir / MODEL_FILE, map_location="cpu", weights_only=True)
     model.load_state_dict(state)
     device = pick_device()
     model.to(device).eval()
@@ -191,14 +202,14 @@ def evaluate_file(
     data.file.close()
     probs = np.concatenate(parts) if parts else np.zeros((0, run.spec.num_classes))
     metrics = _scores(labels, probs, with_primary(meta, labels, run.spec.class_names), registry)
-    target = out or run.run_dir / "evaluations" / path.stem
+    target = out or run.run_dir / EVALUATIONS_DIR / path.stem
     target.mkdir(parents=True, exist_ok=True)
     metric_objs = {name: entry.obj for name, entry in registry.metrics.items()}
     bins = write_evaluation_artifacts(
         target, labels, probs, meta, run.spec.class_names, metric_objs
     )
     payload = {"file": str(path.resolve()), "events": int(labels.size), "metrics": metrics}
-    (target / "metrics.json").write_text(json.dumps(payload, indent=2) + "\n")
+    write_json(target / EVALUATION_METRICS_FILE, payload)
     return Evaluation(target, int(labels.size), metrics, bins)
 
 

@@ -39,10 +39,12 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-log = logging.getLogger("wcd_hpc.storage")
+from wcd_hpc.queue.schema import SYSTEM_CREATE_TOKEN
+
+log = logging.getLogger("wcd_hpc.queue.storage")
 RETRY_SECONDS = 60.0
 FIRST_DELAY = 0.5
-TOKEN_ATTR = "wcd_hpc:create_token"
+TOKEN_ATTR = SYSTEM_CREATE_TOKEN
 T = TypeVar("T")
 
 # Calls whose repetition writes nothing twice (see the module docstring).

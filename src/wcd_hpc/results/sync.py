@@ -13,7 +13,6 @@ by a killed sync has no fingerprint yet and is completed on the next sync.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
@@ -27,11 +26,43 @@ from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
 
-from wcd_hpc import __version__, syncplots
-from wcd_hpc import study as studies
-from wcd_hpc.storage import mask
-from wcd_hpc.syncdata import (
-    SyncError,
+from wcd_hpc import __version__
+from wcd_hpc.errors import SyncError, one_line
+from wcd_hpc.queue import study as studies
+from wcd_hpc.queue.schema import (
+    BINNED_FILE,
+    CONFUSION_PLOT,
+    DATA_SPEC_FILE,
+    ERROR_FILE,
+    EXPERIMENT_FILE,
+    LEARNING_CURVES_PLOT,
+    METRICS_FILE,
+    MODEL_FILE,
+    PARAMS_FILE,
+    PLOTS_DIR,
+    PREDICTIONS_FILE,
+    RESULT_FILE,
+    ROC_PLOT,
+    STUDY_BUDGET,
+    STUDY_EXPERIMENT,
+    STUDY_VERSION,
+    TRIAL_FAIL_REASON,
+    TRIAL_GPU,
+    TRIAL_HOST,
+    TRIAL_IMAGE_SHA256,
+    TRIAL_NODE,
+    TRIAL_PID,
+    TRIAL_SLURM_ARRAY_JOB_ID,
+    TRIAL_SLURM_ARRAY_TASK_ID,
+    TRIAL_SLURM_JOB_ID,
+    TRIAL_TRAIN_STARTED,
+    TRIAL_WORKER,
+    trial_dir,
+)
+from wcd_hpc.queue.urls import mask
+from wcd_hpc.results import syncplots
+from wcd_hpc.results.evaluation import write_json
+from wcd_hpc.results.syncdata import (
     clean,
     connect,
     env_defaults,
@@ -42,7 +73,6 @@ from wcd_hpc.syncdata import (
     local_artifacts,
     log_batched,
     millis,
-    one_line,
     read_epochs,
     read_json,
     tracking_uri_for,
@@ -62,17 +92,22 @@ TAG_PARENT = "mlflow.parentRunId"
 SYNCED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 # Trial user attributes copied as tags when present (written by workers, launchers, containers).
-ATTR_TAGS = ("host", "pid", "worker", "gpu", "image", "image_digest", "fail_reason", "git_commit")
-TRIAL_FILES = (
-    "params.json",
-    "result.json",
-    "metrics.jsonl",
-    "error.txt",
-    "binned.json",
-    "data_spec.json",
+ATTR_TAGS = (
+    TRIAL_HOST,
+    TRIAL_PID,
+    TRIAL_WORKER,
+    TRIAL_GPU,
+    TRIAL_NODE,
+    TRIAL_IMAGE_SHA256,
+    TRIAL_FAIL_REASON,
+    TRIAL_SLURM_JOB_ID,
+    TRIAL_SLURM_ARRAY_JOB_ID,
+    TRIAL_SLURM_ARRAY_TASK_ID,
 )
-# The names the trial itself uses when it draws plots (wcd_hpc.evaluation): its own ones win.
-CONFUSION, ROC, CURVES = "confusion.png", "roc.png", "learning_curves.png"
+TRIAL_FILES = (PARAMS_FILE, RESULT_FILE, METRICS_FILE, ERROR_FILE, BINNED_FILE, DATA_SPEC_FILE)
+# The names the trial itself uses when it draws plots (wcd_hpc.results.evaluation): its own
+# ones win.
+CONFUSION, ROC, CURVES = CONFUSION_PLOT, ROC_PLOT, LEARNING_CURVES_PLOT
 
 
 @dataclass
@@ -108,8 +143,8 @@ class _Syncer:
         self.uri = uri
         self.name = study.study_name
         self.commit = git_commit()
-        self.version = str(study.user_attrs.get(studies.ATTR_VERSION, __version__))
-        self.exp = study.user_attrs.get(studies.ATTR_EXPERIMENT, {})
+        self.version = str(study.user_attrs.get(STUDY_VERSION, __version__))
+        self.exp = study.user_attrs.get(STUDY_EXPERIMENT, {})
         crash = os.environ.get(ENV_CRASH)
         self.crash_at = int(crash) if crash else None
 
@@ -160,15 +195,14 @@ class _Syncer:
 
     def trial(self, trial: FrozenTrial, run: Run | None, parent_id: str, exp_id: str) -> str:
         """Create or update the nested run of one trial; its fingerprint goes on last."""
-        folder = self.run_dir / "trials" / str(trial.number)
-        stored = read_json(folder / "params.json")
+        folder = trial_dir(self.run_dir, trial.number)
+        stored = read_json(folder / PARAMS_FILE)
         tags = {
             **self.base_tags("trial"),
             TAG_TRIAL: str(trial.number),
             TAG_PARENT: parent_id,
             "wcd_hpc.state": trial.state.name,
             **clean({k: trial.user_attrs.get(k) for k in ATTR_TAGS}),
-            **clean({k: v for k, v in trial.user_attrs.items() if k.startswith("slurm")}),
         }
         if run is None:
             run = self.client.create_run(
@@ -203,10 +237,10 @@ class _Syncer:
         """Per-epoch metrics with the epoch as step, then the final ones (timestamps fixed, so
         logging them again on an update adds no duplicate points)."""
         base = millis(trial.datetime_start) or 0
-        started = float(trial.user_attrs.get("train_started", base / 1000))
+        started = float(trial.user_attrs.get(TRIAL_TRAIN_STARTED, base / 1000))
         out: list[Metric] = []
         elapsed = 0.0
-        for record in read_epochs(folder / "metrics.jsonl"):
+        for record in read_epochs(folder / METRICS_FILE):
             step = int(record.get("epoch", len(out)))
             elapsed += float(record.get("seconds", 0.0))
             stamp = int((started + elapsed) * 1000)
@@ -214,7 +248,7 @@ class _Syncer:
                 if key != "epoch" and isinstance(value, (int, float)):
                     out.append(Metric(key, float(value), stamp, step))
         end = millis(trial.datetime_complete) or base
-        result = read_json(folder / "result.json")
+        result = read_json(folder / RESULT_FILE)
         finals = {f"test_{k}": v for k, v in (result.get("test") or {}).items()}
         if trial.value is not None:
             finals["objective"] = trial.value
@@ -226,12 +260,12 @@ class _Syncer:
     def artifacts(self, run_id: str, folder: Path, tmp: Path) -> None:
         """Weights, the trial's files and its plots (the trial's own plots win if it drew any)."""
         log = self.client.log_artifact
-        if (folder / "model.pt").exists():
-            log(run_id, str(folder / "model.pt"), "model")
+        if (folder / MODEL_FILE).exists():
+            log(run_id, str(folder / MODEL_FILE), "model")
         for name in TRIAL_FILES:
             if (folder / name).exists():
                 log(run_id, str(folder / name))
-        own = sorted((folder / "plots").glob("*.png"))
+        own = sorted((folder / PLOTS_DIR).glob("*.png"))
         for path in [*own, *self.plots(folder, tmp, {p.name for p in own})]:
             log(run_id, str(path), "plots")
 
@@ -239,9 +273,9 @@ class _Syncer:
         """The plots the trial did not draw itself, from its epochs and test predictions."""
         drawn: list[Path | None] = []
         if CURVES not in own:
-            records = read_epochs(folder / "metrics.jsonl")
+            records = read_epochs(folder / METRICS_FILE)
             drawn.append(syncplots.learning_curves(records, tmp / CURVES))
-        predictions = folder / "predictions.npz"
+        predictions = folder / PREDICTIONS_FILE
         if predictions.exists() and not {CONFUSION, ROC} <= own:
             with np.load(predictions) as data:
                 y_true, y_score = data["y_true"], data["y_score"]
@@ -286,12 +320,12 @@ class _Syncer:
             run_id,
             params=[Param(k, v) for k, v in params.items() if k not in have],
             metrics=metrics,
-            tags=[RunTag("wcd_hpc.budget", str(self.study.user_attrs.get("budget", "")))],
+            tags=[RunTag("wcd_hpc.budget", str(self.study.user_attrs.get(STUDY_BUDGET, "")))],
         )
         with tempfile.TemporaryDirectory(prefix="wcd-hpc-sync-") as tmp:
             folder = Path(tmp)
-            (folder / "experiment.json").write_text(json.dumps(experiment, indent=2) + "\n")
-            self.client.log_artifact(run_id, str(folder / "experiment.json"))
+            write_json(folder / EXPERIMENT_FILE, experiment)
+            self.client.log_artifact(run_id, str(folder / EXPERIMENT_FILE))
             for path in syncplots.study_plots(self.study, folder):
                 self.client.log_artifact(run_id, str(path), "plots")
         self.client.set_terminated(run_id, status="FINISHED")
@@ -362,7 +396,7 @@ def _sync(s: _Syncer, progress: Callable[[int, int], None] | None) -> SyncReport
     report = SyncReport(s.name, mask(s.uri), exp_id, parent_id)
     for done, trial in enumerate(todo, start=1):
         run = existing.get(trial.number)
-        folder = s.run_dir / "trials" / str(trial.number)
+        folder = trial_dir(s.run_dir, trial.number)
         if run is not None and run.data.tags.get(TAG_FINGERPRINT) == fingerprint(trial, folder):
             report.unchanged.append(trial.number)
             report.runs[trial.number] = run.info.run_id

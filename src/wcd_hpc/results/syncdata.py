@@ -1,7 +1,7 @@
 """What ``sync`` reads and how it talks to MLflow: tracking URIs, the connection check, the
 trial directory's files, fingerprints, and the cleaning that keeps credentials out of MLflow.
 
-Kept apart from :mod:`wcd_hpc.sync` (the run bookkeeping) so each stays small; nothing here
+Kept apart from :mod:`wcd_hpc.results.sync` (the run bookkeeping) so each stays small; nothing here
 writes anywhere.
 """
 
@@ -11,7 +11,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -20,16 +19,16 @@ from typing import Any
 from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial
 
-from wcd_hpc.storage import mask
+from wcd_hpc.errors import SyncError, one_line
+from wcd_hpc.queue.schema import RESULT_FILE
+from wcd_hpc.queue.urls import is_secret_key, mask, mask_text
 
 ENV_TRACKING = "MLFLOW_TRACKING_URI"
 # Bump when what sync uploads for a trial changes, so the next sync refreshes every run.
 FORMAT = 1
-SECRET_WORDS = ("password", "passwd", "secret", "token", "storage", "credential")
-
-
-class SyncError(RuntimeError):
-    """The tracking server cannot be used; one line, credentials masked."""
+#: Keys never synced as a parameter or tag: secrets, and the study's storage URL (even masked,
+#: it says where the study lives, which is nobody's business in a shared MLflow).
+NOT_SYNCED = ("storage",)
 
 
 def default_tracking_uri(runs_root: Path) -> str:
@@ -43,15 +42,6 @@ def default_tracking_uri(runs_root: Path) -> str:
 def tracking_uri_for(flag: str | None, runs_root: Path) -> str:
     """``--tracking-uri`` beats ``$MLFLOW_TRACKING_URI`` beats the local default store."""
     return flag or os.environ.get(ENV_TRACKING) or default_tracking_uri(runs_root)
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    errno = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
-    if errno:  # urllib3's chain of wrappers around e.g. "Connection refused"
-        return errno.group(1).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return mask(lines[0] if lines else type(exc).__name__)[:300]
 
 
 def local_artifacts(uri: str, study: str) -> str | None:
@@ -114,12 +104,15 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def is_secret(key: str) -> bool:
-    return any(word in key.lower() for word in SECRET_WORDS)
+    """Whether a (dotted) parameter or tag name may hold a credential: never synced."""
+    return is_secret_key(key) or any(part in NOT_SYNCED for part in key.lower().split("."))
 
 
 def clean(values: Mapping[str, Any]) -> dict[str, str]:
     """Parameter/tag values as MLflow wants them, minus anything that may hold a credential."""
-    return {k: mask(str(v))[:6000] for k, v in values.items() if not is_secret(k) and v is not None}
+    return {
+        k: mask_text(str(v))[:6000] for k, v in values.items() if not is_secret(k) and v is not None
+    }
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -148,7 +141,7 @@ def fingerprint(trial: FrozenTrial, folder: Path) -> str:
     for path in sorted(folder.rglob("*")) if folder.exists() else []:
         if path.is_file() and not path.name.endswith(".tmp"):
             sizes[str(path.relative_to(folder))] = path.stat().st_size
-    result = folder / "result.json"
+    result = folder / RESULT_FILE
     payload = {
         "format": FORMAT,
         "state": trial.state.name,

@@ -1,24 +1,37 @@
-"""``cancel`` and ``retry``: stopping a study's workers, and giving failed trials another go."""
+"""``cancel`` and ``retry``: stopping a study's workers, and giving failed trials another go.
+
+``cancel`` signals only processes proven to be this study's (host, pid, start time and boot id
+all match a record, see :mod:`wcd_hpc.queue.processes`) and Slurm jobs only through ``scancel``
+of the arrays the study recorded; a record whose process has ended is cleared, never signalled.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
-from wcd_hpc.status import ATTR_SLURM_JOBS
-from wcd_hpc.storage import claim_lock
+from wcd_hpc.queue import processes
+from wcd_hpc.queue.schema import (
+    STUDY_LOCAL_SWEEP,
+    SYSTEM_FIXED_PARAMS,
+    TRIAL_FAIL_REASON,
+    TRIAL_PID,
+    TRIAL_RETRY_OF,
+    TRIAL_SLURM_JOB_ID,
+)
+from wcd_hpc.queue.storage import claim_lock
+from wcd_hpc.queue.study import slurm_jobs
 
 CANCELLED = "cancelled by wcd-hpc cancel"
-# {"host", "pid"} of a running local ``sweep`` (its launcher restarts workers that stop).
-ATTR_LOCAL_SWEEP = "local_sweep"
 
 
 @dataclass(frozen=True)
@@ -28,29 +41,46 @@ class Cancelled:
     trials: list[int]
 
 
+def record_local_sweep(study: optuna.Study) -> None:
+    """Remember this process as the study's running local sweep (``cancel`` stops it first)."""
+    study.set_user_attr(STUDY_LOCAL_SWEEP, processes.record())
+
+
+def clear_local_sweep(study: optuna.Study) -> None:
+    """Forget the local sweep when it ends, so that no later ``cancel`` looks at its pid."""
+    study.set_user_attr(STUDY_LOCAL_SWEEP, None)
+
+
+def _ours(rec: Mapping[str, Any] | None) -> int | None:
+    """The pid of a recorded process that is provably still that process, else None."""
+    if not rec or not processes.is_running(rec):
+        return None
+    return int(rec[TRIAL_PID])
+
+
 def cancel(study: optuna.Study, url: str) -> Cancelled:
     """scancel the study's arrays, stop its local sweep and workers, fail its running trials.
 
     Finished trials are untouched; the study stays, and ``sweep`` can resume it later.
     """
-    jobs = [str(j) for j in study.user_attrs.get(ATTR_SLURM_JOBS, [])]
+    jobs = slurm_jobs(study)
     if jobs:
         subprocess.run(["scancel", *jobs], capture_output=True, text=True, timeout=60)
-    host = socket.gethostname()
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     workers = sorted(
         {
-            int(t.user_attrs["pid"])
+            pid
             for t in running
-            if t.user_attrs.get("host") == host
-            and t.user_attrs.get("pid")
-            and not t.user_attrs.get("slurm_job_id")
+            if not t.user_attrs.get(TRIAL_SLURM_JOB_ID) and (pid := _ours(t.user_attrs))
         }
     )
-    launcher = study.user_attrs.get(ATTR_LOCAL_SWEEP) or {}
+    launcher = study.user_attrs.get(STUDY_LOCAL_SWEEP)
     pids = list(workers)
-    if launcher.get("host") == host and launcher.get("pid"):
-        pids.insert(0, int(launcher["pid"]))  # first, so that it starts no replacements
+    sweep_pid = _ours(launcher)
+    if sweep_pid is not None:
+        pids.insert(0, sweep_pid)  # first, so that it starts no replacements
+    elif launcher:
+        clear_local_sweep(study)  # it has ended (or its pid now belongs to someone else)
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):  # it may have just finished
             os.kill(pid, signal.SIGTERM)
@@ -58,7 +88,7 @@ def cancel(study: optuna.Study, url: str) -> Cancelled:
     failed = []
     with claim_lock(url, study._storage, study.study_name):
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            study._storage.set_trial_user_attr(t._trial_id, "fail_reason", CANCELLED)
+            study._storage.set_trial_user_attr(t._trial_id, TRIAL_FAIL_REASON, CANCELLED)
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
             failed.append(t.number)
     return Cancelled(jobs, workers, failed)
@@ -82,12 +112,14 @@ def retry(study: optuna.Study, url: str) -> list[int]:
         trials = study.get_trials(deepcopy=False)
         taken = [t.params for t in trials if t.state != TrialState.FAIL]
         taken += [
-            t.system_attrs.get("fixed_params", {}) for t in trials if t.state == TrialState.WAITING
+            t.system_attrs.get(SYSTEM_FIXED_PARAMS, {})
+            for t in trials
+            if t.state == TrialState.WAITING
         ]
         enqueued = []
         for t in trials:
             if t.state == TrialState.FAIL and t.params not in taken:
-                study.enqueue_trial(dict(t.params), user_attrs={"retry_of": t.number})
+                study.enqueue_trial(dict(t.params), user_attrs={TRIAL_RETRY_OF: t.number})
                 taken.append(t.params)
                 enqueued.append(t.number)
     return enqueued

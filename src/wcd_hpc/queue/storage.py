@@ -1,78 +1,34 @@
-"""Storage URLs: where the study (the queue) lives, how to open it, and how to show it safely.
+"""Opening the storage a study lives in, and the claim lock that keeps the budget exact.
 
-A study is addressed by one string that every worker can be given: ``journal:/abs/path.log`` for
-Optuna's journal file on a shared filesystem, or an SQLAlchemy URL (``sqlite:///…``,
-``postgresql://…``). Passwords are masked wherever a URL is shown, and workers receive URLs through
-the environment rather than argv so ``ps`` on a shared login node never shows them.
+URLs themselves (their kinds, masking, precedence) are :mod:`wcd_hpc.queue.urls`. Workers
+receive URLs through the environment rather than argv so ``ps`` on a shared login node never
+shows them.
 
 Journal files live on the cluster's shared filesystem, usually NFS, so their lock is Optuna's
 ``JournalFileOpenLock``: a lock file created with ``open(O_CREAT | O_EXCL)``, which NFSv3+ servers
 perform atomically, whereas ``flock``/``fcntl`` locks are emulated or silently local on many NFS
 clients (the reason sqlite is single-node only). A lock file left by a killed worker is broken
 after a 30 s grace period in which its mtime did not change. Damaged journals are reported by
-:mod:`wcd_hpc.journal` (file, line, salvage command). PostgreSQL and MySQL go through
-:mod:`wcd_hpc.rdbretry`, which retries calls with backoff across a lost connection without writing
+:mod:`wcd_hpc.queue.journal` (file, line, salvage command). PostgreSQL and MySQL go through
+:mod:`wcd_hpc.queue.rdb`, which retries calls with backoff across a lost connection without writing
 anything twice; the schema is created by ``sweep`` (creating the study), so workers find it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import re
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileOpenLock
 
-ENV_STORAGE = "WCD_HPC_STORAGE"
-JOURNAL_FILE = "journal.log"
-_PASSWORD = re.compile(r"^(?P<head>[a-zA-Z][\w+.-]*://[^:/@]*:)(?P<pw>[^@]*)(?P<tail>@.*)$")
-
-
-class StorageError(RuntimeError):
-    """A storage URL that cannot be used; the message is one line, with the password masked."""
-
-
-def mask(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***`` (safe to print or log)."""
-    match = _PASSWORD.match(url)
-    if not match:
-        return url
-    return f"{match['head']}***{match['tail']}"
-
-
-def resolve(spec: str, run_dir: Path) -> str:
-    """Turn an experiment's ``storage`` value into a URL every worker can open.
-
-    ``journal`` means the journal file inside the study's run directory; relative journal paths
-    become absolute because workers may start in another working directory.
-    """
-    if spec == "journal":
-        return f"journal:{(run_dir / JOURNAL_FILE).resolve()}"
-    if spec.startswith("journal:"):
-        return f"journal:{Path(spec.removeprefix('journal:')).expanduser().resolve()}"
-    if spec.startswith("sqlite:///"):
-        path = spec.removeprefix("sqlite:///")
-        if path and not path.startswith("/"):
-            return f"sqlite:///{Path(path).resolve()}"
-    return spec
-
-
-def kind(url: str) -> str:
-    """The storage family: ``journal``, ``sqlite``, ``postgresql``, ``mysql`` or ``other``."""
-    if url.startswith("journal:"):
-        return "journal"
-    scheme = url.split(":", 1)[0].split("+", 1)[0]
-    return scheme if scheme in ("sqlite", "postgresql", "mysql") else "other"
-
-
-def _journal_path(url: str) -> Path:
-    return Path(url.removeprefix("journal:"))
+from wcd_hpc.errors import StorageError, one_line
+from wcd_hpc.queue import journal
+from wcd_hpc.queue.rdb import RetryingRDBStorage, connection_lost, retry_call
+from wcd_hpc.queue.urls import journal_file, kind, mask, mask_text
 
 
 def open_storage(url: str) -> BaseStorage:
@@ -82,13 +38,10 @@ def open_storage(url: str) -> BaseStorage:
     atomic on NFSv3+ unlike ``flock``; RDB storages get a small pool with pre-ping so a worker
     survives idle connections being dropped.
     """
-    from wcd_hpc import journal
-    from wcd_hpc.rdbretry import RetryingRDBStorage
-
     family = kind(url)
     try:
         if family == "journal":
-            path = _journal_path(url)
+            path = journal_file(url)
             path.parent.mkdir(parents=True, exist_ok=True)
             journal.check_tail(path)
             lock = JournalFileOpenLock(str(path))
@@ -107,8 +60,7 @@ def open_storage(url: str) -> BaseStorage:
     except StorageError:
         raise
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StorageError(f"cannot open storage {mask(url)}: {mask(first)}") from None
+        raise StorageError(f"cannot open storage {mask(url)}: {mask_text(one_line(exc))}") from None
 
 
 def study_exists(storage: BaseStorage, name: str) -> bool:
@@ -117,10 +69,6 @@ def study_exists(storage: BaseStorage, name: str) -> bool:
     except KeyError:
         return False
     return True
-
-
-def list_studies(storage: BaseStorage) -> list[str]:
-    return [s.study_name for s in optuna.get_all_study_summaries(storage=storage)]
 
 
 @contextlib.contextmanager
@@ -136,7 +84,7 @@ def claim_lock(url: str, storage: BaseStorage, study: str) -> Iterator[None]:
     """
     family = kind(url)
     if family in ("journal", "sqlite"):
-        target = _journal_path(url) if family == "journal" else Path(url.removeprefix("sqlite:///"))
+        target = journal_file(url) if family == "journal" else Path(url.removeprefix("sqlite:///"))
         lock = JournalFileOpenLock(f"{target}.{study}.claim")
         lock.acquire()
         try:
@@ -147,8 +95,6 @@ def claim_lock(url: str, storage: BaseStorage, study: str) -> Iterator[None]:
         rdb := getattr(storage, "_backend", storage), RDBStorage
     ):
         from sqlalchemy import text
-
-        from wcd_hpc.rdbretry import connection_lost, retry_call
 
         key = zlib.crc32(f"wcd-hpc:{study}".encode())
         conn = retry_call(mask(url), "claim_lock", lambda: _advisory_lock(rdb, key))
@@ -178,11 +124,3 @@ def _advisory_lock(storage: RDBStorage, key: int) -> Any:
         conn.invalidate()
         raise
     return conn
-
-
-def from_env(value: str | None) -> str:
-    """The storage URL given on the command line, else ``$WCD_HPC_STORAGE``."""
-    url = value or os.environ.get(ENV_STORAGE)
-    if not url:
-        raise StorageError(f"no storage given: pass --storage URL or set {ENV_STORAGE}")
-    return url

@@ -8,16 +8,31 @@ The dict is a stable interface for scripts: ``counts`` keyed by Optuna's state n
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from wcd_hpc import study as studies
-from wcd_hpc.launch import accounting
-
-# Array job ids of every submission of the study, appended by ``sweep --executor slurm``.
-ATTR_SLURM_JOBS = "slurm_jobs"
+from wcd_hpc.errors import SlurmError
+from wcd_hpc.queue import accounting
+from wcd_hpc.queue import study as studies
+from wcd_hpc.queue.schema import (
+    STUDY_BUDGET,
+    STUDY_EXPERIMENT,
+    TRIAL_FAIL_REASON,
+    TRIAL_HOST,
+    TRIAL_NODE,
+    TRIAL_PID,
+    TRIAL_SLURM_ARRAY_JOB_ID,
+    TRIAL_SLURM_ARRAY_TASK_ID,
+    TRIAL_SLURM_JOB_ID,
+    TRIAL_SUSPENDED,
+    TRIAL_TEST,
+    TRIAL_TRAIN_FINISHED,
+    TRIAL_TRAIN_STARTED,
+    TRIAL_WORKER,
+)
 
 
 def _best(study: optuna.Study, trials: list[FrozenTrial]) -> dict[str, Any] | None:
@@ -31,7 +46,7 @@ def _best(study: optuna.Study, trials: list[FrozenTrial]) -> dict[str, Any] | No
         "value": best.value,
         "params": studies.params_of(study, best),
         "optuna_params": best.params,
-        "test": best.user_attrs.get("test", {}),
+        TRIAL_TEST: best.user_attrs.get(TRIAL_TEST, {}),
     }
 
 
@@ -51,19 +66,19 @@ def _trial_rows(trials: list[FrozenTrial], waits: dict[str, float | None]) -> li
     rows = []
     for t in trials:
         a = t.user_attrs
-        job = a.get("slurm_array_job_id")
-        task = a.get("slurm_array_task_id")
+        job = a.get(TRIAL_SLURM_ARRAY_JOB_ID)
+        task = a.get(TRIAL_SLURM_ARRAY_TASK_ID)
         rows.append(
             {
                 "number": t.number,
                 "state": t.state.name,
                 "value": t.value,
-                "worker": a.get("worker"),
-                "host": a.get("host"),
-                "slurm_array_job_id": job,
-                "slurm_array_task_id": task,
-                "slurm_job_id": a.get("slurm_job_id"),
-                "node": a.get("node"),
+                TRIAL_WORKER: a.get(TRIAL_WORKER),
+                TRIAL_HOST: a.get(TRIAL_HOST),
+                TRIAL_SLURM_ARRAY_JOB_ID: job,
+                TRIAL_SLURM_ARRAY_TASK_ID: task,
+                TRIAL_SLURM_JOB_ID: a.get(TRIAL_SLURM_JOB_ID),
+                TRIAL_NODE: a.get(TRIAL_NODE),
                 "queue_wait_s": waits.get(f"{job}_{task}") if job is not None else None,
             }
         )
@@ -73,7 +88,7 @@ def _trial_rows(trials: list[FrozenTrial], waits: dict[str, float | None]) -> li
 def _training_seconds(trials: list[FrozenTrial]) -> float:
     total = 0.0
     for t in trials:
-        start, end = t.user_attrs.get("train_started"), t.user_attrs.get("train_finished")
+        start, end = t.user_attrs.get(TRIAL_TRAIN_STARTED), t.user_attrs.get(TRIAL_TRAIN_FINISHED)
         if isinstance(start, float) and isinstance(end, float) and end >= start:
             total += end - start
     return total
@@ -87,47 +102,50 @@ def _slurm(
     The arrays ``sweep`` submitted are recorded on the study; arrays submitted by hand
     (``sbatch worker.sbatch``) are known from the job ids their trials carry.
     """
-    jobs = list(study.user_attrs.get(ATTR_SLURM_JOBS, []))
+    jobs = studies.slurm_jobs(study)
     for t in trials:
-        job = t.user_attrs.get("slurm_array_job_id") or t.user_attrs.get("slurm_job_id")
+        job = t.user_attrs.get(TRIAL_SLURM_ARRAY_JOB_ID) or t.user_attrs.get(TRIAL_SLURM_JOB_ID)
         if job and str(job) not in jobs:
             jobs.append(str(job))
     if not jobs:
         return None, {}
     try:
         records = accounting.sacct(jobs)
-    except accounting.SlurmError as exc:
+    except SlurmError as exc:
         return {"jobs": jobs, "error": str(exc)}, {}
     summary = accounting.summarize_allocation(records, _training_seconds(trials))
     return {"jobs": jobs, **summary}, {r.job_id: r.queue_wait_s for r in records}
 
 
-def summarize(study: optuna.Study) -> dict[str, Any]:
-    """Collect counts, best trial, running trials, failures and throughput of ``study``."""
+def summarize(study: optuna.Study, run_dir: Path) -> dict[str, Any]:
+    """Collect counts, best trial, running trials, failures and throughput of ``study``.
+
+    ``run_dir`` is where the caller found the study's files (see ``study.run_dir_of``).
+    """
     trials = study.get_trials(deepcopy=False)
-    exp = study.user_attrs.get(studies.ATTR_EXPERIMENT, {})
+    exp = study.user_attrs.get(STUDY_EXPERIMENT, {})
     now = time.time()
     running = [
         {
             "number": t.number,
-            "host": t.user_attrs.get("host"),
-            "pid": t.user_attrs.get("pid"),
-            "worker": t.user_attrs.get("worker"),
+            TRIAL_HOST: t.user_attrs.get(TRIAL_HOST),
+            TRIAL_PID: t.user_attrs.get(TRIAL_PID),
+            TRIAL_WORKER: t.user_attrs.get(TRIAL_WORKER),
             "elapsed_s": round(now - t.datetime_start.timestamp(), 1) if t.datetime_start else None,
             "last_epoch": t.last_step,
-            "suspended": bool(t.user_attrs.get("suspended")),
+            TRIAL_SUSPENDED: bool(t.user_attrs.get(TRIAL_SUSPENDED)),
         }
         for t in trials
         if t.state == TrialState.RUNNING
     ]
     failures = [
-        {"number": t.number, "cause": t.user_attrs.get("fail_reason", "unknown")}
+        {"number": t.number, "cause": t.user_attrs.get(TRIAL_FAIL_REASON, "unknown")}
         for t in trials
         if t.state == TrialState.FAIL
     ]
     counts = studies.counts(trials)
     slurm, waits = _slurm(study, trials)
-    budget = int(study.user_attrs.get(studies.ATTR_BUDGET, 0))
+    budget = int(study.user_attrs.get(STUDY_BUDGET, 0))
     return {
         "study": study.study_name,
         "direction": study.direction.name.lower(),
@@ -142,7 +160,7 @@ def summarize(study: optuna.Study) -> dict[str, Any]:
         "running": running,
         "failures": failures,
         "throughput_per_h": _throughput(trials),
-        "run_dir": study.user_attrs.get(studies.ATTR_RUN_DIR),
+        "run_dir": str(run_dir),
         "slurm": slurm,
         "trials": _trial_rows(trials, waits),
     }

@@ -32,11 +32,23 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from wcd_hpc.config import Experiment, load_experiment, resolve
 from wcd_hpc.engine.fit import pick_device
-from wcd_hpc.engine.trial import Context, run_trial, trial_dir
+from wcd_hpc.engine.trial import Context, run_trial
+from wcd_hpc.experiment.config import Experiment, load_experiment, resolve
+from wcd_hpc.experiment.space import Space
 from wcd_hpc.plugins import Registry
-from wcd_hpc.space import Space
+from wcd_hpc.queue.schema import (
+    CACHE_DIR,
+    EXPERIMENT_FILE,
+    PARAMS_FILE,
+    RESULT_FILE,
+    TRAIN_DIR,
+    TRIALS_DIR,
+    trial_dir,
+)
+from wcd_hpc.queue.study import stored_experiment
+from wcd_hpc.queue.urls import with_chosen_storage
+from wcd_hpc.results.evaluation import write_json
 
 __all__ = ["TrainResult", "fixed_params", "midpoint", "plan_train", "train"]
 
@@ -79,26 +91,28 @@ def plan_train(
     registry: Registry,
     *,
     profile: Mapping[str, Any] | None = None,
-    overrides: Sequence[str] = (),
+    sets: Sequence[str] = (),
+    flags: Mapping[str, tuple[str, Any]] | None = None,
 ) -> tuple[Experiment, Space]:
     """Load and resolve the experiment exactly as ``sweep`` does (same errors, same precedence)."""
-    exp = load_experiment(path, profile=profile, overrides=overrides)
+    given = with_chosen_storage(flags)
+    exp = load_experiment(path, profile=profile, overrides=sets, flags=given)
     return resolve(exp, registry)
 
 
 def _next_number(base: Path) -> int:
-    taken = [int(p.name) for p in (base / "trials").glob("*") if p.name.isdigit()]
+    taken = [int(p.name) for p in (base / TRIALS_DIR).glob("*") if p.name.isdigit()]
     return max(taken, default=-1) + 1
 
 
 def train(exp: Experiment, space: Space, registry: Registry) -> TrainResult:
     """Load the data, train once at :func:`fixed_params`, evaluate, write the artifacts."""
     runs = Path(exp.runs_dir).resolve()
-    base = runs / exp.name / "train"
+    base = runs / exp.name / TRAIN_DIR
     number = _next_number(base)
     flat = {name: midpoint(dist) for name, dist in space.distributions().items()}
     dataset = registry.datasets[exp.dataset].obj
-    cache = runs / ".cache"  # the cache sweeps use, so train and sweep share simulated data
+    cache = runs / CACHE_DIR  # the cache sweeps use, so train and sweep share simulated data
     cache.mkdir(parents=True, exist_ok=True)
     splits = dataset.load({**dataset.defaults, **exp.dataset_params}, exp.seed, str(cache))
     metrics = {name: entry.obj for name, entry in registry.metrics.items()}
@@ -106,8 +120,9 @@ def train(exp: Experiment, space: Space, registry: Registry) -> TrainResult:
     ctx = Context(exp, space, model, metrics, splits, base, pick_device())
     out = trial_dir(base, number)
     out.mkdir(parents=True, exist_ok=True)
-    stored = {**exp.to_dict(), "dataset_params": {**dataset.defaults, **exp.dataset_params}}
-    (out / "experiment.json").write_text(json.dumps(stored, indent=2, default=str) + "\n")
+    dataset_params = {**dataset.defaults, **exp.dataset_params}
+    stored = {**stored_experiment(exp), "dataset_params": dataset_params}
+    write_json(out / EXPERIMENT_FILE, stored)
     run_trial(ctx, optuna.trial.FixedTrial(flat, number=number))  # type: ignore[arg-type]
-    params = json.loads((out / "params.json").read_text())["params"]
-    return TrainResult(out, params, json.loads((out / "result.json").read_text()))
+    params = json.loads((out / PARAMS_FILE).read_text())["params"]
+    return TrainResult(out, params, json.loads((out / RESULT_FILE).read_text()))

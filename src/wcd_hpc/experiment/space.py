@@ -30,6 +30,8 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from wcd_hpc.errors import SpaceError
+
 __all__ = [
     "KNOWN_FUNCTIONS",
     "Choice",
@@ -50,19 +52,6 @@ Scalar: TypeAlias = int | float | str | bool | None
 
 KNOWN_FUNCTIONS: tuple[str, ...] = ("choice", "loguniform", "randint", "range", "uniform")
 _EXAMPLE = "an expression like loguniform(1e-4, 1e-2), randint(2, 20) or choice(['adam', 'sgd'])"
-
-
-class SpaceError(ValueError):
-    """A search-space entry that cannot be turned into a distribution.
-
-    It carries the parameter ``key`` separately so :mod:`wcd_hpc.config` can map it back to the
-    experiment file's line, while ``str(e)`` stays a readable ``key: message``.
-    """
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"{key}: {message}")
-        self.key = key
-        self.message = message
 
 
 class Param(ABC):

@@ -1,0 +1,254 @@
+"""``sweep`` as a library: validate everything, create or resume the study, launch, follow, sync.
+
+Validation (experiment file, site profile, plugins, search space, dataset, storage URL) happens
+entirely before the first file or study is created, so a broken input leaves nothing behind.
+Then :func:`run_sweep` does the rest through the one launcher interface
+(:mod:`wcd_hpc.launch.base`); what a person sees of it goes through a :class:`Reporter`, which
+the CLI implements with rich and a library caller may leave silent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import optuna
+
+from wcd_hpc.errors import ConfigError, LaunchError, SweepIncomplete, SyncError
+from wcd_hpc.experiment.config import Experiment, load_experiment, resolve
+from wcd_hpc.experiment.space import Space
+from wcd_hpc.launch.base import Handle, Launcher, Outcome, Tick
+from wcd_hpc.launch.local import LocalLauncher
+from wcd_hpc.launch.render import Job
+from wcd_hpc.launch.settings import Site, parse_site, site_profile
+from wcd_hpc.launch.slurm import SlurmLauncher
+from wcd_hpc.plugins import Registry
+from wcd_hpc.queue import storage as stores
+from wcd_hpc.queue import study as studies
+from wcd_hpc.queue import urls
+from wcd_hpc.queue.schema import LOGS_DIR, TRIAL_TEST
+
+SyncProgress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated sweep: the resolved experiment, the site, and where its study and files go."""
+
+    exp: Experiment
+    space: Space
+    run_dir: Path
+    url: str
+    site: Site = dataclasses.field(default_factory=Site)
+
+    def job(self, workers: int | None = None) -> Job:
+        """The worker array of this plan (what ``render`` writes and Slurm runs)."""
+        count = self.exp.workers if workers is None else workers
+        return Job(self.exp, self.url, self.run_dir, count, self.site)
+
+
+def plan(
+    path: str | Path,
+    registry: Registry,
+    *,
+    profile: str | None = None,
+    sets: Sequence[str] = (),
+    flags: Mapping[str, tuple[str, Any]] | None = None,
+) -> Plan:
+    """Load and check an experiment with its site profile, ``--set`` values and flags.
+
+    ``flags`` maps experiment keys to ``(flag, value)``, e.g. ``{"workers": ("--workers", 4)}``;
+    errors in them name the flag. The storage follows the one precedence rule of
+    :func:`wcd_hpc.queue.urls.chosen`: ``--storage`` > ``$WCD_HPC_STORAGE`` > the file.
+    """
+    prof = site_profile(profile)
+    site = parse_site(prof, source=str(profile or "<profile>"))
+    given = urls.with_chosen_storage(flags)
+    exp = load_experiment(path, profile=prof, overrides=sets, flags=given)
+    exp, space = resolve(exp, registry)
+    if exp.sampler == "grid":
+        _check_grid(exp, space)
+    _check_dataset(exp, registry)
+    if exp.executor == "auto":
+        exp = dataclasses.replace(exp, executor="slurm" if shutil.which("sbatch") else "local")
+    run_dir = (Path(exp.runs_dir) / exp.name).resolve()
+    return Plan(exp, space, run_dir, urls.resolve(exp.storage, run_dir), site)
+
+
+def _check_dataset(exp: Experiment, registry: Registry) -> None:
+    """Let the dataset look at its parameters and files now, not on a compute node later."""
+    dataset = registry.datasets[exp.dataset].obj
+    if dataset.check is None:
+        return
+    try:
+        dataset.check({**dataset.defaults, **exp.dataset_params})
+    except ValueError as exc:
+        raise ConfigError(exp.source, "dataset", exp.lines.get("dataset"), str(exc)) from None
+
+
+def _check_grid(exp: Experiment, space: Space) -> None:
+    """Refuse a grid sweep over continuous parameters, or with more trials than grid points."""
+    line = exp.lines.get("sampler")
+    try:
+        size = studies.grid_size(studies.grid_of(space))
+    except ValueError as exc:
+        raise ConfigError(exp.source, "sampler", line, str(exc)) from None
+    if exp.trials > size:
+        raise ConfigError(
+            exp.source,
+            "trials",
+            exp.lines.get("trials"),
+            f"the grid has {size} points; expected trials <= {size}, got {exp.trials}",
+        )
+
+
+def start(p: Plan) -> tuple[optuna.Study, studies.Prepared]:
+    """Create or resume the study of plan ``p`` (the first point where anything is written)."""
+    storage = stores.open_storage(p.url)
+    prepared = studies.prepare(p.exp, p.space, storage, p.url, p.run_dir)
+    p.run_dir.mkdir(parents=True, exist_ok=True)
+    study = optuna.load_study(study_name=p.exp.name, storage=storage)
+    return study, prepared
+
+
+def launcher_for(p: Plan, *, sync_job: bool) -> Launcher:
+    """The launcher of the plan's executor; ``sync_job`` adds Slurm's dependent sync job."""
+    if p.exp.executor == "slurm":
+        if shutil.which("sbatch") is None:
+            raise LaunchError(
+                f"{p.exp.source}: executor: 'slurm' needs sbatch on PATH; use --executor local here"
+            )
+        return SlurmLauncher(p.job(), sync=sync_job)
+    return LocalLauncher(p.run_dir)
+
+
+class Reporter(Protocol):
+    """What a person sees of a sweep; the CLI prints it, a library caller may ignore it."""
+
+    def prepared(self, p: Plan, prep: studies.Prepared) -> None: ...
+
+    def launched(self, p: Plan, launcher: Launcher, handle: Handle) -> None: ...
+
+    def progress(self, study: optuna.Study, p: Plan) -> AbstractContextManager[Tick]: ...
+
+    def sync_progress(self) -> AbstractContextManager[SyncProgress]: ...
+
+    def warning(self, message: str) -> None: ...
+
+
+class Silent:
+    """A :class:`Reporter` that shows nothing."""
+
+    def prepared(self, p: Plan, prep: studies.Prepared) -> None:
+        pass
+
+    def launched(self, p: Plan, launcher: Launcher, handle: Handle) -> None:
+        pass
+
+    @contextmanager
+    def progress(self, study: optuna.Study, p: Plan) -> Iterator[Tick]:
+        yield lambda extra: None
+
+    @contextmanager
+    def sync_progress(self) -> Iterator[SyncProgress]:
+        yield lambda done, total: None
+
+    def warning(self, message: str) -> None:
+        pass
+
+
+@dataclass
+class SweepResult:
+    """Where a sweep stands when :func:`run_sweep` returns."""
+
+    study: optuna.Study
+    prepared: studies.Prepared
+    handle: Handle | None = None
+    outcome: Outcome | None = None
+    synced: str | None = None  # the sync report's line
+
+    @property
+    def following(self) -> bool:
+        """False when the workers were submitted and not followed (Slurm without --wait)."""
+        return self.handle is None or self.outcome is not None
+
+    @property
+    def interrupted(self) -> bool:
+        return self.outcome is not None and self.outcome.interrupted
+
+    def finished(self) -> int:
+        return studies.finished(self.study.get_trials(deepcopy=False))
+
+    def require_budget(self, run_dir: Path) -> None:
+        """Raise :class:`SweepIncomplete` when a followed sweep ended short of its budget."""
+        done, budget = self.finished(), self.prepared.budget
+        if self.following and not self.interrupted and done < budget:
+            raise SweepIncomplete(
+                f"sweep ended with {done} of {budget} trials finished; see wcd-hpc status "
+                f"{self.prepared.name} and the worker logs in {run_dir / LOGS_DIR}"
+            )
+
+
+def run_sweep(
+    p: Plan, *, wait: bool = False, sync: bool = True, reporter: Reporter | None = None
+) -> SweepResult:
+    """Create or resume the study, start the workers the budget still needs, and follow them.
+
+    Local workers are always followed; a Slurm array only with ``wait`` (otherwise it is
+    submitted with a dependent sync job and this returns). Finished trials are synced to
+    MLflow at the end; a sync failure is a warning, the sweep's result stands. Whether it met
+    its budget is :meth:`SweepResult.require_budget`.
+    """
+    show = reporter or Silent()
+    study, prep = start(p)
+    show.prepared(p, prep)
+    result = SweepResult(study, prep)
+    remaining = prep.budget - prep.finished
+    if remaining <= 0:
+        return result
+    launcher = launcher_for(p, sync_job=sync and not wait)
+    result.handle = launcher.start(study, p.url, min(p.exp.workers, remaining))
+    show.launched(p, launcher, result.handle)
+    if launcher.name == "slurm" and not wait:
+        return result
+    with show.progress(study, p) as tick:
+        result.outcome = result.handle.wait(tick)
+    if result.interrupted:
+        return result
+    if sync:
+        result.synced = _sync(p, study, show)
+    return result
+
+
+def _sync(p: Plan, study: optuna.Study, show: Reporter) -> str | None:
+    """Copy the finished trials to MLflow (imported here: mlflow takes seconds to import)."""
+    from wcd_hpc.results.sync import connect, sync_study, tracking_uri_for
+
+    uri = tracking_uri_for(None, p.run_dir.parent)
+    try:
+        connect(uri)
+        with show.sync_progress() as progress:
+            report = sync_study(study, p.run_dir, uri, progress=progress)
+    except SyncError as exc:
+        show.warning(f"{exc}; run `wcd-hpc sync {p.exp.name}` later")
+        return None
+    return report.line()
+
+
+def best_line(study: optuna.Study, metric: str) -> str | None:
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    if not complete:
+        return None
+    best = study.best_trial
+    params = ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in studies.params_of(study, best).items()
+    )
+    test = best.user_attrs.get(TRIAL_TEST, {})
+    tail = f"; test {metric}={test[metric]:.4f}" if metric in test else ""
+    return f"best trial {best.number}: {metric}={best.value:.4f} ({params}){tail}"

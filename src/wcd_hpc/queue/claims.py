@@ -1,0 +1,137 @@
+"""Taking work from the queue: claiming a trial, giving it back suspended, failing it.
+
+A claim is "count finished and running trials, and start one more if that is still under the
+budget", done under :func:`~wcd_hpc.queue.storage.claim_lock` so that however many workers race,
+the budget is met exactly and never overshot. Suspended trials (a worker stopped by a signal after
+checkpointing) are claimed first: their finished epochs are already paid for.
+
+The lock can be lost without the claimer noticing: PostgreSQL's advisory lock lives in a database
+session, and a server restart ends the session while the claim is under way. Two workers may then
+both see room for one trial and both start one. So after starting a trial a claim counts again,
+and the claimer whose new trial is not among the lowest-numbered ones that fit the budget gives
+it up (failed, with the reason); trial numbers give every worker the same answer.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from wcd_hpc.queue import processes
+from wcd_hpc.queue import study as studies
+from wcd_hpc.queue.reaper import heartbeat_interval, reap
+from wcd_hpc.queue.schema import (
+    PLACEMENT_ENV,
+    TRIAL_CLAIMED,
+    TRIAL_FAIL_REASON,
+    TRIAL_HEARTBEAT,
+    TRIAL_SUSPENDED,
+    TRIAL_SUSPENDED_BY,
+    TRIAL_WORKER,
+)
+from wcd_hpc.queue.storage import claim_lock
+
+OVER_BUDGET = "claimed beyond the budget while the claim lock was lost (database restart?)"
+Claim = tuple[optuna.Trial, bool]
+
+
+def placement() -> dict[str, str]:
+    """This worker's Slurm ids, node, GPU and image digest, as far as the environment tells."""
+    return {attr: os.environ[var] for attr, var in PLACEMENT_ENV.items() if os.environ.get(var)}
+
+
+def _is_suspended(t: FrozenTrial) -> bool:
+    return t.state == TrialState.RUNNING and bool(t.user_attrs.get(TRIAL_SUSPENDED))
+
+
+def _over_budget(study: optuna.Study, number: int) -> bool:
+    """Whether a just-started trial ``number`` would take the study past its budget.
+
+    The running trials that fit are the lowest-numbered ones; every claimer computes the same.
+    """
+    trials = study.get_trials(deepcopy=False)
+    room = studies.budget_of(study) - studies.finished(trials)
+    running = sorted(t.number for t in trials if t.state == TrialState.RUNNING)
+    return number not in running[: max(room, 0)]
+
+
+def claim(study: optuna.Study, url: str, worker: str) -> Claim | None:
+    """Resume a suspended trial, else start a new one while finished + running < budget.
+
+    Returns the trial and whether it is a resumption, or None when there is nothing to do.
+    """
+    with claim_lock(url, study._storage, study.study_name):
+        trials = study.get_trials(deepcopy=False)
+        suspended = [t for t in trials if _is_suspended(t)]
+        if suspended:
+            frozen = suspended[0]
+            study._storage.set_trial_user_attr(frozen._trial_id, TRIAL_SUSPENDED, False)
+            trial, resume = optuna.Trial(study, frozen._trial_id), True
+        else:
+            done = studies.finished(trials)
+            running = sum(1 for t in trials if t.state == TrialState.RUNNING)
+            if done + running >= studies.budget_of(study):
+                return None
+            trial, resume = study.ask(), False
+            if _over_budget(study, trial.number):
+                fail(study, trial, OVER_BUDGET)
+                return None
+        trial.set_user_attr(TRIAL_HEARTBEAT, time.time())
+    for attr, value in processes.record().items():
+        trial.set_user_attr(attr, value)
+    trial.set_user_attr(TRIAL_WORKER, worker)
+    trial.set_user_attr(TRIAL_CLAIMED, time.time())
+    for attr, value in placement().items():
+        trial.set_user_attr(attr, value)
+    return trial, resume
+
+
+def linger(
+    study: optuna.Study,
+    url: str,
+    worker: str,
+    stop: Callable[[], bool],
+    run_dir: Path | None = None,
+) -> Claim | None:
+    """Before leaving, make sure the trials still running belong to live workers.
+
+    The budget counts running trials, so a worker may find nothing to claim while a peer that
+    died a moment ago still holds a trial. Waiting until every running trial has beaten since
+    (or been reaped, which re-enqueues it) takes at most ~1.5 heartbeat intervals and keeps a
+    sweep from ending short; if something becomes claimable meanwhile, it is returned.
+    """
+    since = time.time()
+    interval = heartbeat_interval(study)
+    while not stop():
+        trials = study.get_trials(deepcopy=False)
+        if studies.finished(trials) >= studies.budget_of(study):
+            return None
+        running = [t for t in trials if t.state == TrialState.RUNNING]
+        beats = [t.user_attrs.get(TRIAL_HEARTBEAT, 0.0) for t in running]
+        if all(isinstance(b, (int, float)) and b > since for b in beats):
+            return None
+        time.sleep(min(interval / 2, 5.0))
+        reap(study, url, run_dir=run_dir, ask_slurm=False)
+        claimed = claim(study, url, worker)
+        if claimed is not None:
+            return claimed
+    return None
+
+
+def suspend(study: optuna.Study, trial: optuna.Trial, why: str) -> None:
+    """Leave the trial RUNNING but marked suspended: the next claim resumes it from its last
+    checkpoint."""
+    storage = study._storage
+    storage.set_trial_user_attr(trial._trial_id, TRIAL_SUSPENDED, True)
+    storage.set_trial_user_attr(trial._trial_id, TRIAL_SUSPENDED_BY, why)
+
+
+def fail(study: optuna.Study, trial: optuna.Trial, cause: str) -> None:
+    """Mark the trial FAIL with its one-line cause (what ``status`` shows)."""
+    study._storage.set_trial_user_attr(trial._trial_id, TRIAL_FAIL_REASON, cause)
+    study.tell(trial, state=TrialState.FAIL)

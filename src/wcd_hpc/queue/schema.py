@@ -1,0 +1,142 @@
+"""Every name the study-as-queue is written in: study and trial attributes, files, exit codes.
+
+The study is the only channel between the login node and the workers, and a run directory is the
+only channel between workers and ``sync``, ``evaluate`` and people. Both are schemas that outlive
+the code that wrote them (a study resumed a month later by a newer wcd-hpc, a runs directory
+copied to a laptop), so their names are written here once and imported everywhere else; a test
+(``tests/test_layout.py``) fails when one of them appears as a string literal in another module.
+
+Values are stored as plain JSON (Optuna's user attributes): numbers, strings, lists, mappings.
+Times are Unix epoch seconds (floats), as Optuna's heartbeat uses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+# --------------------------------------------------------------------------------------------
+# Study user attributes, written by ``sweep``/``render`` (and the launchers), read by everyone.
+
+#: The resolved experiment (``Experiment.to_dict``), with no secret in it: the storage URL is
+#: stored masked, since the storage is known from where the study was opened.
+STUDY_EXPERIMENT: Final = "experiment"
+#: Global budget of finished (COMPLETE + PRUNED) trials; written last when a study is created,
+#: so a worker treats a study without it as not ready yet.
+STUDY_BUDGET: Final = "budget"
+#: The run directory the last ``sweep``/``render`` used (absolute). Only a hint: a journal
+#: study's run directory is where its journal is, so a moved runs directory keeps working.
+STUDY_RUN_DIR: Final = "run_dir"
+#: The search space every worker samples from, as ``{name: expression}`` (``Space.describe``);
+#: fixed at creation so that a plugin upgrade cannot change a running study's space.
+STUDY_SPACE: Final = "space"
+STUDY_VERSION: Final = "wcd_hpc_version"
+#: Heartbeat interval of every worker of the study, in seconds.
+STUDY_HEARTBEAT_S: Final = "heartbeat_s"
+#: How often the reaper re-enqueues the parameters of a trial whose worker died.
+STUDY_MAX_RETRIES: Final = "max_retries"
+#: Job ids of every Slurm array ``sweep`` submitted for the study (a list of strings).
+STUDY_SLURM_JOBS: Final = "slurm_jobs"
+#: The running local ``sweep`` process, as a :data:`PROCESS` record (``cancel`` stops it first).
+STUDY_LOCAL_SWEEP: Final = "local_sweep"
+
+# --------------------------------------------------------------------------------------------
+# Trial user attributes, written by the worker that claims a trial.
+
+TRIAL_HEARTBEAT: Final = "heartbeat"  # last heartbeat (epoch s)
+TRIAL_CLAIMED: Final = "claimed"  # when the current worker claimed it (epoch s)
+TRIAL_HOST: Final = "host"
+TRIAL_PID: Final = "pid"
+#: When the worker process started (seconds since boot, from /proc) and which boot: with host
+#: and pid, what proves that a process found later is still that worker and not a reused pid.
+TRIAL_PID_START: Final = "pid_start"
+TRIAL_BOOT_ID: Final = "boot_id"
+TRIAL_WORKER: Final = "worker"  # a label: local-3, slurm-12_3, or host:pid
+#: RUNNING but waiting to be resumed from its checkpoint (its worker was stopped by a signal).
+TRIAL_SUSPENDED: Final = "suspended"
+TRIAL_SUSPENDED_BY: Final = "suspended_by"
+TRIAL_FAIL_REASON: Final = "fail_reason"  # one line: why a FAIL trial failed
+TRIAL_RETRY: Final = "retry"  # how many times these parameters were re-enqueued
+TRIAL_RETRY_OF: Final = "retry_of"  # the trial number whose parameters this one reruns
+TRIAL_RESUMED_FROM_EPOCH: Final = "resumed_from_epoch"
+TRIAL_TRAIN_STARTED: Final = "train_started"  # epoch s; with the next: the training time
+TRIAL_TRAIN_FINISHED: Final = "train_finished"
+TRIAL_TEST: Final = "test"  # test-split metrics {name: value}, never used for selection
+# Where a trial ran, from the worker's environment (Slurm ids, node, GPU, image).
+TRIAL_SLURM_JOB_ID: Final = "slurm_job_id"
+TRIAL_SLURM_ARRAY_JOB_ID: Final = "slurm_array_job_id"
+TRIAL_SLURM_ARRAY_TASK_ID: Final = "slurm_array_task_id"
+TRIAL_NODE: Final = "node"
+TRIAL_GPU: Final = "gpu"
+TRIAL_IMAGE_SHA256: Final = "image_sha256"
+
+#: Trial attribute <- environment variable, recorded on every claim.
+PLACEMENT_ENV: Final = {
+    TRIAL_SLURM_JOB_ID: "SLURM_JOB_ID",
+    TRIAL_SLURM_ARRAY_JOB_ID: "SLURM_ARRAY_JOB_ID",
+    TRIAL_SLURM_ARRAY_TASK_ID: "SLURM_ARRAY_TASK_ID",
+    TRIAL_NODE: "SLURMD_NODENAME",
+    TRIAL_GPU: "CUDA_VISIBLE_DEVICES",
+    TRIAL_IMAGE_SHA256: "WCD_HPC_IMAGE_SHA256",
+}
+
+#: Trial system attribute in which Optuna keeps an enqueued trial's parameters (Optuna's name).
+SYSTEM_FIXED_PARAMS: Final = "fixed_params"
+#: Trial system attribute that makes creating a trial idempotent across a lost connection.
+SYSTEM_CREATE_TOKEN: Final = "wcd_hpc:create_token"
+
+# --------------------------------------------------------------------------------------------
+# Files: the run directory ``<runs_dir>/<study>/`` and each trial's ``trials/<number>/``.
+
+JOURNAL_FILE: Final = "journal.log"
+TRIALS_DIR: Final = "trials"
+LOGS_DIR: Final = "logs"  # worker-<i>.log of local workers
+SLURM_DIR: Final = "slurm"  # submitit's folders, %A_%a.out, sync.sbatch
+CACHE_DIR: Final = ".cache"  # beside the run directories: simulated data shared by studies
+TRAIN_DIR: Final = "train"  # ``wcd-hpc train`` runs: <runs_dir>/<name>/train/trials/<n>
+EVALUATIONS_DIR: Final = "evaluations"  # ``wcd-hpc evaluate``: <run>/evaluations/<file stem>
+PLOTS_DIR: Final = "plots"
+
+PARAMS_FILE: Final = "params.json"  # parameters, seed, host, pid
+METRICS_FILE: Final = "metrics.jsonl"  # one line per epoch
+CHECKPOINT_FILE: Final = "checkpoint.pt"  # model + optimizer after the last finished epoch
+MODEL_FILE: Final = "model.pt"  # final weights (state_dict)
+RESULT_FILE: Final = "result.json"  # objective (validation) and test metrics
+ERROR_FILE: Final = "error.txt"  # traceback of a failed trial
+BINNED_FILE: Final = "binned.json"  # metrics per energy bin
+DATA_SPEC_FILE: Final = "data_spec.json"  # input shape and classes the model was built for
+PREDICTIONS_FILE: Final = "predictions.npz"  # test labels, probabilities, class names
+EXPERIMENT_FILE: Final = "experiment.json"  # the resolved experiment of a ``train`` run
+EVALUATION_METRICS_FILE: Final = "metrics.json"  # ``evaluate``'s whole-file metrics
+CONFUSION_PLOT: Final = "confusion.png"
+ROC_PLOT: Final = "roc.png"
+Q_PLOT: Final = "q.png"
+LEARNING_CURVES_PLOT: Final = "learning_curves.png"  # drawn by ``sync``
+WORKER_SCRIPT: Final = "worker.sbatch"
+SYNC_SCRIPT: Final = "sync.sbatch"
+
+# --------------------------------------------------------------------------------------------
+# Exit status of ``wcd-hpc worker``: what a launcher does when a worker ends.
+
+EXIT_OK: Final = 0  # the budget is met (or --max-trials reached)
+#: An unhandled exception (a bug, or a crash of the interpreter): worth a restart.
+EXIT_CRASHED: Final = 1
+#: A one-line user error (bad storage URL, a study that does not exist, unusable data): the
+#: same command would fail the same way, so it is never restarted.
+EXIT_USAGE: Final = 2
+#: The worker gave up after several failed trials in a row: the fault is in the experiment.
+EXIT_TOO_MANY_FAILURES: Final = 3
+#: Stopped by a signal after suspending its trial (EX_TEMPFAIL): a fresh worker resumes it.
+EXIT_SUSPENDED: Final = 75
+#: Exit statuses after which a launcher starts a fresh worker in the same slot.
+RESTARTABLE: Final = (EXIT_CRASHED, EXIT_SUSPENDED)
+
+
+def trial_dir(run_dir: Path, number: int) -> Path:
+    """Where trial ``number`` of the study whose run directory is ``run_dir`` writes its files."""
+    return run_dir / TRIALS_DIR / str(number)
+
+
+def journal_path(run_dir: Path) -> Path:
+    """The default journal file of a study: inside its run directory."""
+    return run_dir / JOURNAL_FILE

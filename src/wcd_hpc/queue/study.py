@@ -1,0 +1,307 @@
+"""The study as the queue: creating or resuming it, and reading its budget and counts.
+
+Everything a worker needs is stored in the study's user attributes (the resolved experiment, the
+budget, the run directory), so a worker is started with nothing but a study name and a storage URL.
+Nothing here ever deletes a study: running ``sweep`` again resumes it, and a larger ``trials``
+extends it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from wcd_hpc import __version__
+from wcd_hpc.errors import ConfigError, SpaceError, StorageError, StudyConflict, StudyNotFound
+from wcd_hpc.experiment.config import NAME_RULE, Experiment, valid_name
+from wcd_hpc.experiment.space import Space
+from wcd_hpc.queue.schema import (
+    JOURNAL_FILE,
+    STUDY_BUDGET,
+    STUDY_EXPERIMENT,
+    STUDY_HEARTBEAT_S,
+    STUDY_RUN_DIR,
+    STUDY_SLURM_JOBS,
+    STUDY_SPACE,
+    STUDY_VERSION,
+)
+from wcd_hpc.queue.storage import open_storage, study_exists
+from wcd_hpc.queue.urls import chosen, journal_file, kind, mask, resolve
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+STATE_NAMES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+# Keys that may change between runs of the same study without making it a different experiment.
+MUTABLE_KEYS = {"trials", "workers", "executor", "resources", "source", "runs_dir", "storage"}
+#: Heartbeat interval given to a new study's workers, in seconds (tests use a short one).
+ENV_HEARTBEAT = "WCD_HPC_HEARTBEAT_S"
+DEFAULT_HEARTBEAT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What ``prepare`` did: the study's coordinates and whether it was new."""
+
+    name: str
+    storage_url: str
+    run_dir: Path
+    created: bool
+    budget: int
+    previous_budget: int | None
+    finished: int
+
+
+def grid_of(space: Space) -> dict[str, list[Any]]:
+    """The full grid of a discrete space, for the grid sampler; continuous parameters raise."""
+    grid: dict[str, list[Any]] = {}
+    for name, dist in space.distributions().items():
+        if isinstance(dist, CategoricalDistribution):
+            grid[name] = list(dist.choices)
+        elif isinstance(dist, IntDistribution) and not dist.log:
+            grid[name] = list(range(dist.low, dist.high + 1, dist.step))
+        elif isinstance(dist, FloatDistribution) and dist.step is not None:
+            count = round((dist.high - dist.low) / dist.step) + 1
+            grid[name] = [dist.low + i * dist.step for i in range(count)]
+        else:
+            raise ValueError(
+                f"the grid sampler needs discrete parameters (choice, range, randint); "
+                f"'{name}' is continuous"
+            )
+    return grid
+
+
+def grid_size(grid: dict[str, list[Any]]) -> int:
+    size = 1
+    for values in grid.values():
+        size *= len(values)
+    return size
+
+
+def make_sampler(name: str, seed: int | None, space: Space) -> optuna.samplers.BaseSampler:
+    """Build the sampler; TPE uses constant-liar so parallel workers do not crowd one region."""
+    if name == "grid":
+        return optuna.samplers.GridSampler(grid_of(space), seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if name == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+    return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+
+
+def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
+    """Median pruning once two trials have finished, never in the first third of the epochs.
+
+    CNNs on footprints often sit at chance for an epoch or two before they learn; judging them
+    on epoch 1 would prune the trials that were about to become the best ones.
+    """
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1))
+    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=max(1, epochs // 3))
+
+
+def counts(trials: Iterable[FrozenTrial]) -> dict[str, int]:
+    """Trials by Optuna state name; every state in ``STATE_NAMES`` is present, zeros included."""
+    tally = Counter(t.state.name for t in trials)
+    return {name: tally.get(name, 0) for name in STATE_NAMES}
+
+
+def finished(trials: Iterable[FrozenTrial]) -> int:
+    return sum(1 for t in trials if t.state in FINISHED)
+
+
+def experiment_of(study: optuna.Study) -> Experiment:
+    return Experiment.from_dict(study.user_attrs[STUDY_EXPERIMENT])
+
+
+def budget_of(study: optuna.Study) -> int:
+    return int(study.user_attrs[STUDY_BUDGET])
+
+
+def space_of(study: optuna.Study) -> Space:
+    """The search space stored when the study was created: the one every worker samples from.
+
+    Not the model plugin's current default: a plugin upgraded between two runs of ``sweep`` must
+    not change the space of trials that are already in the study.
+    """
+    return Space.from_mapping(study.user_attrs[STUDY_SPACE])
+
+
+def params_of(study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
+    """A trial's parameters as the model saw them: lists reassembled, constants included."""
+    if not study.user_attrs.get(STUDY_SPACE):
+        return dict(trial.params)
+    return space_of(study).rebuild(trial.params)
+
+
+def run_dir_of(study: optuna.Study, url: str) -> Path:
+    """Where the study's trial files are, found from where the study was opened when possible.
+
+    A journal study lives in ``<run dir>/journal.log``, so its run directory is wherever that
+    journal is now: a runs directory that was moved or copied works from its new place, and the
+    recorded path (which may point at the old place) is only used for other storages.
+    """
+    if kind(url) == "journal":
+        journal = journal_file(url)
+        if journal.name == JOURNAL_FILE and journal.parent.name == study.study_name:
+            return journal.parent
+    recorded = study.user_attrs.get(STUDY_RUN_DIR)
+    if not recorded:
+        raise StorageError(f"study '{study.study_name}' records no run directory")
+    return Path(str(recorded))
+
+
+def _space_changes(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether two ``param_space`` overrides differ as spaces, not as text.
+
+    ``randint(32,64)`` and ``randint(32, 64)``, or ``5e-4`` and ``0.0005``, are the same space.
+    """
+    try:
+        return Space.from_mapping(old) != Space.from_mapping(new)
+    except SpaceError:
+        return old != new
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    keys = (set(old) | set(new)) - MUTABLE_KEYS
+    changed = []
+    for key in sorted(keys):
+        before, after = old.get(key), new.get(key)
+        if key == "param_space" and isinstance(before, dict) and isinstance(after, dict):
+            if _space_changes(before, after):
+                changed.append(key)
+        elif before != after:
+            changed.append(key)
+    return changed
+
+
+def stored_experiment(exp: Experiment) -> dict[str, Any]:
+    """What a study (or a ``train`` run) records of an experiment: no secret in it.
+
+    The storage URL is stored masked; whoever reads the study has opened it already.
+    """
+    stored = exp.to_dict()
+    stored["storage"] = mask(str(stored["storage"]))
+    return stored
+
+
+def prepare(
+    exp: Experiment, space: Space, storage: BaseStorage, url: str, run_dir: Path
+) -> Prepared:
+    """Create the study, or resume it after checking that it is the same experiment.
+
+    Only the budget and how it is run (workers, executor, resources, storage, runs directory)
+    may change on resume; anything else would mix trials of two different experiments in one
+    study. The caller creates ``run_dir``, once nothing can be refused any more.
+    """
+    if study_exists(storage, exp.name):
+        study = optuna.load_study(study_name=exp.name, storage=storage)
+        stored = study.user_attrs.get(STUDY_EXPERIMENT)
+        if stored is None:
+            raise StudyConflict(
+                f"study '{exp.name}' in {mask(url)} was not created by wcd-hpc; choose another name"
+            )
+        changed = _differences(stored, exp.to_dict())
+        if changed:
+            raise StudyConflict(
+                f"study '{exp.name}' already exists with a different experiment "
+                f"(changed: {', '.join(changed)}); use a new name, or restore those keys to resume"
+            )
+        previous = budget_of(study)
+        if exp.trials != previous:
+            study.set_user_attr(STUDY_BUDGET, exp.trials)
+        study.set_user_attr(STUDY_EXPERIMENT, stored_experiment(exp))
+        # The run directory follows the last sweep: workers started from now on write there.
+        study.set_user_attr(STUDY_RUN_DIR, str(run_dir.resolve()))
+        done = finished(study.get_trials(deepcopy=False))
+        return Prepared(exp.name, url, run_dir, False, exp.trials, previous, done)
+    direction: Literal["minimize", "maximize"] = (
+        "minimize" if exp.direction == "minimize" else "maximize"
+    )
+    study = optuna.create_study(
+        study_name=exp.name, storage=storage, direction=direction, load_if_exists=True
+    )
+    study.set_user_attr(STUDY_EXPERIMENT, stored_experiment(exp))
+    study.set_user_attr(STUDY_SPACE, space.describe())
+    study.set_user_attr(STUDY_RUN_DIR, str(run_dir.resolve()))
+    study.set_user_attr(STUDY_VERSION, __version__)
+    heartbeat = float(os.environ.get(ENV_HEARTBEAT) or DEFAULT_HEARTBEAT_S)
+    study.set_user_attr(STUDY_HEARTBEAT_S, heartbeat)
+    # The budget goes last: a worker treats a study without one as not ready yet.
+    study.set_user_attr(STUDY_BUDGET, exp.trials)
+    return Prepared(exp.name, url, run_dir, True, exp.trials, None, 0)
+
+
+def load(name: str, storage: BaseStorage, url: str) -> optuna.Study:
+    """Load a wcd-hpc study; an unknown name lists the studies that do exist."""
+    if not study_exists(storage, name):
+        known = [s.study_name for s in storage.get_all_studies()]
+        hint = f" (studies there: {', '.join(known)})" if known else " (it holds no studies)"
+        raise StudyNotFound(f"no study '{name}' in {mask(url)}{hint}")
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+@dataclass(frozen=True)
+class Opened:
+    """An existing study, the URL it was opened from, and where its trial files are."""
+
+    study: optuna.Study
+    url: str
+    run_dir: Path
+
+
+def locate(name: str, storage: str | None, runs_dir: Path) -> str:
+    """The URL of an existing study: ``storage`` (flag or ``$WCD_HPC_STORAGE``, by the one
+    precedence rule), else its journal under ``runs_dir``.
+
+    A file-backed storage that does not exist is an error, never an empty new file: ``status``
+    of a misspelt study, or of a wrong ``--storage sqlite:///…``, creates nothing.
+    """
+    if not valid_name(name):
+        raise ConfigError("<study name>", None, None, f"{NAME_RULE}, got {name!r}")
+    url, origin = chosen(storage)
+    if url is None:
+        url, origin = resolve("journal", runs_dir / name), "--runs-dir"
+    family = kind(url)
+    path = journal_file(url) if family == "journal" else None
+    if family == "sqlite":
+        path = Path(url.removeprefix("sqlite:///"))
+    if path is not None and not path.is_file():
+        hint = " (pass --storage URL or --runs-dir DIR)" if origin == "--runs-dir" else ""
+        raise StudyNotFound(f"no study '{name}': {path} does not exist{hint}")
+    return url
+
+
+def open_existing(name: str, storage: str | None, runs_dir: Path) -> Opened:
+    """Open an existing study for a read-mostly command (status, sync, cancel, retry).
+
+    Its run directory is the journal's directory, or for a database ``runs_dir/<name>`` when
+    that exists (the runs directory may have moved since), else the recorded one.
+    """
+    url = locate(name, storage, runs_dir)
+    study = load(name, open_storage(url), url)
+    run_dir = run_dir_of(study, url)
+    if kind(url) != "journal" and (runs_dir / name).is_dir():
+        run_dir = runs_dir / name
+    return Opened(study, url, run_dir)
+
+
+def slurm_jobs(study: optuna.Study) -> list[str]:
+    """The job ids of the arrays ``sweep`` submitted for the study."""
+    return [str(j) for j in study.user_attrs.get(STUDY_SLURM_JOBS, [])]
+
+
+def record_slurm_jobs(study: optuna.Study, arrays: list[str]) -> None:
+    """Remember newly submitted arrays, for ``status`` accounting and ``cancel``."""
+    study.set_user_attr(STUDY_SLURM_JOBS, [*slurm_jobs(study), *arrays])
