@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set-up command 2: install wcd-hpc with its test extras, provision the services the tests use
-# (PostgreSQL, a one-node Slurm with slurmdbd on MariaDB), then run lint, types and the whole
-# test-suite. `.ci/run` calls exactly this. Without root the Slurm cluster cannot be started: its
-# tests then skip (outside CI) with the reason.
+# (PostgreSQL, a one-node Slurm with slurmdbd on MariaDB), then run lint, types, the import
+# layers and the whole test-suite. `.ci/run` calls exactly this. Without root the Slurm cluster
+# cannot be started: its tests then skip (outside CI) with the reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
@@ -15,4 +15,5 @@ fi
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks
 .venv/bin/mypy
+.venv/bin/lint-imports --no-cache
 exec .venv/bin/python -m pytest "$@"

@@ -72,8 +72,12 @@ def registry(**space: object) -> SimpleNamespace:
         return SimpleNamespace(obj=SimpleNamespace(**attrs))
 
     default_space = space or {"lr": "loguniform(1e-5, 1e-1)", "depth": "randint(1, 4)"}
+    # These models take any parameter (the name check has tests of its own, below).
     return SimpleNamespace(
-        models={"lenet": entry(space=default_space), "mlp": entry(space={})},
+        models={
+            "lenet": entry(space=default_space, extra_params=True),
+            "mlp": entry(space={}, extra_params=True),
+        },
         datasets={"footprint-sim": entry(), "traces": entry()},
         metrics={
             "accuracy": entry(direction="maximize"),
@@ -521,3 +525,23 @@ def test_resolve_converts_space_errors_with_the_param_space_line() -> None:
     with pytest.raises(ConfigError) as info:
         resolve(exp, registry())
     assert (info.value.key, info.value.line) == ("param_space.batch_size", 9)
+
+
+def test_param_space_names_the_model_does_not_take_are_refused_with_a_suggestion() -> None:
+    reg = registry()
+    reg.models["strict"] = SimpleNamespace(
+        obj=SimpleNamespace(space=reg.models["lenet"].obj.space, extra_params=("dropout",))
+    )
+    text = MINIMAL.replace("model: lenet", "model: strict") + "param_space:\n  lrr: 0.01\n"
+    exp = load_experiment(write(text))
+    with pytest.raises(ConfigError) as info:
+        resolve(exp, reg)
+    assert "param_space.lrr: model 'strict' takes no parameter 'lrr'; did you mean 'lr'?" in str(
+        info.value
+    )
+    assert info.value.line == exp.lines["param_space.lrr"]
+    ok = (
+        MINIMAL.replace("model: lenet", "model: strict")
+        + "param_space:\n  dropout: 0.1\n  reg: 0\n"
+    )
+    resolve(load_experiment(write(ok)), reg)  # declared extras and training keys are fine

@@ -32,6 +32,10 @@ CASES = {
         "bad.yaml:7: sampler: the grid sampler needs discrete parameters (choice, range, randint);"
         " 'lr' is continuous",
     ),
+    "misspelt_parameter": (
+        GOOD + "param_space:\n  lrr: loguniform(1e-4, 1e-2)\n",
+        "bad.yaml:8: param_space.lrr: model 'toy-mlp' takes no parameter 'lrr'; did you mean 'lr'?",
+    ),
     "grid_too_small": (
         GOOD.replace("trials: 2", "trials: 5")
         + "sampler: grid\nparam_space: {lr: 0.01, batch_size: 32, hidden: 'choice([4, 8])'}\n",
@@ -95,3 +99,39 @@ def test_brackets_in_search_spaces_paths_and_errors_are_printed_as_written(cli, 
     missing = cli("sweep", str(tmp_path / "[lab]" / "nope.yaml"))
     assert missing.code == 2
     assert "[lab]/nope.yaml" in missing.err
+
+
+BUG = (
+    "import sys, wcd_hpc.queue.study as s\n"
+    "def boom(*a, **k):\n"
+    "    raise {exc}('a bug in our code')\n"
+    "s.open_existing = boom\n"
+    "sys.argv = ['wcd-hpc', 'status', 'some-study']\n"
+    "from wcd_hpc.__main__ import main; main()\n"
+)
+
+
+@pytest.mark.parametrize("exc", ["KeyError", "FileNotFoundError", "ValueError"])
+def test_a_bug_in_our_code_keeps_its_traceback(tmp_path, exc) -> None:
+    # Only wcd-hpc's own error family becomes a one-line message; anything else is a bug, and
+    # its traceback is what the bug report needs.
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", BUG.format(exc=exc)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "Traceback (most recent call last)" in proc.stderr
+    assert f"{exc}: " in proc.stderr and "a bug in our code" in proc.stderr
+    assert "error: " not in proc.stderr
+
+
+def test_our_errors_are_one_line_with_their_exit_status(cli, tmp_path) -> None:
+    res = cli("status", "../escape", "--runs-dir", str(tmp_path))
+    assert res.code == 2 and "Traceback" not in res.err
+    assert len(res.err.strip().splitlines()) == 1 and res.err.startswith("error: ")

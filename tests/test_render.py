@@ -126,6 +126,12 @@ def test_submitit_parameters_follow_experiment_and_profile(tmp_path: Path) -> No
     assert params["additional_parameters"] == {"requeue": True, "mail-type": "FAIL"}
 
 
+def test_preemption_has_one_owner_the_worker(tmp_path: Path) -> None:
+    # The worker suspends its trial and requeues its own task on SIGUSR2; submitit must not
+    # also requeue on timeout (its handler never runs: the worker replaces it).
+    assert executor_parameters(_job(tmp_path), 2)["max_num_timeout"] == 0
+
+
 def test_arrays_are_split_at_the_cluster_limit() -> None:
     assert chunks(2500, 1001) == [1001, 1001, 498]
     assert chunks(4, 1001) == [4]

@@ -22,10 +22,10 @@ import torch
 from conftest import need
 from mlflow.tracking import MlflowClient
 
+from wcd_hpc.default_plugins.metrics import selection_curve
 from wcd_hpc.queue.storage import open_storage
 from wcd_hpc.results.sync import ENV_CRASH
 from wcd_hpc.results.syncdata import clean, flatten, tracking_uri_for
-from wcd_hpc.results.syncplots import roc_points
 
 TOY = {"WCD_HPC_PLUGINS": "toy"}
 MLFLOW = Path(sys.executable).parent / "mlflow"
@@ -152,7 +152,8 @@ def test_tracking_uri_flag_beats_env_beats_local_store(monkeypatch, tmp_path) ->
 
 
 def test_roc_points_separate_a_perfect_score_from_chance() -> None:
-    fpr, tpr = roc_points(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.8, 0.9]))
+    # The one ROC implementation (trial plots, and sync's plots from predictions.npz).
+    _, tpr, fpr = selection_curve(np.array([0, 0, 1, 1]) == 1, np.array([0.1, 0.2, 0.8, 0.9]))
     assert float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2)) == pytest.approx(1.0)
     assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # torch only for annotations: registering plugins must not im
     import torch
 
 __all__ = [
+    "TRAINING_PARAMS",
     "DataSpec",
     "Dataset",
     "LazyInputs",
@@ -84,6 +85,10 @@ class Splits:
     spec: DataSpec
 
 
+#: Parameters the training loop itself reads (learning rate, batch size, optimizer, weight decay):
+#: every model accepts them in ``param_space``, whether or not its default space has them.
+TRAINING_PARAMS = ("lr", "batch_size", "optimizer", "reg")
+
 ModelBuilder = Callable[[Mapping[str, Any], DataSpec], "torch.nn.Module"]
 LossFn = Callable[[Any, "torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 LogitsFn = Callable[[Any], "torch.Tensor"]
@@ -100,6 +105,11 @@ class Model:
     experiment file overrides it key by key. ``build(params, spec)`` returns a fresh module.
     ``loss(outputs, x, y)`` is only needed by models whose outputs are not plain class logits
     (autoencoder + classifier); ``logits(outputs)`` then extracts the class logits.
+
+    An experiment's ``param_space`` may only name parameters the model takes: those of its
+    ``space``, :data:`TRAINING_PARAMS`, and ``extra_params``, the optional ones ``build`` reads
+    with a default (``("dropout",)``); ``extra_params=True`` accepts any name. So a typo such as
+    ``lrr`` is refused before a study exists instead of becoming a parameter nothing reads.
     """
 
     name: str
@@ -108,6 +118,7 @@ class Model:
     description: str = ""
     loss: LossFn | None = None
     logits: LogitsFn | None = None
+    extra_params: tuple[str, ...] | bool = ()
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import pluggy
 from wcd_hpc import __version__, hookspecs
 from wcd_hpc.api import Dataset, Metric, Model
 from wcd_hpc.default_plugins import BUILTIN_PLUGINS
+from wcd_hpc.errors import one_line
 
 ENV_ALLOW = "WCD_HPC_PLUGINS"
 ENV_TRACE = "WCD_HPC_TRACE_PLUGINS"
@@ -117,7 +118,7 @@ class Registry:
                 try:
                     impl.function(register=register)
                 except Exception as exc:  # a plugin's bug must not take the others down
-                    self.errors.append(f"{source}: {hook_name} raised {_describe(exc)}")
+                    self.errors.append(f"{source}: {hook_name} raised {one_line(exc)}")
                 problems = self.errors[errors_before:]
                 trace(
                     f"{hook_name}() of {source} registered {', '.join(got) or 'nothing'}"
@@ -133,15 +134,10 @@ class Registry:
             try:
                 impl.function(app=app)
             except Exception as exc:
-                self.errors.append(f"{source}: register_commands raised {_describe(exc)}")
-                trace(f"register_commands() of {source} raised {_describe(exc)}")
+                self.errors.append(f"{source}: register_commands raised {one_line(exc)}")
+                trace(f"register_commands() of {source} raised {one_line(exc)}")
             else:
                 trace(f"register_commands() of {source} called")
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _malformed(kind: str, obj: object) -> str | None:
@@ -157,6 +153,11 @@ def _malformed(kind: str, obj: object) -> str | None:
             return f"model '{name}': build must be callable"
         if not hasattr(obj.space, "items"):
             return f"model '{name}': space must be a mapping"
+        extra = obj.extra_params
+        if extra is not True and not (
+            isinstance(extra, tuple) and all(isinstance(e, str) for e in extra)
+        ):
+            return f"model '{name}': extra_params must be a tuple of names or True, got {extra!r}"
         from wcd_hpc.experiment.space import Space, SpaceError
 
         try:
@@ -209,14 +210,14 @@ def load_plugin(registry: Registry, source: Source, loader: Callable[[], object]
     try:
         plugin = loader()
     except Exception as exc:
-        registry.errors.append(f"{source}: failed to import: {_describe(exc)}")
-        trace(f"{source} failed to import: {_describe(exc)}")
+        registry.errors.append(f"{source}: failed to import: {one_line(exc)}")
+        trace(f"{source} failed to import: {one_line(exc)}")
         return False
     try:
         registry.manager.register(plugin, name=source.plugin)
     except Exception as exc:  # e.g. a hookimpl with an unknown hook name or wrong arguments
-        registry.errors.append(f"{source}: rejected by the plugin manager: {_describe(exc)}")
-        trace(f"{source} rejected by the plugin manager: {_describe(exc)}")
+        registry.errors.append(f"{source}: rejected by the plugin manager: {one_line(exc)}")
+        trace(f"{source} rejected by the plugin manager: {one_line(exc)}")
         return False
     registry.sources[source.plugin] = source
     trace(f"loaded {source} from {getattr(plugin, '__name__', plugin)!s}")

@@ -33,6 +33,7 @@ import torch
 from wcd_hpc import hookspecs
 from wcd_hpc.api import Dataset, DataSpec, LazyInputs, Metric, Model, Split, Splits
 from wcd_hpc.engine.fit import default_logits, default_loss, make_optimizer
+from wcd_hpc.errors import one_line
 from wcd_hpc.experiment.space import Space
 from wcd_hpc.plugins import (
     Entry,
@@ -92,11 +93,6 @@ class Report:
             return f"{head}; conforms"
         lines = [f"{head}; {len(self.violations)} violation(s):"]
         return "\n".join([*lines, *(f"  - {v}" for v in self.violations)])
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _resolve(plugin: str | ModuleType) -> tuple[Source, Any]:
@@ -217,7 +213,7 @@ def _data_for_models(
         try:
             splits = entry.obj.load({**entry.obj.defaults, **(params or {})}, seed, cache)
         except Exception as exc:
-            report.violations.append(Violation(subject, "load", _describe(exc)))
+            report.violations.append(Violation(subject, "load", one_line(exc)))
             return None
         return splits.spec, splits.train
     for splits in loaded.values():
@@ -247,12 +243,12 @@ def _check_model(
     try:
         space = Space.from_mapping(dict(model.space))
     except Exception as exc:
-        report.violations.append(Violation(subject, "default space parses", _describe(exc)))
+        report.violations.append(Violation(subject, "default space parses", one_line(exc)))
         return
     try:
         drawn = space.sample(samples, seed)
     except Exception as exc:
-        report.violations.append(Violation(subject, "default space samples", _describe(exc)))
+        report.violations.append(Violation(subject, "default space samples", one_line(exc)))
         return
     spec, split = data
     x, y = _tiny_batch(spec, split, batch, seed)
@@ -271,22 +267,22 @@ def _train_step(
     try:
         net = model.build(params, spec)
     except Exception as exc:
-        return "build", _describe(exc)
+        return "build", one_line(exc)
     if not isinstance(net, torch.nn.Module):
         return "build", f"expected a torch.nn.Module, got {type(net).__name__}"
     try:
         optimizer = make_optimizer(net, params)
     except Exception as exc:
-        return "optimizer", _describe(exc)
+        return "optimizer", one_line(exc)
     try:
         net.train()
         outputs = net(x)
     except Exception as exc:
-        return "forward", _describe(exc)
+        return "forward", one_line(exc)
     try:
         logits = (model.logits or default_logits)(outputs)
     except Exception as exc:
-        return "logits", _describe(exc)
+        return "logits", one_line(exc)
     expected = (x.shape[0], spec.num_classes)
     if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != expected:
         got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
@@ -299,7 +295,7 @@ def _train_step(
         loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
     except Exception as exc:
-        return "backward", _describe(exc)
+        return "backward", one_line(exc)
     if not any(p.grad is not None for p in net.parameters()):
         return "backward", "no parameter received a gradient"
     return None
@@ -312,7 +308,7 @@ def _check_dataset(
     try:
         splits = dataset.load({**dataset.defaults, **params}, seed, cache)
     except Exception as exc:
-        report.violations.append(Violation(subject, "load", _describe(exc)))
+        report.violations.append(Violation(subject, "load", one_line(exc)))
         return None
     if not isinstance(splits, Splits):
         got = type(splits).__name__
@@ -398,7 +394,7 @@ def _check_metric(metric: Metric, classes: int, seed: int, report: Report) -> No
         try:
             value = metric.compute(y_true, y_score, meta)
         except Exception as exc:
-            report.violations.append(Violation(subject, f"{case} predictions", _describe(exc)))
+            report.violations.append(Violation(subject, f"{case} predictions", one_line(exc)))
             continue
         if not isinstance(value, numbers.Real) or isinstance(value, bool):
             got = type(value).__name__

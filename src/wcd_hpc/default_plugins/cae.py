@@ -57,6 +57,7 @@ def register_models(register: Callable[[Model], None]) -> None:
             build=build,
             space=space_with(**SPACE),
             description="convolutional autoencoder + classifier on the code; loss MSE + CE",
+            extra_params=("recon_weight",),
             loss=autoencoder_loss,
             logits=autoencoder_logits,
         )

@@ -10,25 +10,14 @@ write an identical one, never a torn one. Large caches are read lazily like any 
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from wcd_hpc.api import Dataset, Splits
-from wcd_hpc.default_plugins._params import (
-    COMMON_DEFAULTS,
-    build_splits,
-    cached,
-    common,
-    fail,
-    integer,
-    split_sizes,
-    unknown,
-)
-from wcd_hpc.default_plugins.h5data import FOOTPRINTS, FileInfo
+from wcd_hpc.api import Dataset
+from wcd_hpc.default_plugins._params import COMMON_DEFAULTS, common, fail, integer, unknown
+from wcd_hpc.default_plugins.h5data import FOOTPRINTS
+from wcd_hpc.default_plugins.simulated import Simulated, require_splits
 from wcd_hpc.hookspecs import hookimpl
 from wcd_hpc.sim.footprints import PRIMARIES, SIM_VERSION, write_footprints
 
@@ -65,61 +54,35 @@ def validate(params: Mapping[str, Any]) -> dict[str, Any]:
         "grid": integer(NAME, p, "grid", 4, _MAX_GRID),
         **common(NAME, p),
     }
-    if min(split_sizes(out["events"], [out["val_fraction"], out["test_fraction"]])) < 1:
-        raise fail(
-            NAME,
-            "events",
-            f"large enough for non-empty train/val/test splits at fractions "
-            f"{out['val_fraction']}/{out['test_fraction']}",
-            out["events"],
-        )
+    require_splits(NAME, out)
     return out
 
 
-def cache_path(params: Mapping[str, Any], cache_dir: str) -> Path:
-    """Cache file for validated ``params``: a hash of what shapes the simulation only.
-
-    Split fractions and normalisation are cheap to redo, so they are left out of the key and
-    sweeps that vary them share one simulation. ``SIM_VERSION`` invalidates old physics.
-    """
-    key = {k: params[k] for k in ("primaries", "events", "grid", "seed")}
-    blob = json.dumps({"sim_version": SIM_VERSION, **key}, sort_keys=True).encode()
-    return Path(cache_dir) / f"{NAME}-{hashlib.sha256(blob).hexdigest()[:20]}.h5"
+def _write(path: Path, p: Mapping[str, Any]) -> object:
+    return write_footprints(path, p["primaries"], p["events"], p["seed"], grid=p["grid"])
 
 
-def cached_file(p: Mapping[str, Any], cache_dir: str) -> FileInfo:
-    """The cached simulation, simulated first when absent or unreadable."""
-    return cached(
-        cache_path(p, cache_dir),
-        FOOTPRINTS,
-        lambda path: write_footprints(path, p["primaries"], p["events"], p["seed"], grid=p["grid"]),
-    )
-
-
-def check(params: Mapping[str, Any]) -> None:
-    """Parameters only: the file is this plugin's own cache, made on first use."""
-    validate(params)
-
-
-def load(params: Mapping[str, Any], seed: int, cache_dir: str) -> Splits:
-    """Simulate (or read the cache) and split; ``seed`` (the trial seed) is deliberately unused."""
-    del seed  # the data must not depend on the trial
-    p = validate(params)
-    return build_splits(NAME, FOOTPRINTS, p, cached_file(p, cache_dir), None)
+SIMULATED = Simulated(
+    NAME,
+    FOOTPRINTS,
+    SIM_VERSION,
+    ("primaries", "events", "grid", "seed"),
+    DEFAULTS,
+    validate,
+    _write,
+)
+cache_path = SIMULATED.cache_path
+cached_file = SIMULATED.cached_file
+check = SIMULATED.check
+load = SIMULATED.load
 
 
 @hookimpl
 def register_datasets(register: Callable[[Dataset], None]) -> None:
     """Register ``footprint-sim``."""
     register(
-        Dataset(
-            name=NAME,
-            load=load,
-            defaults=copy.deepcopy(DEFAULTS),
-            description=(
-                "Simulated 80x80 WCD shower footprints (NKG EM + Greisen muons, Heitler-Matthews "
-                "muon numbers, clumpy hadrons) for gamma/proton/iron; cached as HDF5."
-            ),
-            check=check,
+        SIMULATED.dataset(
+            "Simulated 80x80 WCD shower footprints (NKG EM + Greisen muons, Heitler-Matthews "
+            "muon numbers, clumpy hadrons) for gamma/proton/iron; cached as HDF5."
         )
     )

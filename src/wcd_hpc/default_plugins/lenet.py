@@ -64,5 +64,6 @@ def register_models(register: Callable[[Model], None]) -> None:
             build=build,
             space=dict(SPACE, channels=list(SPACE["channels"])),
             description="LeNet-5 style CNN: 2x(conv5x5+ReLU+maxpool) + dense 120-84-classes",
+            extra_params=("dropout",),
         )
     )

@@ -57,5 +57,6 @@ def register_models(register: Callable[[Model], None]) -> None:
             build=build,
             space=space_with(**SPACE),
             description="1-D CNN over PMT traces (PMTs as channels) for muon tagging",
+            extra_params=("dropout",),
         )
     )

@@ -7,27 +7,16 @@ never see a torn file), and the cache is an ordinary ``traces-h5`` file.
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from wcd_hpc.api import Dataset, Splits
-from wcd_hpc.default_plugins._params import (
-    COMMON_DEFAULTS,
-    build_splits,
-    cached,
-    common,
-    fail,
-    integer,
-    split_sizes,
-    unknown,
-)
-from wcd_hpc.default_plugins.h5data import TRACES, FileInfo
+from wcd_hpc.api import Dataset
+from wcd_hpc.default_plugins._params import COMMON_DEFAULTS, common, fail, integer, unknown
+from wcd_hpc.default_plugins.h5data import TRACES
+from wcd_hpc.default_plugins.simulated import Simulated, require_splits
 from wcd_hpc.hookspecs import hookimpl
 from wcd_hpc.sim.traces import TRACES_VERSION, TraceConfig, write_traces
 
@@ -65,51 +54,35 @@ def validate(params: Mapping[str, Any]) -> dict[str, Any]:
     }
     if out["window_ns"] / out["dt_ns"] < 8:
         raise fail(NAME, "window_ns / dt_ns", "at least 8 samples", out["window_ns"] / out["dt_ns"])
-    if min(split_sizes(out["events"], [out["val_fraction"], out["test_fraction"]])) < 1:
-        raise fail(NAME, "events", "large enough for non-empty train/val/test splits", p["events"])
+    require_splits(NAME, out)
     return out
 
 
-def cache_path(params: Mapping[str, Any], cache_dir: str) -> Path:
-    """Cache file keyed by what shapes the simulation (not split fractions or normalisation)."""
-    key = {k: params[k] for k in ("events", "n_pmt", "dt_ns", "window_ns", "seed")}
-    blob = json.dumps({"sim_version": TRACES_VERSION, **key}, sort_keys=True).encode()
-    return Path(cache_dir) / f"{NAME}-{hashlib.sha256(blob).hexdigest()[:20]}.h5"
-
-
-def _cached_file(p: Mapping[str, Any], cache_dir: str) -> FileInfo:
+def _write(path: Path, p: Mapping[str, Any]) -> object:
     cfg = TraceConfig(n_pmt=p["n_pmt"], dt_ns=p["dt_ns"], window_ns=p["window_ns"])
-    return cached(
-        cache_path(p, cache_dir),
-        TRACES,
-        lambda path: write_traces(path, p["events"], p["seed"], config=cfg),
-    )
+    return write_traces(path, p["events"], p["seed"], config=cfg)
 
 
-def check(params: Mapping[str, Any]) -> None:
-    """Parameters only: the file is this plugin's own cache, made on first use."""
-    validate(params)
-
-
-def load(params: Mapping[str, Any], seed: int, cache_dir: str) -> Splits:
-    """Simulate (or read the cache) and split; the trial ``seed`` is deliberately unused."""
-    del seed
-    p = validate(params)
-    return build_splits(NAME, TRACES, p, _cached_file(p, cache_dir), None)
+SIMULATED = Simulated(
+    NAME,
+    TRACES,
+    TRACES_VERSION,
+    ("events", "n_pmt", "dt_ns", "window_ns", "seed"),
+    DEFAULTS,
+    validate,
+    _write,
+)
+cache_path = SIMULATED.cache_path
+check = SIMULATED.check
+load = SIMULATED.load
 
 
 @hookimpl
 def register_datasets(register: Callable[[Dataset], None]) -> None:
     """Register ``traces-sim``."""
     register(
-        Dataset(
-            name=NAME,
-            load=load,
-            defaults=copy.deepcopy(DEFAULTS),
-            description=(
-                "Simulated 4-PMT WCD station traces (2 ns over 200 ns), muon present vs EM only; "
-                "cached as HDF5."
-            ),
-            check=check,
+        SIMULATED.dataset(
+            "Simulated 4-PMT WCD station traces (2 ns over 200 ns), muon present vs EM only; "
+            "cached as HDF5."
         )
     )

@@ -64,6 +64,7 @@ def register_models(register: Callable[[Model], None]) -> None:
             build=build,
             space=space_with(**SPACE),
             description="dense variational autoencoder + classifier on the code mean; ELBO + CE",
+            extra_params=("beta", "recon_weight"),
             loss=autoencoder_loss,
             logits=autoencoder_logits,
         )

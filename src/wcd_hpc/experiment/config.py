@@ -20,13 +20,14 @@ import copy
 import dataclasses
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from wcd_hpc.api import TRAINING_PARAMS
 from wcd_hpc.experiment.sources import ConfigError, compose, got, load_profile, read_text, suggest
 from wcd_hpc.experiment.space import Space, SpaceError
 
@@ -452,11 +453,29 @@ def resolve(exp: Experiment, registry: Any) -> tuple[Experiment, Space]:
         raise fail(
             "model", f"default search space of model {exp.model!r} is invalid: {exc}"
         ) from None
+    _check_param_names(exp, model, base, fail)
     try:
         space = base.merged(exp.param_space)
     except SpaceError as exc:
         raise fail(f"param_space.{exc.key}", exc.message) from None
     return dataclasses.replace(exp, direction=direction), space
+
+
+def _check_param_names(
+    exp: Experiment, model: Any, base: Space, fail: Callable[[str, str], ConfigError]
+) -> None:
+    """Refuse ``param_space`` keys the model does not take (a typo like ``lrr``)."""
+    extra = getattr(model, "extra_params", ())
+    if extra is True:
+        return
+    known = sorted({*base.params, *TRAINING_PARAMS, *(extra or ())})
+    for key in exp.param_space:
+        if key not in known:
+            hint = suggest(key, known)
+            if "did you mean" in hint:
+                hint += f" (known: {', '.join(known)})"
+            message = f"model {exp.model!r} takes no parameter {key!r}{hint}"
+            raise fail(f"param_space.{key}", message)
 
 
 def validate_profile(profile: Mapping[str, Any], source: str) -> None:

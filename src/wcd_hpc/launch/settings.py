@@ -154,6 +154,8 @@ def parse_site(profile: Mapping[str, Any] | None, source: str = "<profile>") -> 
     return Site(slurm, container, source)
 
 
+#: The profiles of the project in the working directory (a checkout of wcd-hpc, or the user's).
+PROJECT_PROFILES = Path("slurm/profiles")
 #: The site profile used when a command is given no ``--profile``.
 ENV_PROFILE = "WCD_HPC_PROFILE"
 
@@ -162,7 +164,7 @@ def profile_dirs() -> list[Path]:
     """Where named site profiles are looked up, first match wins: the project's slurm/profiles,
     the user's, then the ones shipped with wcd-hpc (dev, local and the university template), so
     that ``--profile university`` and ``wcd-hpc profiles`` work from any directory."""
-    dirs = [Path.cwd() / "slurm" / "profiles"]
+    dirs = [Path.cwd() / PROJECT_PROFILES]
     config = os.environ.get("XDG_CONFIG_HOME", str(Path.home() / ".config"))
     dirs.append(Path(config) / "wcd-hpc" / "profiles")
     dirs.append(SHIPPED_PROFILES)

@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import re
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import optuna
 
+from wcd_hpc.environ import environment
 from wcd_hpc.errors import SlurmError
 from wcd_hpc.launch.base import Handle, Launcher, Outcome, Tick, WorkerInfo
 from wcd_hpc.launch.container import digest_env
@@ -70,20 +69,9 @@ def chunks(total: int, limit: int) -> list[int]:
     return sizes
 
 
-@contextmanager
-def _submission_env(job: Job) -> Iterator[None]:
+def _submission_env(job: Job) -> AbstractContextManager[None]:
     """sbatch exports the submitting environment: put the storage URL (and image digest) there."""
-    extra = {ENV_STORAGE: job.url, **digest_env(job.site.container)}
-    saved = {k: os.environ.get(k) for k in extra}
-    os.environ.update(extra)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    return environment({ENV_STORAGE: job.url, **digest_env(job.site.container)})
 
 
 def executor_parameters(job: Job, tasks: int) -> dict[str, object]:

@@ -39,6 +39,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from wcd_hpc.errors import one_line
 from wcd_hpc.queue.schema import SYSTEM_CREATE_TOKEN
 
 log = logging.getLogger("wcd_hpc.queue.storage")
@@ -105,8 +106,7 @@ def connection_lost(exc: BaseException) -> bool:
 def _first_line(exc: BaseException) -> str:
     while exc.__cause__ is not None:  # the driver's message says more than Optuna's wrapper
         exc = exc.__cause__
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return one_line(exc)
 
 
 class Backoff:

@@ -20,6 +20,7 @@ from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.schema import (
     STUDY_BUDGET,
     STUDY_EXPERIMENT,
+    STUDY_RUN_DIR,
     TRIAL_FAIL_REASON,
     TRIAL_HOST,
     TRIAL_NODE,
@@ -160,7 +161,7 @@ def summarize(study: optuna.Study, run_dir: Path) -> dict[str, Any]:
         "running": running,
         "failures": failures,
         "throughput_per_h": _throughput(trials),
-        "run_dir": str(run_dir),
+        STUDY_RUN_DIR: str(run_dir),
         "slurm": slurm,
         "trials": _trial_rows(trials, waits),
     }

@@ -61,7 +61,7 @@ from wcd_hpc.queue.schema import (
 )
 from wcd_hpc.queue.urls import mask
 from wcd_hpc.results import syncplots
-from wcd_hpc.results.evaluation import write_json
+from wcd_hpc.results.evaluation import write_json, write_plots
 from wcd_hpc.results.syncdata import (
     clean,
     connect,
@@ -270,7 +270,10 @@ class _Syncer:
             log(run_id, str(path), "plots")
 
     def plots(self, folder: Path, tmp: Path, own: set[str]) -> list[Path]:
-        """The plots the trial did not draw itself, from its epochs and test predictions."""
+        """The plots the trial did not draw itself, from its epochs and test predictions.
+
+        Confusion matrix and ROC curve come from the same code a trial draws them with.
+        """
         drawn: list[Path | None] = []
         if CURVES not in own:
             records = read_epochs(folder / METRICS_FILE)
@@ -281,13 +284,9 @@ class _Syncer:
                 y_true, y_score = data["y_true"], data["y_score"]
                 names = [str(n) for n in data["class_names"]] if "class_names" in data else []
             if y_score.ndim == 2 and len(y_true) and y_score.shape[1] >= 2:
-                if CONFUSION not in own:
-                    drawn.append(
-                        syncplots.confusion_matrix(y_true, y_score, names, tmp / CONFUSION)
-                    )
-                if ROC not in own:
-                    drawn.append(syncplots.roc_curve(y_true, y_score, names, tmp / ROC))
-        return [p for p in drawn if p is not None]
+                write_plots(tmp, y_true, y_score, {}, names)
+                drawn += [tmp / PLOTS_DIR / name for name in (CONFUSION, ROC) if name not in own]
+        return [p for p in drawn if p is not None and p.exists()]
 
     def parent(self, run: Run | None, exp_id: str, trials: list[FrozenTrial]) -> str:
         if run is not None:

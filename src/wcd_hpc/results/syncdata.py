@@ -19,6 +19,7 @@ from typing import Any
 from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial
 
+from wcd_hpc.environ import environment
 from wcd_hpc.errors import SyncError, one_line
 from wcd_hpc.queue.schema import RESULT_FILE
 from wcd_hpc.queue.urls import is_secret_key, mask, mask_text
@@ -53,24 +54,13 @@ def local_artifacts(uri: str, study: str) -> str | None:
     return root.resolve().as_uri()
 
 
-@contextlib.contextmanager
-def env_defaults(values: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables the user has not set, for the duration of the block only.
+def env_defaults(values: Mapping[str, str]) -> contextlib.AbstractContextManager[None]:
+    """Set environment variables that are not set already, for the duration of the block.
 
     MLflow reads its settings from the environment at each call; this keeps a library caller's
     environment as it was.
     """
-    saved = {k: os.environ.get(k) for k in values}
-    for key, value in values.items():
-        os.environ.setdefault(key, value)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
+    return environment(values, override=False)
 
 
 def connect(uri: str) -> MlflowClient:

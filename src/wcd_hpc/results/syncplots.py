@@ -1,10 +1,12 @@
-"""The PNG plots that ``sync`` uploads: per trial (learning curves, confusion matrix, ROC) and per
-study (optimization history, parameter importances, parallel coordinates).
+"""The PNG plots that only ``sync`` draws: a trial's learning curves, and per study the
+optimization history, parameter importances and parallel coordinates.
 
 They are drawn at sync time, not by the workers, from what the trial directory already holds
-(``metrics.jsonl``, ``predictions.npz``) and from the study, so a trial needs neither its data nor
-its model plugin to be plotted. Matplotlib runs with the Agg backend: sync often runs in a batch
-job or over SSH, where there is no display.
+(``metrics.jsonl``) and from the study, so a trial needs neither its data nor its model plugin
+to be plotted. (A trial's confusion matrix and ROC curve are drawn by the trial itself, or by
+sync from ``predictions.npz`` with the same code: :func:`wcd_hpc.results.evaluation.write_plots`.)
+Matplotlib runs with the Agg backend: sync often runs in a batch job or over SSH, where there
+is no display.
 """
 
 from __future__ import annotations
@@ -51,51 +53,6 @@ def learning_curves(records: Sequence[Mapping[str, Any]], path: Path) -> Path | 
     val_ax.set(xlabel="epoch", ylabel="value", title="validation metrics")
     if val_keys:
         val_ax.legend(fontsize="small")
-    return _save(fig, path)
-
-
-def confusion_matrix(
-    y_true: np.ndarray, y_score: np.ndarray, names: Sequence[str], path: Path
-) -> Path:
-    """Counts of true class (rows) against the predicted class, the arg-max of the scores."""
-    classes = max(y_score.shape[1], len(names), 1)
-    labels = list(names) if len(names) == classes else [str(i) for i in range(classes)]
-    pred = y_score.argmax(axis=1)
-    matrix = np.zeros((classes, classes), dtype=np.int64)
-    np.add.at(matrix, (y_true.astype(np.int64), pred), 1)
-    fig, ax = plt.subplots(figsize=(1.2 * classes + 2.5, 1.2 * classes + 2))
-    ax.imshow(matrix, cmap="Blues")
-    for (i, j), count in np.ndenumerate(matrix):
-        color = "white" if count > matrix.max() / 2 else "black"
-        ax.text(j, i, str(count), ha="center", va="center", color=color)
-    ax.set_xticks(range(classes), labels)
-    ax.set_yticks(range(classes), labels)
-    ax.set(xlabel="predicted", ylabel="true", title="confusion matrix (test split)")
-    return _save(fig, path)
-
-
-def roc_points(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """False- and true-positive rates of every threshold on ``score`` (positives: y_true == 1)."""
-    order = np.argsort(-score, kind="mergesort")
-    hits = (y_true[order] == 1).astype(np.float64)
-    tp = np.concatenate([[0.0], np.cumsum(hits)])
-    fp = np.concatenate([[0.0], np.cumsum(1.0 - hits)])
-    return fp / max(fp[-1], 1.0), tp / max(tp[-1], 1.0)
-
-
-def roc_curve(y_true: np.ndarray, y_score: np.ndarray, names: Sequence[str], path: Path) -> Path:
-    """ROC of class 1 for two classes, one-vs-rest curves for more."""
-    classes = y_score.shape[1]
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    shown = [1] if classes == 2 else list(range(classes))
-    for c in shown:
-        fpr, tpr = roc_points((y_true == c).astype(np.int64), y_score[:, c])
-        auc = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
-        name = names[c] if c < len(names) else str(c)
-        ax.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})")
-    ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
-    ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title="ROC (test split)")
-    ax.legend(fontsize="small", loc="lower right")
     return _save(fig, path)
 
 
