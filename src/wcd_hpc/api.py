@@ -138,6 +138,9 @@ class Dataset:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     check: Callable[[Mapping[str, Any]], None] | None = None
+    #: Parameters that hold file paths. wcd-hpc makes relative ones absolute (from the working
+    #: directory of ``sweep``) before the study records them, since workers start elsewhere.
+    path_params: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,8 @@ class Registry:
     datasets: dict[str, Entry] = field(default_factory=dict)
     metrics: dict[str, Entry] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    #: Problems that leave every plugin usable (a ``WCD_HPC_PLUGINS`` name that matches none).
+    warnings: list[str] = field(default_factory=list)
     sources: dict[str, Source] = field(default_factory=dict)
     manager: pluggy.PluginManager | None = None
 
@@ -247,7 +249,10 @@ def load_registry(*, external: bool = True) -> Registry:
     load_builtins(registry)
     if external:
         allow = allowed_plugins()
-        for ep in sorted(_entry_points(), key=lambda e: e.name):
+        installed = sorted(_entry_points(), key=lambda e: e.name)
+        if allow is not None:
+            _warn_unmatched(registry, allow, [entry_point_source(ep) for ep in installed])
+        for ep in installed:
             source = entry_point_source(ep)
             if allow is not None and ep.name not in allow and source.distribution not in allow:
                 trace(f"skipped {source}: not in {ENV_ALLOW}")
@@ -261,6 +266,17 @@ def load_registry(*, external: bool = True) -> Registry:
             load_plugin(registry, source, ep.load)
     registry.collect()
     return registry
+
+
+def _warn_unmatched(registry: Registry, allow: set[str], installed: list[Source]) -> None:
+    """A name in ``WCD_HPC_PLUGINS`` that matches no installed plugin is most likely a typo,
+    and silently loading fewer plugins than meant would surface later as an unknown model."""
+    known = sorted({n for s in installed for n in (s.plugin, s.distribution)})
+    for name in sorted(allow - set(known)):
+        listed = ", ".join(known) if known else "none installed"
+        registry.warnings.append(
+            f"{ENV_ALLOW}: no installed plugin is named '{name}' (plugins: {listed})"
+        )
 
 
 _CACHE: Registry | None = None

@@ -31,7 +31,7 @@ from wcd_hpc.cli import (
 )
 from wcd_hpc.cli.common import err, registry
 from wcd_hpc.errors import WcdHpcError
-from wcd_hpc.queue.urls import mask_text
+from wcd_hpc.queue.urls import MaskSecrets, mask_text
 
 
 def report(exc: WcdHpcError) -> None:
@@ -98,6 +98,9 @@ def _configure_logging() -> None:
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, MaskSecrets) for f in handler.filters):
+            handler.addFilter(MaskSecrets())
     logging.getLogger("wcd_hpc").setLevel(logging.INFO)
     for chatty in ("optuna", "mlflow", "alembic"):  # they bring handlers of their own
         logging.getLogger(chatty).setLevel(logging.WARNING)

@@ -56,6 +56,6 @@ def registry(warn_problems: bool = True) -> Registry:
     """The plugin registry; load problems are printed as warnings, one line each."""
     reg = get_registry()
     if warn_problems:
-        for line in reg.errors:
+        for line in [*reg.warnings, *reg.errors]:
             warn(line)
     return reg

@@ -7,7 +7,7 @@ import shlex
 from rich.syntax import Syntax
 from rich.table import Table
 
-from wcd_hpc.cli.common import out
+from wcd_hpc.cli.common import out, warn
 from wcd_hpc.launch.render import gpu_hours_bound, render_sync, render_worker
 from wcd_hpc.launch.sweep import Plan
 from wcd_hpc.plugins import get_registry
@@ -21,8 +21,10 @@ def _fmt(value: object) -> str:
 
 
 def show_dry_run(p: Plan) -> None:
+    """Show what ``sweep`` would do. A new study starts at most one worker per trial of its
+    budget, so that is what the array, the GPU-hour bound and the samples are shown for."""
     exp = p.exp
-    job = p.job()
+    job = p.job(min(exp.workers, exp.trials))
     reg = get_registry()
     out.rule(f"dry run: {exp.name} (nothing is created, written or submitted)")
     plugins = Table(title="plugins", title_justify="left")
@@ -46,7 +48,7 @@ def show_dry_run(p: Plan) -> None:
     for key, text in p.space.describe().items():
         space.add_row(key, text)
     out.print(space)
-    samples = p.space.sample(SAMPLES, exp.seed)
+    samples = p.space.sample(min(SAMPLES, exp.trials), exp.seed)
     if samples:
         table = Table(title=f"{len(samples)} sampled parameter sets", title_justify="left")
         keys = list(samples[0])
@@ -60,13 +62,16 @@ def show_dry_run(p: Plan) -> None:
         out.print(Syntax(render_worker(job), "bash", word_wrap=True))
         out.print(Syntax(render_sync(job), "bash", word_wrap=True))
     else:
-        out.print(f"executor local: {exp.workers} worker processes on this machine")
+        out.print(f"executor local: {job.workers} worker processes on this machine")
     out.print(f"worker command: {shlex.join(job.worker_command())}")
     out.print(f"worker storage (password withheld): {without_secrets(p.url)}")
     r = exp.resources
     bound = gpu_hours_bound(r, job.workers)
+    gpus = f"{r.gpus} GPU{'s' if r.gpus != 1 else ''}"
     out.print(
-        f"upper bound: {bound:.1f} GPU-hours ({job.workers} workers × {r.gpus} GPU × {r.time})"
+        f"upper bound: {bound:.1f} GPU-hours ({job.workers} workers × {gpus} × {r.time})"
         if exp.executor == "slurm"
         else "upper bound: local run, no cluster allocation"
     )
+    for line in p.warnings():
+        warn(line)

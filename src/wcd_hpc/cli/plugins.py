@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from wcd_hpc.cli.common import err, fail, out, registry
+from wcd_hpc.cli.common import err, fail, out, registry, warn
 from wcd_hpc.scaffold import create
 
 JSON_HELP = "Print JSON (a stable interface)."
@@ -67,6 +67,7 @@ def list_plugins(as_json: bool) -> None:
                 for e in rows
             ],
             "errors": reg.errors,
+            "warnings": reg.warnings,
         }
         out.print_json(json.dumps(payload))
     else:
@@ -77,6 +78,8 @@ def list_plugins(as_json: bool) -> None:
             desc = getattr(e.obj, "description", "")
             table.add_row(e.kind, e.name, e.source.distribution, e.source.version, desc)
         out.print(table)
+        for line in reg.warnings:
+            warn(line)
         for line in reg.errors:
             err.print(f"[bold red]error:[/] {escape(line)}", markup=True)
     if reg.errors:

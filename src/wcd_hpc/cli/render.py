@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from wcd_hpc.cli.common import ProfileOption, SetOption, StorageOption, out, registry
-from wcd_hpc.launch.render import write_scripts
+from wcd_hpc.launch.render import render_scripts, write_scripts
 from wcd_hpc.launch.sweep import plan, start
 from wcd_hpc.queue.schema import WORKER_SCRIPT
 
@@ -35,8 +35,9 @@ def render_cmd(
     if workers is not None:
         flags["workers"] = ("--workers", workers)
     p = plan(experiment, registry(), profile=profile, sets=sets or [], flags=flags)
+    scripts = render_scripts(p.job())  # a value no script can hold is refused before the study
     start(p)
-    for path in write_scripts(p.job(), out_dir):
+    for path in write_scripts(p.job(), out_dir, scripts):
         out.print(f"wrote {path}")
     out.print(f"submit: {shlex.join(['sbatch', str(out_dir / WORKER_SCRIPT)])}")
 

@@ -146,6 +146,8 @@ def sweep_cmd(
         show_dry_run(p)
         return
     _describe(p)
+    for line in p.warnings():
+        warn(line)
     result = run_sweep(p, wait=wait, sync=not no_sync, reporter=Printer())
     if not result.following:
         return

@@ -22,6 +22,7 @@ from wcd_hpc.default_plugins.h5data import (
     make_split,
     normaliser,
 )
+from wcd_hpc.errors import DataError
 
 __all__ = [
     "COMMON_DEFAULTS",
@@ -110,27 +111,41 @@ def split_sizes(events: int, fractions: Sequence[float]) -> list[int]:
     return [events - sum(sizes), *sizes]
 
 
+def check_files(
+    name: str, p: Mapping[str, Any], train: FileInfo, test: FileInfo | None
+) -> list[float]:
+    """Refuse files that cannot give the splits asked for; returns the split fractions.
+
+    Part of a dataset's ``check`` as well as of ``load``, so that ``sweep`` refuses such files
+    on the login node instead of every worker failing the same way on a compute node.
+    """
+    fractions = [p["val_fraction"]] + ([] if test is not None else [p["test_fraction"]])
+    if min(split_sizes(train.events, fractions)) < 1:
+        raise DataError(
+            f"{train.path}: {train.events} events are too few for non-empty splits at "
+            f"fractions {fractions} (dataset '{name}')"
+        )
+    if test is not None and (
+        test.sample_shape != train.sample_shape or test.classes != train.classes
+    ):
+        raise DataError(
+            f"{test.path}: test file has samples {test.sample_shape} and classes "
+            f"{list(test.classes)}, but the train file {train.path} has "
+            f"{train.sample_shape} and {list(train.classes)}"
+        )
+    return fractions
+
+
 def build_splits(
     name: str, layout: Layout, p: Mapping[str, Any], train: FileInfo, test: FileInfo | None
 ) -> Splits:
     """Train / val / test from one file (split fractions) or a train file plus a test file."""
-    fractions = [p["val_fraction"]] + ([] if test is not None else [p["test_fraction"]])
-    if min(split_sizes(train.events, fractions)) < 1:
-        raise ValueError(
-            f"{train.path}: {train.events} events are too few for non-empty splits at "
-            f"fractions {fractions} (dataset '{name}')"
-        )
+    fractions = check_files(name, p, train, test)
     parts = assign_rows(train.events, fractions, p["seed"])
     sources = {"train": (train, parts[0]), "val": (train, parts[1])}
     if test is None:
         sources["test"] = (train, parts[2])
     else:
-        if test.sample_shape != train.sample_shape or test.classes != train.classes:
-            raise ValueError(
-                f"{test.path}: test file has samples {test.sample_shape} and classes "
-                f"{list(test.classes)}, but the train file {train.path} has "
-                f"{train.sample_shape} and {list(train.classes)}"
-            )
         sources["test"] = (test, np.arange(test.events))
     transform = normaliser(p["normalise"], train.path, parts[0])
     total = sum(rows.size for _, rows in sources.values()) * 4 * int(np.prod(train.sample_shape))

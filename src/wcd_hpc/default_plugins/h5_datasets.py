@@ -18,7 +18,14 @@ from functools import partial
 from typing import Any
 
 from wcd_hpc.api import Dataset, Splits
-from wcd_hpc.default_plugins._params import COMMON_DEFAULTS, build_splits, common, fail, unknown
+from wcd_hpc.default_plugins._params import (
+    COMMON_DEFAULTS,
+    build_splits,
+    check_files,
+    common,
+    fail,
+    unknown,
+)
 from wcd_hpc.default_plugins.h5data import FOOTPRINTS, TRACES, FileInfo, Layout, inspect
 from wcd_hpc.hookspecs import hookimpl
 
@@ -69,8 +76,10 @@ def _files(name: str, p: Mapping[str, Any]) -> tuple[FileInfo, FileInfo | None]:
 
 
 def check(name: str, params: Mapping[str, Any]) -> None:
-    """Parameters plus every file's structure, info table and labels (not its contents)."""
-    _files(name, validate(name, params))
+    """Parameters plus every file's structure, info table, labels and split sizes (not the
+    events themselves: a NaN in them is found when they are read)."""
+    p = validate(name, params)
+    check_files(name, p, *_files(name, p))
 
 
 def load(name: str, params: Mapping[str, Any], seed: int, cache_dir: str) -> Splits:
@@ -98,5 +107,6 @@ def register_datasets(register: Callable[[Dataset], None]) -> None:
                 defaults=copy.deepcopy(DEFAULTS),
                 description=text,
                 check=partial(check, name),
+                path_params=("path", "train", "test"),
             )
         )

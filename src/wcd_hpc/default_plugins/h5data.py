@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from wcd_hpc.api import Split
+from wcd_hpc.errors import DataError
 
 if TYPE_CHECKING:  # h5py and torch load when a file is read, not when a dataset registers
     import h5py
@@ -109,8 +110,9 @@ def _open(path: Path) -> h5py.File:
     return h5py.File(path, "r")
 
 
-def _fail(path: Path, problem: str) -> ValueError:
-    return ValueError(f"{path}: {problem}")
+def _fail(path: Path, problem: str) -> DataError:
+    """A file that cannot be used: the same file fails the same way for every trial."""
+    return DataError(f"{path}: {problem}")
 
 
 def _first_nan(values: np.ndarray) -> int | None:

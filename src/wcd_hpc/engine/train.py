@@ -35,6 +35,7 @@ from optuna.distributions import (
 from wcd_hpc.engine.fit import pick_device
 from wcd_hpc.engine.trial import Context, run_trial
 from wcd_hpc.experiment.config import Experiment, load_experiment, resolve
+from wcd_hpc.experiment.paths import with_absolute_paths
 from wcd_hpc.experiment.space import Space
 from wcd_hpc.plugins import Registry
 from wcd_hpc.queue.schema import (
@@ -97,7 +98,8 @@ def plan_train(
     """Load and resolve the experiment exactly as ``sweep`` does (same errors, same precedence)."""
     given = with_chosen_storage(flags)
     exp = load_experiment(path, profile=profile, overrides=sets, flags=given)
-    return resolve(exp, registry)
+    exp, space = resolve(exp, registry)
+    return with_absolute_paths(exp, registry.datasets[exp.dataset].obj), space
 
 
 def _next_number(base: Path) -> int:

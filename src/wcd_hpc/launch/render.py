@@ -142,13 +142,20 @@ def render_sync(job: Job) -> str:
     )
 
 
-def write_scripts(job: Job, out_dir: Path) -> list[Path]:
+def render_scripts(job: Job) -> dict[str, str]:
+    """``{file name: text}`` of both scripts; raises before anything is written when a value
+    cannot be put in a script (so ``render`` refuses without creating the study)."""
+    return {WORKER_SCRIPT: render_worker(job), SYNC_SCRIPT: render_sync(job)}
+
+
+def write_scripts(job: Job, out_dir: Path, scripts: dict[str, str] | None = None) -> list[Path]:
     """Write ``worker.sbatch`` and ``sync.sbatch`` into ``out_dir`` (created if needed)."""
+    texts = render_scripts(job) if scripts is None else scripts
     out_dir.mkdir(parents=True, exist_ok=True)
     # Slurm does not create the directory of --output; a job without it dies silently.
     (job.run_dir / SLURM_DIR).mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, text in ((WORKER_SCRIPT, render_worker(job)), (SYNC_SCRIPT, render_sync(job))):
+    for name, text in texts.items():
         path = out_dir / name
         path.write_text(text)
         path.chmod(0o755)

@@ -21,10 +21,11 @@ import optuna
 
 from wcd_hpc.errors import ConfigError, LaunchError, SweepIncomplete, SyncError
 from wcd_hpc.experiment.config import Experiment, load_experiment, resolve
+from wcd_hpc.experiment.paths import with_absolute_paths
 from wcd_hpc.experiment.space import Space
 from wcd_hpc.launch.base import Handle, Launcher, Outcome, Tick
 from wcd_hpc.launch.local import LocalLauncher
-from wcd_hpc.launch.render import Job
+from wcd_hpc.launch.render import Job, time_minutes
 from wcd_hpc.launch.settings import Site, parse_site, site_profile
 from wcd_hpc.launch.slurm import SlurmLauncher
 from wcd_hpc.plugins import Registry
@@ -45,6 +46,18 @@ class Plan:
     run_dir: Path
     url: str
     site: Site = dataclasses.field(default_factory=Site)
+
+    def warnings(self) -> list[str]:
+        """Settings that are valid but will not do what was meant (shown by sweep and dry run)."""
+        grace = self.site.slurm.grace_s
+        limit = time_minutes(self.exp.resources.time) * 60
+        if self.exp.executor == "slurm" and grace >= limit:
+            return [
+                f"{self.site.source}: slurm.grace_s ({grace} s) is not shorter than "
+                f"resources.time ({self.exp.resources.time}): Slurm would signal the workers "
+                "to stop as soon as they start"
+            ]
+        return []
 
     def job(self, workers: int | None = None) -> Job:
         """The worker array of this plan (what ``render`` writes and Slurm runs)."""
@@ -71,6 +84,7 @@ def plan(
     given = urls.with_chosen_storage(flags)
     exp = load_experiment(path, profile=prof, overrides=sets, flags=given)
     exp, space = resolve(exp, registry)
+    exp = with_absolute_paths(exp, registry.datasets[exp.dataset].obj)
     if exp.sampler == "grid":
         _check_grid(exp, space)
     _check_dataset(exp, registry)

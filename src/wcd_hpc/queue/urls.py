@@ -16,6 +16,7 @@ too. When in doubt it masks more, never less.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -122,6 +123,22 @@ def mask_text(text: str) -> str:
         return mask(m.group(0)) if m.group("url") else f"{m['key']}={MASK}"
 
     return _SECRETS_IN_TEXT.sub(one, text)
+
+
+class MaskSecrets(logging.Filter):
+    """A logging filter that masks every URL and ``password=`` in a record's message.
+
+    The CLI installs it on its log handler, so a secret that reaches a log line by any path (an
+    exception from a driver that quotes its connection string, a plugin's own logging) is
+    masked there too, not only where our code remembered to call :func:`mask`.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_text(message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        return True
 
 
 def has_secret(url: str) -> bool:
