@@ -4,6 +4,7 @@ The file holds ``data`` (N, …) float32 — (N, 80, 80) footprints, or (N, n_pm
 under another key given with ``data_key`` — and a pandas ``info`` table with ``Y_class`` and
 ``E0 (GeV)`` (or our simulators' ``E0``); a ``primary`` column is used when present. Events are read
 and predicted in chunks of ``chunk`` rows, so a file far larger than memory is fine.
+A file with NaN or inf in an event is refused, as training refuses it, before anything is written.
 
 A run directory is a sweep trial (``runs/<study>/trials/<n>``: the experiment comes from its study,
 by default the journal file two levels up, or ``storage``) or a ``train`` run (its own
@@ -193,13 +194,16 @@ def evaluate_file(
     logits_fn = plugin.logits or default_logits
     norm = NORMALISERS[kind]
     parts = []
-    with torch.no_grad():
-        for start in range(0, data.shape[0], chunk):
-            block = norm(np.asarray(data[start : start + chunk], dtype=np.float32))
-            x = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32))
-            x = x.reshape(-1, *run.spec.input_shape).to(device)
-            parts.append(torch.softmax(logits_fn(model(x)).float(), dim=1).cpu().numpy())
-    data.file.close()
+    try:
+        with torch.no_grad():
+            for start in range(0, data.shape[0], chunk):
+                raw = np.asarray(data[start : start + chunk], dtype=np.float32)
+                _check_finite(path, raw, start)
+                x = torch.from_numpy(np.ascontiguousarray(norm(raw), dtype=np.float32))
+                x = x.reshape(-1, *run.spec.input_shape).to(device)
+                parts.append(torch.softmax(logits_fn(model(x)).float(), dim=1).cpu().numpy())
+    finally:
+        data.file.close()
     probs = np.concatenate(parts) if parts else np.zeros((0, run.spec.num_classes))
     metrics = _scores(labels, probs, with_primary(meta, labels, run.spec.class_names), registry)
     target = out or run.run_dir / EVALUATIONS_DIR / path.stem
@@ -211,6 +215,22 @@ def evaluate_file(
     payload = {"file": str(path.resolve()), "events": int(labels.size), "metrics": metrics}
     write_json(target / EVALUATION_METRICS_FILE, payload)
     return Evaluation(target, int(labels.size), metrics, bins)
+
+
+def _check_finite(path: Path, block: np.ndarray, start: int) -> None:
+    """Refuse a chunk with NaN or inf, naming the first such event as training does.
+
+    Training rejects the same file (:mod:`wcd_hpc.default_plugins.h5data`), so evaluating it
+    would score events the model was never allowed to see; and the check must come before the
+    normalisation, which hides them (``log1p`` clips ``-inf`` to 0) or lets a NaN turn into an
+    arbitrary class. One pass of ``isfinite`` over the chunk costs a fraction of ``log1p`` and of
+    reading it; the per-event search runs only once something is found.
+    """
+    if np.isfinite(block).all():
+        return
+    bad = ~np.isfinite(block.reshape(block.shape[0], -1)).all(axis=1)
+    row = start + int(np.flatnonzero(bad)[0])
+    raise EvaluateError(f"{path}: 'data' holds NaN or inf in event {row}")
 
 
 def _scores(

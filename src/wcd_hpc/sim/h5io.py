@@ -8,11 +8,13 @@ and the predecessor's notebooks open both. Events arrive in chunks and go straig
 
 The file is written to a temporary name in the target directory and moved into place with
 ``os.replace``: several workers that start at once on a shared filesystem either find a complete
-file or each write an identical one, never a torn one.
+file or each write an identical one, never a torn one. :func:`publish` is that last step, and can
+also refuse to replace a file (``wcd-hpc simulate`` without ``--force``).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
@@ -21,13 +23,38 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CHUNK_EVENTS", "write_events"]
+__all__ = ["CHUNK_EVENTS", "publish", "write_events"]
 
 #: Events per HDF5 chunk: 32 footprints of 80×80 float32 are 0.8 MB, inside h5py's 1 MiB chunk
 #: cache, and match the block size the reader shuffles by (wcd_hpc.default_plugins.h5data).
 CHUNK_EVENTS = 32
 
 Chunk = tuple[np.ndarray, Mapping[str, np.ndarray]]
+#: ``os.link`` errors of a filesystem without hard links (FAT, some FUSE and SMB mounts).
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
+
+
+def publish(finished: str | Path, target: str | Path, *, replace: bool = True) -> None:
+    """Move the complete file ``finished`` to ``target`` in one step (same directory).
+
+    With ``replace=False`` an existing ``target`` is left exactly as it is and
+    :class:`FileExistsError` raised, even when it appeared while ``finished`` was being written:
+    ``os.link`` creates the name only if it is free, atomically. Where the filesystem has no hard
+    links, an existence check followed by ``os.replace`` narrows that window to an instant.
+    """
+    if replace:
+        os.replace(finished, target)
+        return
+    try:
+        os.link(finished, target)
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:  # FileExistsError included
+            raise
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target)) from None
+        os.replace(finished, target)
+        return
+    os.unlink(finished)
 
 
 def write_events(
@@ -79,7 +106,7 @@ def write_events(
 
         frame = pd.DataFrame({k: np.concatenate(v) for k, v in columns.items()})
         frame.to_hdf(tmp, key="info", mode="a", format="fixed")
-        os.replace(tmp, target)
+        publish(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
