@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+from optuna.storages.journal._storage import JournalOperation
 
 from wcd_hpc.errors import StorageError
+from wcd_hpc.queue import journal
 from wcd_hpc.queue.journal import JournalCorrupt, check_journal, salvage, scan
 from wcd_hpc.queue.storage import open_storage
 
@@ -144,3 +149,185 @@ def test_salvage_command_prints_how_to_use_the_result(tmp_path: Path, cli) -> No
     assert bad.code != 0
     assert bad.err.count("\n") == 1 and f"{path}:" in bad.err
     assert cli("journal", "check", str(new)).code == 0
+
+
+def _rich_journal(path: Path) -> list[bytes]:
+    """A real journal holding every operation Optuna writes: parameters of each distribution,
+    study and trial attributes, intermediate values, complete, pruned and failed trials, an
+    enqueued trial popped by ask, an added trial, a two-objective study and a deleted one."""
+    storage = open_storage(f"journal:{path}")
+    study = optuna.create_study(study_name="s", storage=storage)
+    study.set_user_attr("experiment", {"name": "s", "trials": [1, 2.5, None]})
+    storage.set_study_system_attr(study._study_id, "note", "x")
+
+    def ask() -> optuna.Trial:
+        trial = study.ask()
+        trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        trial.suggest_float("drop", 0.0, 0.5, step=0.1)
+        trial.suggest_int("width", 8, 64, log=True)
+        trial.suggest_categorical("opt", ["adam", None, True, 1.5])
+        trial.set_user_attr("worker", {"host": "n1", "pid": 7})
+        storage.set_trial_system_attr(trial._trial_id, "claimed", [1, 2])
+        for step in range(3):
+            trial.report(1.0 / (step + 1), step)
+        return trial
+
+    study.tell(ask(), 0.25)
+    study.tell(ask(), state=optuna.trial.TrialState.PRUNED)
+    study.tell(ask(), state=optuna.trial.TrialState.FAIL)
+    study.enqueue_trial({"lr": 0.01, "width": 16}, user_attrs={"retry": 1})
+    study.tell(ask(), float("inf"))
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"lr": 0.02, "opt": None},
+            distributions={
+                "lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True),
+                "opt": optuna.distributions.CategoricalDistribution(["adam", None]),
+            },
+            value=0.5,
+            intermediate_values={0: 0.7, 1: 0.6},
+            user_attrs={"imported": True},
+        )
+    )
+    multi = optuna.create_study(
+        study_name="m", directions=["minimize", "maximize"], storage=storage
+    )
+    multi.tell(multi.ask(), [1.0, 2.0])
+    optuna.create_study(study_name="gone", storage=storage)
+    optuna.delete_study(study_name="gone", storage=storage)
+    return path.read_bytes().splitlines(keepends=True)
+
+
+def test_every_operation_optuna_knows_is_checked() -> None:
+    assert set(journal._OPERATIONS) == set(JournalOperation)
+
+
+def test_check_passes_every_operation_a_real_study_writes(tmp_path: Path, cli) -> None:
+    path = tmp_path / "j.log"
+    lines = _rich_journal(path)
+    written = {json.loads(line)["op_code"] for line in lines}
+    assert written == set(JournalOperation) - {JournalOperation.DISCARD_TRIALS}
+    assert scan(path).ok and scan(path).good_lines == len(lines)
+    check_journal(path)
+    assert len(_load(path).trials) == 5
+    result = cli("journal", "check", str(path))
+    assert (result.code, result.out.strip()) == (0, f"{path}: ok"), result.err
+
+
+def _first(lines: list[bytes], op: JournalOperation) -> int:
+    """The 0-based index of the first line holding operation ``op``."""
+    return next(i for i, line in enumerate(lines) if json.loads(line)["op_code"] == op)
+
+
+def _damage(path: Path, op: JournalOperation, change: Callable[[dict[str, Any]], None]) -> int:
+    """Rewrite the first ``op`` of the rich journal at ``path`` with ``change``; its line number."""
+    lines = _rich_journal(path)
+    at = _first(lines, op)
+    record = json.loads(lines[at])
+    change(record)
+    lines[at] = json.dumps(record, separators=(",", ":")).encode() + b"\n"
+    path.write_bytes(b"".join(lines))
+    return at + 1
+
+
+Op = JournalOperation
+UNREPLAYABLE = [
+    pytest.param(Op.SET_TRIAL_USER_ATTR, {"op_code": 42}, "unknown op_code 42", id="op_code"),
+    pytest.param(Op.CREATE_TRIAL, {"op_code": "4"}, 'unknown op_code "4"', id="op_code-text"),
+    pytest.param(
+        Op.CREATE_TRIAL, {"study_id": None}, "CREATE_TRIAL without 'study_id'", id="missing"
+    ),
+    pytest.param(
+        Op.SET_TRIAL_USER_ATTR,
+        {"user_attr": None},
+        "SET_TRIAL_USER_ATTR without 'user_attr'",
+        id="missing-attr",
+    ),
+    pytest.param(
+        Op.SET_TRIAL_PARAM, {"worker_id": None}, "SET_TRIAL_PARAM without 'worker_id'", id="worker"
+    ),
+    pytest.param(
+        Op.SET_TRIAL_USER_ATTR,
+        {"user_attr": ["worker", 1]},
+        """SET_TRIAL_USER_ATTR 'user_attr' is not an object with one key: ["worker", 1]""",
+        id="attr-list",
+    ),
+    pytest.param(
+        Op.SET_TRIAL_STATE_VALUES,
+        {"state": 7},
+        "SET_TRIAL_STATE_VALUES 'state' is not a TrialState number: 7",
+        id="state",
+    ),
+    pytest.param(
+        Op.SET_TRIAL_INTERMEDIATE_VALUE,
+        {"step": "1"},
+        """SET_TRIAL_INTERMEDIATE_VALUE 'step' is not an integer: "1\"""",
+        id="step-text",
+    ),
+    pytest.param(
+        Op.CREATE_STUDY,
+        {"directions": [3]},
+        "CREATE_STUDY 'directions' is not a list of StudyDirection numbers: [3]",
+        id="direction",
+    ),
+    pytest.param(
+        Op.SET_TRIAL_PARAM,
+        {"distribution": '{"name": "NoSuchDistribution", "attributes": {}}'},
+        "SET_TRIAL_PARAM 'distribution' is not a distribution as JSON text: "
+        '"{\\"name\\": \\"NoSuchDistribution\\", \\"attributes\\": {}}"',
+        id="distribution",
+    ),
+    pytest.param(
+        Op.SET_TRIAL_STATE_VALUES,
+        {"datetime_complete": None},
+        "SET_TRIAL_STATE_VALUES to COMPLETE without 'datetime_complete'",
+        id="no-end-time",
+    ),
+]
+
+
+@pytest.mark.parametrize(("op", "change", "problem"), UNREPLAYABLE)
+def test_check_names_the_line_of_an_operation_optuna_cannot_replay(
+    tmp_path: Path, op: JournalOperation, change: dict[str, Any], problem: str
+) -> None:
+    path = tmp_path / "j.log"
+
+    def edit(record: dict[str, Any]) -> None:
+        record.update(change)
+        for field in [k for k, v in change.items() if v is None]:
+            del record[field]
+
+    line = _damage(path, op, edit)
+    lines = path.read_bytes().splitlines(keepends=True)
+    with pytest.raises(JournalCorrupt) as info:
+        check_journal(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:{line}: corrupt journal: {problem} (")
+    assert f"; keep the {line - 1} valid line(s) before it" in message
+    done = salvage(path)
+    assert done.kept == line - 1 and done.dropped == len(lines) - line + 1
+    assert done.out.read_bytes() == b"".join(lines[: line - 1])
+    check_journal(done.out)
+
+
+def test_a_worker_opening_such_a_journal_gets_its_line_not_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "j.log"
+    line = _damage(path, Op.CREATE_TRIAL, lambda r: r.pop("study_id"))
+    with pytest.raises(KeyError):
+        _plain_optuna(path)  # what every worker met before
+    with pytest.raises(JournalCorrupt, match=rf"^{path}:{line}: corrupt journal: CREATE_TRIAL"):
+        _load(path)
+
+
+def test_journal_check_reports_an_unreplayable_operation_in_one_line(tmp_path: Path, cli) -> None:
+    path = tmp_path / "j.log"
+    lines = _rich_journal(path)
+    with path.open("ab") as fh:
+        fh.write(lines[-1].replace(b'"op_code":1,', b'"op_code":42,'))
+    result = cli("journal", "check", str(path))
+    assert result.code == 2, result.err
+    assert result.err.count("\n") == 1
+    assert result.err.startswith(
+        f"error: {path}:{len(lines) + 1}: corrupt journal: unknown op_code 42; keep the "
+        f"{len(lines)} valid line(s) before it"
+    )

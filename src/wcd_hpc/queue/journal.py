@@ -15,19 +15,32 @@ salvage command, instead of a traceback from deep inside Optuna, and it refuses 
 fragment (the one write that would turn a recoverable log into a broken one). A prefix of a journal
 is always a consistent study (it is what the study was at that moment), which is why salvage keeps
 the longest valid prefix and drops everything from the first bad line on.
+
+A line can also be JSON with an ``op_code`` and still be one Optuna cannot replay: an unknown
+op_code, a missing field, a field of the wrong type (a hand edit, a tool writing its own records).
+Replay indexes the fields without checking them, so such a line fails every worker on every open
+with a KeyError or AssertionError from deep inside Optuna. It is a bad line like any other and is
+reported the same way, as one line naming the file, the line number and the problem, never as a
+traceback: :data:`_OPERATIONS` says what Optuna 5 writes and replays for each op_code.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from optuna.distributions import BaseDistribution, json_to_distribution
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+from optuna.storages.journal._storage import JournalOperation as Op
+from optuna.study import StudyDirection
+from optuna.trial import TrialState
 
 from wcd_hpc.errors import StorageError
 
@@ -61,6 +74,180 @@ class Scan:
         )
 
 
+# --- What Optuna's replay needs from each operation -----------------------------------------------
+#
+# Derived from optuna/storages/journal/_storage.py (Optuna 5): what ``JournalStorage._write_log``
+# and its callers write, and what the ``JournalStorageReplayResult._apply_*`` methods read. Each
+# line is checked on its own: whether an id names an existing study or trial is left to Optuna,
+# whose replay skips another worker's operations on unknown ones.
+
+_Kind = tuple[str, Callable[[Any], bool]]  # what a value must be (for the message), and the test
+
+
+def _parses(parse: Callable[[Any], object]) -> Callable[[Any], bool]:
+    def test(value: Any) -> bool:
+        try:
+            parse(value)
+        except (TypeError, ValueError):
+            return False
+        return True
+
+    return test
+
+
+@functools.lru_cache(maxsize=1024)  # every trial repeats the same few distributions
+def _distribution(text: str) -> BaseDistribution | None:
+    try:
+        return json_to_distribution(text)
+    except Exception:  # whatever Optuna's parser raises, replay would raise too
+        return None
+
+
+def _fits(text: Any, internal: Any) -> bool:
+    """Can replay turn ``internal`` into a value of the distribution ``text`` (JSON text)?"""
+    dist = _distribution(text) if isinstance(text, str) else None
+    if dist is None:
+        return False
+    try:
+        dist.to_external_repr(internal)
+    except Exception:  # e.g. an index past a categorical's choices
+        return False
+    return True
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _or_null(kind: _Kind) -> _Kind:
+    return (f"{kind[0]} or null", lambda v: v is None or kind[1](v))
+
+
+def _list_of(what: str, test: Callable[[Any], bool]) -> _Kind:
+    return (what, lambda v: isinstance(v, list) and all(map(test, v)))
+
+
+def _object_of(what: str, key: Callable[[Any], bool], test: Callable[[Any], bool]) -> _Kind:
+    return (what, lambda v: isinstance(v, dict) and all(key(k) and test(x) for k, x in v.items()))
+
+
+_STATES = {s.value for s in TrialState}
+_DIRECTIONS = {d.value for d in StudyDirection}
+_INT: _Kind = ("an integer", _is_int)
+_STR: _Kind = ("a string", lambda v: isinstance(v, str))
+_NUMBER: _Kind = ("a number", _is_number)
+_OBJECT: _Kind = ("an object", lambda v: isinstance(v, dict))
+_ONE_KEY: _Kind = ("an object with one key", lambda v: isinstance(v, dict) and len(v) == 1)
+_TIME: _Kind = ("an ISO date-time", _parses(datetime.fromisoformat))
+_STATE: _Kind = ("a TrialState number", lambda v: _is_int(v) and v in _STATES)
+_STUDY_DIRECTIONS = _list_of(
+    "a list of StudyDirection numbers", lambda d: _is_int(d) and d in _DIRECTIONS
+)
+_NUMBERS = _list_of("a list of numbers", _is_number)
+_DISTRIBUTION: _Kind = (
+    "a distribution as JSON text",
+    lambda v: isinstance(v, str) and _distribution(v) is not None,
+)
+
+#: op_code -> (required fields, optional fields), besides ``op_code`` and ``worker_id``: a string
+#: on every operation (replay compares it with its own to tell whose operation it is).
+_OPERATIONS: dict[Op, tuple[dict[str, _Kind], dict[str, _Kind]]] = {
+    Op.CREATE_STUDY: ({"study_name": _STR, "directions": _STUDY_DIRECTIONS}, {}),
+    Op.DELETE_STUDY: ({"study_id": _INT}, {}),
+    Op.SET_STUDY_USER_ATTR: ({"study_id": _INT, "user_attr": _ONE_KEY}, {}),
+    Op.SET_STUDY_SYSTEM_ATTR: ({"study_id": _INT, "system_attr": _ONE_KEY}, {}),
+    Op.CREATE_TRIAL: (
+        {"study_id": _INT, "datetime_start": _or_null(_TIME)},
+        {  # written for a trial created from a template (enqueue_trial, add_trial)
+            "state": _STATE,
+            "value": _or_null(_NUMBER),
+            "values": _or_null(_NUMBERS),
+            "datetime_complete": _TIME,
+            "distributions": _object_of("an object of distributions", _STR[1], _DISTRIBUTION[1]),
+            "params": _object_of("an object of numbers", _STR[1], _is_number),
+            "user_attrs": _OBJECT,
+            "system_attrs": _OBJECT,
+            "intermediate_values": _object_of(
+                "an object of step: number", _parses(int), _is_number
+            ),
+        },
+    ),
+    Op.SET_TRIAL_PARAM: (
+        {
+            "trial_id": _INT,
+            "param_name": _STR,
+            "param_value_internal": _NUMBER,
+            "distribution": _DISTRIBUTION,
+        },
+        {},
+    ),
+    Op.SET_TRIAL_STATE_VALUES: (
+        {
+            "trial_id": _INT,
+            "state": _STATE,
+            "values": _or_null(_NUMBERS),
+        },
+        {"datetime_start": _TIME, "datetime_complete": _TIME},  # which one: see _consistency
+    ),
+    Op.SET_TRIAL_INTERMEDIATE_VALUE: (
+        {"trial_id": _INT, "step": _INT, "intermediate_value": _NUMBER},
+        {},
+    ),
+    Op.SET_TRIAL_USER_ATTR: ({"trial_id": _INT, "user_attr": _ONE_KEY}, {}),
+    Op.SET_TRIAL_SYSTEM_ATTR: ({"trial_id": _INT, "system_attr": _ONE_KEY}, {}),
+    Op.DISCARD_TRIALS: ({}, {}),  # written only by Rustuna; Optuna's replay skips it
+}
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _record_problem(record: Any) -> str:
+    """Why Optuna's replay cannot apply ``record`` (one parsed line), or "" when it can."""
+    if not isinstance(record, dict) or "op_code" not in record:
+        return "JSON but not an Optuna journal record (no op_code)"
+    code = record["op_code"]
+    if not _is_int(code) or code not in _OPERATIONS:
+        return f"unknown op_code {_show(code)}"
+    op = Op(code)
+    required, optional = _OPERATIONS[op]
+    for field, (what, test) in {"worker_id": _STR, **required, **optional}.items():
+        if field not in record:
+            if field in optional:
+                continue
+            return f"{op.name} without {field!r}"
+        if not test(record[field]):
+            return f"{op.name} {field!r} is not {what}: {_show(record[field])}"
+    return _consistency(op, record)
+
+
+def _consistency(op: Op, record: dict[str, Any]) -> str:
+    """What replay needs between the fields of one operation."""
+    if op is Op.SET_TRIAL_STATE_VALUES:
+        state = TrialState(record["state"])
+        needed = "datetime_start" if state == TrialState.RUNNING else "datetime_complete"
+        if (state == TrialState.RUNNING or state.is_finished()) and needed not in record:
+            return f"{op.name} to {state.name} without {needed!r}"
+    elif op is Op.SET_TRIAL_PARAM:
+        if not _fits(record["distribution"], record["param_value_internal"]):
+            value = _show(record["param_value_internal"])
+            return f"{op.name} 'param_value_internal' {value} is outside its distribution"
+    elif op is Op.CREATE_TRIAL:
+        if record.get("value") is not None and record.get("values") is not None:
+            return f"{op.name} with both 'value' and 'values'"
+        dists = record.get("distributions", {})
+        for name, internal in record.get("params", {}).items():
+            if not _fits(dists.get(name), internal):
+                return f"{op.name} param {name!r} is outside its distribution (or has none)"
+    return ""
+
+
 def _problem(line: bytes) -> str:
     """Why ``line`` is not a journal record, or "" when it is one."""
     if not line.endswith(b"\n"):
@@ -69,9 +256,7 @@ def _problem(line: bytes) -> str:
         record = json.loads(line)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
         return f"not JSON ({str(exc).splitlines()[0]})"
-    if not isinstance(record, dict) or "op_code" not in record:
-        return "JSON but not an Optuna journal record (no op_code)"
-    return ""
+    return _record_problem(record)
 
 
 def scan(path: Path) -> Scan:
@@ -147,13 +332,24 @@ class CheckedJournalBackend(JournalFileBackend):
         self._file_lock = lock
 
     def read_logs(self, log_number_from: int) -> Generator[dict[str, Any], None, None]:
+        """Optuna's records, stopping with the file:line message at one replay cannot apply."""
         try:
-            yield from super().read_logs(log_number_from)
+            for record in super().read_logs(log_number_from):
+                problem = _record_problem(record)
+                if problem:
+                    break
+                yield record
+            else:
+                return
         except ValueError:
             found = scan(self._path)
             if found.ok:
                 raise
             raise JournalCorrupt(found.message()) from None
+        found = scan(self._path)
+        raise JournalCorrupt(
+            found.message() if not found.ok else f"{self._path}: corrupt journal: {problem}"
+        )
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         """Append under the lock, refusing to glue a record onto a fragment.
