@@ -22,7 +22,8 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from wcd_hpc.queue.storage import claim_lock, kind, mask, open_storage
+from wcd_hpc.queue.storage import claim_lock, open_storage
+from wcd_hpc.queue.urls import kind, mask
 
 # No password here: libpq takes it from $PGPASSWORD or ~/.pgpass (the dev server trusts loopback).
 PG = os.environ.get("WCD_HPC_TEST_PG", "postgresql://wcd@127.0.0.1:5432/wcd_hpc_test")

@@ -30,7 +30,7 @@ import optuna
 import torch
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from wcd_hpc.queue import study as studies
+from wcd_hpc.queue.schema import STUDY_BUDGET, STUDY_EXPERIMENT
 from wcd_hpc.results.sync import sync_study
 
 EPOCHS = 5
@@ -47,8 +47,8 @@ def synthetic(root: Path, trials: int) -> optuna.Study:
     run_dir = root / "bench"
     study = optuna.create_study(study_name="bench", direction="maximize")
     experiment = {"name": "bench", "model": "lenet", "metric": "f1", "epochs": EPOCHS}
-    study.set_user_attr(studies.ATTR_EXPERIMENT, experiment)
-    study.set_user_attr(studies.ATTR_BUDGET, trials)
+    study.set_user_attr(STUDY_EXPERIMENT, experiment)
+    study.set_user_attr(STUDY_BUDGET, trials)
     weights = {k: v.clone() for k, v in torch.nn.Conv2d(8, 16, 5).state_dict().items()}
     weights["fc.weight"] = torch.zeros(2, 7000)
     for n in range(trials):
