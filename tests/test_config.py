@@ -372,6 +372,13 @@ def test_overrides_set_dotted_keys_and_raw_param_space() -> None:
     assert (exp.metric, exp.direction) == ("loss", None)  # a shorthand replaces the whole key
 
 
+def test_override_values_are_plain_yaml_where_no_key_is_special() -> None:
+    exp = load_experiment(write(MINIMAL), overrides=["dataset.params={param_space: {a: {b: 1}}}"])
+    assert exp.dataset_params == {"param_space": {"a": {"b": 1}}}
+    exp = load_experiment(write(MINIMAL), overrides=["dataset.params=# only a comment"])
+    assert exp.dataset_params == {}
+
+
 def test_override_can_supply_a_missing_required_key() -> None:
     text = "".join(line + "\n" for line in MINIMAL.splitlines()[:-1])
     assert load_experiment(write(text), overrides=["trials=3"]).trials == 3

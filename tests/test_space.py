@@ -74,6 +74,13 @@ def test_constants_become_fixed_values(value: object, expected: object) -> None:
     assert type(param.value) is type(expected)
 
 
+def test_true_and_false_are_booleans_so_their_canonical_text_parses_back() -> None:
+    for text, value in (("True", True), ("False", False)):
+        param = parse_param("p", text)
+        assert param == Fixed(value)
+        assert parse_param("p", param.describe()) == param
+
+
 def test_list_expression_string_becomes_list_of_params() -> None:
     assert parse_param("channels", "[randint(2, 20), randint(2, 20)]") == ListOf(
         (RandInt(2, 20), RandInt(2, 20))

@@ -25,10 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from wcd_hpc.api import TRAINING_PARAMS
-from wcd_hpc.experiment.sources import ConfigError, compose, got, load_profile, read_text, suggest
+from wcd_hpc.experiment.sources import (
+    ConfigError,
+    compose,
+    got,
+    key_text,
+    load_profile,
+    read_text,
+    read_value,
+    suggest,
+)
 from wcd_hpc.experiment.space import Space, SpaceError
 
 __all__ = [
@@ -170,7 +177,8 @@ class _Settings:
         """Lay ``data`` over the current values; shorthands become their mapping form."""
         for key, value in data.items():
             if key not in TOP_KEYS:
-                raise ConfigError(file, str(key), lines.get(str(key)), _unknown(str(key), TOP_KEYS))
+                line = lines.get(str(key))
+                raise ConfigError(file, key_text(key), line, _unknown(str(key), TOP_KEYS))
             if key in ("dataset", "model", "metric") and not isinstance(value, Mapping):
                 value = {"name": value}
             if key in ("resources", "param_space") and value is None:
@@ -198,7 +206,7 @@ class _Settings:
         """Apply one ``--set a.b.c=value``; intermediate mappings must already be mappings."""
         top, *path = key.split(".")
         if top not in TOP_KEYS:
-            raise ConfigError("--set", key, None, _unknown(top, TOP_KEYS))
+            raise ConfigError("--set", key_text(key), None, _unknown(top, TOP_KEYS))
         if not path:
             self.apply({top: value}, "--set", {})
             return
@@ -264,7 +272,8 @@ def _apply_override(settings: _Settings, item: str) -> None:
     key, sep, text = item.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ConfigError("--set", item or None, None, "expected KEY=VALUE, e.g. trials=100")
+        message = "expected KEY=VALUE, e.g. trials=100"
+        raise ConfigError("--set", key_text(item) if item else None, None, message)
     value: Any
     if key.startswith("param_space."):
         if key.count(".") != 1:
@@ -273,11 +282,7 @@ def _apply_override(settings: _Settings, item: str) -> None:
     elif key == "resources.time":
         value = text.strip()  # YAML 1.1 reads 02:00:00 as a base-60 integer
     else:
-        try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError as exc:
-            problem = getattr(exc, "problem", None) or "not a YAML value"
-            raise ConfigError("--set", key, None, f"cannot read {text!r}: {problem}") from None
+        value = read_value(text, "--set", key)
     settings.set_dotted(key, value)
 
 
@@ -333,7 +338,7 @@ def _check_sub_keys(s: _Settings, key: str) -> None:
         raise s.error(key, f"expected a mapping with keys {', '.join(SUB_KEYS[key])}")
     for sub in value:
         if sub not in SUB_KEYS[key]:
-            raise s.error(f"{key}.{sub}", _unknown(str(sub), SUB_KEYS[key]))
+            raise s.error(f"{key}.{key_text(sub)}", _unknown(str(sub), SUB_KEYS[key]))
 
 
 def _name(s: _Settings, key: str) -> str:
@@ -433,7 +438,7 @@ def resolve(exp: Experiment, registry: Any) -> tuple[Experiment, Space]:
         hint = suggest(name, known)
         if known and "did you mean" in hint:
             hint += f" (known: {', '.join(known)})"
-        raise fail(key, f"unknown {kind} {name!r}{hint if known else ' (none installed)'}")
+        raise fail(key, f"unknown {kind} {got(name)}{hint if known else ' (none installed)'}")
 
     model = lookup("model", "model", exp.model, registry.models)
     lookup("dataset", "dataset", exp.dataset, registry.datasets)
@@ -486,7 +491,7 @@ def validate_profile(profile: Mapping[str, Any], source: str) -> None:
     allowed = (*PROFILE_KEYS, "slurm", "container", "description")
     for key in profile:
         if key not in allowed:
-            raise ConfigError(source, key, None, _unknown(key, allowed))
+            raise ConfigError(source, key_text(key), None, _unknown(key, allowed))
     settings = _Settings()
     settings.apply(DEFAULTS, "<defaults>", {})
     settings.apply({k: v for k, v in profile.items() if k in PROFILE_KEYS}, source, {})

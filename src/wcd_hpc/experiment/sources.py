@@ -15,6 +15,7 @@ at every comma, so its raw text is handed to :mod:`wcd_hpc.experiment.space` ins
 
 from __future__ import annotations
 
+import collections
 import difflib
 import re
 import sys
@@ -24,25 +25,49 @@ from typing import Any, cast
 
 import yaml
 
-from wcd_hpc.errors import ConfigError
+from wcd_hpc.errors import MAX_ECHO, ConfigError, clip
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["ConfigError", "compose", "got", "load_profile", "read_text", "suggest"]
+__all__ = [
+    "ConfigError",
+    "compose",
+    "got",
+    "key_text",
+    "load_profile",
+    "read_text",
+    "read_value",
+    "suggest",
+]
 
 
 def got(value: object) -> str:
-    """How a wrong value is shown after 'got': short, and with its YAML-visible kind."""
+    """How a wrong value is shown after 'got': short, and with its YAML-visible kind.
+
+    Cut to :data:`~wcd_hpc.errors.MAX_ECHO` characters: the value may be a 1 MB string or a
+    list nested hundreds deep, and the error must stay one readable line.
+    """
     if value is None:
         return "nothing (null)"
     if isinstance(value, Mapping):
         return "a mapping"
-    if isinstance(value, (list, tuple)):
-        return f"a list {list(value)!r}"
-    return repr(value)
+    try:
+        text = repr(list(value)) if isinstance(value, (list, tuple)) else repr(value)
+    except (RecursionError, ValueError):  # too deep, or an int of over 4300 digits
+        text = f"<{type(value).__name__} too large to show>"
+    return f"a list {clip(text)}" if isinstance(value, (list, tuple)) else clip(text)
+
+
+def key_text(key: object) -> str:
+    """A key as echoed in an error: cut short, and quoted if a newline would break the line.
+
+    Half of :data:`~wcd_hpc.errors.MAX_ECHO`: an unknown key's error also lists the known ones.
+    """
+    text = str(key)
+    return clip(text if text.isprintable() else repr(text), MAX_ECHO // 2)
 
 
 def suggest(word: str, known: Sequence[str]) -> str:
@@ -68,26 +93,114 @@ def read_text(path: Path) -> str:
         raise ConfigError(str(path), None, None, message) from None
 
 
-def compose(text: str, file: str) -> tuple[Any, dict[str, int], dict[str, Any]]:
-    """Construct the document; also return key lines and the raw-text ``param_space``."""
+#: Deepest nesting of lists and mappings in a settings file. Real files are 3 or 4 levels deep;
+#: PyYAML composes recursively, and so do the copies, comparisons and JSON encodings that every
+#: setting goes through later, so a deeper document is refused before any of them run.
+MAX_DEPTH = 64
+#: Most values in a settings file, counting each use of an alias (``*name``) in full: a few
+#: lines of nested aliases can stand for 10**9 values, which would take hours and all memory to
+#: copy and store (the "billion laughs" attack).
+MAX_VALUES = 100_000
+
+
+def compose(
+    text: str, file: str, *, value: bool = False
+) -> tuple[Any, dict[str, int], dict[str, Any] | None]:
+    """Construct the document; also return key lines and the raw-text ``param_space``.
+
+    ``value=True`` reads one value rather than a settings file (``--set KEY=VALUE``): empty text
+    is null, and no key is special. Hostile input (nesting deeper than PyYAML can recurse, a
+    document too large for memory, an integer too long for Python to read) gives a one-line
+    :class:`ConfigError`, not a traceback.
+    """
     loader = yaml.SafeLoader(text)
+    node: yaml.Node | None = None
+    space: dict[str, Any] | None = None
     try:
         node = loader.get_single_node()
+        if node is None and value:
+            return None, {}, space
         if node is None:
             raise ConfigError(file, None, None, "is empty; expected a mapping of settings")
+        _check_size(node, file)
         data = loader.construct_document(node)
         lines: dict[str, int] = {}
         _key_lines(node, "", lines, file)
-        space = _raw_param_space(loader, text, node, file)
-        if isinstance(data, dict):
-            _raw_time(node, data)
+        if not value:
+            space = _raw_param_space(loader, text, node, file)
+            if isinstance(data, dict):
+                _raw_time(node, data)
     except yaml.MarkedYAMLError as exc:
         raise _yaml_error(file, exc) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(file, None, None, f"invalid YAML: {exc}") from None
+        raise ConfigError(file, None, None, f"invalid YAML: {clip(str(exc))}") from None
+    except RecursionError:
+        message = f"lists and mappings nested more than {MAX_DEPTH} levels deep"
+        raise ConfigError(file, None, loader.get_mark().line + 1, message) from None
+    except MemoryError:
+        raise ConfigError(file, None, None, "is too large to read") from None
+    except ConfigError:
+        raise
+    except ValueError as exc:  # a date like 2024-13-01, an integer of over 4300 digits
+        message = f"invalid YAML: cannot read a value: {clip(str(exc))}"
+        raise ConfigError(file, None, _unreadable_line(node), message) from None
     finally:
         loader.dispose()
     return data, lines, space
+
+
+def _unreadable_line(root: yaml.Node | None) -> int | None:
+    """The line of the first scalar that cannot be constructed (the error does not say)."""
+    todo = collections.deque([root] if root is not None else [])
+    while todo:  # only after _check_size passed: bounded
+        node = todo.popleft()
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                yaml.SafeLoader("").construct_object(node)
+            except ValueError:
+                return int(node.start_mark.line) + 1
+        elif isinstance(node, yaml.SequenceNode):
+            todo.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            todo.extend(n for pair in node.value for n in pair)
+    return None
+
+
+def _check_size(root: yaml.Node, file: str) -> None:
+    """Refuse a document nested deeper than :data:`MAX_DEPTH` or with over :data:`MAX_VALUES`.
+
+    Iterative, and counts an aliased node each time it is used, so that neither a deep document
+    nor a self-referencing alias (``&a [*a]``, infinitely deep) can make it recurse or loop.
+    """
+    todo: list[tuple[yaml.Node, int]] = [(root, 1)]
+    count = 0
+    while todo:
+        node, depth = todo.pop()
+        count += 1
+        where = node.start_mark.line + 1
+        if depth > MAX_DEPTH:
+            message = f"lists and mappings nested more than {MAX_DEPTH} levels deep"
+            raise ConfigError(file, None, where, message)
+        if count > MAX_VALUES:
+            message = f"too large: more than {MAX_VALUES} values (each alias counted in full)"
+            raise ConfigError(file, None, where, message)
+        if isinstance(node, yaml.SequenceNode):
+            todo.extend((child, depth + 1) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            for knode, vnode in node.value:
+                todo += [(knode, depth + 1), (vnode, depth + 1)]
+
+
+def read_value(text: str, origin: str, key: str) -> Any:
+    """One value given as YAML text (``--set KEY=VALUE``), with a file's limits; empty is null."""
+    try:
+        value, _, _ = compose(text, origin, value=True)
+    except ConfigError as exc:
+        problem = exc.message.removeprefix("invalid YAML: ")
+        raise ConfigError(
+            origin, key_text(key), None, f"cannot read {got(text)}: {problem}"
+        ) from None
+    return value
 
 
 def _yaml_error(file: str, exc: yaml.MarkedYAMLError) -> ConfigError:
@@ -110,7 +223,8 @@ def _key_lines(node: yaml.Node, prefix: str, lines: dict[str, int], file: str) -
         key = f"{prefix}.{knode.value}" if prefix else str(knode.value)
         line = knode.start_mark.line + 1
         if key in lines:  # YAML itself keeps the last silently; that hides mistakes.
-            raise ConfigError(file, key, line, f"duplicate key (first at line {lines[key]})")
+            message = f"duplicate key (first at line {lines[key]})"
+            raise ConfigError(file, key_text(key), line, message)
         lines[key] = line
         _key_lines(vnode, key, lines, file)
 

@@ -4,7 +4,10 @@ An experiment file writes a search space as short expressions (``loguniform(1e-4
 ``randint(32, 256)``, ``choice(['adam', 'sgd'])``, lists of these, plain constants). They are parsed
 with :mod:`ast` in ``eval`` mode and interpreted node by node, never evaluated, so an experiment
 file cannot run code, and every mistake is reported with the parameter's name and what was expected
-*before* a study is created or a job submitted.
+*before* a study is created or a job submitted. Which texts are constants, which are expressions,
+and the limits that keep hostile text from raising anything but :class:`SpaceError`, are
+:mod:`wcd_hpc.experiment.expressions`; bounds are limited here, so that Optuna and the midpoint of
+``wcd-hpc train`` can compute with them.
 
 A list parameter such as ``channels: [randint(2, 20), randint(2, 20)]`` becomes one Optuna parameter
 per item (``channels.0``, ``channels.1``) because Optuna distributions are scalar; :class:`Space`
@@ -15,12 +18,10 @@ from __future__ import annotations
 
 import ast
 import difflib
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TypeAlias
 
 import optuna
 from optuna.distributions import (
@@ -30,7 +31,25 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from wcd_hpc.errors import SpaceError
+from wcd_hpc.errors import SpaceError, clip
+from wcd_hpc.experiment import expressions
+from wcd_hpc.experiment.expressions import (
+    ECHO,
+    EXAMPLE,
+    KNOWN_FUNCTIONS,
+    MAX_DEPTH,
+    MAX_EXPRESSION,
+    Literal,
+    Number,
+    Scalar,
+    bound,
+    check_number,
+    echo,
+    literal,
+    number_text,
+    options_of,
+    shown,
+)
 
 __all__ = [
     "KNOWN_FUNCTIONS",
@@ -46,12 +65,6 @@ __all__ = [
     "Uniform",
     "parse_param",
 ]
-
-Number: TypeAlias = int | float
-Scalar: TypeAlias = int | float | str | bool | None
-
-KNOWN_FUNCTIONS: tuple[str, ...] = ("choice", "loguniform", "randint", "range", "uniform")
-_EXAMPLE = "an expression like loguniform(1e-4, 1e-2), randint(2, 20) or choice(['adam', 'sgd'])"
 
 
 class Param(ABC):
@@ -222,78 +235,53 @@ class ListOf(Param):
 
 
 # --------------------------------------------------------------------------------------------
-# Parsing
+# Parsing (text to tree: wcd_hpc.experiment.expressions; tree to Param: here)
 
-
-def _looks_like_expression(text: str) -> bool:
-    """A string that fails to parse is a constant unless it was clearly meant as an expression."""
-    return "(" in text or ")" in text or text.startswith("[")
+#: Largest magnitude of an integer bound, and most steps of a float ``range()``: Optuna samples
+#: integers and grid steps as floats, which count exactly only up to 2**53.
+MAX_INT_BOUND = 2**53
 
 
 def parse_param(key: str, value: object) -> Param:
     """Turn one search-space value into a :class:`Param`, or raise :class:`SpaceError`.
 
     ``value`` may be an expression string, a number/bool/None constant, a list (from YAML) whose
-    items are expressions or constants, or an already parsed :class:`Param`. A string that is not a
-    call, list or number (``adam``) is a string constant, so plain settings need no quoting.
+    items are expressions or constants, or an already parsed :class:`Param`. A plain word
+    (``adam``, ``sgd-momentum``) is a string constant, so plain settings need no quoting; text
+    that was meant as an expression but is not one of ours is refused (the rule is in
+    :mod:`wcd_hpc.experiment.expressions`).
+
+    The canonical text of the entry is what a study stores and every worker parses again, so it
+    must be readable too: a long YAML list, or hex numbers written out in decimal, can make it
+    longer than the text that was read.
     """
+    param = _parse_value(key, value, 1)
+    size = len(param.describe())
+    if size > MAX_EXPRESSION:
+        raise SpaceError(
+            key, f"entry of {size} characters when written out; at most {MAX_EXPRESSION}"
+        )
+    return param
+
+
+def _parse_value(key: str, value: object, depth: int) -> Param:
     if isinstance(value, Param):
         return value
     if value is None or isinstance(value, (bool, int, float)):
-        return Fixed(_check_finite(key, value))
+        return Fixed(check_number(key, value))
     if isinstance(value, (list, tuple)):
-        return ListOf(tuple(parse_param(f"{key}[{i}]", item) for i, item in enumerate(value)))
+        if depth > MAX_DEPTH:
+            raise SpaceError(key, f"lists nested more than {MAX_DEPTH} levels deep")
+        return ListOf(
+            tuple(_parse_value(f"{key}[{i}]", item, depth + 1) for i, item in enumerate(value))
+        )
     if isinstance(value, str):
-        return _parse_text(key, value)
-    raise SpaceError(
-        key, f"expected {_EXAMPLE}, a constant or a list, got {type(value).__name__} {value!r}"
-    )
-
-
-def _check_finite(key: str, value: Scalar) -> Scalar:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise SpaceError(key, f"expected a finite number, got {value!r}")
-    return value
-
-
-def _parse_text(key: str, value: str) -> Param:
-    text = value.strip()
-    if not text:
-        return Fixed(value)
-    try:
-        tree = ast.parse(text, mode="eval")
-    except SyntaxError as exc:
-        if not _looks_like_expression(text):
-            return Fixed(value)
-        where = f" at column {exc.offset}" if exc.offset else ""
-        raise SpaceError(
-            key, f"syntax error{where} in {text!r}: {exc.msg}; expected {_EXAMPLE}"
-        ) from None
-    node = tree.body
-    if isinstance(node, (ast.Call, ast.List, ast.Tuple, ast.Dict, ast.Set)):
-        return _parse_node(key, node)
-    number = _literal_number(node)
-    if number is not None:
-        return Fixed(_check_finite(key, number))
-    if isinstance(node, ast.Constant) and (node.value is None or isinstance(node.value, str)):
-        return Fixed(node.value)
-    # Anything else (``adam``, ``relu6``, ``sgd-momentum``) is the literal text the user wrote.
-    return Fixed(value)
-
-
-def _literal_number(node: ast.expr) -> Number | None:
-    """The value of a numeric literal, with an optional sign; ``None`` for anything else."""
-    sign = 1
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        sign = -1 if isinstance(node.op, ast.USub) else 1
-        node = node.operand
-    if (
-        isinstance(node, ast.Constant)
-        and isinstance(node.value, (int, float))
-        and not isinstance(node.value, bool)
-    ):
-        return sign * node.value
-    return None
+        read = expressions.read(key, value)
+        if isinstance(read, Literal):
+            return Fixed(check_number(key, read.value))
+        return _parse_node(key, read)
+    shown_value = f"{type(value).__name__} {clip(repr(value), ECHO)}"
+    raise SpaceError(key, f"expected {EXAMPLE}, a constant or a list, got {shown_value}")
 
 
 def _parse_node(key: str, node: ast.expr) -> Param:
@@ -304,30 +292,24 @@ def _parse_node(key: str, node: ast.expr) -> Param:
         return ListOf(tuple(_parse_node(f"{key}[{i}]", item) for i, item in enumerate(node.elts)))
     if isinstance(node, (ast.Dict, ast.Set)):
         kind = "mapping" if isinstance(node, ast.Dict) else "set"
-        raise SpaceError(key, f"a {kind} is not a search space; expected {_EXAMPLE} or a list")
-    number = _literal_number(node)
-    if number is not None:
-        return Fixed(_check_finite(key, number))
-    if isinstance(node, ast.Constant) and (node.value is None or isinstance(node.value, str)):
-        return Fixed(node.value)
+        raise SpaceError(key, f"a {kind} is not a search space; expected {EXAMPLE} or a list")
+    constant = literal(node)
+    if constant is not None:
+        return Fixed(check_number(key, constant.value))
     if isinstance(node, ast.Name):
         return Fixed(node.id)
-    raise SpaceError(
-        key, f"expected {_EXAMPLE}, a number or a quoted string, got {ast.unparse(node)!r}"
-    )
+    raise SpaceError(key, f"expected {EXAMPLE}, a number or a quoted string, got {shown(node)}")
 
 
 def _parse_call(key: str, node: ast.Call) -> Param:
     if not isinstance(node.func, ast.Name):
-        raise SpaceError(
-            key, f"expected a function name before '(', got {ast.unparse(node.func)!r}"
-        )
+        raise SpaceError(key, f"expected a function name before '(', got {shown(node.func)}")
     func = node.func.id
     if func not in KNOWN_FUNCTIONS:
         close = difflib.get_close_matches(func, KNOWN_FUNCTIONS, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise SpaceError(
-            key, f"unknown function {func!r}{hint} (known: {', '.join(KNOWN_FUNCTIONS)})"
+            key, f"unknown function {echo(func)}{hint} (known: {', '.join(KNOWN_FUNCTIONS)})"
         )
     if node.keywords:
         raise SpaceError(key, f"{func}() takes positional arguments only")
@@ -335,23 +317,14 @@ def _parse_call(key: str, node: ast.Call) -> Param:
     if func == "choice":
         return _parse_choice(key, args)
     if func == "range":
-        if len(args) not in (2, 3):
-            raise SpaceError(
-                key, f"range() takes 2 or 3 arguments (low, high, step), got {len(args)}"
-            )
-        low, high = (_bound(key, func, a) for a in args[:2])
-        step: Number = _bound(key, func, args[2]) if len(args) == 3 else 1
-        if step <= 0:
-            raise SpaceError(key, f"range() step must be positive, got {step!r}")
-        if low > high:
-            raise SpaceError(key, f"range() low must not exceed high, got {low!r} > {high!r}")
-        return Range(low, high, step)
+        return _parse_range(key, args)
     if len(args) != 2:
         raise SpaceError(key, f"{func}() takes 2 arguments (low, high), got {len(args)}")
-    low, high = (_bound(key, func, a) for a in args)
+    low, high = (bound(key, func, a) for a in args)
     if func == "randint":
         if not (isinstance(low, int) and isinstance(high, int)):
             raise SpaceError(key, f"randint() bounds must be integers, got {low!r}, {high!r}")
+        _check_int_bounds(key, func, low, high)
         if low > high:
             raise SpaceError(key, f"randint() low must not exceed high, got {low!r} > {high!r}")
         return RandInt(low, high)
@@ -364,39 +337,42 @@ def _parse_call(key: str, node: ast.Call) -> Param:
     return Uniform(float(low), float(high))
 
 
-def _bound(key: str, func: str, node: ast.expr) -> Number:
-    number = _literal_number(node)
-    if number is None:
-        raise SpaceError(key, f"{func}() bounds must be numbers, got {ast.unparse(node)!r}")
-    if not math.isfinite(number):
-        raise SpaceError(key, f"{func}() bounds must be finite, got {number!r}")
-    return number
+def _parse_range(key: str, args: list[ast.expr]) -> Range:
+    if len(args) not in (2, 3):
+        raise SpaceError(key, f"range() takes 2 or 3 arguments (low, high, step), got {len(args)}")
+    low, high = (bound(key, "range", a) for a in args[:2])
+    step: Number = bound(key, "range", args[2]) if len(args) == 3 else 1
+    if step <= 0:
+        raise SpaceError(key, f"range() step must be positive, got {step!r}")
+    if low > high:
+        raise SpaceError(key, f"range() low must not exceed high, got {low!r} > {high!r}")
+    if all(isinstance(v, int) for v in (low, high, step)):
+        _check_int_bounds(key, "range", low, high)
+    elif (high - low) / step > MAX_INT_BOUND:
+        raise SpaceError(
+            key, f"range() has more than 2**53 steps from {low!r} to {high!r}; use a larger step"
+        )
+    return Range(low, high, step)
+
+
+def _check_int_bounds(key: str, func: str, low: Number, high: Number) -> None:
+    for value in (low, high):
+        if abs(value) > MAX_INT_BOUND:
+            raise SpaceError(
+                key, f"{func}() integer bounds must lie within ±2**53, got {number_text(value)}"
+            )
 
 
 def _parse_choice(key: str, args: list[ast.expr]) -> Choice:
     if len(args) != 1 or not isinstance(args[0], (ast.List, ast.Tuple)):
         raise SpaceError(key, "choice() takes one list of options, e.g. choice(['adam', 'sgd'])")
-    options: list[Scalar] = []
-    for item in args[0].elts:
-        number = _literal_number(item)
-        if number is not None:
-            options.append(_check_finite(key, number))
-        elif isinstance(item, ast.Constant) and (
-            item.value is None or isinstance(item.value, (str, bool))
-        ):
-            options.append(item.value)
-        else:
-            raise SpaceError(
-                key,
-                "choice() options must be numbers, quoted strings, booleans or None, "
-                f"got {ast.unparse(item)!r}",
-            )
+    options = options_of(key, args[0].elts)
     if not options:
         raise SpaceError(key, "choice() needs at least one option")
     for i, option in enumerate(options):
         # ``1`` and ``True`` compare equal, so compare type too.
         if any(type(option) is type(o) and option == o for o in options[:i]):
-            raise SpaceError(key, f"choice() option {option!r} is listed twice")
+            raise SpaceError(key, f"choice() option {number_text(option)} is listed twice")
     return Choice(tuple(options))
 
 
@@ -404,10 +380,18 @@ def _parse_choice(key: str, args: list[ast.expr]) -> Choice:
 # Space
 
 
+#: Longest parameter name: names are echoed in every error and stored with every trial.
+MAX_NAME = 100
+
+
 def _check_key(key: object) -> str:
     """Names become Optuna parameter names; ``.`` and ``[`` would clash with flattened lists."""
     if not isinstance(key, str) or not key:
-        raise SpaceError(str(key), "parameter names must be non-empty strings")
+        raise SpaceError(clip(str(key), ECHO), "parameter names must be non-empty strings")
+    if len(key) > MAX_NAME or not key.isprintable():
+        raise SpaceError(
+            clip(repr(key), 40), f"parameter names must be at most {MAX_NAME} printable characters"
+        )
     if any(c in key for c in ".[]"):
         raise SpaceError(key, "parameter names must not contain '.', '[' or ']'")
     return key
