@@ -17,8 +17,8 @@ from wcd_hpc.experiment.config import (
     Resources,
     load_experiment,
     load_profile,
-    resolve,
 )
+from wcd_hpc.experiment.resolve import resolve
 from wcd_hpc.experiment.space import ListOf, LogUniform, RandInt
 
 QUICK = """\

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from wcd_hpc.experiment.config import load_experiment, resolve
+from wcd_hpc.experiment.config import load_experiment
+from wcd_hpc.experiment.resolve import resolve
 from wcd_hpc.plugins import get_registry
 
 EXPERIMENTS = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.yaml"))

@@ -14,7 +14,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from wcd_hpc.experiment.config import ConfigError, load_experiment, resolve
+from wcd_hpc.experiment.config import ConfigError, load_experiment
+from wcd_hpc.experiment.resolve import resolve
 from wcd_hpc.experiment.space import Fixed, SpaceError, parse_param
 
 TOY = {"WCD_HPC_PLUGINS": "toy"}

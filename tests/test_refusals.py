@@ -245,3 +245,21 @@ def _footprints(path: Path, events: int, nan_at: int | None = None) -> None:
     )
     info.to_hdf(path, key="info")
     assert json.dumps(str(path))  # a plain path, nothing to quote
+
+
+def test_an_error_in_a_set_value_found_later_is_blamed_on_the_flag(
+    cli, testplugins, toy_experiment
+) -> None:
+    res = cli(
+        "sweep", str(toy_experiment()), "--dry-run", "--set", "model=toy-mpl",
+        plugins=testplugins, env=TOY,
+    )  # fmt: skip
+    assert res.code == 2
+    assert "error: --set: model: unknown model 'toy-mpl'; did you mean 'toy-mlp'?" in res.err
+    assert "toy.yaml" not in res.err
+
+
+def test_a_zero_time_limit_is_refused(cli, testplugins, toy_experiment) -> None:
+    exp = toy_experiment(extra='resources: {time: "00:00:00"}\n')
+    res = cli("sweep", str(exp), "--dry-run", plugins=testplugins, env=TOY)
+    assert res.code == 2 and "resources.time: expected a time limit above zero" in res.err

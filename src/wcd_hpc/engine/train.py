@@ -34,8 +34,9 @@ from optuna.distributions import (
 
 from wcd_hpc.engine.fit import pick_device
 from wcd_hpc.engine.trial import Context, run_trial
-from wcd_hpc.experiment.config import Experiment, load_experiment, resolve
+from wcd_hpc.experiment.config import Experiment, load_experiment
 from wcd_hpc.experiment.paths import with_absolute_paths
+from wcd_hpc.experiment.resolve import resolve
 from wcd_hpc.experiment.space import Space
 from wcd_hpc.plugins import Registry
 from wcd_hpc.queue.schema import (

@@ -25,7 +25,7 @@ from wcd_hpc.engine.fit import Interrupted, pick_device
 from wcd_hpc.engine.startup import ENV_THREADS, paused_gc, warm_up_optimizers
 from wcd_hpc.engine.trial import Context, run_trial, wait_for_artifacts
 from wcd_hpc.errors import DataError, one_line
-from wcd_hpc.experiment.config import resolve
+from wcd_hpc.experiment.resolve import resolve
 from wcd_hpc.plugins import blame, get_registry
 from wcd_hpc.queue import claims
 from wcd_hpc.queue import study as studies

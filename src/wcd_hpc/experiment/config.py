@@ -20,12 +20,11 @@ import copy
 import dataclasses
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wcd_hpc.api import TRAINING_PARAMS
 from wcd_hpc.experiment.sources import (
     ConfigError,
     compose,
@@ -45,7 +44,6 @@ __all__ = [
     "Resources",
     "load_experiment",
     "load_profile",
-    "resolve",
 ]
 
 SAMPLERS = ("tpe", "random", "cmaes", "grid", "qmc")
@@ -129,6 +127,9 @@ class Experiment:
     source: str = "<defaults>"
     # Key -> line in ``source``, for errors found later (resolve); not part of the experiment.
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    # Key -> the flag that set it last (``--set``, ``--workers``, ``$WCD_HPC_STORAGE``), so
+    # that a later error blames the flag, not the file; not part of the experiment either.
+    origins: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (study user attrs, MLflow artifact); see :meth:`from_dict`."""
@@ -150,7 +151,7 @@ class Experiment:
 
 
 def _stored_fields() -> list[dataclasses.Field[Any]]:
-    return [f for f in dataclasses.fields(Experiment) if f.name != "lines"]
+    return [f for f in dataclasses.fields(Experiment) if f.name not in ("lines", "origins")]
 
 
 class _Settings:
@@ -265,6 +266,7 @@ def load_experiment(
             raise ConfigError(file, key, None, "missing required key")
     exp = _validate(settings, file)
     exp.lines = lines
+    exp.origins = {k: f for k, (f, _) in settings.origin.items() if f.startswith(("-", "$"))}
     return exp
 
 
@@ -393,6 +395,8 @@ def _resources(s: _Settings) -> Resources:
     if isinstance(mem_gb, bool) or not isinstance(mem_gb, (int, float)) or not mem_gb > 0:
         raise s.error("resources.mem_gb", f"expected a positive number, got {got(mem_gb)}")
     match = _TIME_RE.fullmatch(time) if isinstance(time, str) else None
+    if match is not None and not any(int(g or 0) for g in match.groups()):
+        raise s.error("resources.time", f"expected a time limit above zero, got {got(time)}")
     if match is None or (match.group(1) is not None and int(match.group(2)) > 23):
         raise s.error(
             "resources.time", f"expected a time limit HH:MM:SS or D-HH:MM:SS, got {got(time)}"
@@ -413,74 +417,6 @@ def _param_space(s: _Settings) -> dict[str, Any]:
         except SpaceError as exc:
             raise s.error(f"param_space.{exc.key}", exc.message) from None
     return copy.deepcopy(space)
-
-
-# --------------------------------------------------------------------------------------------
-# Plugin resolution
-
-
-def resolve(exp: Experiment, registry: Any) -> tuple[Experiment, Space]:
-    """Check plugin names, fill the metric direction, and build the final search space.
-
-    This is the last check before anything is created: an unknown plugin or an impossible space
-    (e.g. an override the model's default space cannot take) stops the sweep here.
-    """
-
-    def fail(key: str, message: str) -> ConfigError:
-        top = key.split("[")[0]
-        line = exp.lines.get(top) or exp.lines.get(top.split(".")[0])
-        return ConfigError(exp.source, key, line, message)
-
-    def lookup(kind: str, key: str, name: str, table: Mapping[str, Any]) -> Any:
-        if name in table:
-            return table[name].obj
-        known = sorted(table)
-        hint = suggest(name, known)
-        if known and "did you mean" in hint:
-            hint += f" (known: {', '.join(known)})"
-        raise fail(key, f"unknown {kind} {got(name)}{hint if known else ' (none installed)'}")
-
-    model = lookup("model", "model", exp.model, registry.models)
-    lookup("dataset", "dataset", exp.dataset, registry.datasets)
-    metric = lookup("metric", "metric", exp.metric, registry.metrics)
-    direction = exp.direction
-    if direction is None:
-        direction = getattr(metric, "direction", None)
-        if direction not in DIRECTIONS:
-            raise fail(
-                "metric", f"metric {exp.metric!r} declares no valid direction ({direction!r})"
-            )
-    elif direction not in DIRECTIONS:
-        raise fail("metric.direction", f"expected maximize or minimize, got {got(direction)}")
-    try:
-        base = Space.from_mapping(getattr(model, "space", None) or {})
-    except SpaceError as exc:
-        raise fail(
-            "model", f"default search space of model {exp.model!r} is invalid: {exc}"
-        ) from None
-    _check_param_names(exp, model, base, fail)
-    try:
-        space = base.merged(exp.param_space)
-    except SpaceError as exc:
-        raise fail(f"param_space.{exc.key}", exc.message) from None
-    return dataclasses.replace(exp, direction=direction), space
-
-
-def _check_param_names(
-    exp: Experiment, model: Any, base: Space, fail: Callable[[str, str], ConfigError]
-) -> None:
-    """Refuse ``param_space`` keys the model does not take (a typo like ``lrr``)."""
-    extra = getattr(model, "extra_params", ())
-    if extra is True:
-        return
-    known = sorted({*base.params, *TRAINING_PARAMS, *(extra or ())})
-    for key in exp.param_space:
-        if key not in known:
-            hint = suggest(key, known)
-            if "did you mean" in hint:
-                hint += f" (known: {', '.join(known)})"
-            message = f"model {exp.model!r} takes no parameter {key!r}{hint}"
-            raise fail(f"param_space.{key}", message)
 
 
 def validate_profile(profile: Mapping[str, Any], source: str) -> None:

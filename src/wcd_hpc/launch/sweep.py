@@ -20,8 +20,9 @@ from typing import Any, Protocol
 import optuna
 
 from wcd_hpc.errors import ConfigError, LaunchError, SweepIncomplete, SyncError
-from wcd_hpc.experiment.config import Experiment, load_experiment, resolve
+from wcd_hpc.experiment.config import Experiment, load_experiment
 from wcd_hpc.experiment.paths import with_absolute_paths
+from wcd_hpc.experiment.resolve import resolve
 from wcd_hpc.experiment.space import Space
 from wcd_hpc.launch.base import Handle, Launcher, Outcome, Tick
 from wcd_hpc.launch.local import LocalLauncher
