@@ -135,3 +135,14 @@ def test_our_errors_are_one_line_with_their_exit_status(cli, tmp_path) -> None:
     res = cli("status", "../escape", "--runs-dir", str(tmp_path))
     assert res.code == 2 and "Traceback" not in res.err
     assert len(res.err.strip().splitlines()) == 1 and res.err.startswith("error: ")
+
+
+def test_a_wrapped_network_error_is_shortened_to_the_operating_systems_words() -> None:
+    from wcd_hpc.errors import one_line
+
+    wrapped = RuntimeError(
+        "(psycopg.OperationalError) [Errno -2] Name or service not known\n"
+        "(Background on this error at: https://sqlalche.me/e/21/e3q8)"
+    )
+    assert one_line(wrapped) == "Name or service not known"
+    assert one_line(KeyError("k")) == "KeyError: 'k'"

@@ -109,7 +109,7 @@ class SweepIncomplete(WcdHpcError):
     exit_code = 1
 
 
-_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]\n]+)")
 #: Longest one-line form of an exception (a library may put a whole HTML page in its message).
 MAX_LINE = 300
 
