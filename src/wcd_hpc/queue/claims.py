@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 
 import optuna
@@ -28,6 +29,7 @@ from wcd_hpc.queue.reaper import heartbeat_interval, reap
 from wcd_hpc.queue.schema import (
     PLACEMENT_ENV,
     TRIAL_CLAIMED,
+    TRIAL_CLAIMED_AT,
     TRIAL_FAIL_REASON,
     TRIAL_HEARTBEAT,
     TRIAL_SUSPENDED,
@@ -38,6 +40,11 @@ from wcd_hpc.queue.storage import claim_lock
 
 OVER_BUDGET = "claimed beyond the budget while the claim lock was lost (database restart?)"
 Claim = tuple[optuna.Trial, bool]
+
+
+def iso_utc(stamp: float) -> str:
+    """An epoch time as ISO 8601 in UTC, to the second (for people, not for comparisons)."""
+    return datetime.fromtimestamp(stamp, tz=timezone.utc).isoformat(timespec="seconds")
 
 
 def placement() -> dict[str, str]:
@@ -85,7 +92,9 @@ def claim(study: optuna.Study, url: str, worker: str) -> Claim | None:
     for attr, value in processes.record().items():
         trial.set_user_attr(attr, value)
     trial.set_user_attr(TRIAL_WORKER, worker)
-    trial.set_user_attr(TRIAL_CLAIMED, time.time())
+    now = time.time()
+    trial.set_user_attr(TRIAL_CLAIMED, now)
+    trial.set_user_attr(TRIAL_CLAIMED_AT, iso_utc(now))
     for attr, value in placement().items():
         trial.set_user_attr(attr, value)
     return trial, resume

@@ -7,7 +7,10 @@ copied to a laptop), so their names are written here once and imported everywher
 (``tests/test_layout.py``) fails when one of them appears as a string literal in another module.
 
 Values are stored as plain JSON (Optuna's user attributes): numbers, strings, lists, mappings.
-Times are Unix epoch seconds (floats), as Optuna's heartbeat uses.
+Times that programs compare are Unix epoch seconds (floats), as Optuna's heartbeat uses; a time a
+person reads (when a trial was claimed) is stored beside it in ISO 8601 (``claimed_at``). The
+heartbeat, rewritten every interval, stays a number only: a second attribute would double the
+writes that grow a journal.
 """
 
 from __future__ import annotations
@@ -31,6 +34,11 @@ STUDY_RUN_DIR: Final = "run_dir"
 #: fixed at creation so that a plugin upgrade cannot change a running study's space.
 STUDY_SPACE: Final = "space"
 STUDY_VERSION: Final = "wcd_hpc_version"
+#: The experiment's headline for people (optuna-dashboard shows user attributes as a table);
+#: the ``experiment`` attribute stays the full record workers read.
+STUDY_MODEL: Final = "model"
+STUDY_DATASET: Final = "dataset"
+STUDY_METRIC: Final = "metric"
 #: Heartbeat interval of every worker of the study, in seconds.
 STUDY_HEARTBEAT_S: Final = "heartbeat_s"
 #: How often the reaper re-enqueues the parameters of a trial whose worker died.
@@ -45,6 +53,8 @@ STUDY_LOCAL_SWEEP: Final = "local_sweep"
 
 TRIAL_HEARTBEAT: Final = "heartbeat"  # last heartbeat (epoch s)
 TRIAL_CLAIMED: Final = "claimed"  # when the current worker claimed it (epoch s)
+#: The same moment for people: ISO 8601, UTC (what optuna-dashboard shows as text).
+TRIAL_CLAIMED_AT: Final = "claimed_at"
 TRIAL_HOST: Final = "host"
 TRIAL_PID: Final = "pid"
 #: When the worker process started (seconds since boot, from /proc) and which boot: with host

@@ -9,6 +9,7 @@ extends it.
 from __future__ import annotations
 
 import os
+import warnings
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,8 +28,11 @@ from wcd_hpc.experiment.space import Space
 from wcd_hpc.queue.schema import (
     JOURNAL_FILE,
     STUDY_BUDGET,
+    STUDY_DATASET,
     STUDY_EXPERIMENT,
     STUDY_HEARTBEAT_S,
+    STUDY_METRIC,
+    STUDY_MODEL,
     STUDY_RUN_DIR,
     STUDY_SLURM_JOBS,
     STUDY_SPACE,
@@ -224,6 +228,7 @@ def prepare(
         study.set_user_attr(STUDY_EXPERIMENT, stored_experiment(exp))
         # The run directory follows the last sweep: workers started from now on write there.
         study.set_user_attr(STUDY_RUN_DIR, str(run_dir.resolve()))
+        _name_for_people(study, exp)  # studies created before wcd-hpc named them
         done = finished(study.get_trials(deepcopy=False))
         return Prepared(exp.name, url, run_dir, False, exp.trials, previous, done)
     direction: Literal["minimize", "maximize"] = (
@@ -233,6 +238,7 @@ def prepare(
         study_name=exp.name, storage=storage, direction=direction, load_if_exists=True
     )
     study.set_user_attr(STUDY_EXPERIMENT, stored_experiment(exp))
+    _name_for_people(study, exp)
     study.set_user_attr(STUDY_SPACE, space.describe())
     study.set_user_attr(STUDY_RUN_DIR, str(run_dir.resolve()))
     study.set_user_attr(STUDY_VERSION, __version__)
@@ -241,6 +247,20 @@ def prepare(
     # The budget goes last: a worker treats a study without one as not ready yet.
     study.set_user_attr(STUDY_BUDGET, exp.trials)
     return Prepared(exp.name, url, run_dir, True, exp.trials, None, 0)
+
+
+def _name_for_people(study: optuna.Study, exp: Experiment) -> None:
+    """What a person sees in optuna-dashboard: the objective's name instead of "Objective 0",
+    and the experiment's headline (model, dataset, metric) as attributes of their own rather
+    than only inside the ``experiment`` JSON."""
+    if study.metric_names is None:
+        with warnings.catch_warnings():  # experimental in Optuna 5, stable in what it stores
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([exp.metric])
+    headline = {STUDY_MODEL: exp.model, STUDY_DATASET: exp.dataset, STUDY_METRIC: exp.metric}
+    for key, value in headline.items():
+        if study.user_attrs.get(key) != value:
+            study.set_user_attr(key, value)
 
 
 def load(name: str, storage: BaseStorage, url: str) -> optuna.Study:
