@@ -79,7 +79,7 @@ def test_the_in_process_cli_returns_the_status_of_a_one_line_error(tmp_path, cap
     # Slurm array tasks run the worker through cli.run: its status decides the task's state.
     from wcd_hpc.cli import run
 
-    assert run(["status", "no-such-study", "--runs-dir", str(tmp_path)]) == 2
+    assert run(["status", "no-such-study", "--runs-dir", str(tmp_path)]) == 1  # not found
     assert "error:" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
@@ -146,3 +146,13 @@ def test_a_wrapped_network_error_is_shortened_to_the_operating_systems_words() -
     )
     assert one_line(wrapped) == "Name or service not known"
     assert one_line(KeyError("k")) == "KeyError: 'k'"
+
+
+def test_not_found_at_run_time_is_status_1_and_bad_input_stays_2() -> None:
+    from wcd_hpc.errors import ConfigError, StorageError, StudyNotFound, UsageError
+
+    assert StudyNotFound("no study 'x'").exit_code == 1
+    assert isinstance(StudyNotFound("x"), StorageError)  # still caught as a storage problem
+    assert UsageError("x").exit_code == 2
+    assert ConfigError("f.yaml", "k", 1, "bad").exit_code == 2
+    assert StorageError("cannot open").exit_code == 2

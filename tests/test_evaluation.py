@@ -123,5 +123,9 @@ def test_a_single_class_sample_gets_only_the_confusion_matrix(
 ) -> None:
     y = np.zeros(20, dtype=int)
     write_evaluation_artifacts(tmp_path, y, _probs(np.full(20, 0.6)), {}, ("a", "b"), all_metrics)
-    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["confusion.png"]
+    # Every figure is written as PNG and PDF (issue 16): the PDF twin is the only addition.
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "confusion.pdf",
+        "confusion.png",
+    ]
     assert json.loads((tmp_path / "binned.json").read_text())["bins"] == []

@@ -195,7 +195,7 @@ def test_render_refusing_a_runs_dir_creates_no_study(
 
 def test_status_of_a_database_that_does_not_exist_creates_none(cli, tmp_path) -> None:
     res = cli("status", "x", "--storage", f"sqlite:///{tmp_path / 'new.db'}")
-    assert res.code == 2 and "does not exist" in res.err
+    assert res.code == 1 and "does not exist" in res.err  # not found: 1 (was 2)
     assert not (tmp_path / "new.db").exists()
 
 

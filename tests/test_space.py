@@ -321,3 +321,60 @@ def test_merged_rejects_a_bad_override_naming_its_key() -> None:
     with pytest.raises(SpaceError) as info:
         Space.from_mapping({"lr": "loguniform(1e-5, 1e-1)"}).merged({"lr": "loguniform(0, 1)"})
     assert info.value.key == "lr"
+
+
+# --- quoted expressions where a constant is meant -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "blamed", "quoted"),
+    [
+        ("channels", "['randint(4, 12)', 6]", "channels[0]", "'randint(4, 12)'"),
+        ("channels", '[4, "randint(4, 12)"]', "channels[1]", "'randint(4, 12)'"),
+        ("optimizer", "choice(['randint(1, 2)', 'adam'])", "optimizer", "'randint(1, 2)'"),
+        ("lr", "'loguniform(1e-4, 1e-2)'", "lr", "'loguniform(1e-4, 1e-2)'"),
+        ("channels", "['[1, 2]']", "channels[0]", "'[1, 2]'"),
+        ("act", "'randit(1, 2)'", "act", "'randit(1, 2)'"),  # a typo is still an expression
+    ],
+)
+def test_a_quoted_string_that_is_an_expression_is_refused_as_a_constant(
+    key: str, value: str, blamed: str, quoted: str
+) -> None:
+    err = error_of(key, value)
+    assert err.key == blamed
+    assert err.message == (
+        f"the quoted string {quoted} is a search expression, not a constant; "
+        "write the expression without quotes"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("'adam'", Fixed("adam")),
+        ("choice(['adam', 'sgd-momentum'])", Choice(("adam", "sgd-momentum"))),
+        ("choice(['(a)', 'x[0]', 'f.g()'])", Choice(("(a)", "x[0]", "f.g()"))),
+        ("['1e-4', 'relu']", ListOf((Fixed("1e-4"), Fixed("relu")))),
+    ],
+)
+def test_quoted_words_brackets_and_numbers_stay_string_constants(
+    value: str, expected: object
+) -> None:
+    assert parse_param("p", value) == expected
+
+
+def test_items_of_a_yaml_list_are_read_as_expressions_one_by_one() -> None:
+    assert parse_param("channels", ["randint(4, 12)", "6", 7]) == ListOf(
+        (RandInt(4, 12), Fixed(6), Fixed(7))
+    )
+
+
+def test_a_call_cut_at_its_comma_by_a_yaml_tool_says_to_quote_the_whole_list() -> None:
+    err = error_of("channels", ["randint(2", "20)"])
+    assert err.key == "channels[0]"
+    assert err.message.endswith(
+        "a list such as [randint(2, 20), randint(2, 20)] was split at its commas, as YAML tools "
+        'do; quote the whole list: "[randint(2, 20), randint(2, 20)]"'
+    )
+    # Outside a list the same typo is only a syntax error: no list was split there.
+    assert "split at its commas" not in error_of("lr", "loguniform(1e-4").message

@@ -219,6 +219,8 @@ def test_sweep_then_sync_lands_everything_and_a_second_sync_adds_nothing(
     assert "0 new, 0 updated, 6 unchanged" in again.out
     assert {r.info.run_id for r in _runs(client, "landed")} == {r.info.run_id for r in runs}
     assert len(client.search_model_versions("name = 'wcd-hpc-landed'")) == 1
+    exp_id = client.get_experiment_by_name("landed").experiment_id
+    assert len(client.search_logged_models([exp_id])) == 1  # the best model, logged once
 
 
 @pytest.mark.slow

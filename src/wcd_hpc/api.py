@@ -145,7 +145,16 @@ class Dataset:
 
 @dataclass(frozen=True)
 class Metric:
-    """A metric plugin: ``compute(y_true, y_score, meta)`` where ``y_score`` is (N, classes)."""
+    """A metric plugin: ``compute(y_true, y_score, meta)`` where ``y_score`` is (N, classes).
+
+    ``meta`` holds the split's per-event arrays (:attr:`Split.meta`, each of length N) plus one
+    reserved key that wcd-hpc adds: ``meta["signal_class"]``, the index of the experiment's
+    signal class (its ``signal_class`` key, or the dataset's default) repeated N times as an int
+    array — a per-event array like the others, so that slicing ``meta`` (per energy bin) keeps
+    it. A metric that has a "positive" class should score that one
+    (``int(meta["signal_class"][0])`` when N > 0); a metric that ignores it keeps working
+    unchanged. A dataset must not put its own array under that name.
+    """
 
     name: str
     direction: str

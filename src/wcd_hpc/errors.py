@@ -78,7 +78,13 @@ class StorageError(WcdHpcError):
 
 
 class StudyNotFound(StorageError):
-    """No study of that name where it was looked for (the message lists the ones that exist)."""
+    """No study of that name where it was looked for (the message lists the ones that exist).
+
+    Exit status 1: the command was well formed and found out at run time that the study is not
+    there, as ``grep`` does for a pattern it cannot find; 2 stays for input that cannot work.
+    """
+
+    exit_code = 1
 
 
 class StudyConflict(StorageError):

@@ -3,13 +3,20 @@
 Errors are handled here and only here: :class:`App` turns a :class:`~wcd_hpc.errors.WcdHpcError`
 into ``error: <one line>`` (secrets masked) and its exit status; any other exception is a bug
 and keeps its traceback.
+
+The habits every verb shares are set once, on the root: ``-h`` as well as ``--help`` (click
+passes ``help_option_names`` down to every subcommand and group, plugin verbs included), and
+shell completion (``--install-completion``, ``--show-completion``), whose script calls the
+program by the name it is installed under, so :func:`main` names it ``wcd-hpc`` whichever way
+it was started (``python -m wcd_hpc`` included). Help text is printed as written: docstrings of
+commands are plain text, never reStructuredText (a test renders every ``--help``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -24,6 +31,7 @@ from wcd_hpc.cli import (
     simulate,
     site,
     status,
+    studies,
     sweep,
     sync,
     train,
@@ -55,9 +63,14 @@ app = App(
     name="wcd-hpc",
     help="Hyper-parameter sweeps of PyTorch classifiers for Water Cherenkov Detector data.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+#: The program name in usage lines and in the completion script (whose variable is
+#: ``_WCD_HPC_COMPLETE``), also when started as ``python -m wcd_hpc``.
+PROG_NAME = "wcd-hpc"
 
 
 def _version(value: bool) -> None:
@@ -68,9 +81,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Hyper-parameter sweeps of PyTorch classifiers for WCD data, on Slurm or locally."""
 
@@ -79,6 +95,7 @@ for module in (
     sweep,
     worker,
     status,
+    studies,
     plugins,
     sync,
     render,
@@ -113,7 +130,7 @@ def main() -> None:
     """Run the CLI; the ``wcd-hpc`` command enters through :func:`wcd_hpc.__main__.main`."""
     _configure_logging()
     registry(warn_problems=False).add_commands(app)
-    app()
+    app(prog_name=PROG_NAME)
 
 
 def run(args: list[str]) -> int:

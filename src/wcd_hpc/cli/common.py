@@ -40,7 +40,12 @@ ProfileOption = Annotated[
 SetOption = Annotated[
     list[str] | None, typer.Option("--set", help="Override any key: --set epochs=3.")
 ]
-StudyArgument = Annotated[str, typer.Argument(help="Study name.")]
+# Arguments are named in capitals, as the help texts and the README refer to them; typer
+# writes a required one in braces in the usage line ({EXPERIMENT}), an optional one in [ ].
+StudyArgument = Annotated[str, typer.Argument(metavar="NAME", help="Study name.")]
+ExperimentArgument = Annotated[
+    Path, typer.Argument(metavar="EXPERIMENT", help="Experiment file (YAML).")
+]
 
 
 def fail(message: str) -> NoReturn:

@@ -1,16 +1,23 @@
-"""``sweep --dry-run``: all a sweep would do, shown; nothing created, written or submitted."""
+"""``sweep --dry-run``: all a sweep would do, shown; nothing created, written or submitted.
+
+Shown as tables for a person, or as one JSON document for a script (``--json``,
+:func:`dry_run_document`), whose keys are a stable interface: a key may be added, none renamed.
+"""
 
 from __future__ import annotations
 
+import json
 import shlex
+from typing import Any
 
 from rich.syntax import Syntax
 from rich.table import Table
 
 from wcd_hpc.cli.common import out, warn
-from wcd_hpc.launch.render import gpu_hours_bound, render_sync, render_worker
+from wcd_hpc.launch.render import gpu_hours_bound, render_scripts, render_sync, render_worker
 from wcd_hpc.launch.sweep import Plan
 from wcd_hpc.plugins import get_registry
+from wcd_hpc.queue.schema import STUDY_RUN_DIR
 from wcd_hpc.queue.urls import mask, without_secrets
 
 SAMPLES = 3
@@ -75,3 +82,62 @@ def show_dry_run(p: Plan) -> None:
     )
     for line in p.warnings():
         warn(line)
+
+
+def dry_run_document(p: Plan) -> dict[str, Any]:
+    """What :func:`show_dry_run` shows, as JSON-ready data; secrets masked or withheld."""
+    exp = p.exp
+    job = p.job(min(exp.workers, exp.trials))
+    reg = get_registry()
+    plugins = []
+    for kind, name, entries in (
+        ("model", exp.model, reg.models),
+        ("dataset", exp.dataset, reg.datasets),
+        ("metric", exp.metric, reg.metrics),
+    ):
+        src = entries[name].source
+        plugins.append(
+            {
+                "kind": kind,
+                "name": name,
+                "plugin": src.plugin,
+                "distribution": src.distribution,
+                "version": src.version,
+            }
+        )
+    slurm = exp.executor == "slurm"
+    r = exp.resources
+    return {
+        "study": exp.name,
+        "model": exp.model,
+        "dataset": exp.dataset,
+        "metric": exp.metric,
+        "direction": exp.direction,
+        "trials": exp.trials,
+        "epochs": exp.epochs,
+        "sampler": exp.sampler,
+        "pruner": exp.pruner,
+        "storage": mask(p.url),
+        STUDY_RUN_DIR: str(p.run_dir),  # the key status --json uses
+        "executor": exp.executor,
+        "workers": job.workers,
+        "parallelism": job.parallelism if slurm else job.workers,
+        "plugins": plugins,
+        "space": p.space.describe(),
+        "samples": p.space.sample(min(SAMPLES, exp.trials), exp.seed),
+        "scripts": render_scripts(job) if slurm else {},
+        "worker_command": job.worker_command(),
+        "worker_storage": without_secrets(p.url),
+        "bound": {
+            "gpu_hours": gpu_hours_bound(r, job.workers) if slurm else None,
+            "workers": job.workers,
+            "gpus_per_worker": r.gpus,
+            "time": r.time,
+        },
+        "warnings": p.warnings(),
+    }
+
+
+def print_dry_run_json(p: Plan) -> None:
+    """The dry run as one JSON document on stdout (nothing else is printed there)."""
+    print(json.dumps(dry_run_document(p), indent=2, default=str))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -18,22 +19,42 @@ def _cell(value: object) -> str:
 
 
 def evaluate_cmd(
-    run_dir: Path = typer.Argument(..., help="A trial or train run directory (holds model.pt)."),
-    file: Path = typer.Argument(..., help="HDF5 file in the SWGO/LIP layout (data + info)."),
-    data_key: str = typer.Option("data", "--data-key", help="HDF5 dataset with the events."),
-    normalise: str | None = typer.Option(
-        None, "--normalise", help="Override the training normalisation (log1p | none)."
-    ),
-    storage: str | None = typer.Option(
-        None,
-        "--storage",
-        envvar=ENV_STORAGE,
-        help="Study storage of a sweep trial.",
-        show_default=False,
-    ),
-    output: Path | None = typer.Option(
-        None, "--out", help="Where to write (default RUN_DIR/evaluations/<file stem>)."
-    ),
+    run_dir: Annotated[
+        Path,
+        typer.Argument(metavar="RUN_DIR", help="A trial or train run directory (holds model.pt)."),
+    ],
+    file: Annotated[
+        Path,
+        typer.Argument(metavar="FILE", help="HDF5 file in the SWGO/LIP layout (data + info)."),
+    ],
+    data_key: Annotated[
+        str, typer.Option("--data-key", help="HDF5 dataset with the events.")
+    ] = "data",
+    normalise: Annotated[
+        str | None,
+        typer.Option(
+            "--normalise",
+            help="Override the training normalisation (log1p | none).",
+            show_default=False,
+        ),
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            envvar=ENV_STORAGE,
+            help="Study storage of a sweep trial.",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Where to write (default RUN_DIR/evaluations/<file stem>).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Score a trained model on any file: metrics, a per-energy-bin table and plots."""
     from wcd_hpc.engine.evaluate import evaluate_file, load_run  # torch: only here

@@ -2,33 +2,67 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import shlex
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from wcd_hpc.cli.common import out
 from wcd_hpc.errors import StorageError
-from wcd_hpc.queue.journal import check_journal, salvage
+from wcd_hpc.queue.journal import JournalCorrupt, check_journal, salvage, scan
 
 app = typer.Typer(help="Check or salvage a journal-file study.", no_args_is_help=True)
 
 
 @app.command("check")
-def check_cmd(path: Path = typer.Argument(..., help="The journal file (journal.log).")) -> None:
-    """Read the whole journal and report the first bad line (file:line), if any."""
+def check_cmd(
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="The journal file (journal.log).")],
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help='Print {"path", "ok", "lines", "bad_line", "problem"} as JSON.'
+        ),
+    ] = False,
+) -> None:
+    """Read the whole journal and report the first bad line (file:line), if any.
+
+    The exit status is the same with --json: 0 for a sound journal, 2 for a damaged one.
+    """
     if not path.is_file():
         raise StorageError(f"{path}: no such journal file")
-    check_journal(path)
-    out.print(f"{path}: ok")
+    if not as_json:
+        check_journal(path)
+        out.print(f"{path}: ok")
+        return
+    with contextlib.suppress(JournalCorrupt):  # a bad last line is looked at again, locked
+        check_journal(path)
+    found = scan(path)
+    document = {
+        "path": str(path),
+        "ok": found.ok,
+        "lines": found.good_lines,
+        "bad_line": found.bad_line,
+        "problem": found.problem or None,
+    }
+    print(json.dumps(document, indent=2))
+    if not found.ok:
+        raise typer.Exit(JournalCorrupt.exit_code)
 
 
 @app.command("salvage")
 def salvage_cmd(
-    path: Path = typer.Argument(..., help="The damaged journal file."),
-    new: Path | None = typer.Option(
-        None, "--out", help="Where to write the valid prefix [default: PATH.salvaged]."
-    ),
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="The damaged journal file.")],
+    new: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Where to write the valid prefix (default: PATH.salvaged).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Write the longest valid prefix of PATH to a new file; PATH itself is never modified."""
     done = salvage(path, new)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -19,10 +20,10 @@ from wcd_hpc.scaffold import create
 JSON_HELP = "Print JSON (a stable interface)."
 
 
-def plugins_cmd(
-    ctx: typer.Context,
-    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
-) -> None:
+JsonOption = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+
+
+def plugins_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List models, datasets and metrics with the distribution that provides each.
 
     Exits 1 when a plugin failed to load, after listing everything that did load.
@@ -31,14 +32,19 @@ def plugins_cmd(
         list_plugins(as_json)
 
 
-def list_cmd(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+def list_cmd(as_json: JsonOption = False) -> None:
     """List models, datasets and metrics with the distribution that provides each."""
     list_plugins(as_json)
 
 
 def new_cmd(
-    name: str = typer.Argument(..., help="Plugin, distribution and model name, e.g. demo-model."),
-    directory: Path = typer.Option(Path("."), "--dir", help="Where to create NAME/."),
+    name: Annotated[
+        str,
+        typer.Argument(
+            metavar="NAME", help="Plugin, distribution and model name, e.g. demo-model."
+        ),
+    ],
+    directory: Annotated[Path, typer.Option("--dir", help="Where to create NAME/.")] = Path("."),
 ) -> None:
     """Scaffold a plugin distribution NAME/ that pip-installs and passes its own tests."""
     try:

@@ -8,14 +8,21 @@ from typing import Annotated, Any
 
 import typer
 
-from wcd_hpc.cli.common import ProfileOption, SetOption, StorageOption, out, registry
+from wcd_hpc.cli.common import (
+    ExperimentArgument,
+    ProfileOption,
+    SetOption,
+    StorageOption,
+    out,
+    registry,
+)
 from wcd_hpc.launch.render import render_scripts, write_scripts
 from wcd_hpc.launch.sweep import plan, start
 from wcd_hpc.queue.schema import WORKER_SCRIPT
 
 
 def render_cmd(
-    experiment: Annotated[Path, typer.Argument(help="Experiment file (YAML).")],
+    experiment: ExperimentArgument,
     out_dir: Annotated[
         Path, typer.Option("--out", help="Directory for worker.sbatch and sync.sbatch.")
     ],

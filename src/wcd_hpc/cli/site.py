@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -16,16 +17,16 @@ from wcd_hpc.experiment.config import DEFAULTS, validate_profile
 from wcd_hpc.experiment.sources import load_profile
 from wcd_hpc.launch.doctor import run_checks
 from wcd_hpc.launch.settings import parse_site, profile_dirs, site_profile
-from wcd_hpc.queue.urls import resolve
+from wcd_hpc.queue.urls import mask, mask_text, resolve
 
 
 def profiles_cmd(
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List the site profiles found and check them: ./slurm/profiles, then
-    ~/.config/wcd-hpc/profiles, then those shipped with wcd-hpc; a name found twice is listed
-    where ``--profile NAME`` finds it first.
+    """List the site profiles found and check each one.
 
+    They are looked for in ./slurm/profiles, then ~/.config/wcd-hpc/profiles, then among those
+    shipped with wcd-hpc; a name found twice is listed where --profile NAME finds it first.
     Exits 1 when a profile is invalid; each problem is one line naming file and key.
     """
     rows = []
@@ -77,19 +78,52 @@ def profiles_cmd(
 
 
 def doctor_cmd(
-    profile: str | None = typer.Option(None, "--profile", help="Site profile name or path."),
-    storage: str | None = typer.Option(None, "--storage", help="Storage URL to check."),
-    runs_dir: Path | None = typer.Option(None, "--runs-dir", help="Runs root to check."),
+    profile: Annotated[
+        str | None,
+        typer.Option("--profile", help="Site profile name or path.", show_default=False),
+    ] = None,
+    storage: Annotated[
+        str | None, typer.Option("--storage", help="Storage URL to check.", show_default=False)
+    ] = None,
+    runs_dir: Annotated[
+        Path | None, typer.Option("--runs-dir", help="Runs root to check.", show_default=False)
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help='Print {"ok", "checks": [...]} as JSON (a stable interface).'),
+    ] = False,
 ) -> None:
-    """Check sbatch/sacct, the container runtime and image, GPUs, storage and the runs root."""
+    """Check sbatch/sacct, the container runtime and image, GPUs, storage and the runs root.
+
+    Exits 1 when a required check fails; a failed optional check is a warning.
+    """
     prof = site_profile(profile)
     data = prof or {}
     site = parse_site(prof, str(profile or "<profile>"))
     root = runs_dir or Path(str(data.get("runs_dir", DEFAULTS["runs_dir"])))
     url = resolve(storage or str(data.get("storage", "journal")), root / "doctor-check")
     slurm_required = data.get("executor", DEFAULTS["executor"]) == "slurm"
-    failed = 0
-    for check in run_checks(site, url, root, slurm_required):
+    checks = run_checks(site, url, root, slurm_required)
+    failed = sum(1 for check in checks if not check.ok and check.required)
+    if as_json:
+        document = {
+            "ok": not failed,
+            "profile": profile,
+            "storage": mask(url),
+            "runs_dir": str(root),
+            "checks": [
+                {
+                    "name": c.name,
+                    "ok": c.ok,
+                    "required": c.required,
+                    "detail": mask_text(c.detail),
+                    "fix": c.fix or None,
+                }
+                for c in checks
+            ],
+        }
+        print(json.dumps(document, indent=2))
+    for check in [] if as_json else checks:
         mark = (
             "[green]ok[/]  "
             if check.ok
@@ -99,7 +133,6 @@ def doctor_cmd(
         if not check.ok and check.fix:
             line += f" — fix: {escape(check.fix)}"
         out.print(line, markup=True)
-        failed += int(not check.ok and check.required)
     if failed:
         raise typer.Exit(1)
 

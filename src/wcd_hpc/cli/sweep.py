@@ -16,15 +16,17 @@ import typer
 from rich.markup import escape
 
 from wcd_hpc.cli.common import (
+    ExperimentArgument,
     ProfileOption,
     SetOption,
     StorageOption,
     err,
+    fail,
     out,
     registry,
     warn,
 )
-from wcd_hpc.cli.dryrun import show_dry_run
+from wcd_hpc.cli.dryrun import print_dry_run_json, show_dry_run
 from wcd_hpc.cli.progress import sweep_progress, sync_progress
 from wcd_hpc.launch.base import Handle, Launcher, Tick
 from wcd_hpc.launch.slurm import SlurmHandle
@@ -105,7 +107,7 @@ def _summary(p: Plan, study: optuna.Study, budget: int) -> None:
 
 
 def sweep_cmd(
-    experiment: Annotated[Path, typer.Argument(help="Experiment file (YAML).")],
+    experiment: ExperimentArgument,
     executor: Annotated[str | None, typer.Option(help="local or slurm.")] = None,
     workers: Annotated[
         int | None, typer.Option("--workers", "-w", min=1, help="Workers (array tasks).")
@@ -120,6 +122,10 @@ def sweep_cmd(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show everything; submit nothing.")
     ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="With --dry-run: print it as JSON (a stable interface)."),
+    ] = False,
     wait: Annotated[bool, typer.Option(help="Slurm: follow the array until it ends.")] = False,
     no_sync: Annotated[
         bool,
@@ -133,6 +139,8 @@ def sweep_cmd(
     Running it again resumes the same study; a larger budget extends it. On Slurm it submits
     one array job and returns (--wait follows it).
     """
+    if as_json and not dry_run:
+        fail("--json needs --dry-run: a running sweep prints progress, not a document")
     flags = {
         "executor": ("--executor", executor),
         "workers": ("--workers", workers),
@@ -143,7 +151,7 @@ def sweep_cmd(
     given = {k: v for k, v in flags.items() if v[1] is not None or k == "storage"}
     p = plan(experiment, registry(), profile=profile, sets=sets or [], flags=given)
     if dry_run:
-        show_dry_run(p)
+        print_dry_run_json(p) if as_json else show_dry_run(p)
         return
     _describe(p)
     for line in p.warnings():

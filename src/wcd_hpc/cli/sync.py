@@ -26,7 +26,8 @@ def sync_cmd(
         ),
     ] = None,
 ) -> None:
-    """Copy every finished, pruned or failed trial of a study to MLflow (safe to rerun)."""
+    """Copy every finished, pruned or failed trial of a study to MLflow and register the best
+    one as an MLflow PyTorch model (safe to rerun)."""
     # mlflow takes a second or two to import: only this verb pays for it.
     from wcd_hpc.results.sync import connect, sync_study, tracking_uri_for
 

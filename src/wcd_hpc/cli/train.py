@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from wcd_hpc.cli.common import ProfileOption, StorageOption, out, registry
+from wcd_hpc.cli.common import ExperimentArgument, ProfileOption, StorageOption, out, registry
 from wcd_hpc.launch.settings import site_profile
 
 
@@ -19,7 +19,7 @@ def _show(values: dict[str, object]) -> str:
 
 
 def train_cmd(
-    experiment: Annotated[Path, typer.Argument(help="Experiment file (YAML).")],
+    experiment: ExperimentArgument,
     runs_dir: Annotated[
         Path | None, typer.Option("--runs-dir", help="Override the runs root.")
     ] = None,

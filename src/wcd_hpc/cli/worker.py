@@ -8,6 +8,7 @@ import typer
 
 from wcd_hpc.cli.common import err, registry
 from wcd_hpc.engine.startup import paused_gc
+from wcd_hpc.errors import StudyNotFound, UsageError
 from wcd_hpc.queue.urls import ENV_STORAGE, from_env
 
 
@@ -38,7 +39,12 @@ def worker_cmd(
 
     registry()
     url = from_env(storage)
-    summary = run_worker(study, url, worker=worker_id, max_trials=max_trials)
+    try:
+        summary = run_worker(study, url, worker=worker_id, max_trials=max_trials)
+    except StudyNotFound as exc:
+        # Status 1 elsewhere, but to a launcher 1 is a crash worth a restart; a worker started
+        # for a study that is not there would fail the same way again (EXIT_USAGE, 2).
+        raise UsageError(str(exc)) from None
     err.print(
         f"worker done: {summary.complete} complete, {summary.pruned} pruned, "
         f"{summary.failed} failed ({summary.reason or 'stopped'})"

@@ -1,29 +1,39 @@
 """Built-in metrics: ``f1``, ``accuracy``, ``roc_auc`` and the gamma/hadron ones, in numpy only.
 
 scikit-learn is not a dependency (it would add ~40 MB to every worker image for three
-formulas), so these follow its conventions instead: binary F1 is the F1 of class 1; multi-class F1
-is the macro average over the labels present in truth or prediction, and a class with no true
-and no predicted members scores 0; ROC AUC is the Mann–Whitney U statistic with average ranks for
-ties (Hanley & McNeil 1982, Radiology 143, 29), macro one-vs-rest for several classes, and NaN
-when it is undefined (a single class in ``y_true``) rather than an exception that would kill a
-trial at its very end.
+formulas), so these follow its conventions instead: multi-class F1 is the macro average over the
+labels present in truth or prediction, and a class with no true and no predicted members scores
+0; ROC AUC is the Mann–Whitney U statistic with average ranks for ties (Hanley & McNeil 1982,
+Radiology 143, 29), macro one-vs-rest for several classes, and NaN when it is undefined (a single
+class in ``y_true``) rather than an exception that would kill a trial at its very end.
+
+**The signal class.** Which class is "positive" is a key of the experiment (``signal_class``,
+README "Experiment files"); wcd-hpc hands its index to every metric in the reserved ``meta`` key
+:data:`SIGNAL_KEY` — one int per event, so that the "every meta array has length N" contract and
+the per-energy-bin slicing of ``meta`` keep working. Binary ``f1`` is the F1 of that class;
+``q_factor`` and the gamma efficiencies cut on its score and treat every other class as
+background. A caller that does not pass the key (a third-party tool calling these functions)
+gets the rules these metrics always had: binary F1 of class 1 (scikit-learn's ``pos_label=1``),
+and as signal for the cut-based metrics the class of the events whose ``meta['primary']`` is
+``'gamma'``, else class 0. When an experiment names no signal class, :func:`default_signal_class`
+picks it from the class names (gamma, else muon, else class 1).
 
 Gamma/hadron separation (SCIENCE.md) is judged by cuts on the signal-class score ``p_signal >= t``:
 ``q_factor`` is the quality factor Q = ε_γ / √ε_h at its best cut, ``gamma_eff_1e2`` and
 ``gamma_eff_1e3`` the largest gamma efficiency whose hadron survival is at most 10⁻² / 10⁻³.
-**Which class is the signal ("gamma")**: the class of the events whose ``meta['primary']`` is
-``'gamma'`` when the dataset provides that column and it contains gammas; otherwise class 0 (the
-first of the dataset's ``class_names``: the muon class of a muon-tagging set whose first class is
-``muon``, iron in the predecessor's iron/proton files). Every other class is background.
 Finite samples: ε_h is floored at one background event (1/N_h), so Q stays finite when a cut keeps
 no hadron (Q is then a lower bound, as in the field's practice of quoting it at the
 statistical limit); with fewer than 1/h background events, ``gamma_eff`` at survival h is the
 efficiency of a cut that keeps no background at all (a conservative value, never NaN).
+``q_factor`` deliberately takes its maximum over *all* cuts, even one that keeps a single
+hadron: a study records its objective by name, and a resumed study must never compare trials
+scored under two definitions. The plots (:mod:`wcd_hpc.results.efficiency`) quote the optimum
+only where at least ten background events survive, with its statistical band.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -31,7 +41,9 @@ from wcd_hpc.api import Metric
 from wcd_hpc.hookspecs import hookimpl
 
 __all__ = [
+    "SIGNAL_KEY",
     "accuracy",
+    "default_signal_class",
     "f1",
     "gamma_efficiency_at",
     "q_curve",
@@ -40,7 +52,15 @@ __all__ = [
     "roc_auc",
     "selection_curve",
     "signal_class",
+    "signal_index",
+    "with_signal_class",
 ]
+
+#: Reserved ``meta`` key: the index of the experiment's signal class, once per event.
+SIGNAL_KEY = "signal_class"
+#: Class names :func:`default_signal_class` looks for, in this order: the gamma of a gamma/hadron
+#: set, the muon class of a muon-tagging set (the tag is "a muon is present").
+DEFAULT_SIGNAL_NAMES = ("gamma", "muon")
 
 
 def _prepare(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -65,11 +85,17 @@ def _f1_of(truth: np.ndarray, pred: np.ndarray, label: int) -> float:
 
 
 def f1(y_true: np.ndarray, y_score: np.ndarray, meta: Mapping[str, np.ndarray]) -> float:
-    """F1 of class 1 for two classes, macro F1 otherwise; predictions are the argmax."""
+    """F1 of the signal class for two classes, macro F1 otherwise; predictions are the argmax.
+
+    The signal class comes from ``meta[SIGNAL_KEY]``; without it, class 1 (scikit-learn's
+    convention, the predecessor's F1 table). Several classes keep the macro average: the usual
+    meaning of one F1 for a multi-class problem, whichever class a cut would select.
+    """
     truth, score = _prepare(y_true, y_score)
     pred = score.argmax(axis=1)
     if score.shape[1] == 2:
-        return _f1_of(truth, pred, 1)
+        chosen = _chosen(meta, truth.size)
+        return _f1_of(truth, pred, 1 if chosen is None else chosen)
     labels = np.union1d(truth, pred)
     return float(np.mean([_f1_of(truth, pred, int(c)) for c in labels])) if labels.size else 0.0
 
@@ -109,15 +135,66 @@ def roc_auc(y_true: np.ndarray, y_score: np.ndarray, meta: Mapping[str, np.ndarr
     return float(np.mean(defined))
 
 
-def signal_class(y_true: np.ndarray, meta: Mapping[str, np.ndarray]) -> int:
-    """The label of the gamma class (see the module docstring), else 0."""
+def _chosen(meta: Mapping[str, np.ndarray], n: int) -> int | None:
+    """The index in ``meta[SIGNAL_KEY]``, or ``None`` when the caller passed none."""
+    value = meta.get(SIGNAL_KEY)
+    if value is None or n == 0 or len(value) != n:
+        return None
+    return int(np.asarray(value).ravel()[0])
+
+
+def with_signal_class(meta: Mapping[str, np.ndarray], label: int, n: int) -> dict[str, np.ndarray]:
+    """``meta`` plus :data:`SIGNAL_KEY`: ``label`` repeated for the ``n`` events."""
+    return {**meta, SIGNAL_KEY: np.full(n, int(label), dtype=np.int64)}
+
+
+def signal_index(name: str, class_names: Sequence[str]) -> int | None:
+    """The index of the class called ``name`` (exactly, as the dataset spells it), else ``None``."""
+    names = [str(c) for c in class_names]
+    return names.index(name) if name in names else None
+
+
+def default_signal_class(
+    class_names: Sequence[str],
+    y_true: np.ndarray | None = None,
+    meta: Mapping[str, np.ndarray] | None = None,
+) -> int:
+    """The signal class of an experiment that names none (README "Experiment files").
+
+    In order: the class named ``gamma`` (gamma/hadron); the class of the events whose
+    ``meta['primary']`` is ``gamma`` (a file read with its layout's default class names); the
+    class named ``muon`` (muon tagging: the tag is the muon); otherwise class 1 — for the
+    iron/proton files proton, the class the objective F1 has always scored (scikit-learn's
+    ``pos_label=1``, the predecessor's F1 table), so that existing iron/proton studies keep their
+    objective.
+    """
+    found = signal_index(DEFAULT_SIGNAL_NAMES[0], class_names)
+    if found is None and y_true is not None and meta is not None:
+        found = _gamma_by_primary(np.asarray(y_true).astype(np.int64).ravel(), meta)
+    if found is None:
+        found = signal_index(DEFAULT_SIGNAL_NAMES[1], class_names)
+    if found is None:
+        found = 1 if len(class_names) > 1 else 0
+    return found
+
+
+def _gamma_by_primary(truth: np.ndarray, meta: Mapping[str, np.ndarray]) -> int | None:
     primary = meta.get("primary")
-    truth = np.asarray(y_true).astype(np.int64).ravel()
     if primary is not None and len(primary) == truth.size:
         gammas = truth[np.asarray(primary).astype(str) == "gamma"]
         if gammas.size:
             return int(np.bincount(gammas).argmax())
-    return 0
+    return None
+
+
+def signal_class(y_true: np.ndarray, meta: Mapping[str, np.ndarray]) -> int:
+    """The label of the signal class: ``meta[SIGNAL_KEY]``, else the gamma class, else 0."""
+    truth = np.asarray(y_true).astype(np.int64).ravel()
+    chosen = _chosen(meta, truth.size)
+    if chosen is not None:
+        return chosen
+    gamma = _gamma_by_primary(truth, meta)
+    return 0 if gamma is None else gamma
 
 
 def selection_curve(
@@ -192,10 +269,10 @@ def register_metrics(register: Callable[[Metric], None]) -> None:
     The gamma efficiencies are named ``gamma_eff_1e2`` / ``gamma_eff_1e3`` (not ``…_at_1e-2``)
     so the names stay plain identifiers in experiment files, MLflow and shell flags.
     """
-    register(Metric("f1", "maximize", f1, "F1 of class 1 (binary) or macro F1, argmax predictions"))
+    register(Metric("f1", "maximize", f1, "F1 of the signal class (binary) or macro F1, argmax"))
     register(Metric("accuracy", "maximize", accuracy, "fraction of correct argmax predictions"))
     register(Metric("roc_auc", "maximize", roc_auc, "ROC AUC (Mann-Whitney, macro one-vs-rest)"))
-    register(Metric("q_factor", "maximize", q_factor, "best Q = gamma eff / sqrt(hadron eff)"))
+    register(Metric("q_factor", "maximize", q_factor, "best Q = signal eff / sqrt(background eff)"))
     for name, survival in (("gamma_eff_1e2", 1e-2), ("gamma_eff_1e3", 1e-3)):
         register(
             Metric(

@@ -12,6 +12,8 @@ by default the journal file two levels up, or ``storage``) or a ``train`` run (i
 from ``model.pt``. The training dataset's normalisation is re-applied when it can be from the
 stored parameters alone (``log1p``, ``none``); a normalisation fitted on the training data
 (``standard``) cannot and is refused, because silently skipping it would score garbage.
+The signal class is the one the run was trained with (its experiment's ``signal_class``), so
+the file's metrics and figures answer the same question as the trial's.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 import torch
 
 from wcd_hpc.api import DataSpec, Metric
+from wcd_hpc.default_plugins.metrics import default_signal_class, signal_index, with_signal_class
 from wcd_hpc.engine.fit import default_logits, pick_device
 from wcd_hpc.errors import DataError
 from wcd_hpc.plugins import Registry
@@ -40,7 +43,12 @@ from wcd_hpc.queue.schema import (
     PARAMS_FILE,
 )
 from wcd_hpc.queue.storage import open_storage
-from wcd_hpc.results.evaluation import with_primary, write_evaluation_artifacts, write_json
+from wcd_hpc.results.evaluation import (
+    Provenance,
+    with_primary,
+    write_evaluation_artifacts,
+    write_json,
+)
 
 __all__ = ["EvaluateError", "Evaluation", "RunInfo", "evaluate_file", "load_run", "read_events"]
 
@@ -64,6 +72,12 @@ class RunInfo:
     params: dict[str, Any]
     spec: DataSpec
     dataset_params: dict[str, Any]
+    #: For the figures' provenance: study name, ``trial 12`` / ``train run 0``, dataset.
+    study: str = ""
+    trial: str = ""
+    dataset: str = ""
+    #: The experiment's ``signal_class`` (``None``: the dataset's default).
+    signal_class: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,8 +123,20 @@ def load_run(run_dir: Path, registry: Registry, storage: str | None = None) -> R
     spec = DataSpec(tuple(raw["input_shape"]), int(raw["num_classes"]), tuple(raw["class_names"]))
     dataset = registry.datasets.get(exp["dataset"])
     defaults = dict(dataset.obj.defaults) if dataset is not None else {}
-    params = dict(_read_json(run_dir / PARAMS_FILE)["params"])
-    return RunInfo(run_dir, exp["model"], params, spec, {**defaults, **exp["dataset_params"]})
+    recorded = dict(_read_json(run_dir / PARAMS_FILE))
+    params = dict(recorded["params"])
+    kind = "train run" if (run_dir / EXPERIMENT_FILE).exists() else "trial"
+    return RunInfo(
+        run_dir,
+        exp["model"],
+        params,
+        spec,
+        {**defaults, **exp["dataset_params"]},
+        study=str(exp.get("name", "")),
+        trial=f"{kind} {recorded['trial']}" if "trial" in recorded else str(run_dir),
+        dataset=str(exp.get("dataset", "")),
+        signal_class=exp.get("signal_class"),
+    )
 
 
 def read_events(
@@ -205,16 +231,40 @@ def evaluate_file(
     finally:
         data.file.close()
     probs = np.concatenate(parts) if parts else np.zeros((0, run.spec.num_classes))
-    metrics = _scores(labels, probs, with_primary(meta, labels, run.spec.class_names), registry)
+    names = run.spec.class_names
+    signal = _signal(run, labels, meta)
+    full = with_signal_class(with_primary(meta, labels, names), signal, labels.size)
+    metrics = _scores(labels, probs, full, registry)
     target = out or run.run_dir / EVALUATIONS_DIR / path.stem
     target.mkdir(parents=True, exist_ok=True)
     metric_objs = {name: entry.obj for name, entry in registry.metrics.items()}
+    provenance = Provenance(
+        study=run.study,
+        trial=run.trial,
+        model=run.model,
+        dataset=path.name,
+        split=f"all events (trained on {run.dataset})" if run.dataset else "all events",
+    )
     bins = write_evaluation_artifacts(
-        target, labels, probs, meta, run.spec.class_names, metric_objs
+        target, labels, probs, meta, names, metric_objs, signal=signal, provenance=provenance
     )
     payload = {"file": str(path.resolve()), "events": int(labels.size), "metrics": metrics}
     write_json(target / EVALUATION_METRICS_FILE, payload)
     return Evaluation(target, int(labels.size), metrics, bins)
+
+
+def _signal(run: RunInfo, labels: np.ndarray, meta: dict[str, np.ndarray]) -> int:
+    """The run's signal class as an index of its classes (the default rule when unset)."""
+    names = run.spec.class_names
+    if run.signal_class is None:
+        return default_signal_class(names, labels, meta)
+    found = signal_index(run.signal_class, names)
+    if found is None:
+        raise EvaluateError(
+            f"{run.run_dir}: its experiment's signal_class '{run.signal_class}' is not one of "
+            f"the model's classes ({', '.join(names)})"
+        )
+    return found
 
 
 def _check_finite(path: Path, block: np.ndarray, start: int) -> None:

@@ -33,7 +33,7 @@ from optuna.distributions import (
 )
 
 from wcd_hpc.engine.fit import pick_device
-from wcd_hpc.engine.trial import Context, run_trial
+from wcd_hpc.engine.trial import Context, run_trial, signal_label
 from wcd_hpc.experiment.config import Experiment, load_experiment
 from wcd_hpc.experiment.paths import with_absolute_paths
 from wcd_hpc.experiment.resolve import resolve
@@ -118,9 +118,10 @@ def train(exp: Experiment, space: Space, registry: Registry) -> TrainResult:
     cache = runs / CACHE_DIR  # the cache sweeps use, so train and sweep share simulated data
     cache.mkdir(parents=True, exist_ok=True)
     splits = dataset.load({**dataset.defaults, **exp.dataset_params}, exp.seed, str(cache))
+    signal_label(exp, splits.spec.class_names, splits.train)  # before anything is written
     metrics = {name: entry.obj for name, entry in registry.metrics.items()}
     model = registry.models[exp.model].obj
-    ctx = Context(exp, space, model, metrics, splits, base, pick_device())
+    ctx = Context(exp, space, model, metrics, splits, base, pick_device(), run_kind="train run")
     out = trial_dir(base, number)
     out.mkdir(parents=True, exist_ok=True)
     dataset_params = {**dataset.defaults, **exp.dataset_params}

@@ -4,10 +4,16 @@ Everything a trial produces goes to files in its own directory (never to MLflow:
 often offline), so ``sync`` and people can read a trial without the study: ``params.json``
 (parameters and seed), ``metrics.jsonl`` (one line per epoch), ``checkpoint.pt`` (rewritten
 after each epoch), ``model.pt`` (final weights) and ``result.json`` (validation and test metrics).
+
+Every metric sees the experiment's signal class (``signal_class``, checked against the loaded
+data's class names before training starts) in ``meta``
+(:data:`~wcd_hpc.default_plugins.metrics.SIGNAL_KEY`), and the test figures name the study,
+trial, model and dataset they were drawn from.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -15,7 +21,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +32,7 @@ import optuna
 import torch
 
 from wcd_hpc.api import Metric, Model, Split, Splits
+from wcd_hpc.default_plugins.metrics import default_signal_class, signal_index, with_signal_class
 from wcd_hpc.engine.fit import (
     EpochStats,
     default_logits,
@@ -34,7 +41,9 @@ from wcd_hpc.engine.fit import (
     make_optimizer,
     predict,
 )
+from wcd_hpc.errors import ConfigError, DataError
 from wcd_hpc.experiment.config import Experiment
+from wcd_hpc.experiment.sources import got
 from wcd_hpc.experiment.space import Space
 from wcd_hpc.queue.schema import (
     CHECKPOINT_FILE,
@@ -49,7 +58,13 @@ from wcd_hpc.queue.schema import (
     TRIAL_TRAIN_STARTED,
     trial_dir,
 )
-from wcd_hpc.results.evaluation import write_binned, write_data_spec, write_json, write_plots
+from wcd_hpc.results.evaluation import (
+    Provenance,
+    write_binned,
+    write_data_spec,
+    write_json,
+    write_plots,
+)
 
 STANDARD_METRICS = ("f1", "accuracy", "roc_auc")
 # One thread draws trial plots in the background; matplotlib's Agg backend is safe off the main
@@ -58,7 +73,7 @@ _PLOTTER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wcd-plots")
 log = logging.getLogger("wcd_hpc.trial")
 
 
-def _logged(func: Callable[..., None], *args: Any) -> None:
+def _logged(func: Callable[..., object], *args: Any) -> None:
     try:
         func(*args)
     except Exception as exc:  # a missing plot must not fail a finished trial
@@ -81,6 +96,44 @@ class Context:
     splits: Splits
     run_dir: Path
     device: torch.device
+    #: How the figures name a run: ``trial 12`` in a sweep, ``train run 0`` for ``wcd-hpc train``.
+    run_kind: str = "trial"
+
+
+class SignalClassError(ConfigError, DataError):
+    """``signal_class`` names no class of the loaded data.
+
+    A setting, so it is blamed on its file and line (or flag); but no trial of the experiment can
+    run with it, so a worker stops on it as on unusable data instead of failing trial after trial.
+    """
+
+
+def signal_label(exp: Experiment, class_names: Sequence[str], split: Split | None = None) -> int:
+    """The index of the experiment's signal class among ``class_names``.
+
+    ``None`` in the experiment means the dataset's default
+    (:func:`~wcd_hpc.default_plugins.metrics.default_signal_class`, which may look at ``split``'s
+    ``meta['primary']``); a name that is not a class raises :class:`SignalClassError` naming the
+    key and the classes.
+    """
+    if exp.signal_class is None:
+        y = split.y.numpy() if split is not None else None
+        return default_signal_class(class_names, y, split.meta if split is not None else None)
+    found = signal_index(exp.signal_class, class_names)
+    if found is None:
+        flag = exp.origins.get("signal_class")
+        file, line = (flag, None) if flag else (exp.source, exp.lines.get("signal_class"))
+        classes = ", ".join(str(c) for c in class_names)
+        message = (
+            f"{got(exp.signal_class)} is not a class of dataset '{exp.dataset}' "
+            f"(its classes: {classes})"
+        )
+        raise SignalClassError(file, "signal_class", line, message)
+    return found
+
+
+def _signal(ctx: Context) -> int:
+    return signal_label(ctx.exp, ctx.splits.spec.class_names, ctx.splits.train)
 
 
 def seed_everything(seed: int) -> None:
@@ -91,9 +144,10 @@ def seed_everything(seed: int) -> None:
 
 def _metric_values(ctx: Context, split: Split, probs: np.ndarray) -> dict[str, float]:
     y_true = split.y.numpy()
+    meta = with_signal_class(split.meta, _signal(ctx), y_true.size)
     names = [ctx.exp.metric] + [m for m in STANDARD_METRICS if m != ctx.exp.metric]
     return {
-        name: float(ctx.metrics[name].compute(y_true, probs, split.meta))
+        name: float(ctx.metrics[name].compute(y_true, probs, meta))
         for name in names
         if name in ctx.metrics
     }
@@ -156,6 +210,7 @@ def run_trial(
     after the last checkpointed epoch. Raises ``optuna.TrialPruned`` when the pruner stops it,
     ``Interrupted`` on a stop request, and any other exception for a genuine failure.
     """
+    signal = _signal(ctx)  # a signal_class the data do not have fails here, before training
     params = ctx.space.rebuild(trial.params) if resume else ctx.space.suggest(trial)
     seed = ctx.exp.seed + trial.number
     out = trial_dir(ctx.run_dir, trial.number)
@@ -238,12 +293,21 @@ def run_trial(
     write_data_spec(out, ctx.splits.spec)
     test_split = ctx.splits.test
     names = ctx.splits.spec.class_names
-    write_binned(out, test_split.y.numpy(), probs, test_split.meta, names, ctx.metrics)
-    plot = (out, test_split.y.numpy(), probs, test_split.meta, names)
-    if background:  # PNGs cost ~0.1 s each: drawn while the next trial already trains
-        _PLOTTER.submit(_logged, write_plots, *plot)
+    y_test = test_split.y.numpy()
+    write_binned(out, y_test, probs, test_split.meta, names, ctx.metrics, signal=signal)
+    provenance = Provenance(
+        study=ctx.exp.name,
+        trial=f"{ctx.run_kind} {trial.number}",
+        model=ctx.exp.model,
+        dataset=ctx.exp.dataset,
+        split="test split",
+    )
+    plot = functools.partial(write_plots, signal=signal, provenance=provenance)
+    args = (out, y_test, probs, test_split.meta, names)
+    if background:  # the figures cost ~1-3 s: drawn while the next trial already trains
+        _PLOTTER.submit(_logged, plot, *args)
     else:
-        write_plots(*plot)
+        plot(*args)
     val = dict(json.loads(history.read_text().splitlines()[-1]))
     result = {"objective": objective[-1], "metric": ctx.exp.metric, "test": test, "val": val}
     write_json(out / RESULT_FILE, result)

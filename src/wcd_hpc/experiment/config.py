@@ -60,7 +60,7 @@ STORAGE_URL_PREFIXES = (
 REQUIRED = ("name", "dataset", "model", "trials")
 TOP_KEYS = (
     "name", "dataset", "model", "metric", "trials", "epochs", "param_space", "sampler",
-    "pruner", "storage", "seed", "runs_dir", "workers", "executor", "resources",
+    "pruner", "storage", "seed", "runs_dir", "workers", "executor", "resources", "signal_class",
 )  # fmt: skip
 # A site profile also carries launcher settings (partition, image …); these are experiment keys.
 PROFILE_KEYS = ("runs_dir", "storage", "workers", "executor", "resources", "sampler", "pruner")
@@ -90,6 +90,9 @@ DEFAULTS: dict[str, Any] = {
     # "auto": slurm when sbatch is on PATH (a login node), else local; resolved by sweep.plan.
     "executor": "auto",
     "resources": {"gpus": 0, "cpus": 2, "mem_gb": 8, "time": "02:00:00"},
+    # None: the dataset's default signal class (gamma, else muon, else class 1), chosen once the
+    # class names are known (wcd_hpc.default_plugins.metrics.default_signal_class).
+    "signal_class": None,
 }
 
 
@@ -124,6 +127,8 @@ class Experiment:
     workers: int = 1
     executor: str = "local"
     resources: Resources = field(default_factory=Resources)
+    #: The class every metric and plot treats as the signal ("positive"); ``None``: the default.
+    signal_class: str | None = None
     source: str = "<defaults>"
     # Key -> line in ``source``, for errors found later (resolve); not part of the experiment.
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
@@ -325,6 +330,7 @@ def _validate(s: _Settings, file: str) -> Experiment:
         workers=_int(s, "workers", v["workers"], 1),
         executor=_one_of(s, "executor", v["executor"], EXECUTORS),
         resources=_resources(s),
+        signal_class=_signal_class(s),
         source=file,
     )
 
@@ -402,6 +408,20 @@ def _resources(s: _Settings) -> Resources:
             "resources.time", f"expected a time limit HH:MM:SS or D-HH:MM:SS, got {got(time)}"
         )
     return Resources(gpus=gpus, cpus=cpus, mem_gb=mem_gb, time=time)
+
+
+def _signal_class(s: _Settings) -> str | None:
+    """A class name, or ``None`` for the dataset's default.
+
+    Whether the dataset has that class is known only once its data are loaded (datasets do not
+    declare their classes), so the trial checks it before training; here only its type.
+    """
+    value = s.values["signal_class"]
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise s.error("signal_class", f"expected a class name such as gamma, got {got(value)}")
+    return value
 
 
 def _param_space(s: _Settings) -> dict[str, Any]:

@@ -16,6 +16,11 @@ a refused text costs one edit. The rule (:func:`read`):
   literal, arithmetic on numbers (``1e-4 - 1e-2``) or on calls (``randint(1, 10) + 1``), a syntax
   error in a text with brackets or made of numbers only, and an empty text.
 
+A constant is also refused when it is a quoted string that reads as an expression
+(:func:`check_constant`): ``['randint(4, 12)', 6]`` or ``choice(['randint(1, 2)'])``. YAML makes
+quoting habitual, and Python would take the quoted text for a string constant that every trial
+then receives as a string, failing at run time; said once here, it costs one edit.
+
 A text is also hostile input from a file or a ``--set`` flag, and reading it must fail with one
 line, never a traceback: it is refused above :data:`MAX_EXPRESSION` characters before
 :func:`ast.parse` sees it, the parser's own ``RecursionError``/``MemoryError`` become a
@@ -42,6 +47,7 @@ __all__ = [
     "MAX_NUMBER",
     "Literal",
     "bound",
+    "check_constant",
     "check_number",
     "echo",
     "literal",
@@ -73,6 +79,13 @@ ECHO = 60
 #: with the difference and the sum of a distribution's bounds, which overflow to ``inf`` (or raise
 #: ``OverflowError``) near the float limit of 1.8e308; no hyper-parameter comes anywhere near.
 MAX_NUMBER = 1e300
+
+#: Why a fragment such as ``randint(2`` is most likely there: YAML, and so every tool that loads
+#: and dumps YAML, splits an unquoted flow list ``[randint(2, 20), randint(2, 20)]`` at each comma.
+SPLIT_HINT = (
+    "a list such as [randint(2, 20), randint(2, 20)] was split at its commas, as YAML tools do; "
+    'quote the whole list: "[randint(2, 20), randint(2, 20)]"'
+)
 
 #: Expression trees that :mod:`.space` interprets itself.
 _STRUCTURES = (ast.Call, ast.List, ast.Tuple, ast.Dict, ast.Set)
@@ -132,8 +145,9 @@ def read(key: str, value: str) -> ast.expr | Literal:
             msg = "a number of over 4300 digits"
         offset = exc.offset if isinstance(exc, SyntaxError) else None
         where = f" at column {offset}" if offset else ""
+        expected = SPLIT_HINT if _split_item(key, text) else f"expected {EXAMPLE}"
         raise SpaceError(
-            key, f"syntax error{where} in {echo(text)}: {clip(msg, 60)}; expected {EXAMPLE}"
+            key, f"syntax error{where} in {echo(text)}: {clip(msg, 60)}; {expected}"
         ) from None
     except (RecursionError, MemoryError):
         raise SpaceError(key, f"expression too deeply nested to read: {echo(text)}") from None
@@ -146,6 +160,11 @@ def read(key: str, value: str) -> ast.expr | Literal:
     if _is_word(node) and not _BRACKETS & set(text):
         return Literal(value)
     raise SpaceError(key, _not_ours(node, text))
+
+
+def _split_item(key: str, text: str) -> bool:
+    """Whether a list item looks like a piece of a call cut at a comma (``randint(2``, ``20)``)."""
+    return key.endswith("]") and "," not in text and text.count("(") != text.count(")")
 
 
 def _check_depth(key: str, root: ast.expr, text: str) -> None:
@@ -229,6 +248,36 @@ def check_number(key: str, value: Scalar) -> Scalar:
     return value
 
 
+def check_constant(key: str, value: Scalar) -> Scalar:
+    """A constant as :func:`check_number` checks it, and never a quoted search expression.
+
+    A string constant written like one of our expressions (a call such as ``'randint(4, 12)'``,
+    or a list) is a quoting mistake: taken as written, every trial would receive that text
+    instead of a sampled value and fail at run time.
+    """
+    if isinstance(value, str) and _reads_as_expression(value):
+        raise SpaceError(
+            key,
+            f"the quoted string {echo(value)} is a search expression, not a constant; "
+            "write the expression without quotes",
+        )
+    return check_number(key, value)
+
+
+def _reads_as_expression(value: str) -> bool:
+    """Whether ``value`` without its quotes is a call of a name, a list or a tuple."""
+    text = value.strip()
+    if not _BRACKETS & set(text) or len(text) > MAX_EXPRESSION or "\0" in text:
+        return False
+    try:
+        node = ast.parse(text, mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    if isinstance(node, ast.Call):
+        return isinstance(node.func, ast.Name)
+    return isinstance(node, (ast.List, ast.Tuple))
+
+
 def number_text(value: Scalar) -> str:
     """``repr(value)`` cut short; Python refuses to write an int of over 4300 digits at all."""
     if isinstance(value, int) and value.bit_length() > 14_000:
@@ -261,5 +310,5 @@ def options_of(key: str, items: list[ast.expr]) -> list[Scalar]:
                 "choice() options must be numbers, quoted strings, booleans or None, "
                 f"got {shown(item)}",
             )
-        options.append(check_number(key, constant.value))
+        options.append(check_constant(key, constant.value))
     return options

@@ -6,9 +6,16 @@ dicts, while the format quirks live here: every error must name the file and the
 or TOML parser's own messages need translating into that one-line form.
 
 The experiment file is read with ``yaml.compose`` as well as constructed, for two reasons: the node
-tree gives each key's line for error messages, and ``param_space`` values must be taken from the
-*source text*: ``[randint(2, 20), randint(2, 20)]`` is a YAML flow sequence that YAML would split
-at every comma, so its raw text is handed to :mod:`wcd_hpc.experiment.space` instead.
+tree gives each key's line for error messages, and some ``param_space`` lists must be taken from the
+*source text*. A list parameter has three spellings (:func:`_raw_value`):
+
+- ``"[randint(2, 20), randint(2, 20)]"``, one string holding a list expression: the canonical
+  one, because every YAML tool (PyYAML, OmegaConf, an editor's formatter) keeps it as it is;
+- a YAML list of expression strings, ``["randint(4, 12)", 6]`` or a block list: each item is read
+  by the search-space language, which is also what a YAML tool writes such a list back as;
+- ``[randint(2, 20), randint(2, 20)]`` unquoted, kept for existing files: to YAML it is a list of
+  four fragments (``'randint(2'``, ``'20)'``, …), so its source text is read instead. A file
+  loaded and dumped by another tool keeps the fragments, which are then refused with a hint.
 
 :class:`ConfigError` belongs to the error family in :mod:`wcd_hpc.errors`.
 """
@@ -256,18 +263,42 @@ def _raw_param_space(loader: yaml.SafeLoader, text: str, root: yaml.Node, file: 
 
 
 def _raw_value(loader: yaml.SafeLoader, text: str, node: yaml.Node, file: str, key: str) -> Any:
+    """A ``param_space`` value as YAML reads it, except a flow list whose calls YAML split.
+
+    YAML ends a plain scalar in a flow list at every comma, so ``[randint(2, 20), 5]`` reaches
+    us as ``'randint(2'``, ``'20)'``, ``5``; unbalanced parentheses in a plain item are the sign,
+    and the list's source text is read as one expression instead. Any other list is YAML's own,
+    item by item, as every YAML tool sees it: ``["randint(4, 12)", 6]`` is a distribution and a
+    constant, never two constants.
+    """
     if isinstance(node, yaml.ScalarNode):
         return loader.construct_object(node, deep=True)
-    if isinstance(node, yaml.SequenceNode) and not node.flow_style:
-        return [_raw_value(loader, text, item, file, key) for item in node.value]
-    if isinstance(node, yaml.SequenceNode):
+    if isinstance(node, yaml.SequenceNode) and node.flow_style and _split_by_yaml(node):
         return text[node.start_mark.index : node.end_mark.index]
+    if isinstance(node, yaml.SequenceNode):
+        return [_raw_value(loader, text, item, file, key) for item in node.value]
     raise ConfigError(
         file,
         key,
         node.start_mark.line + 1,
         "expected an expression, a constant or a list, got a mapping",
     )
+
+
+def _split_by_yaml(root: yaml.SequenceNode) -> bool:
+    """Whether a plain scalar anywhere in this flow list has unbalanced parentheses."""
+    todo: list[yaml.Node] = [root]
+    while todo:  # only after _check_size passed: bounded
+        node = todo.pop()
+        if isinstance(node, yaml.SequenceNode):
+            todo.extend(node.value)
+        elif (
+            isinstance(node, yaml.ScalarNode)
+            and node.style is None
+            and node.value.count("(") != node.value.count(")")
+        ):
+            return True
+    return False
 
 
 # --------------------------------------------------------------------------------------------

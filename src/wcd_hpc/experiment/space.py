@@ -9,9 +9,9 @@ and the limits that keep hostile text from raising anything but :class:`SpaceErr
 :mod:`wcd_hpc.experiment.expressions`; bounds are limited here, so that Optuna and the midpoint of
 ``wcd-hpc train`` can compute with them.
 
-A list parameter such as ``channels: [randint(2, 20), randint(2, 20)]`` becomes one Optuna parameter
-per item (``channels.0``, ``channels.1``) because Optuna distributions are scalar; :class:`Space`
-flattens for Optuna and reassembles the nested dict a model builder receives.
+A list parameter such as ``channels: "[randint(2, 20), randint(2, 20)]"`` becomes one Optuna
+parameter per item (``channels.0``, ``channels.1``) because Optuna distributions are scalar;
+:class:`Space` flattens for Optuna and reassembles the nested dict a model builder receives.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from wcd_hpc.experiment.expressions import (
     Number,
     Scalar,
     bound,
+    check_constant,
     check_number,
     echo,
     literal,
@@ -248,8 +249,13 @@ def parse_param(key: str, value: object) -> Param:
     ``value`` may be an expression string, a number/bool/None constant, a list (from YAML) whose
     items are expressions or constants, or an already parsed :class:`Param`. A plain word
     (``adam``, ``sgd-momentum``) is a string constant, so plain settings need no quoting; text
-    that was meant as an expression but is not one of ours is refused (the rule is in
+    that was meant as an expression but is not one of ours is refused, and so is a quoted string
+    inside an expression that is itself an expression (the rules are in
     :mod:`wcd_hpc.experiment.expressions`).
+
+    A list may come either way and means the same: ``"[randint(2, 20), 6]"`` (one string, the
+    spelling that survives any YAML tool) or ``["randint(2, 20)", 6]`` (a YAML list whose items
+    are read one by one).
 
     The canonical text of the entry is what a study stores and every worker parses again, so it
     must be readable too: a long YAML list, or hex numbers written out in decimal, can make it
@@ -278,7 +284,7 @@ def _parse_value(key: str, value: object, depth: int) -> Param:
     if isinstance(value, str):
         read = expressions.read(key, value)
         if isinstance(read, Literal):
-            return Fixed(check_number(key, read.value))
+            return Fixed(check_constant(key, read.value))
         return _parse_node(key, read)
     shown_value = f"{type(value).__name__} {clip(repr(value), ECHO)}"
     raise SpaceError(key, f"expected {EXAMPLE}, a constant or a list, got {shown_value}")
@@ -295,7 +301,7 @@ def _parse_node(key: str, node: ast.expr) -> Param:
         raise SpaceError(key, f"a {kind} is not a search space; expected {EXAMPLE} or a list")
     constant = literal(node)
     if constant is not None:
-        return Fixed(check_number(key, constant.value))
+        return Fixed(check_constant(key, constant.value))
     if isinstance(node, ast.Name):
         return Fixed(node.id)
     raise SpaceError(key, f"expected {EXAMPLE}, a number or a quoted string, got {shown(node)}")

@@ -150,3 +150,12 @@ def trial_dir(run_dir: Path, number: int) -> Path:
 def journal_path(run_dir: Path) -> Path:
     """The default journal file of a study: inside its run directory."""
     return run_dir / JOURNAL_FILE
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation figures added later (``wcd_hpc.results``): with the plots above, under PLOTS_DIR.
+
+Q_VS_ENERGY_PLOT: Final = "q_vs_energy.png"  # best Q per bin of log10(E0/GeV)
+EFF_VS_ENERGY_PLOT: Final = "eff_vs_energy.png"  # signal efficiency at ε_b ≤ 1e-2 per bin
+#: Every ``*_PLOT`` PNG has a PDF twin of the same stem, for print.
+VECTOR_PLOT_SUFFIX: Final = ".pdf"

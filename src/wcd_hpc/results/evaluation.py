@@ -2,9 +2,15 @@
 
 A single number hides where a classifier fails (SCIENCE.md): gamma/hadron separation is easy at
 high energy and hard near threshold. So every trial also writes ``binned.json`` — the standard
-metrics in bins of log10(E0/GeV) of width 0.5 from ``meta['energy']`` — and
-``plots/{confusion,roc,q}.png``. ``wcd-hpc evaluate`` and ``wcd-hpc train`` write the same files
-through :func:`write_evaluation_artifacts`, so results of all three are read the same way.
+metrics in bins of log10(E0/GeV) of width 0.5 from ``meta['energy']`` — and the figures
+``plots/{confusion,roc,q,q_vs_energy,eff_vs_energy}.{png,pdf}``. ``wcd-hpc evaluate`` and
+``wcd-hpc train`` write the same files through :func:`write_evaluation_artifacts`, so results of
+all three are read the same way.
+
+The signal class (the experiment's ``signal_class``, as an index) reaches the metrics through
+``meta`` (:data:`~wcd_hpc.default_plugins.metrics.SIGNAL_KEY`) and the figures as an argument;
+a caller that gives neither gets :func:`~wcd_hpc.default_plugins.metrics.default_signal_class`.
+The energy figures use the very bins of ``binned.json`` (:func:`energy_bins`).
 """
 
 from __future__ import annotations
@@ -20,25 +26,40 @@ from typing import Any
 import numpy as np
 
 from wcd_hpc.api import DataSpec, Metric
-from wcd_hpc.default_plugins.metrics import q_curve, roc_auc, selection_curve, signal_class
+from wcd_hpc.default_plugins.metrics import (
+    SIGNAL_KEY,
+    default_signal_class,
+    roc_auc,
+    signal_class,
+    with_signal_class,
+)
 from wcd_hpc.queue.schema import (
     BINNED_FILE,
     CONFUSION_PLOT,
     DATA_SPEC_FILE,
+    EFF_VS_ENERGY_PLOT,
     PLOTS_DIR,
     Q_PLOT,
+    Q_VS_ENERGY_PLOT,
     ROC_PLOT,
 )
-from wcd_hpc.results import plots
+from wcd_hpc.results import energyplots, plots
+from wcd_hpc.results.efficiency import select, working_points
+from wcd_hpc.results.plots import Classes, Provenance
 
 __all__ = [
     "BINNED_METRICS",
     "ENERGY_BIN_WIDTH",
+    "Provenance",
     "binned_table",
+    "energy_bins",
     "energy_edges",
+    "signal_of",
     "with_primary",
+    "write_binned",
     "write_evaluation_artifacts",
     "write_json",
+    "write_plots",
 ]
 
 ENERGY_BIN_WIDTH = 0.5
@@ -80,6 +101,25 @@ def with_primary(
     return out
 
 
+def energy_bins(
+    energy: np.ndarray | None, n: int, width: float = ENERGY_BIN_WIDTH
+) -> list[tuple[float, float, np.ndarray]]:
+    """(low edge, high edge, event mask) of every non-empty bin of log10(E0/GeV).
+
+    The one definition of the bins, shared by ``binned.json`` and the energy figures. Empty when
+    there is no energy per event.
+    """
+    if energy is None or len(energy) != n:
+        return []
+    log_e = np.log10(np.clip(np.asarray(energy, dtype=np.float64), 1e-300, None))
+    bins = []
+    for lo, hi in itertools.pairwise(energy_edges(np.asarray(energy), width)):
+        mask = (log_e >= lo - 1e-9) & (log_e < hi - 1e-9)
+        if mask.any():
+            bins.append((float(lo), float(hi), mask))
+    return bins
+
+
 def binned_table(
     y_true: np.ndarray,
     probs: np.ndarray,
@@ -91,22 +131,14 @@ def binned_table(
 
     Empty when the metadata carry no ``energy``; bins without events are left out.
     """
-    energy = meta.get("energy")
     truth = np.asarray(y_true, dtype=np.int64)
-    if energy is None or len(energy) != truth.size:
-        return []
-    log_e = np.log10(np.clip(np.asarray(energy, dtype=np.float64), 1e-300, None))
-    edges = energy_edges(np.asarray(energy), width)
     names = [m for m in BINNED_METRICS if m in metrics]
     rows = []
-    for lo, hi in itertools.pairwise(edges):
-        mask = (log_e >= lo - 1e-9) & (log_e < hi - 1e-9)
-        if not mask.any():
-            continue
+    for lo, hi, mask in energy_bins(meta.get("energy"), truth.size, width):
         sub = {k: np.asarray(v)[mask] for k, v in meta.items() if len(v) == truth.size}
         row: dict[str, Any] = {
-            "log10_e_min": float(lo),
-            "log10_e_max": float(hi),
+            "log10_e_min": lo,
+            "log10_e_max": hi,
             "events": int(mask.sum()),
             "per_class": np.bincount(truth[mask], minlength=probs.shape[1]).tolist(),
         }
@@ -130,18 +162,36 @@ def write_evaluation_artifacts(
     meta: Mapping[str, np.ndarray],
     class_names: Sequence[str],
     metrics: Mapping[str, Metric],
+    *,
+    signal: int | None = None,
+    provenance: Provenance | None = None,
 ) -> list[dict[str, Any]]:
-    """Write ``out/binned.json`` and ``out/plots/*.png``; return the per-bin rows.
+    """Write ``out/binned.json`` and the figures under ``out/plots/``; return the per-bin rows.
 
     ``binned.json`` also holds the same metrics over the whole sample under ``all`` (the trial's
     ``result.json`` carries only the objective and the standard metrics).
 
     ROC and Q curves need both the signal class and some background in the sample; when one is
-    missing only the confusion matrix is drawn.
+    missing only the confusion matrix is drawn. The energy figures need ``meta['energy']``.
     """
-    rows = write_binned(out, y_true, probs, meta, class_names, metrics)
-    write_plots(out, y_true, probs, meta, class_names)
+    rows = write_binned(out, y_true, probs, meta, class_names, metrics, signal=signal)
+    write_plots(out, y_true, probs, meta, class_names, signal=signal, provenance=provenance)
     return rows
+
+
+def signal_of(
+    y_true: np.ndarray,
+    meta: Mapping[str, np.ndarray],
+    class_names: Sequence[str],
+    signal: int | None = None,
+) -> int:
+    """The signal class's index: ``signal`` if given, else the one in ``meta``, else the default."""
+    truth = np.asarray(y_true, dtype=np.int64)
+    if signal is not None:
+        return int(signal)
+    if truth.size and len(meta.get(SIGNAL_KEY, ())) == truth.size:
+        return signal_class(truth, meta)
+    return default_signal_class(class_names, truth, meta)
 
 
 def write_binned(
@@ -151,21 +201,54 @@ def write_binned(
     meta: Mapping[str, np.ndarray],
     class_names: Sequence[str],
     metrics: Mapping[str, Metric],
+    *,
+    signal: int | None = None,
 ) -> list[dict[str, Any]]:
     """``out/binned.json``: the metrics per energy bin and over the whole sample."""
     truth = np.asarray(y_true, dtype=np.int64)
     full = with_primary(meta, truth, class_names)
+    if signal is not None:
+        full = with_signal_class(full, signal, truth.size)
     rows = binned_table(truth, probs, full, metrics)
     overall = {
         name: _finite(float(metrics[name].compute(truth, probs, full)))
         for name in BINNED_METRICS
         if name in metrics
     }
+    label = signal_of(truth, full, class_names, signal)
     write_json(
         out / BINNED_FILE,
-        {"variable": "log10(E0/GeV)", "width": ENERGY_BIN_WIDTH, "all": overall, "bins": rows},
+        {
+            "variable": "log10(E0/GeV)",
+            "width": ENERGY_BIN_WIDTH,
+            "signal_class": _name(class_names, label),
+            "all": overall,
+            "bins": rows,
+        },
     )
     return rows
+
+
+def _name(class_names: Sequence[str], label: int) -> str:
+    return str(class_names[label]) if 0 <= label < len(class_names) else str(label)
+
+
+def _sample_text(
+    truth: np.ndarray, meta: Mapping[str, np.ndarray], names: Sequence[str], classes: int
+) -> str:
+    """``N = 3000 (gamma 1480, proton 1520)`` and the energy range below, for a figure header."""
+    counts = np.bincount(truth, minlength=classes) if truth.size else np.zeros(classes, int)
+    per = ", ".join(f"{plots.plain(n)} {c}" for n, c in zip(names, counts.tolist(), strict=False))
+    text = f"N = {truth.size} ({per})"
+    energy = meta.get("energy")
+    if energy is not None and len(energy) == truth.size:
+        e = np.asarray(energy, dtype=np.float64)
+        e = e[np.isfinite(e) & (e > 0)]
+        if e.size:
+            log_e = np.log10(e)
+            span = f"{log_e.min():.2f}–{log_e.max():.2f}"
+            text += "\nenergy range " + rf"$\log_{{10}}(E_0/\mathrm{{GeV}})$ {span}"
+    return text
 
 
 def write_plots(
@@ -174,27 +257,51 @@ def write_plots(
     probs: np.ndarray,
     meta: Mapping[str, np.ndarray],
     class_names: Sequence[str],
-) -> None:
-    """``out/plots/``: confusion matrix, and ROC and Q curves when signal and background exist."""
+    *,
+    signal: int | None = None,
+    provenance: Provenance | None = None,
+) -> dict[str, str]:
+    """``out/plots/``: confusion matrix; ROC, Q and the two energy figures where defined.
+
+    Returns each PNG's name with the full title drawn on it (header with the provenance, then
+    the figure's own title); every PNG has a PDF twin.
+    """
     truth = np.asarray(y_true, dtype=np.int64)
     full = with_primary(meta, truth, class_names)
     folder = out / PLOTS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     classes = probs.shape[1] if probs.ndim == 2 else len(class_names)
     names = list(class_names) if len(class_names) == classes else [str(i) for i in range(classes)]
+    header = (provenance or Provenance()).header(_sample_text(truth, full, names, classes))
+    titles: dict[str, str] = {}
     if truth.size and classes:
         matrix = plots.confusion_matrix(truth, probs.argmax(axis=1), classes)
-        plots.plot_confusion(folder / CONFUSION_PLOT, matrix, names)
-    label = signal_class(truth, full)
-    is_signal = truth == label
-    if is_signal.any() and not is_signal.all() and label < classes:
-        _, eff_s, eff_b = selection_curve(is_signal, probs[:, label])
-        auc = roc_auc(
-            is_signal.astype(np.int64), np.stack([1 - probs[:, label], probs[:, label]], 1), {}
+        titles[CONFUSION_PLOT] = plots.plot_confusion(
+            folder / CONFUSION_PLOT, matrix, names, header
         )
-        plots.plot_roc(folder / ROC_PLOT, eff_s, eff_b, auc, names[label])
-        q_eff, _, q = q_curve(truth, probs, full)
-        plots.plot_q(folder / Q_PLOT, q_eff, q, names[label])
+    label = signal_of(truth, full, names, signal)
+    is_signal = truth == label
+    if not (is_signal.any() and not is_signal.all() and 0 <= label < classes):
+        return titles
+    kinds = Classes(tuple(names), label)
+    score = probs[:, label]
+    sel = select(is_signal, score)
+    auc = roc_auc(is_signal.astype(np.int64), np.stack([1 - score, score], 1), {})
+    titles[ROC_PLOT] = plots.plot_roc(folder / ROC_PLOT, sel, auc, kinds, header)
+    titles[Q_PLOT] = plots.plot_q(folder / Q_PLOT, sel, kinds, header)
+    bins = [
+        (lo, hi, working_points(is_signal[mask], score[mask]))
+        for lo, hi, mask in energy_bins(full.get("energy"), truth.size)
+    ]
+    if bins:
+        overall = working_points(is_signal, score)
+        titles[Q_VS_ENERGY_PLOT] = energyplots.plot_q_vs_energy(
+            folder / Q_VS_ENERGY_PLOT, bins, overall, kinds, header
+        )
+        titles[EFF_VS_ENERGY_PLOT] = energyplots.plot_eff_vs_energy(
+            folder / EFF_VS_ENERGY_PLOT, bins, overall, kinds, header
+        )
+    return titles
 
 
 def write_data_spec(out: Path, spec: DataSpec) -> None:

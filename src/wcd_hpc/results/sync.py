@@ -2,7 +2,8 @@
 
 Workers never contact MLflow (compute nodes are often offline); ``sync`` copies a study once its
 trials are done: one parent run per study, one nested run per finished, pruned or failed trial,
-and the best trial's weights in the Model Registry.
+and the best trial as an MLflow PyTorch model in the Model Registry
+(:mod:`wcd_hpc.results.mlflow_model`).
 
 It is idempotent and resumable without any local state, so it never writes to the study or the
 run directory. Runs are found again by their tags (``wcd_hpc.study``, ``wcd_hpc.trial``), and
@@ -13,6 +14,7 @@ by a killed sync has no fingerprint yet and is completed on the next sync.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -28,6 +30,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from wcd_hpc import __version__
 from wcd_hpc.errors import SyncError, one_line
+from wcd_hpc.plugins import Registry, get_registry
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.schema import (
     BINNED_FILE,
@@ -62,10 +65,16 @@ from wcd_hpc.queue.schema import (
 from wcd_hpc.queue.urls import mask
 from wcd_hpc.results import syncplots
 from wcd_hpc.results.evaluation import write_json, write_plots
+from wcd_hpc.results.mlflow_store import relocate
 from wcd_hpc.results.syncdata import (
+    TABLE_JSON,
+    TABLES_DIR,
+    TAG_STUDY,
+    bin_metrics,
     clean,
     connect,
     env_defaults,
+    environment_tags,
     fingerprint,
     flatten,
     git_commit,
@@ -73,9 +82,11 @@ from wcd_hpc.results.syncdata import (
     local_artifacts,
     log_batched,
     millis,
+    read_bins,
     read_epochs,
     read_json,
     tracking_uri_for,
+    write_table,
 )
 
 __all__ = ["SyncError", "SyncReport", "connect", "sync_study", "tracking_uri_for"]
@@ -84,11 +95,19 @@ __all__ = ["SyncError", "SyncReport", "connect", "sync_study", "tracking_uri_for
 ENV_CRASH = "WCD_HPC_SYNC_CRASH_AT"
 # MLflow prints a "View run at" line per run to stdout; sync reports once, at the end.
 QUIET = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
-TAG_STUDY = "wcd_hpc.study"
 TAG_TRIAL = "wcd_hpc.trial"
 TAG_ROLE = "wcd_hpc.role"
 TAG_FINGERPRINT = "wcd_hpc.fingerprint"
 TAG_PARENT = "mlflow.parentRunId"
+# An experiment without this tag opens in MLflow 3's GenAI view; the UI's own value for
+# "machine learning" (its selector writes it too).
+TAG_KIND, KIND = "mlflow.experimentKind", "custom_model_development"
+# What produced a run, as MLflow's own source tags (the git commit is tagged beside them): the
+# trials ran as batch processes (local workers or Slurm array tasks), not in a notebook.
+SOURCE = {"study": "wcd-hpc sweep", "trial": "wcd-hpc worker"}
+SOURCE_TYPE = "JOB"
+TAG_LOGGED_ARTIFACTS = "mlflow.loggedArtifacts"  # the run's tables, for the UI
+TABLE_PATH = f"{TABLES_DIR}/{TABLE_JSON}"
 SYNCED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 # Trial user attributes copied as tags when present (written by workers, launchers, containers).
@@ -123,9 +142,17 @@ class SyncReport:
     updated: list[int] = field(default_factory=list)
     unchanged: list[int] = field(default_factory=list)
     registered: tuple[str, str] | None = None
+    #: Why the best trial was not logged as an MLflow model (its plugin is not installed here).
+    not_logged: str | None = None
+    #: Experiments of a local store whose artifact locations followed a moved runs directory.
+    relocated: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         model = f"; model {self.registered[0]} v{self.registered[1]}" if self.registered else ""
+        if self.not_logged:
+            model += f"; {self.not_logged}"
+        if self.relocated:
+            model += f"; artifact locations moved here for {', '.join(self.relocated)}"
         return (
             f"synced study {self.study} to {self.tracking_uri} (experiment {self.experiment_id}): "
             f"{len(self.created)} new, {len(self.updated)} updated, "
@@ -136,13 +163,22 @@ class SyncReport:
 class _Syncer:
     """One sync of one study; holds the client, the experiment and the runs found by tag."""
 
-    def __init__(self, client: MlflowClient, study: optuna.Study, run_dir: Path, uri: str):
+    def __init__(
+        self,
+        client: MlflowClient,
+        study: optuna.Study,
+        run_dir: Path,
+        uri: str,
+        registry: Registry | None = None,
+    ):
         self.client = client
         self.study = study
         self.run_dir = run_dir
         self.uri = uri
+        self.registry = registry
         self.name = study.study_name
         self.commit = git_commit()
+        self.versions = environment_tags()
         self.version = str(study.user_attrs.get(STUDY_VERSION, __version__))
         self.exp = study.user_attrs.get(STUDY_EXPERIMENT, {})
         crash = os.environ.get(ENV_CRASH)
@@ -154,13 +190,15 @@ class _Syncer:
             return self.client.create_experiment(
                 self.name,
                 artifact_location=local_artifacts(self.uri, self.name),
-                tags={TAG_STUDY: self.name},
+                tags={TAG_STUDY: self.name, TAG_KIND: KIND},
             )
         if found.lifecycle_stage != "active":
             raise SyncError(
                 f"MLflow experiment '{self.name}' at {mask(self.uri)} is deleted; restore it "
                 f"(mlflow experiments restore --experiment-id {found.experiment_id}) and rerun"
             )
+        if TAG_KIND not in found.tags:  # made by an older sync; a kind chosen in the UI stays
+            self.client.set_experiment_tag(found.experiment_id, TAG_KIND, KIND)
         return str(found.experiment_id)
 
     def existing(self, exp_id: str) -> tuple[Run | None, dict[int, Run]]:
@@ -188,7 +226,14 @@ class _Syncer:
         return parent, trials
 
     def base_tags(self, role: str) -> dict[str, str]:
-        tags = {TAG_STUDY: self.name, TAG_ROLE: role, "wcd_hpc.version": self.version}
+        tags = {
+            TAG_STUDY: self.name,
+            TAG_ROLE: role,
+            "wcd_hpc.version": self.version,
+            "mlflow.source.name": SOURCE[role],
+            "mlflow.source.type": SOURCE_TYPE,
+            **self.versions,
+        }
         if self.commit:
             tags["mlflow.source.git.commit"] = self.commit
         return tags
@@ -204,6 +249,8 @@ class _Syncer:
             "wcd_hpc.state": trial.state.name,
             **clean({k: trial.user_attrs.get(k) for k in ATTR_TAGS}),
         }
+        if read_bins(folder / BINNED_FILE):
+            tags[TAG_LOGGED_ARTIFACTS] = json.dumps([{"path": TABLE_PATH, "type": "table"}])
         if run is None:
             run = self.client.create_run(
                 exp_id,
@@ -255,19 +302,26 @@ class _Syncer:
         for key, value in finals.items():
             if isinstance(value, (int, float)):
                 out.append(Metric(key, float(value), end, 0))
-        return out
+        return out + bin_metrics(read_bins(folder / BINNED_FILE), end)
 
     def artifacts(self, run_id: str, folder: Path, tmp: Path) -> None:
-        """Weights, the trial's files and its plots (the trial's own plots win if it drew any)."""
+        """Weights, the trial's files, its energy-bin table and its plots (every file the trial
+        wrote under ``plots/``, PNG and PDF; sync draws the missing standard ones)."""
         log = self.client.log_artifact
         if (folder / MODEL_FILE).exists():
             log(run_id, str(folder / MODEL_FILE), "model")
         for name in TRIAL_FILES:
             if (folder / name).exists():
                 log(run_id, str(folder / name))
-        own = sorted((folder / PLOTS_DIR).glob("*.png"))
-        for path in [*own, *self.plots(folder, tmp, {p.name for p in own})]:
-            log(run_id, str(path), "plots")
+        classes = read_json(folder / DATA_SPEC_FILE).get("class_names") or []
+        for path in write_table(read_bins(folder / BINNED_FILE), list(classes), tmp):
+            log(run_id, str(path), TABLES_DIR)
+        base = folder / PLOTS_DIR
+        own = sorted(p for p in base.rglob("*") if p.is_file() and not p.name.endswith(".tmp"))
+        for path in own:
+            log(run_id, str(path), str(Path(PLOTS_DIR, path.parent.relative_to(base))))
+        for path in self.plots(folder, tmp, {p.name for p in own}):
+            log(run_id, str(path), PLOTS_DIR)
 
     def plots(self, folder: Path, tmp: Path, own: set[str]) -> list[Path]:
         """The plots the trial did not draw itself, from its epochs and test predictions.
@@ -329,32 +383,54 @@ class _Syncer:
                 self.client.log_artifact(run_id, str(path), "plots")
         self.client.set_terminated(run_id, status="FINISHED")
 
-    def register(self, best: FrozenTrial, run_id: str) -> tuple[str, str]:
-        """The best trial's weights as a version of ``wcd-hpc-<study>``, aliased ``best``.
+    def register(self, best: FrozenTrial, run_id: str, exp_id: str, report: SyncReport) -> None:
+        """The best trial as an MLflow PyTorch model, a version of ``wcd-hpc-<study>`` aliased
+        ``best``; where its model plugin is missing, ``report.not_logged`` says so instead.
 
-        A version is only added when the best trial changed since the last sync.
+        A trial run's model is logged once and registered once (both are found again by the
+        run and the ``models:/`` source), so a version is only added when the best trial
+        changed since the last sync, or when an older sync registered bare weights.
         """
-        name = f"wcd-hpc-{self.name}"
-        metric = str(self.exp.get("metric", "objective"))
-        if not self.client.search_registered_models(f"name = '{name}'"):
-            self.client.create_registered_model(
-                name,
-                tags={TAG_STUDY: self.name, "metric": metric},
-                description=f"Best trial of wcd-hpc study {self.name} by validation {metric}.",
+        from wcd_hpc.results import mlflow_model  # imports torch: only when a model is due
+
+        folder = trial_dir(self.run_dir, best.number)
+        logged = mlflow_model.find(self.client, exp_id, run_id)
+        if logged is None:
+            model = str(self.exp.get("model"))
+            params = studies.params_of(self.study, best)
+            try:
+                registry = self.registry if self.registry is not None else get_registry()
+                rebuilt = mlflow_model.rebuild(registry, model, params, folder)
+            except mlflow_model.Unavailable as exc:
+                report.not_logged = f"best trial {best.number} not logged as an MLflow model: {exc}"
+                return
+            finals = [
+                m
+                for m in self.metrics(best, folder)
+                if m.key == "objective" or m.key.startswith("test_")
+            ]
+            logged = mlflow_model.log(
+                self.client,
+                exp_id,
+                run_id,
+                rebuilt,
+                params=clean(flatten(params)),
+                tags={TAG_STUDY: self.name, TAG_TRIAL: str(best.number), "wcd_hpc.model": model},
+                meta={"study": self.name, "trial": best.number, "model": model},
+                metrics=finals,
             )
-        for version in self.client.search_model_versions(f"name = '{name}'"):
-            if version.run_id == run_id:
-                self.client.set_registered_model_alias(name, "best", version.version)
-                return name, str(version.version)
-        created = self.client.create_model_version(
-            name,
-            source=f"runs:/{run_id}/model",
-            run_id=run_id,
+        metric = str(self.exp.get("metric", "objective"))
+        report.registered = mlflow_model.register(
+            self.client,
+            self.uri,
+            f"wcd-hpc-{self.name}",
+            logged.model_id,
+            run_id,
+            model_tags={TAG_STUDY: self.name, "metric": metric},
+            model_description=f"Best trial of wcd-hpc study {self.name} by validation {metric}.",
             tags={TAG_TRIAL: str(best.number), metric: f"{best.value}"},
             description=f"trial {best.number}: validation {metric} = {best.value}",
         )
-        self.client.set_registered_model_alias(name, "best", created.version)
-        return name, str(created.version)
 
 
 def _best(study: optuna.Study, trials: list[FrozenTrial]) -> FrozenTrial | None:
@@ -370,16 +446,18 @@ def sync_study(
     run_dir: Path,
     tracking_uri: str,
     progress: Callable[[int, int], None] | None = None,
+    registry: Registry | None = None,
 ) -> SyncReport:
     """Copy ``study`` and its trial directories under ``run_dir`` to MLflow at ``tracking_uri``.
 
-    ``progress(done, total)`` is called after each trial. Any MLflow or network failure becomes
-    one ``SyncError`` line; the study and ``run_dir`` are only read.
+    ``progress(done, total)`` is called after each trial. ``registry`` provides the model plugin
+    that rebuilds the best trial's module (default: the installed plugins). Any MLflow or
+    network failure becomes one ``SyncError`` line; the study and ``run_dir`` are only read.
     """
     client = connect(tracking_uri)
     try:
         with env_defaults(QUIET):
-            return _sync(_Syncer(client, study, run_dir, tracking_uri), progress)
+            return _sync(_Syncer(client, study, run_dir, tracking_uri, registry), progress)
     except SyncError:
         raise
     except Exception as exc:
@@ -389,10 +467,11 @@ def sync_study(
 def _sync(s: _Syncer, progress: Callable[[int, int], None] | None) -> SyncReport:
     trials = s.study.get_trials(deepcopy=False)
     todo = [t for t in trials if t.state in SYNCED]
+    relocated = relocate(s.uri)
     exp_id = s.experiment_id()
     parent, existing = s.existing(exp_id)
     parent_id = s.parent(parent, exp_id, trials)
-    report = SyncReport(s.name, mask(s.uri), exp_id, parent_id)
+    report = SyncReport(s.name, mask(s.uri), exp_id, parent_id, relocated=relocated)
     for done, trial in enumerate(todo, start=1):
         run = existing.get(trial.number)
         folder = trial_dir(s.run_dir, trial.number)
@@ -408,7 +487,7 @@ def _sync(s: _Syncer, progress: Callable[[int, int], None] | None) -> SyncReport
     if parent is None or report.created or report.updated or not _parent_done(parent):
         s.finish_parent(parent_id, trials, best)
     if best is not None and best.number in report.runs:
-        report.registered = s.register(best, report.runs[best.number])
+        s.register(best, report.runs[best.number], exp_id, report)
     return report
 
 

@@ -8,17 +8,22 @@ writes anywhere.
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import json
+import math
 import os
+import platform
 import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial
 
+from wcd_hpc import __version__
 from wcd_hpc.environ import environment
 from wcd_hpc.errors import SyncError, one_line
 from wcd_hpc.queue.schema import RESULT_FILE
@@ -26,7 +31,16 @@ from wcd_hpc.queue.urls import is_secret_key, mask, mask_text
 
 ENV_TRACKING = "MLFLOW_TRACKING_URI"
 # Bump when what sync uploads for a trial changes, so the next sync refreshes every run.
-FORMAT = 1
+# 2: per-energy-bin metrics and table, every file under plots/, version and source tags.
+FORMAT = 2
+#: Beside a local store's database: one folder of artifacts per study.
+ARTIFACTS_DIR = "mlartifacts"
+#: The tag that marks an MLflow experiment or run as made by sync for a study.
+TAG_STUDY = "wcd_hpc.study"
+#: Per-energy-bin metrics are ``bin_<key of binned.json's rows>``.
+BIN_PREFIX = "bin_"
+#: The per-energy-bin table: CSV for the UI's artifact view, JSON for ``mlflow.load_table``.
+TABLES_DIR, TABLE_CSV, TABLE_JSON = "tables", "energy_bins.csv", "energy_bins.json"
 #: Keys never synced as a parameter or tag: secrets, and the study's storage URL (even masked,
 #: it says where the study lives, which is nobody's business in a shared MLflow).
 NOT_SYNCED = ("storage",)
@@ -45,13 +59,21 @@ def tracking_uri_for(flag: str | None, runs_root: Path) -> str:
     return flag or os.environ.get(ENV_TRACKING) or default_tracking_uri(runs_root)
 
 
-def local_artifacts(uri: str, study: str) -> str | None:
-    """Where a local (sqlite) store keeps a study's artifacts: ``mlartifacts/<study>`` beside
-    the database (MLflow's own default would be ``./mlruns`` in whatever directory sync ran)."""
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a local ``sqlite:///`` store (absolute); None for other stores."""
     if not uri.startswith("sqlite:///"):
         return None
-    root = Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts" / study
-    return root.resolve().as_uri()
+    return Path(uri.removeprefix("sqlite:///").split("?")[0]).resolve()
+
+
+def local_artifacts(uri: str, study: str) -> str | None:
+    """Where a local (sqlite) store keeps a study's artifacts: ``mlartifacts/<study>`` beside
+    the database (MLflow's own default would be ``./mlruns`` in whatever directory sync ran).
+
+    :func:`wcd_hpc.results.mlflow_store.relocate` keeps it so when the directory moves.
+    """
+    db = sqlite_file(uri)
+    return None if db is None else (db.parent / ARTIFACTS_DIR / study).as_uri()
 
 
 def env_defaults(values: Mapping[str, str]) -> contextlib.AbstractContextManager[None]:
@@ -141,6 +163,105 @@ def fingerprint(trial: FrozenTrial, folder: Path) -> str:
         "result": result.read_text() if result.exists() else None,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def read_bins(path: Path) -> list[dict[str, Any]]:
+    """The per-energy-bin rows of a trial's ``binned.json`` (none when it has no energies)."""
+    bins = read_json(path).get("bins")
+    return [row for row in bins if isinstance(row, dict)] if isinstance(bins, list) else []
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def bin_metrics(bins: list[dict[str, Any]], stamp: int) -> list[Metric]:
+    """``bin_<key>`` per energy bin, the bin's index as step: one curve per metric against
+    energy in the UI (``bin_log10_e_min`` gives each step's lower edge). Undefined values
+    (``null``: Q in a bin with one class) are left out rather than drawn as zero."""
+    out = []
+    for step, row in enumerate(bins):
+        for key, value in row.items():
+            number = _number(value)
+            if number is not None:
+                out.append(Metric(f"{BIN_PREFIX}{key}", number, stamp, step))
+    return out
+
+
+def bin_table(bins: list[dict[str, Any]], classes: list[str]) -> dict[str, list[Any]]:
+    """The bins as one table in pandas' "split" layout (what ``mlflow.log_table`` writes and
+    ``mlflow.load_table`` reads): edges, events, events per class, then each metric."""
+    names = [str(c) for c in classes]
+    columns = ["log10_e_min", "log10_e_max", "events"]
+    width = max((len(r.get("per_class") or []) for r in bins), default=0)
+    per_class = [f"events_{names[i] if i < len(names) else i}" for i in range(width)]
+    metrics = [k for r in bins for k in r if k not in columns and k != "per_class"]
+    metrics = list(dict.fromkeys(metrics))
+    data = []
+    for row in bins:
+        counts = list(row.get("per_class") or [])
+        counts += [None] * (width - len(counts))
+        data.append([row.get(k) for k in columns] + counts + [row.get(k) for k in metrics])
+    return {"columns": columns + per_class + metrics, "data": data}
+
+
+def write_table(bins: list[dict[str, Any]], classes: list[str], folder: Path) -> list[Path]:
+    """The bins as ``tables/energy_bins.csv`` (the UI's artifact view shows it as a table) and
+    ``.json`` (for ``mlflow.load_table``) under ``folder``; none without bins."""
+    if not bins:
+        return []
+    table = bin_table(bins, classes)
+    (folder / TABLES_DIR).mkdir(exist_ok=True)
+    as_json, as_csv = folder / TABLES_DIR / TABLE_JSON, folder / TABLES_DIR / TABLE_CSV
+    as_json.write_text(json.dumps(table))
+    with as_csv.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(table["columns"])
+        writer.writerows(["" if v is None else v for v in row] for row in table["data"])
+    return [as_csv, as_json]
+
+
+def environment_tags() -> dict[str, str]:
+    """Package versions of the environment sync runs in, as ``versions.<package>`` tags.
+
+    It is the environment the MLflow model is pickled in (loading it needs compatible
+    versions); a worker records no versions of its own. CUDA and the NVIDIA driver are added
+    when torch sees a GPU here.
+    """
+    import mlflow
+    import optuna
+    import torch
+
+    tags = {
+        "versions.wcd_hpc": __version__,
+        "versions.python": platform.python_version(),
+        "versions.torch": torch.__version__,
+        "versions.optuna": optuna.__version__,
+        "versions.mlflow": mlflow.__version__,
+    }
+    if torch.cuda.is_available():
+        tags["versions.cuda"] = str(torch.version.cuda)
+        driver = nvidia_driver()
+        if driver:
+            tags["versions.cuda_driver"] = driver
+    return tags
+
+
+def nvidia_driver() -> str | None:
+    """The NVIDIA driver version (``nvidia-smi``; torch does not report it)."""
+    try:
+        proc = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = proc.stdout.split() if proc.returncode == 0 else []
+    return lines[0] if lines else None
 
 
 def git_commit() -> str | None:

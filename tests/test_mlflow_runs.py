@@ -1,0 +1,65 @@
+"""What a trial run carries besides its epochs: energy-bin metrics and table, version tags."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from wcd_hpc.results import syncdata
+from wcd_hpc.results.syncdata import bin_metrics, bin_table, environment_tags, write_table
+
+BINS = [
+    {"log10_e_min": 3.0, "log10_e_max": 3.5, "events": 5, "per_class": [2, 3], "f1": 0.5,
+     "q_factor": None},
+    {"log10_e_min": 3.5, "log10_e_max": 4.0, "events": 4, "per_class": [4, 0], "f1": 1.0,
+     "q_factor": 2.0},
+]  # fmt: skip
+
+
+def test_energy_bins_become_metrics_stepped_by_bin_and_undefined_values_are_left_out() -> None:
+    metrics = bin_metrics(BINS, stamp=1234)
+    by_key: dict[str, list[tuple[int, float]]] = {}
+    for m in metrics:
+        by_key.setdefault(m.key, []).append((m.step, m.value))
+        assert m.timestamp == 1234  # fixed: a re-sync adds no duplicate points
+    assert by_key["bin_log10_e_min"] == [(0, 3.0), (1, 3.5)]
+    assert by_key["bin_f1"] == [(0, 0.5), (1, 1.0)]
+    assert by_key["bin_q_factor"] == [(1, 2.0)]  # null in bin 0 (one class): no point
+    assert "bin_per_class" not in by_key
+
+
+def test_the_energy_bin_table_names_each_class_and_reads_as_csv_and_split_json(tmp_path) -> None:
+    table = bin_table(BINS, ["gamma", "proton"])
+    assert table["columns"][:5] == ["log10_e_min", "log10_e_max", "events", "events_gamma",
+                                    "events_proton"]  # fmt: skip
+    as_csv, as_json = write_table(BINS, ["gamma", "proton"], tmp_path)
+    rows = list(csv.DictReader(as_csv.open()))
+    assert rows[1]["events_gamma"] == "4" and rows[0]["q_factor"] == ""
+    assert json.loads(as_json.read_text()) == table
+    assert write_table([], ["gamma"], tmp_path / "none") == []
+
+
+def test_cuda_and_driver_versions_are_tagged_only_when_torch_sees_a_gpu(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    tags = environment_tags()
+    assert tags["versions.torch"] == torch.__version__
+    assert {"versions.wcd_hpc", "versions.optuna", "versions.mlflow", "versions.python"} <= set(
+        tags
+    )
+    assert not any("cuda" in k for k in tags)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.version, "cuda", "12.4")
+    monkeypatch.setattr(syncdata, "nvidia_driver", lambda: "550.54.15")
+    gpu = environment_tags()
+    assert gpu["versions.cuda"] == "12.4" and gpu["versions.cuda_driver"] == "550.54.15"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), True, "0.5"])
+def test_values_that_are_not_finite_numbers_make_no_bin_metric(value) -> None:
+    assert bin_metrics([{"log10_e_min": 3.0, "f1": value}], 0) == bin_metrics(
+        [{"log10_e_min": 3.0}], 0
+    )
