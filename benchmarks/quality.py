@@ -62,7 +62,7 @@ HYDRA_APP = ROOT / "benchmarks/quality/hydra_app.py"
 HYDRA_PINS = ("hydra-core==1.3.8", "hydra-submitit-launcher==1.2.0", "hydra-optuna-sweeper==1.3.0")
 DATA_SEED = 1
 TOLERANCE = 0.005
-CONTENDERS = ("defaults", "no-pruning", "hydra")
+CONTENDERS = ("defaults", "median", "asha", "no-pruning", "hydra")
 THREAD_VARS = ("WCD_HPC_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 EXPERIMENT = """\
 name: {name}
@@ -140,7 +140,12 @@ class Race:
 def label(contender: str, pruner: str | None) -> str:
     if contender == "defaults":
         return f"wcd-hpc, pruner {pruner}" if pruner else "wcd-hpc, defaults"
-    return {"no-pruning": "wcd-hpc, pruner none", "hydra": "Hydra submitit + Optuna"}[contender]
+    return {
+        "median": "wcd-hpc, pruner median",
+        "asha": "wcd-hpc, pruner asha",
+        "no-pruning": "wcd-hpc, pruner none",
+        "hydra": "Hydra submitit + Optuna",
+    }[contender]
 
 
 def say(text: str) -> None:
@@ -313,6 +318,8 @@ def run_wcd(contender: str, repeat: int, args: argparse.Namespace, work: Path) -
     )
     if contender == "no-pruning":
         text += "pruner: none\n"
+    elif contender in ("median", "asha"):
+        text += f"pruner: {contender}\n"
     elif args.pruner:
         text += f"pruner: {args.pruner}\n"
     exp = work / "experiments" / f"{name}.yaml"
@@ -606,7 +613,13 @@ def plot(
     rows = math.ceil(n / cols)
     size = (max(7.0, 5.5 * cols), 4.2 * rows)
     fig, axes = plt.subplots(rows, cols, figsize=size, squeeze=False)
-    colours = {"defaults": "tab:blue", "no-pruning": "tab:green", "hydra": "tab:red"}
+    colours = {
+        "defaults": "tab:blue",
+        "median": "tab:purple",
+        "asha": "tab:orange",
+        "no-pruning": "tab:green",
+        "hydra": "tab:red",
+    }
     for i, (races, target) in enumerate(by_repeat):
         ax = axes[i // cols][i % cols]
         for r in races:
@@ -656,7 +669,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="keep everything here (default: a temp dir)")
     parser.add_argument(
         "--contenders",
-        default=",".join(CONTENDERS),
+        default="defaults,no-pruning,hydra",
         help=f"comma-separated subset of {','.join(CONTENDERS)}",
     )
     parser.add_argument("--pruner", help="write `pruner: NAME` for the defaults contender")

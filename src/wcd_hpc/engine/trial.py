@@ -231,9 +231,11 @@ def run_trial(
     optimizer = make_optimizer(model, params)
     history = out / METRICS_FILE
     start_epoch, objective = 0, list[float]()
+    judged: set[int] = set()  # epochs the pruner has already seen (a resumed trial's)
     if resume:
         start_epoch, objective = _restore(out, model, optimizer, ctx.exp.metric)
         trial.set_user_attr(TRIAL_RESUMED_FROM_EPOCH, start_epoch)
+        judged = set(trial.study._storage.get_trial(trial._trial_id).intermediate_values)
     else:
         history.unlink(missing_ok=True)
 
@@ -262,8 +264,12 @@ def run_trial(
         if math.isnan(value):
             raise ValueError(f"validation {ctx.exp.metric} is NaN at epoch {stats.epoch}")
         objective.append(value)
+        if stats.epoch in judged:
+            return  # a resumed trial's redone epoch: reported and judged before it stopped
         trial.report(value, stats.epoch)
-        if trial.should_prune():
+        # The last epoch is reported but never judged: stopping there saves no training and
+        # would throw a finished result away.
+        if stats.epoch < ctx.exp.epochs and trial.should_prune():
             raise optuna.TrialPruned(
                 f"pruned at epoch {stats.epoch} ({ctx.exp.metric}={value:.4g})"
             )

@@ -22,6 +22,7 @@ import torch
 from optuna.trial import TrialState
 
 from wcd_hpc.engine.fit import Interrupted, pick_device
+from wcd_hpc.engine.search import make_pruner, make_sampler
 from wcd_hpc.engine.startup import ENV_THREADS, paused_gc, warm_up_optimizers
 from wcd_hpc.engine.trial import Context, run_trial, wait_for_artifacts
 from wcd_hpc.errors import DataError, one_line
@@ -153,8 +154,10 @@ def run_worker(
             _report_unusable_data(study, url, worker, exc)
             raise
         warm_up_optimizers()
-    study.sampler = studies.make_sampler(exp.sampler, None, ctx.space)
-    study.pruner = studies.make_pruner(exp.pruner, exp.epochs)
+    study.sampler = make_sampler(
+        exp.sampler, ctx.space, seed=exp.seed, worker=worker, workers=exp.workers
+    )
+    study.pruner = make_pruner(exp.pruner, exp.epochs, exp.pruner_options)
     summary = Summary()
     streak = 0
     while not stop():
@@ -162,9 +165,9 @@ def run_worker(
             summary.reason = "max trials for this worker"
             break
         reap(study, url, run_dir=ctx.run_dir, ask_slurm=False)
-        claimed = claims.claim(study, url, worker)
+        claimed = claims.claim(study, url, worker, sample=ctx.space.suggest)
         if claimed is None:
-            claimed = claims.linger(study, url, worker, stop, ctx.run_dir)
+            claimed = claims.linger(study, url, worker, stop, ctx.run_dir, ctx.space.suggest)
         if claimed is None:
             summary.reason = "budget met"
             break

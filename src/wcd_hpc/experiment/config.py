@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wcd_hpc.experiment import pruning
 from wcd_hpc.experiment.sources import (
     ConfigError,
     compose,
@@ -47,7 +48,6 @@ __all__ = [
 ]
 
 SAMPLERS = ("tpe", "random", "cmaes", "grid", "qmc")
-PRUNERS = ("median", "hyperband", "none")
 EXECUTORS = ("auto", "local", "slurm")
 DIRECTIONS = ("maximize", "minimize")
 STORAGE_URL_PREFIXES = (
@@ -121,6 +121,8 @@ class Experiment:
     param_space: dict[str, Any]
     sampler: str = "tpe"
     pruner: str = "median"
+    #: The knobs the experiment set for its pruner (defaults: ``wcd_hpc.experiment.pruning``).
+    pruner_options: dict[str, int] = field(default_factory=dict)
     storage: str = "journal"
     seed: int = 0
     runs_dir: str = "runs"
@@ -311,7 +313,7 @@ def _validate(s: _Settings, file: str) -> Experiment:
     direction = v["metric"].get("direction")
     if direction is not None and direction not in DIRECTIONS:
         raise s.error("metric.direction", f"expected maximize or minimize, got {got(direction)}")
-    pruner = "none" if v["pruner"] is None else v["pruner"]
+    pruner, pruner_options = pruning.parse(v["pruner"], s.error)
     return Experiment(
         name=name,
         dataset=_name(s, "dataset"),
@@ -323,7 +325,8 @@ def _validate(s: _Settings, file: str) -> Experiment:
         epochs=_int(s, "epochs", v["epochs"], 1),
         param_space=_param_space(s),
         sampler=_one_of(s, "sampler", v["sampler"], SAMPLERS),
-        pruner=_one_of(s, "pruner", pruner, PRUNERS),
+        pruner=pruner,
+        pruner_options=pruner_options,
         storage=_storage(s),
         seed=_int(s, "seed", v["seed"], 0),
         runs_dir=_text(s, "runs_dir", v["runs_dir"]),

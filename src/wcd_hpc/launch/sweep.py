@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import optuna
 
+from wcd_hpc.engine.search import grid_of, grid_size
 from wcd_hpc.errors import ConfigError, LaunchError, SweepIncomplete, SyncError
 from wcd_hpc.experiment.config import Experiment, load_experiment
 from wcd_hpc.experiment.paths import with_absolute_paths
@@ -110,7 +111,7 @@ def _check_grid(exp: Experiment, space: Space) -> None:
     """Refuse a grid sweep over continuous parameters, or with more trials than grid points."""
     line = exp.lines.get("sampler")
     try:
-        size = studies.grid_size(studies.grid_of(space))
+        size = grid_size(grid_of(space))
     except ValueError as exc:
         raise ConfigError(exp.source, "sampler", line, str(exc)) from None
     if exp.trials > size:

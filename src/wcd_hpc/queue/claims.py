@@ -14,6 +14,7 @@ it up (failed, with the reason); trial numbers give every worker the same answer
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -40,6 +41,7 @@ from wcd_hpc.queue.storage import claim_lock
 
 OVER_BUDGET = "claimed beyond the budget while the claim lock was lost (database restart?)"
 Claim = tuple[optuna.Trial, bool]
+Sample = Callable[[optuna.Trial], object]
 
 
 def iso_utc(stamp: float) -> str:
@@ -67,10 +69,12 @@ def _over_budget(study: optuna.Study, number: int) -> bool:
     return number not in running[: max(room, 0)]
 
 
-def claim(study: optuna.Study, url: str, worker: str) -> Claim | None:
+def claim(study: optuna.Study, url: str, worker: str, sample: Sample | None = None) -> Claim | None:
     """Resume a suspended trial, else start a new one while finished + running < budget.
 
-    Returns the trial and whether it is a resumption, or None when there is nothing to do.
+    ``sample(trial)`` draws a new trial's parameters while the lock is still held, so that the
+    sampler sees every trial claimed before it (see :mod:`wcd_hpc.engine.search`). Returns the
+    trial and whether it is a resumption, or None when there is nothing to do.
     """
     with claim_lock(url, study._storage, study.study_name):
         trials = study.get_trials(deepcopy=False)
@@ -88,6 +92,12 @@ def claim(study: optuna.Study, url: str, worker: str) -> Claim | None:
             if _over_budget(study, trial.number):
                 fail(study, trial, OVER_BUDGET)
                 return None
+            if sample is not None:
+                # Parameters the space rejects (an enqueued value outside a choice) fail the
+                # same way when the trial runs, which fails it with its cause; raised here, it
+                # would take the worker down while it holds the lock.
+                with contextlib.suppress(Exception):
+                    sample(trial)
         trial.set_user_attr(TRIAL_HEARTBEAT, time.time())
     for attr, value in processes.record().items():
         trial.set_user_attr(attr, value)
@@ -106,6 +116,7 @@ def linger(
     worker: str,
     stop: Callable[[], bool],
     run_dir: Path | None = None,
+    sample: Sample | None = None,
 ) -> Claim | None:
     """Before leaving, make sure the trials still running belong to live workers.
 
@@ -126,7 +137,7 @@ def linger(
             return None
         time.sleep(min(interval / 2, 5.0))
         reap(study, url, run_dir=run_dir, ask_slurm=False)
-        claimed = claim(study, url, worker)
+        claimed = claim(study, url, worker, sample)
         if claimed is not None:
             return claimed
     return None

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import optuna
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.storages import BaseStorage, JournalStorage
 from optuna.storages.journal import JournalFileOpenLock
 from optuna.trial import FrozenTrial, TrialState
@@ -63,58 +62,6 @@ class Prepared:
     budget: int
     previous_budget: int | None
     finished: int
-
-
-def grid_of(space: Space) -> dict[str, list[Any]]:
-    """The full grid of a discrete space, for the grid sampler; continuous parameters raise."""
-    grid: dict[str, list[Any]] = {}
-    for name, dist in space.distributions().items():
-        if isinstance(dist, CategoricalDistribution):
-            grid[name] = list(dist.choices)
-        elif isinstance(dist, IntDistribution) and not dist.log:
-            grid[name] = list(range(dist.low, dist.high + 1, dist.step))
-        elif isinstance(dist, FloatDistribution) and dist.step is not None:
-            count = round((dist.high - dist.low) / dist.step) + 1
-            grid[name] = [dist.low + i * dist.step for i in range(count)]
-        else:
-            raise ValueError(
-                f"the grid sampler needs discrete parameters (choice, range, randint); "
-                f"'{name}' is continuous"
-            )
-    return grid
-
-
-def grid_size(grid: dict[str, list[Any]]) -> int:
-    size = 1
-    for values in grid.values():
-        size *= len(values)
-    return size
-
-
-def make_sampler(name: str, seed: int | None, space: Space) -> optuna.samplers.BaseSampler:
-    """Build the sampler; TPE uses constant-liar so parallel workers do not crowd one region."""
-    if name == "grid":
-        return optuna.samplers.GridSampler(grid_of(space), seed=seed)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-    if name == "qmc":
-        return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
-    return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
-
-
-def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
-    """Median pruning once two trials have finished, never in the first third of the epochs.
-
-    CNNs on footprints often sit at chance for an epoch or two before they learn; judging them
-    on epoch 1 would prune the trials that were about to become the best ones.
-    """
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1))
-    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=max(1, epochs // 3))
 
 
 def counts(trials: Iterable[FrozenTrial]) -> dict[str, int]:

@@ -1,0 +1,98 @@
+"""The pruner of an experiment: which one, and its knobs, as the experiment file writes them.
+
+Pruning is where a parallel sweep saves GPU-hours: a trial that is clearly worse than its peers
+after an epoch or two gives its slot to the next one. Four pruners, each with the knobs a user
+may set (anything else is refused with the file, line and key):
+
+- ``asha`` — asynchronous successive halving (Optuna's ``SuccessiveHalvingPruner``): at rungs of
+  ``min_epochs · reduction_factor^k`` epochs a trial goes on only if it is in the top
+  1/``reduction_factor`` of the trials that reached that rung. It never waits for a cohort, so it
+  suits an array of workers that start and finish trials at different times.
+- ``hyperband`` — several successive-halving brackets with different minimum resources; more
+  robust when the right ``min_epochs`` is unknown, but each bracket sees fewer trials.
+- ``median`` — prune a trial whose best value so far is below the median of the other trials at
+  the same epoch, once ``startup_trials`` trials have finished and after ``warmup_epochs``.
+- ``none``.
+
+Short form ``pruner: asha``, or ``pruner: {name: asha, min_epochs: 1, reduction_factor: 3}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from wcd_hpc.errors import ConfigError
+from wcd_hpc.experiment.sources import got, suggest
+
+#: Each pruner's knobs and their defaults (None: chosen from the epochs, see ``median_defaults``).
+KNOBS: dict[str, dict[str, int | None]] = {
+    "asha": {"min_epochs": 1, "reduction_factor": 3},
+    "hyperband": {"min_epochs": 1, "reduction_factor": 3},
+    "median": {"startup_trials": 2, "warmup_epochs": None},
+    "none": {},
+}
+PRUNERS = tuple(KNOBS)
+#: The least each knob may be: a reduction factor of 1 would keep every trial at every rung.
+MINIMUM = {"min_epochs": 1, "reduction_factor": 2, "startup_trials": 0, "warmup_epochs": 0}
+
+Fail = Callable[[str, str], ConfigError]
+
+
+def median_warmup(epochs: int) -> int:
+    """Epochs during which the median pruner never prunes: the first third, rounded up.
+
+    CNNs on footprints often sit at chance for an epoch or two before they learn; judging them
+    then would prune the trials that were about to become the best ones. Optuna prunes from
+    ``step >= n_warmup_steps`` and our steps are epochs counted from 1, hence the ``+ 1``.
+    """
+    return epochs // 3 + 1
+
+
+def parse(value: Any, fail: Fail) -> tuple[str, dict[str, int]]:
+    """``(name, options)`` from ``pruner: NAME`` or ``pruner: {name: NAME, knob: value, …}``.
+
+    Options hold only the knobs the user wrote; defaults are applied when the pruner is built,
+    so that a stored experiment reads back the same.
+    """
+    if value is None:
+        return "none", {}
+    if isinstance(value, str):
+        raw: Mapping[str, Any] = {"name": value}
+    elif isinstance(value, Mapping):
+        raw = value
+    else:
+        raise fail("pruner", f"expected a pruner name or a mapping with 'name', got {got(value)}")
+    name = raw.get("name")
+    if name not in KNOBS:
+        hint = suggest(name, PRUNERS) if isinstance(name, str) else ""
+        raise fail(
+            "pruner.name" if isinstance(value, Mapping) else "pruner",
+            f"expected one of {', '.join(PRUNERS)}, got {got(name)}{hint}",
+        )
+    options: dict[str, int] = {}
+    for key, knob in raw.items():
+        if key == "name":
+            continue
+        if key not in KNOBS[name]:
+            known = ", ".join(KNOBS[name]) or "none"
+            raise fail(f"pruner.{key}", f"unknown knob of pruner {name!r} (its knobs: {known})")
+        least = MINIMUM[key]
+        if isinstance(knob, bool) or not isinstance(knob, int) or knob < least:
+            raise fail(f"pruner.{key}", f"expected an integer >= {least}, got {got(knob)}")
+        options[key] = knob
+    return name, options
+
+
+def options_with_defaults(name: str, options: Mapping[str, int], epochs: int) -> dict[str, int]:
+    """The knobs a pruner is built with: the user's, else the defaults (epochs-dependent ones
+    resolved)."""
+    full: dict[str, int] = {}
+    for key, default in KNOBS[name].items():
+        if key in options:
+            full[key] = int(options[key])
+        elif default is not None:
+            full[key] = default
+        elif key == "warmup_epochs":
+            full[key] = median_warmup(epochs)
+    return full
