@@ -12,12 +12,13 @@ One workload for every contender: ``lenet`` on iron-vs-proton footprints from ``
 (fixed data seed, ``--events``), at most ``--epochs`` epochs per trial, the predecessor's search
 space (SCIENCE.md), a budget of ``--trials`` trials on ``--slots`` Slurm GPU slots (one GPU and
 one CPU per task). Contenders, run alternately (a, b, c, a, b, c, …), repeat r with seed r
-(Hydra's TPE sampler is seeded with r; wcd-hpc's experiment ``seed`` only seeds training, trial
-n with r + n, as Hydra's trial n is trained here, because wcd-hpc workers never seed their
-sampler):
+(Hydra's TPE sampler is seeded with r; wcd-hpc's experiment ``seed`` r seeds each worker's
+sampler, from r and the worker's label, and trial n's training with r + n, as Hydra's trial n is
+trained here):
 
 - ``defaults``: ``wcd-hpc sweep exp.yaml --wait``, ``workers: SLOTS``, executor slurm, the
   default sampler and pruner (neither is written in the file; ``--pruner NAME`` writes one);
+- ``median``, ``asha``: the same with that pruner written in the file (to choose the default);
 - ``no-pruning``: the same with ``pruner: none``;
 - ``hydra``: Hydra 1.3.8's submitit launcher + its Optuna sweeper (TPE, ``n_jobs`` = SLOTS),
   installed into ``WORK/venv-hydra``. Its optuna 2.10.1 cannot load wcd-hpc, so each trial (one
@@ -78,7 +79,7 @@ param_space:                      # the predecessor's lenet space (SCIENCE.md)
   batch_size: randint(32, 256)
   optimizer: choice(['adam', 'sgd'])
   reg: loguniform(1e-4, 1e-1)
-  channels: [randint(2, 20), randint(2, 20)]
+  channels: "[randint(2, 20), randint(2, 20)]"
 seed: {seed}
 runs_dir: {runs}
 executor: slurm
