@@ -40,6 +40,15 @@ def render(info: dict[str, Any]) -> Group:
         f"running {c['RUNNING']}  waiting {c['WAITING']}",
     )
     parts: list[Any] = [head]
+    if info.get("gpu_hours_budget") is not None:
+        used = info.get("gpu_hours_used")
+        shown = "unknown (no Slurm accounting yet)" if used is None else f"{used:.3f}"
+        spent = (
+            " (spent: no new trials)"
+            if used is not None and used >= info["gpu_hours_budget"]
+            else ""
+        )
+        parts.append(Text(f"GPU-hours {shown} of a budget of {info['gpu_hours_budget']:g}{spent}"))
     if info["throughput_per_h"]:
         parts.append(Text(f"throughput {info['throughput_per_h']:.1f} trials/h"))
     best = info["best"]

@@ -32,6 +32,7 @@ from wcd_hpc.launch.base import Handle, Launcher, Tick
 from wcd_hpc.launch.slurm import SlurmHandle
 from wcd_hpc.launch.sweep import Plan, SyncProgress, best_line, plan, run_sweep
 from wcd_hpc.queue import study as studies
+from wcd_hpc.queue.claims import gpu_budget_spent, gpu_hours_used
 from wcd_hpc.queue.schema import SLURM_DIR
 from wcd_hpc.queue.urls import mask
 
@@ -99,6 +100,9 @@ def _summary(p: Plan, study: optuna.Study, budget: int) -> None:
         f"{studies.finished(trials)}/{budget} trials finished: {counts['COMPLETE']} complete, "
         f"{counts['PRUNED']} pruned, {counts['FAIL']} failed"
     )
+    if gpu_budget_spent(study):
+        used = gpu_hours_used(study) or 0.0
+        out.print(f"GPU-hour budget spent: {used:.3f} of {p.exp.gpu_hours:g} GPU-hours allocated")
     line = best_line(study, p.exp.metric)
     if line:
         out.print(line)

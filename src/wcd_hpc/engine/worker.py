@@ -169,7 +169,8 @@ def run_worker(
         if claimed is None:
             claimed = claims.linger(study, url, worker, stop, ctx.run_dir, ctx.space.suggest)
         if claimed is None:
-            summary.reason = "budget met"
+            spent = claims.gpu_budget_spent(study)
+            summary.reason = "GPU-hour budget spent" if spent else "budget met"
             break
         trial, resume = claimed
         summary.trials.append(trial.number)

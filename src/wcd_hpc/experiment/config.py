@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wcd_hpc.experiment import pruning
+from wcd_hpc.experiment import budget, pruning
 from wcd_hpc.experiment.sources import (
     ConfigError,
     compose,
@@ -61,6 +61,7 @@ REQUIRED = ("name", "dataset", "model", "trials")
 TOP_KEYS = (
     "name", "dataset", "model", "metric", "trials", "epochs", "param_space", "sampler",
     "pruner", "storage", "seed", "runs_dir", "workers", "executor", "resources", "signal_class",
+    "budget",
 )  # fmt: skip
 # A site profile also carries launcher settings (partition, image …); these are experiment keys.
 PROFILE_KEYS = ("runs_dir", "storage", "workers", "executor", "resources", "sampler", "pruner")
@@ -69,6 +70,7 @@ SUB_KEYS = {
     "model": ("name",),
     "metric": ("name", "direction"),
     "resources": ("gpus", "cpus", "mem_gb", "time"),
+    "budget": ("trials", "gpu_hours"),
 }
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 NAME_RULE = (
@@ -93,6 +95,7 @@ DEFAULTS: dict[str, Any] = {
     # None: the dataset's default signal class (gamma, else muon, else class 1), chosen once the
     # class names are known (wcd_hpc.default_plugins.metrics.default_signal_class).
     "signal_class": None,
+    "budget": {},
 }
 
 
@@ -131,6 +134,8 @@ class Experiment:
     resources: Resources = field(default_factory=Resources)
     #: The class every metric and plot treats as the signal ("positive"); ``None``: the default.
     signal_class: str | None = None
+    #: Cap in GPU-hours allocated to the study's Slurm jobs (``budget.gpu_hours``), if any.
+    gpu_hours: float | None = None
     source: str = "<defaults>"
     # Key -> line in ``source``, for errors found later (resolve); not part of the experiment.
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
@@ -268,6 +273,7 @@ def load_experiment(
         _apply_override(settings, item)
     for key, (flag, value) in (flags or {}).items():
         settings.apply({key: str(value) if isinstance(value, Path) else value}, flag, {})
+    budget.merge_trials(settings.values, settings.origin, file)
     for key in REQUIRED:
         if key not in settings.values:
             raise ConfigError(file, key, None, "missing required key")
@@ -334,6 +340,7 @@ def _validate(s: _Settings, file: str) -> Experiment:
         executor=_one_of(s, "executor", v["executor"], EXECUTORS),
         resources=_resources(s),
         signal_class=_signal_class(s),
+        gpu_hours=budget.gpu_hours(v["budget"].get("gpu_hours"), s.error),
         source=file,
     )
 

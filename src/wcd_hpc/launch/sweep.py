@@ -34,6 +34,7 @@ from wcd_hpc.plugins import Registry
 from wcd_hpc.queue import storage as stores
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue import urls
+from wcd_hpc.queue.claims import gpu_budget_spent
 from wcd_hpc.queue.schema import LOGS_DIR, TRIAL_TEST
 
 SyncProgress = Callable[[int, int], None]
@@ -203,7 +204,8 @@ class SweepResult:
     def require_budget(self, run_dir: Path) -> None:
         """Raise :class:`SweepIncomplete` when a followed sweep ended short of its budget."""
         done, budget = self.finished(), self.prepared.budget
-        if self.following and not self.interrupted and done < budget:
+        spent = gpu_budget_spent(self.study)  # stopped by its budget in GPU-hours: not short
+        if self.following and not self.interrupted and done < budget and not spent:
             raise SweepIncomplete(
                 f"sweep ended with {done} of {budget} trials finished; see wcd-hpc status "
                 f"{self.prepared.name} and the worker logs in {run_dir / LOGS_DIR}"

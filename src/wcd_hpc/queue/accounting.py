@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from optuna.trial import FrozenTrial
+
 from wcd_hpc.errors import SlurmError
+from wcd_hpc.queue.schema import TRIAL_SLURM_ARRAY_JOB_ID, TRIAL_SLURM_JOB_ID
 
 SACCT_FIELDS = "JobID,State,Submit,Start,End,ElapsedRaw,AllocTRES,NodeList,ExitCode"
 
@@ -131,3 +134,20 @@ def summarize_allocation(records: Iterable[TaskRecord], training_s: float) -> di
         "idle_fraction": round(max(0.0, 1 - training_s / worker_s), 4) if worker_s else None,
         "max_queue_wait_s": max(waits) if waits else None,
     }
+
+
+def jobs_of(recorded: Sequence[str], trials: Iterable[FrozenTrial]) -> list[str]:
+    """The study's Slurm jobs: the arrays ``sweep`` recorded, plus any job a trial ran in (an
+    array submitted by hand with ``sbatch worker.sbatch`` is known only from its trials)."""
+    jobs = [str(j) for j in recorded]
+    for t in trials:
+        job = t.user_attrs.get(TRIAL_SLURM_ARRAY_JOB_ID) or t.user_attrs.get(TRIAL_SLURM_JOB_ID)
+        if job and str(job) not in jobs:
+            jobs.append(str(job))
+    return jobs
+
+
+def gpu_hours(jobs: Sequence[str]) -> float:
+    """GPU-hours allocated so far to ``jobs`` (running tasks count up to now)."""
+    records = sacct(jobs)
+    return sum(r.elapsed_s * r.gpus for r in records) / 3600

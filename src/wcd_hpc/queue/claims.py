@@ -15,6 +15,7 @@ it up (failed, with the reason); trial numbers give every worker the same answer
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -24,11 +25,13 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from wcd_hpc.queue import processes
+from wcd_hpc.errors import SlurmError
+from wcd_hpc.queue import accounting, processes
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.reaper import heartbeat_interval, reap
 from wcd_hpc.queue.schema import (
     PLACEMENT_ENV,
+    STUDY_GPU_HOURS,
     TRIAL_CLAIMED,
     TRIAL_CLAIMED_AT,
     TRIAL_FAIL_REASON,
@@ -39,6 +42,9 @@ from wcd_hpc.queue.schema import (
 )
 from wcd_hpc.queue.storage import claim_lock
 
+log = logging.getLogger("wcd_hpc.claims")
+#: Per study, when sacct was last asked (monotonic s) and the GPU-hours it reported.
+_USED: dict[str, tuple[float, float]] = {}
 OVER_BUDGET = "claimed beyond the budget while the claim lock was lost (database restart?)"
 Claim = tuple[optuna.Trial, bool]
 Sample = Callable[[optuna.Trial], object]
@@ -69,13 +75,43 @@ def _over_budget(study: optuna.Study, number: int) -> bool:
     return number not in running[: max(room, 0)]
 
 
+def gpu_hours_used(study: optuna.Study) -> float | None:
+    """GPU-hours allocated to the study's Slurm jobs, None when it has no GPU-hour budget.
+
+    Asked of ``sacct`` at most once per heartbeat interval (30 s by default) per process: with
+    hundreds of workers claiming, slurmdbd must not answer one query per claim.
+    """
+    if study.user_attrs.get(STUDY_GPU_HOURS) is None:
+        return None
+    now = time.monotonic()
+    cached = _USED.get(study.study_name)
+    if cached is None or now - cached[0] > min(heartbeat_interval(study), 30.0):
+        jobs = accounting.jobs_of(studies.slurm_jobs(study), study.get_trials(deepcopy=False))
+        try:
+            used = accounting.gpu_hours(jobs) if jobs else 0.0
+        except SlurmError as exc:  # no accounting now: judge by the last answer, or go on
+            log.warning("GPU-hour budget: cannot ask sacct (%s)", exc)
+            used = cached[1] if cached else 0.0
+        cached = _USED[study.study_name] = (now, used)
+    return cached[1]
+
+
+def gpu_budget_spent(study: optuna.Study) -> bool:
+    """Whether the study's GPU-hour budget (``budget.gpu_hours``) is used up."""
+    used = gpu_hours_used(study)
+    return used is not None and used >= float(study.user_attrs[STUDY_GPU_HOURS])
+
+
 def claim(study: optuna.Study, url: str, worker: str, sample: Sample | None = None) -> Claim | None:
     """Resume a suspended trial, else start a new one while finished + running < budget.
 
     ``sample(trial)`` draws a new trial's parameters while the lock is still held, so that the
     sampler sees every trial claimed before it (see :mod:`wcd_hpc.engine.search`). Returns the
-    trial and whether it is a resumption, or None when there is nothing to do.
+    trial and whether it is a resumption, or None when there is nothing to do (the budget in
+    trials is taken, or the one in GPU-hours is spent: then not even a suspended trial resumes).
     """
+    if gpu_budget_spent(study):
+        return None
     with claim_lock(url, study._storage, study.study_name):
         trials = study.get_trials(deepcopy=False)
         suspended = [t for t in trials if _is_suspended(t)]
@@ -129,7 +165,7 @@ def linger(
     interval = heartbeat_interval(study)
     while not stop():
         trials = study.get_trials(deepcopy=False)
-        if studies.finished(trials) >= studies.budget_of(study):
+        if studies.finished(trials) >= studies.budget_of(study) or gpu_budget_spent(study):
             return None
         running = [t for t in trials if t.state == TrialState.RUNNING]
         beats = [t.user_attrs.get(TRIAL_HEARTBEAT, 0.0) for t in running]

@@ -39,6 +39,8 @@ STUDY_VERSION: Final = "wcd_hpc_version"
 STUDY_MODEL: Final = "model"
 STUDY_DATASET: Final = "dataset"
 STUDY_METRIC: Final = "metric"
+#: Cap in GPU-hours allocated to the study's Slurm jobs (``budget.gpu_hours``), or None.
+STUDY_GPU_HOURS: Final = "gpu_hours"
 #: Heartbeat interval of every worker of the study, in seconds.
 STUDY_HEARTBEAT_S: Final = "heartbeat_s"
 #: How often the reaper re-enqueues the parameters of a trial whose worker died.

@@ -20,6 +20,7 @@ from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.schema import (
     STUDY_BUDGET,
     STUDY_EXPERIMENT,
+    STUDY_GPU_HOURS,
     STUDY_RUN_DIR,
     TRIAL_FAIL_REASON,
     TRIAL_HOST,
@@ -103,11 +104,7 @@ def _slurm(
     The arrays ``sweep`` submitted are recorded on the study; arrays submitted by hand
     (``sbatch worker.sbatch``) are known from the job ids their trials carry.
     """
-    jobs = studies.slurm_jobs(study)
-    for t in trials:
-        job = t.user_attrs.get(TRIAL_SLURM_ARRAY_JOB_ID) or t.user_attrs.get(TRIAL_SLURM_JOB_ID)
-        if job and str(job) not in jobs:
-            jobs.append(str(job))
+    jobs = accounting.jobs_of(studies.slurm_jobs(study), trials)
     if not jobs:
         return None, {}
     try:
@@ -147,6 +144,9 @@ def summarize(study: optuna.Study, run_dir: Path) -> dict[str, Any]:
     counts = studies.counts(trials)
     slurm, waits = _slurm(study, trials)
     budget = int(study.user_attrs.get(STUDY_BUDGET, 0))
+    gpu_budget = study.user_attrs.get(STUDY_GPU_HOURS)
+    gpu_used = slurm.get("gpu_hours") if slurm else None
+    gpu_spent = gpu_budget is not None and gpu_used is not None and gpu_used >= gpu_budget
     return {
         "study": study.study_name,
         "direction": study.direction.name.lower(),
@@ -155,7 +155,9 @@ def summarize(study: optuna.Study, run_dir: Path) -> dict[str, Any]:
         "dataset": exp.get("dataset"),
         "budget": budget,
         "finished": counts["COMPLETE"] + counts["PRUNED"],
-        "done": counts["COMPLETE"] + counts["PRUNED"] >= budget > 0,
+        "done": counts["COMPLETE"] + counts["PRUNED"] >= budget > 0 or gpu_spent,
+        "gpu_hours_budget": gpu_budget,
+        "gpu_hours_used": gpu_used,
         "counts": counts,
         "best": _best(study, trials),
         "running": running,

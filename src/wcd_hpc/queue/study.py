@@ -31,6 +31,7 @@ from wcd_hpc.queue.schema import (
     STUDY_BUDGET,
     STUDY_DATASET,
     STUDY_EXPERIMENT,
+    STUDY_GPU_HOURS,
     STUDY_HEARTBEAT_S,
     STUDY_METRIC,
     STUDY_MODEL,
@@ -45,7 +46,9 @@ from wcd_hpc.queue.urls import chosen, journal_file, kind, mask, resolve
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 STATE_NAMES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 # Keys that may change between runs of the same study without making it a different experiment.
-MUTABLE_KEYS = {"trials", "workers", "executor", "resources", "source", "runs_dir", "storage"}
+MUTABLE_KEYS = {
+    "trials", "gpu_hours", "workers", "executor", "resources", "source", "runs_dir", "storage",
+}  # fmt: skip
 #: Heartbeat interval given to a new study's workers, in seconds (tests use a short one).
 ENV_HEARTBEAT = "WCD_HPC_HEARTBEAT_S"
 DEFAULT_HEARTBEAT_S = 30.0
@@ -174,6 +177,8 @@ def prepare(
         previous = budget_of(study)
         if exp.trials != previous:
             study.set_user_attr(STUDY_BUDGET, exp.trials)
+        if study.user_attrs.get(STUDY_GPU_HOURS) != exp.gpu_hours:
+            study.set_user_attr(STUDY_GPU_HOURS, exp.gpu_hours)
         study.set_user_attr(STUDY_EXPERIMENT, stored_experiment(exp))
         # The run directory follows the last sweep: workers started from now on write there.
         study.set_user_attr(STUDY_RUN_DIR, str(run_dir.resolve()))
@@ -193,6 +198,7 @@ def prepare(
     study.set_user_attr(STUDY_VERSION, __version__)
     heartbeat = float(os.environ.get(ENV_HEARTBEAT) or DEFAULT_HEARTBEAT_S)
     study.set_user_attr(STUDY_HEARTBEAT_S, heartbeat)
+    study.set_user_attr(STUDY_GPU_HOURS, exp.gpu_hours)
     # The budget goes last: a worker treats a study without one as not ready yet.
     study.set_user_attr(STUDY_BUDGET, exp.trials)
     return Prepared(exp.name, url, run_dir, True, exp.trials, None, 0)

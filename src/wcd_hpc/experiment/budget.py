@@ -1,0 +1,57 @@
+"""The budget of a sweep: finished trials, and optionally GPU-hours.
+
+``trials: 64`` is the budget in trials; ``budget: {trials: 64, gpu_hours: 10}`` says the same
+and adds a cap in compute: once the study's Slurm jobs have been allocated ``gpu_hours`` (what
+``status`` reports from ``sacct``), workers stop claiming trials and finish the ones they run.
+Users pay in GPU-hours, and a sweep that prunes well or trains a slow model should not have to
+be sized in trials alone. Where both ``trials`` and ``budget.trials`` are given, the one set
+later (file < ``--set`` < ``--trials``) wins; the same layer giving two values is an error.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from wcd_hpc.errors import ConfigError
+from wcd_hpc.experiment.sources import got
+
+#: Which settings layer wins, by the origin label the layering records (higher is later).
+_LATER = {"<defaults>": 0, "<profile>": 1, "--set": 3}
+
+
+def _rank(origin: str, file: str) -> int:
+    return 2 if origin == file else _LATER.get(origin, 4)
+
+
+def merge_trials(
+    values: dict[str, Any], origin: Mapping[str, tuple[str, int | None]], file: str
+) -> None:
+    """Make ``budget.trials`` and ``trials`` one value in ``values['trials']``."""
+    budget = values.get("budget")
+    if not isinstance(budget, dict) or "trials" not in budget:
+        return
+    nested = origin.get("budget.trials", origin.get("budget", (file, None)))
+    if "trials" in values and values["trials"] != budget["trials"]:
+        top = origin.get("trials", (file, None))
+        if _rank(top[0], file) == _rank(nested[0], file):
+            raise ConfigError(
+                nested[0],
+                "budget.trials",
+                nested[1],
+                f"the trial budget is given twice ({values['trials']} as trials); give it once",
+            )
+        if _rank(top[0], file) > _rank(nested[0], file):
+            return
+    values["trials"] = budget["trials"]
+
+
+def gpu_hours(value: Any, fail: Callable[[str, str], ConfigError]) -> float | None:
+    """``budget.gpu_hours``: None, or a positive finite number of GPU-hours."""
+    if value is None:
+        return None
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value <= 0:
+        raise fail("budget.gpu_hours", f"expected a positive number of GPU-hours, got {got(value)}")
+    return float(value)
