@@ -6,7 +6,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,7 +124,7 @@ def pg_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def slurm_cluster() -> str:
+def slurm_partition() -> str:
     """The real one-node Slurm of ``slurm/dev-cluster/up``; returns the partition name."""
     import shutil
 
@@ -133,6 +134,29 @@ def slurm_cluster() -> str:
     if proc.returncode != 0 or "gpu" not in proc.stdout:
         need("Slurm", f"sinfo: {proc.stderr.strip() or proc.stdout.strip() or 'no gpu partition'}")
     return "gpu"
+
+
+def _queued_jobs() -> set[str]:
+    out = subprocess.run(["squeue", "-h", "-o", "%A"], capture_output=True, text=True).stdout
+    return set(out.split())
+
+
+@pytest.fixture
+def slurm_cluster(slurm_partition: str) -> Iterator[str]:
+    """The dev cluster, left as the test found it: jobs the test left queued are cancelled.
+
+    A test that fails or times out mid-sweep would otherwise leave its array holding the four
+    GPUs (a task signalled at its time limit requeues itself), and every later Slurm test would
+    wait behind it.
+    """
+    before = _queued_jobs()
+    yield slurm_partition
+    left = sorted(_queued_jobs() - before)
+    if left:
+        subprocess.run(["scancel", *left], capture_output=True)
+        deadline = time.monotonic() + 60
+        while _queued_jobs() & set(left) and time.monotonic() < deadline:
+            time.sleep(1)
 
 
 TOY_EXPERIMENT = """\

@@ -77,8 +77,8 @@ def _gpu_seconds_at(records: list, when: datetime) -> float:
 def test_a_spent_gpu_hour_budget_stops_claiming_and_the_sweep_ends_cleanly(
     cli, testplugins, toy_experiment, tmp_path, slurm_cluster
 ) -> None:
-    budget_h = 0.01  # 36 GPU-seconds: 4 one-GPU tasks spend it in about 9 s
-    exp = toy_experiment(name="capped", trials=40, workers=4)
+    budget_h = 0.05  # 180 GPU-seconds: 4 one-GPU tasks spend it in 45 s, start-up included
+    exp = toy_experiment(name="capped", trials=200, workers=4)
     text = (
         exp.read_text().replace("model: toy-mlp", "model: sleep").replace("epochs: 2", "epochs: 1")
     )
@@ -93,7 +93,7 @@ def test_a_spent_gpu_hour_budget_stops_claiming_and_the_sweep_ends_cleanly(
     assert res.code == 0, res.err
     assert "GPU-hour budget spent" in res.out
     info = cli("status", "capped", "--json", plugins=testplugins, env=TOY).json()
-    assert 0 < info["finished"] < 40 and info["counts"]["RUNNING"] == 0
+    assert 0 < info["finished"] < 200 and info["counts"]["RUNNING"] == 0
     assert info["gpu_hours_budget"] == budget_h and info["gpu_hours_used"] >= budget_h
     out = subprocess.run(
         ["sacct", "-X", "-n", "-P", "-j", ",".join(info["slurm"]["jobs"]), "-o", SACCT_FIELDS],

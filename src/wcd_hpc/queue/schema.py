@@ -40,7 +40,7 @@ STUDY_MODEL: Final = "model"
 STUDY_DATASET: Final = "dataset"
 STUDY_METRIC: Final = "metric"
 #: Cap in GPU-hours allocated to the study's Slurm jobs (``budget.gpu_hours``), or None.
-STUDY_GPU_HOURS: Final = "gpu_hours"
+STUDY_GPU_HOURS: Final = "budget_gpu_hours"
 #: Heartbeat interval of every worker of the study, in seconds.
 STUDY_HEARTBEAT_S: Final = "heartbeat_s"
 #: How often the reaper re-enqueues the parameters of a trial whose worker died.
