@@ -199,3 +199,44 @@ def toy_experiment(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def mlp_context(tmp_path: Path) -> Callable[..., Any]:
+    """A trial context on blobs the ``mlp`` model learns in a second: run_trial without a study.
+
+    ``mlp_context(epochs=2, placement=None)``; imports torch only when called.
+    """
+
+    def make(epochs: int = 2, placement: Any = None, where: Path | None = None) -> Any:
+        import numpy as np
+        import torch
+
+        from wcd_hpc.api import DataSpec, Split, Splits
+        from wcd_hpc.engine.fit import pick_device
+        from wcd_hpc.engine.trial import Context
+        from wcd_hpc.experiment.config import Experiment
+        from wcd_hpc.experiment.space import Space
+        from wcd_hpc.plugins import get_registry
+
+        rng = np.random.default_rng(0)
+
+        def split(n: int) -> Split:
+            y = rng.integers(0, 2, n)
+            x = rng.normal(0, 1, (n, 8)) + y[:, None]
+            return Split(torch.tensor(x, dtype=torch.float32), torch.tensor(y), {})
+
+        registry = get_registry()
+        model = registry.models["mlp"].obj
+        space = Space.from_mapping(model.space).merged({"hidden": "[8, 4]", "batch_size": 32})
+        exp = Experiment(
+            name="ctx", dataset="x", dataset_params={}, model="mlp", metric="accuracy",
+            direction="maximize", trials=1, epochs=epochs, param_space={},
+        )  # fmt: skip
+        splits = Splits(split(200), split(60), split(60), DataSpec((8,), 2, ("a", "b")))
+        metrics = {name: entry.obj for name, entry in registry.metrics.items()}
+        extra = {} if placement is None else {"placement": placement}
+        run_dir = where or tmp_path
+        return Context(exp, space, model, metrics, splits, run_dir, pick_device(), **extra)
+
+    return make

@@ -178,7 +178,13 @@ def test_to_dict_is_json_and_round_trips() -> None:
     exp = load_experiment(write(QUICK))
     data = json.loads(json.dumps(exp.to_dict()))
     assert "lines" not in data
-    assert data["resources"] == {"gpus": 1, "cpus": 4, "mem_gb": 16, "time": "02:00:00"}
+    assert data["resources"] == {
+        "gpus": 1,
+        "cpus": 4,
+        "mem_gb": 16,
+        "time": "02:00:00",
+        "trials_per_gpu": 1,
+    }
     assert Experiment.from_dict(data) == exp
 
 

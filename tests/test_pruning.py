@@ -7,21 +7,18 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import optuna
 import pytest
 import torch
 from optuna.trial import TrialState
 
-from wcd_hpc.api import DataSpec, Split, Splits
-from wcd_hpc.engine.fit import Interrupted, pick_device
+from wcd_hpc.engine.fit import Interrupted
 from wcd_hpc.engine.search import DistinctSampler, make_pruner, make_sampler
-from wcd_hpc.engine.trial import Context, run_trial
+from wcd_hpc.engine.trial import run_trial
 from wcd_hpc.errors import ConfigError
 from wcd_hpc.experiment.config import Experiment, load_experiment
 from wcd_hpc.experiment.pruning import median_warmup
 from wcd_hpc.experiment.space import Space
-from wcd_hpc.plugins import get_registry
 from wcd_hpc.queue.storage import open_storage
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -104,28 +101,8 @@ class Recording(optuna.pruners.BasePruner):
         return self.verdict
 
 
-def _context(tmp_path: Path, epochs: int) -> Context:
-    rng = np.random.default_rng(0)
-
-    def split(n: int) -> Split:
-        y = rng.integers(0, 2, n)
-        x = rng.normal(0, 1, (n, 8)) + y[:, None]
-        return Split(torch.tensor(x, dtype=torch.float32), torch.tensor(y), {})
-
-    registry = get_registry()
-    model = registry.models["mlp"].obj
-    space = Space.from_mapping(model.space).merged({"hidden": "[8, 4]", "batch_size": 32})
-    exp = Experiment(
-        name="judge", dataset="x", dataset_params={}, model="mlp", metric="accuracy",
-        direction="maximize", trials=1, epochs=epochs, param_space={},
-    )  # fmt: skip
-    splits = Splits(split(200), split(60), split(60), DataSpec((8,), 2, ("a", "b")))
-    metrics = {name: entry.obj for name, entry in registry.metrics.items()}
-    return Context(exp, space, model, metrics, splits, tmp_path, pick_device())
-
-
-def test_the_last_epoch_is_reported_but_never_judged(tmp_path) -> None:
-    ctx = _context(tmp_path, epochs=2)
+def test_the_last_epoch_is_reported_but_never_judged(tmp_path, mlp_context) -> None:
+    ctx = mlp_context(epochs=2)
     pruner = Recording(verdict=True)
     study = optuna.create_study(direction="maximize", pruner=pruner)
     trial = study.ask()
@@ -133,12 +110,12 @@ def test_the_last_epoch_is_reported_but_never_judged(tmp_path) -> None:
         run_trial(ctx, trial)  # judged (and pruned) at epoch 1
     one = optuna.create_study(direction="maximize", pruner=Recording(verdict=True))
     last = one.ask()
-    run_trial(_context(tmp_path / "one", epochs=1), last)  # its only epoch is its last
+    run_trial(mlp_context(epochs=1, where=tmp_path / "one"), last)  # its only epoch is its last
     assert one.trials[0].intermediate_values.keys() == {1}
 
 
-def test_a_resumed_trial_is_not_judged_twice_on_the_epoch_it_redoes(tmp_path) -> None:
-    ctx = _context(tmp_path, epochs=4)
+def test_a_resumed_trial_is_not_judged_twice_on_the_epoch_it_redoes(tmp_path, mlp_context) -> None:
+    ctx = mlp_context(epochs=4)
     pruner = Recording()
     study = optuna.create_study(direction="maximize", pruner=pruner)
     trial = study.ask()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -59,6 +60,50 @@ def test_rendered_scripts_match_the_golden_files(name: str) -> None:
     if os.environ.get("UPDATE_GOLDEN"):
         (GOLDEN / name).write_text(text)
     assert text == (GOLDEN / name).read_text()
+
+
+def _per_gpu_job(
+    per_gpu: int, gpus: int, python: str = "/opt/venv/bin/python", site: dict | None = None
+) -> Job:
+    job = _job(Path("/scratch/alice/runs/footprint-lenet"), site=site)
+    resources = Resources(gpus=gpus, cpus=8, mem_gb=32, time="02:00:00", trials_per_gpu=per_gpu)
+    exp = dataclasses.replace(job.exp, resources=resources)
+    return dataclasses.replace(job, exp=exp, python=python)
+
+
+def test_a_task_with_three_workers_per_gpu_renders_the_golden_task_workers_script() -> None:
+    job = _per_gpu_job(3, gpus=2)
+    assert job.workers_per_task == 6
+    text = render_worker(job)
+    golden = GOLDEN / "worker-3-per-gpu.sbatch"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text()
+
+
+@pytest.mark.parametrize(
+    ("per_gpu", "gpus", "verb"),
+    [
+        (1, 1, ["worker", "--study", "footprint-lenet"]),
+        (1, 0, ["worker", "--study", "footprint-lenet"]),
+        (4, 0, ["worker", "--study", "footprint-lenet"]),  # no GPU: one worker on the CPUs
+        (3, 1, ["task-workers", "--study", "footprint-lenet", "--per-gpu", "3"]),
+        (1, 2, ["task-workers", "--study", "footprint-lenet", "--per-gpu", "1"]),
+    ],
+)
+def test_one_worker_per_task_stays_a_plain_worker_and_several_run_under_task_workers(
+    tmp_path: Path, per_gpu: int, gpus: int, verb: list[str]
+) -> None:
+    stub = tmp_path / "python"
+    stub.write_text("#!/usr/bin/env python3\nimport json, sys\nprint(json.dumps(sys.argv[1:]))\n")
+    stub.chmod(0o755)
+    job = _per_gpu_job(per_gpu, gpus, python=str(stub), site={})
+    script = tmp_path / "worker.sbatch"
+    script.write_text(render_worker(job))
+    env = {"PATH": os.environ["PATH"], "SLURM_ARRAY_JOB_ID": "7", "SLURM_ARRAY_TASK_ID": "1"}
+    run = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == ["-m", "wcd_hpc", *verb, "--worker-id", "slurm-7_1"]
 
 
 def test_hostile_paths_reach_the_worker_verbatim_and_run_nothing(tmp_path: Path) -> None:

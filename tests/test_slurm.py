@@ -62,6 +62,19 @@ def _slurm_sweep(cli, exp: Path, testplugins: Path, *flags: str, **kwargs):  # t
     return cli(*args, plugins=testplugins, env=TOY, **kwargs)
 
 
+def _start_requeued_now(task: str, within: float) -> None:
+    """A requeued job waits ~2 minutes for its BeginTime (Slurm's rule); let it start now."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        state = subprocess.run(
+            ["squeue", "-h", "-j", task, "-o", "%T %r"], capture_output=True, text=True
+        ).stdout
+        if "BeginTime" in state:
+            subprocess.run(["scontrol", "update", f"JobId={task}", "StartTime=now"], check=True)
+            return
+        time.sleep(0.5)
+
+
 def test_twelve_trials_on_four_array_tasks(cli, testplugins, toy_experiment, slurm_cluster) -> None:
     exp = toy_experiment(name="array12", trials=12, workers=4)
     res = _slurm_sweep(cli, exp, testplugins, "--wait", "--no-sync")
@@ -210,16 +223,7 @@ def test_a_preempted_array_task_is_requeued_and_resumes_its_trial(
         subprocess.run(["scancel", "--signal=USR2", task], check=True)
     else:
         subprocess.run(["scontrol", "requeue", task], check=True)
-    # A requeued job waits ~2 minutes (Slurm's BeginTime); let it start now.
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        state = subprocess.run(
-            ["squeue", "-h", "-j", task, "-o", "%T %r"], capture_output=True, text=True
-        ).stdout
-        if "BeginTime" in state:
-            subprocess.run(["scontrol", "update", f"JobId={task}", "StartTime=now"], check=True)
-            break
-        time.sleep(0.5)
+    _start_requeued_now(task, within=60)
     _wait_gone(array)
     trials = optuna.load_study(study_name=name, storage=open_storage(journal)).trials
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
@@ -246,3 +250,83 @@ def test_a_worker_over_its_memory_is_reaped_as_out_of_memory_and_retried(
     causes = [f["cause"] for f in info["failures"]]
     assert len(causes) == 1 and causes[0].endswith("(out of memory)"), causes
     assert info["counts"]["WAITING"] == 1  # the same parameters, enqueued for another try
+
+
+def _per_gpu_experiment(toy_experiment, name: str, trials: int, events: int, epochs: int) -> Path:  # type: ignore[no-untyped-def]
+    """Two array tasks of one GPU each, three workers on it (``trials_per_gpu: 3``)."""
+    extra = "resources: {gpus: 1, cpus: 2, trials_per_gpu: 3}\n"
+    exp = toy_experiment(name=name, trials=trials, workers=2, extra=extra)
+    text = exp.read_text().replace("events: 300", f"events: {events}")
+    exp.write_text(text.replace("epochs: 2", f"epochs: {epochs}"))
+    return exp
+
+
+def test_two_array_tasks_of_three_workers_per_gpu_are_six_workers_and_meet_the_budget_exactly(
+    cli, testplugins, toy_experiment, slurm_cluster
+) -> None:
+    exp = _per_gpu_experiment(toy_experiment, "pergpu", trials=12, events=40000, epochs=3)
+    res = _slurm_sweep(cli, exp, testplugins, "--wait", "--no-sync")
+    assert res.code == 0, res.err
+    assert "2 tasks × 3 workers (3 per GPU)" in res.out
+    job = _array_id(res.out)
+    rows = _sacct_settled(job, 2)  # still one array of two tasks
+    assert sorted(r[0] for r in rows) == [f"{job}_0", f"{job}_1"]
+    assert {r[1] for r in rows} == {"COMPLETED"}
+    info = json.loads(cli("status", "pergpu", "--json", plugins=testplugins, env=TOY).out)
+    trials = info["trials"]
+    assert info["finished"] == 12 and len(trials) == 12
+    assert info["counts"]["RUNNING"] == info["counts"]["FAIL"] == 0
+    expected = {f"slurm-{job}_{task}/{slot}" for task in (0, 1) for slot in range(3)}
+    assert {t["worker"] for t in trials} == expected  # six workers, all of them worked
+    for t in trials:
+        assert t["worker"].startswith(f"slurm-{job}_{t['slurm_array_task_id']}/")
+        assert t["gpu"] is not None and t["gpu_hours"] > 0
+    for task in ("0", "1"):  # the three workers of a task share the task's one GPU
+        assert len({t["gpu"] for t in trials if t["slurm_array_task_id"] == task}) == 1
+    assert info["slurm"]["tasks"] == 2 and info["slurm"]["idle_fraction"] is not None
+
+
+def test_sigusr2_to_a_task_of_three_workers_suspends_all_three_trials_and_requeues_it_once(
+    cli, testplugins, toy_experiment, tmp_path, slurm_cluster
+) -> None:
+    exp = _per_gpu_experiment(toy_experiment, "pergpu-usr2", trials=6, events=40000, epochs=5)
+    first = _slurm_sweep(cli, exp, testplugins, "--no-sync")
+    assert first.code == 0, first.err
+    array = _array_id(first.out)
+    journal = f"journal:{tmp_path / 'runs' / 'pergpu-usr2' / 'journal.log'}"
+
+    def three_training_on_one_task(trials):  # type: ignore[no-untyped-def]
+        by_task: dict[str, list] = {}
+        for t in trials:
+            if t.state.name == "RUNNING" and t.last_step:
+                by_task.setdefault(t.user_attrs["slurm_array_task_id"], []).append(t)
+        return next((ts for ts in by_task.values() if len(ts) == 3), None)
+
+    victims = _running_trial(journal, "pergpu-usr2", three_training_on_one_task, timeout=300)
+    task = f"{array}_{victims[0].user_attrs['slurm_array_task_id']}"
+    subprocess.run(["scancel", "--signal=USR2", task], check=True)
+    _start_requeued_now(task, within=90)
+    _wait_gone(array)
+    trials = optuna.load_study(study_name="pergpu-usr2", storage=open_storage(journal)).trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 6  # the budget, exactly
+    for victim in victims:
+        resumed = trials[victim.number]
+        assert "SIGUSR2" in resumed.user_attrs["suspended_by"]
+        assert resumed.user_attrs["resumed_from_epoch"] >= 1
+        assert sorted(resumed.intermediate_values) == [1, 2, 3, 4, 5]
+    requeued = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-D", "-j", task, "-o", "JobID,State"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert [ln.split("|")[1] for ln in requeued.splitlines()].count("REQUEUED") == 1
+    run_dir = tmp_path / "runs" / "pergpu-usr2"
+    said = [
+        line
+        for path in (*run_dir.glob("slurm/**/*"), *run_dir.glob("logs/*"))
+        if path.is_file()
+        for line in path.read_text(errors="replace").splitlines()
+        if "scontrol requeue" in line
+    ]
+    assert len(said) == 1, said  # the task requeued itself; its three workers left it to it

@@ -65,7 +65,11 @@ def show_dry_run(p: Plan) -> None:
             table.add_row(*(_fmt(row[k]) for k in keys))
         out.print(table)
     if exp.executor == "slurm":
-        out.print(f"executor slurm: one array of {job.workers} tasks, {job.parallelism} at a time")
+        per_task, per_gpu = job.workers_per_task, exp.resources.trials_per_gpu
+        each = f", each running {per_task} workers ({per_gpu} per GPU)" if per_task > 1 else ""
+        out.print(
+            f"executor slurm: one array of {job.workers} tasks, {job.parallelism} at a time{each}"
+        )
         out.print(Syntax(render_worker(job), "bash", word_wrap=True))
         out.print(Syntax(render_sync(job), "bash", word_wrap=True))
     else:

@@ -17,6 +17,7 @@ from wcd_hpc.cli.common import RunsDirOption, StorageOption, StudyArgument, out
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.reaper import reap
 from wcd_hpc.queue.schema import (
+    TRIAL_GPU,
     TRIAL_HOST,
     TRIAL_NODE,
     TRIAL_PID,
@@ -95,7 +96,7 @@ def _slurm_view(slurm: dict[str, Any], trials: list[dict[str, Any]]) -> Group:
         f"idle fraction {'-' if idle is None else f'{idle:.0%}'}"
     )
     table = Table(title="trials", title_justify="left")
-    for col in ("trial", "state", "value", "array task", "node", "queue wait"):
+    for col in ("trial", "state", "value", "array task", "worker", "node", "GPU", "queue wait"):
         table.add_column(col)
     for t in trials:
         job, task_id = t[TRIAL_SLURM_ARRAY_JOB_ID], t[TRIAL_SLURM_ARRAY_TASK_ID]
@@ -106,7 +107,9 @@ def _slurm_view(slurm: dict[str, Any], trials: list[dict[str, Any]]) -> Group:
             t["state"],
             "-" if t["value"] is None else f"{t['value']:.4f}",
             task,
+            str(t[TRIAL_WORKER] or "-"),
             str(t[TRIAL_NODE] or "-"),
+            str(t[TRIAL_GPU] or "-"),
             "-" if wait is None else f"{wait:.0f}s",
         )
     return Group(head, table)

@@ -56,7 +56,9 @@ class Printer:
             return
         sub = handle.submission
         ids = ", ".join(sub.arrays)
-        out.print(f"submitted array job {ids}: {sub.tasks} workers")
+        per_task, per_gpu = p.job().workers_per_task, p.exp.resources.trials_per_gpu
+        each = f" tasks × {per_task} workers ({per_gpu} per GPU)" if per_task > 1 else " workers"
+        out.print(f"submitted array job {ids}: {sub.tasks}{each}")
         if sub.sync:
             out.print(f"submitted sync job {sub.sync} (runs after the array ends)")
         follow = ["wcd-hpc", "status", p.exp.name, "--runs-dir", str(p.run_dir.parent), "--watch"]

@@ -1,4 +1,9 @@
-"""``wcd-hpc worker``: join a study and work off its trials (what every launcher starts)."""
+"""``wcd-hpc worker``: join a study and work off its trials (what every launcher starts).
+
+``wcd-hpc task-workers`` (hidden) is what an array task runs instead when it holds several
+workers (``resources.trials_per_gpu``, or several GPUs): it starts them the way a local sweep
+does and stands in for them towards Slurm.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import typer
 from wcd_hpc.cli.common import err, registry
 from wcd_hpc.engine.startup import paused_gc
 from wcd_hpc.errors import StudyNotFound, UsageError
+from wcd_hpc.launch.local import run_task_workers
 from wcd_hpc.queue.urls import ENV_STORAGE, from_env
 
 
@@ -53,5 +59,35 @@ def worker_cmd(
         raise typer.Exit(summary.exit_code)
 
 
+def task_workers_cmd(
+    study: Annotated[str, typer.Option("--study", help="Name of the study to work on.")],
+    per_gpu: Annotated[
+        int, typer.Option("--per-gpu", min=1, help="Workers per GPU the task holds.")
+    ] = 1,
+    storage: Annotated[
+        str | None,
+        typer.Option("--storage", help=f"Storage URL; default ${ENV_STORAGE}.", show_default=False),
+    ] = None,
+    worker_id: Annotated[
+        str,
+        typer.Option("--worker-id", help="Label of the task; its workers add /0, /1, …"),
+    ] = "",
+) -> None:
+    """Run one array task's workers: per-gpu on each GPU Slurm gave the task.
+
+    Each worker is pinned to one GPU and gets its share of the task's cores; SIGUSR2 and
+    SIGTERM reach all of them, and after SIGUSR2 the task requeues itself once. Exit status as
+    for worker (75: stopped by a signal, its workers' trials suspended).
+    """
+    url = from_env(storage)
+    try:
+        code = run_task_workers(study, url, per_gpu, worker_id)
+    except StudyNotFound as exc:
+        raise UsageError(str(exc)) from None
+    if code:
+        raise typer.Exit(code)
+
+
 def register(app: typer.Typer) -> None:
     app.command("worker")(worker_cmd)
+    app.command("task-workers", hidden=True)(task_workers_cmd)

@@ -1,18 +1,23 @@
 """The training loop: a deliberately plain PyTorch loop with hooks at epoch boundaries.
 
 It indexes in-memory tensors with a seeded permutation instead of a ``DataLoader`` (for tensors
-that already sit in memory a DataLoader only adds per-batch Python overhead), uses AMP only where a
-GPU exists, and checks for a stop request between batches so a signal never waits for a whole
-epoch. ``benchmarks/overhead.py`` compares its throughput with a hand-written loop.
+that already sit in memory a DataLoader only adds per-batch Python overhead), on the GPU when the
+worker put its data there (the permutation is drawn on the CPU, so a run gives the same batches
+wherever its data live), trains under the autocast precision the worker chose
+(:mod:`wcd_hpc.engine.device`), and checks for a stop request between batches so a signal never
+waits for a whole epoch. ``benchmarks/overhead.py`` compares its throughput with a hand-written
+loop; ``benchmarks/gpu.py`` measures the GPU settings.
 
 Inputs too big for memory come as :class:`~wcd_hpc.api.LazyInputs` (an HDF5 file read on
 demand): the loop then shuffles whole blocks of consecutive events, reads a window of 32 blocks
 and shuffles the events inside it, so at most a window (~1,000 events) is in memory while the
-batches stay well mixed. ``benchmarks/data.py`` measures its memory and loading throughput.
+batches stay well mixed. Towards a GPU each window is pinned once, so that batch copies run
+asynchronously. ``benchmarks/data.py`` measures its memory and loading throughput.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -23,6 +28,7 @@ import torch
 from torch import nn
 
 from wcd_hpc.api import LazyInputs, LogitsFn, LossFn, Split
+from wcd_hpc.engine.device import autocast_dtype, choose_precision, grad_scaler
 
 WINDOW_BLOCKS = 32  # blocks of lazily read events shuffled together (32 × 32 footprints ≈ 26 MB)
 
@@ -66,9 +72,13 @@ def default_logits(outputs: Any) -> torch.Tensor:
 
 
 def _lazy_batches(
-    x: LazyInputs, y: torch.Tensor, batch_size: int, generator: torch.Generator
+    x: LazyInputs, y: torch.Tensor, batch_size: int, generator: torch.Generator, pin: bool = False
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Seeded batches from lazily read inputs: shuffled blocks, shuffled events per window."""
+    """Seeded batches from lazily read inputs: shuffled blocks, shuffled events per window.
+
+    With ``pin`` each window is copied once into page-locked memory: its batches are slices of
+    it, so their copies to the GPU can overlap the previous step.
+    """
     n, block = len(x), max(1, int(x.block))
     order = torch.randperm(-(-n // block), generator=generator).tolist()
     carry_x, carry_y = x[0:0], y[0:0]
@@ -84,6 +94,8 @@ def _lazy_batches(
         ys = torch.cat([y[a * block : min(n, c * block)] for a, c in runs])
         perm = torch.randperm(len(ys), generator=generator)
         xs, ys = torch.cat([carry_x, xs[perm]]), torch.cat([carry_y, ys[perm]])
+        if pin:
+            xs, ys = xs.pin_memory(), ys.pin_memory()
         full = len(ys) - len(ys) % batch_size
         for start in range(0, full, batch_size):
             yield xs[start : start + batch_size], ys[start : start + batch_size]
@@ -93,15 +105,18 @@ def _lazy_batches(
 
 
 def _batches(
-    split: Split, batch_size: int, generator: torch.Generator
+    split: Split, batch_size: int, generator: torch.Generator, pin: bool = False
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Seeded batches of ``split``, gathered where its tensors are (host or GPU)."""
     if isinstance(split.x, torch.Tensor):
         order = torch.randperm(len(split), generator=generator)
+        order_x = order.to(split.x.device)  # an index must be on its tensor's device
+        order_y = order_x if split.y.device == split.x.device else order.to(split.y.device)
         for start in range(0, len(split), batch_size):
-            idx = order[start : start + batch_size]
-            yield split.x[idx], split.y[idx]
+            end = start + batch_size
+            yield split.x[order_x[start:end]], split.y[order_y[start:end]]
     else:
-        yield from _lazy_batches(split.x, split.y, batch_size, generator)
+        yield from _lazy_batches(split.x, split.y, batch_size, generator, pin)
 
 
 def train_epoch(
@@ -115,29 +130,42 @@ def train_epoch(
     loss_fn: LossFn = default_loss,
     stop: Callable[[], bool] = lambda: False,
     scaler: torch.amp.GradScaler | None = None,
+    autocast: torch.dtype | None = None,
 ) -> float:
-    """One pass over ``split`` in a seeded random order; returns the mean training loss."""
+    """One pass over ``split`` in a seeded random order; returns the mean training loss.
+
+    ``autocast`` is the dtype of the forward pass and loss (None: fp32); ``scaler`` scales the
+    loss of fp16 steps.
+    """
     model.train()
     n = len(split)
     total = torch.zeros((), device=device)
-    for x_cpu, y_cpu in _batches(split, batch_size, generator):
+    pin = device.type == "cuda"
+    for x_batch, y_batch in _batches(split, batch_size, generator, pin):
         if stop():
             raise Interrupted
-        xb = x_cpu.to(device, non_blocking=True)
-        yb = y_cpu.to(device, non_blocking=True)
+        xb = x_batch.to(device, non_blocking=True)  # no copy when the data are on the device
+        yb = y_batch.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
+        with _autocast(device, autocast):
+            loss = loss_fn(model(xb), xb, yb)
         if scaler is not None:
-            with torch.autocast(device_type=device.type, dtype=torch.float16):
-                loss = loss_fn(model(xb), xb, yb)
             scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
             scaler.step(optimizer)
             scaler.update()
         else:
-            loss = loss_fn(model(xb), xb, yb)
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
-        total += loss.detach() * len(y_cpu)
+        total += loss.detach() * len(y_batch)
     return float(total.item()) / max(n, 1)
+
+
+def _autocast(
+    device: torch.device, dtype: torch.dtype | None
+) -> contextlib.AbstractContextManager[object]:
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 @torch.no_grad()
@@ -148,13 +176,17 @@ def predict(
     device: torch.device,
     batch_size: int = 512,
     logits_fn: LogitsFn = default_logits,
+    precision: str = "fp32",
 ) -> np.ndarray:
-    """Class probabilities (N, classes) for ``split``, in evaluation mode."""
+    """Class probabilities (N, classes) for ``split``, in evaluation mode, under the autocast
+    of ``precision`` (fp32, bf16, fp16) as in training."""
     model.eval()
     out = []
+    dtype = autocast_dtype(precision)
     for start in range(0, len(split), batch_size):
         xb = split.x[start : start + batch_size].to(device)
-        logits = logits_fn(model(xb)).float()
+        with _autocast(device, dtype):
+            logits = logits_fn(model(xb)).float()
         out.append(torch.softmax(logits, dim=1).cpu())
     if not out:
         return np.zeros((0, 0), dtype=np.float32)
@@ -174,16 +206,19 @@ def fit(
     loss_fn: LossFn = default_loss,
     after_epoch: Callable[[EpochStats], None] = lambda s: None,
     stop: Callable[[], bool] = lambda: False,
+    precision: str = "auto",
 ) -> torch.optim.Optimizer:
     """Train for epochs ``start_epoch+1 … epochs``; ``after_epoch`` may raise to prune.
 
     The permutation generator is seeded per epoch, so a run resumed at epoch k sees the same
-    batches as one that never stopped.
+    batches as one that never stopped. ``precision`` is ``auto``, ``fp32``, ``bf16`` or
+    ``fp16`` (:func:`wcd_hpc.engine.device.choose_precision`).
     """
     model.to(device)
     opt = optimizer or make_optimizer(model, params)
     batch_size = int(params.get("batch_size", 64))
-    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None
+    chosen = choose_precision(precision, device)
+    scaler = grad_scaler(chosen, device)
     for epoch in range(start_epoch + 1, epochs + 1):
         gen = torch.Generator().manual_seed(seed * 1000 + epoch)
         began = time.perf_counter()
@@ -197,6 +232,7 @@ def fit(
             loss_fn=loss_fn,
             stop=stop,
             scaler=scaler,
+            autocast=autocast_dtype(chosen),
         )
         seconds = time.perf_counter() - began
         after_epoch(EpochStats(epoch, loss, seconds, len(train) / max(seconds, 1e-9)))

@@ -24,6 +24,20 @@ from contextlib import contextmanager
 ENV_THREADS = "WCD_HPC_THREADS"
 #: The native thread pools (OpenMP, OpenBLAS, MKL) a launcher sizes to the same share of cores.
 THREAD_POOL_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+#: How many workers share this worker's GPU (set by the launchers; 1 when unset): what its data
+#: may take of the GPU's memory and what share of the GPU its trials are charged.
+ENV_WORKERS_PER_GPU = "WCD_HPC_WORKERS_PER_GPU"
+
+
+def gpu_ids(value: str | None) -> list[str] | None:
+    """The GPUs a ``CUDA_VISIBLE_DEVICES``-style value names (``"0,2"`` -> ``["0", "2"]``).
+
+    None when it says nothing: unset, or Slurm's ``NoDevFiles`` (gres without device files);
+    an empty list when it hides every GPU (``""``, as launchers set it for CPU workers).
+    """
+    if value is None or value.strip() == "NoDevFiles":
+        return None
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 @contextmanager

@@ -32,6 +32,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from wcd_hpc.engine.device import check_compile, place_data, placement
 from wcd_hpc.engine.fit import pick_device
 from wcd_hpc.engine.trial import Context, run_trial, signal_label
 from wcd_hpc.experiment.config import Experiment, load_experiment
@@ -121,7 +122,13 @@ def train(exp: Experiment, space: Space, registry: Registry) -> TrainResult:
     signal_label(exp, splits.spec.class_names, splits.train)  # before anything is written
     metrics = {name: entry.obj for name, entry in registry.metrics.items()}
     model = registry.models[exp.model].obj
-    ctx = Context(exp, space, model, metrics, splits, base, pick_device(), run_kind="train run")
+    device = pick_device()
+    check_compile(exp)
+    splits, on_gpu = place_data(splits, device, exp.data_on_device, sharing=1)
+    where = placement(exp, device, on_gpu)
+    ctx = Context(
+        exp, space, model, metrics, splits, base, device, run_kind="train run", placement=where
+    )
     out = trial_dir(base, number)
     out.mkdir(parents=True, exist_ok=True)
     dataset_params = {**dataset.defaults, **exp.dataset_params}

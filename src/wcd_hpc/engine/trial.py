@@ -23,7 +23,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ import torch
 
 from wcd_hpc.api import Metric, Model, Split, Splits
 from wcd_hpc.default_plugins.metrics import default_signal_class, signal_index, with_signal_class
+from wcd_hpc.engine.device import Placement, compile_failed, compiled, is_compile_error
 from wcd_hpc.engine.fit import (
     EpochStats,
     default_logits,
@@ -52,6 +53,7 @@ from wcd_hpc.queue.schema import (
     PARAMS_FILE,
     PREDICTIONS_FILE,
     RESULT_FILE,
+    TRIAL_GPU_HOURS,
     TRIAL_RESUMED_FROM_EPOCH,
     TRIAL_TEST,
     TRIAL_TRAIN_FINISHED,
@@ -98,6 +100,8 @@ class Context:
     device: torch.device
     #: How the figures name a run: ``trial 12`` in a sweep, ``train run 0`` for ``wcd-hpc train``.
     run_kind: str = "trial"
+    #: Precision, compile, data on the GPU and GPU share, resolved once for the worker's device.
+    placement: Placement = field(default_factory=Placement)
 
 
 class SignalClassError(ConfigError, DataError):
@@ -117,7 +121,7 @@ def signal_label(exp: Experiment, class_names: Sequence[str], split: Split | Non
     key and the classes.
     """
     if exp.signal_class is None:
-        y = split.y.numpy() if split is not None else None
+        y = split.y.cpu().numpy() if split is not None else None
         return default_signal_class(class_names, y, split.meta if split is not None else None)
     found = signal_index(exp.signal_class, class_names)
     if found is None:
@@ -143,7 +147,7 @@ def seed_everything(seed: int) -> None:
 
 
 def _metric_values(ctx: Context, split: Split, probs: np.ndarray) -> dict[str, float]:
-    y_true = split.y.numpy()
+    y_true = split.y.cpu().numpy()
     meta = with_signal_class(split.meta, _signal(ctx), y_true.size)
     names = [ctx.exp.metric] + [m for m in STANDARD_METRICS if m != ctx.exp.metric]
     return {
@@ -154,7 +158,9 @@ def _metric_values(ctx: Context, split: Split, probs: np.ndarray) -> dict[str, f
 
 
 def _probs(ctx: Context, model: torch.nn.Module, split: Split) -> np.ndarray:
-    return predict(model, split, device=ctx.device, logits_fn=ctx.model.logits or default_logits)
+    logits = ctx.model.logits or default_logits
+    precision = ctx.placement.precision
+    return predict(model, split, device=ctx.device, logits_fn=logits, precision=precision)
 
 
 def evaluate(ctx: Context, model: torch.nn.Module, split: Split) -> dict[str, float]:
@@ -170,7 +176,9 @@ def save_predictions(ctx: Context, probs: np.ndarray, path: Path) -> None:
     """
     tmp = path.with_name(path.name + ".tmp.npz")
     names = np.array([str(n) for n in ctx.splits.spec.class_names])
-    np.savez_compressed(tmp, y_true=ctx.splits.test.y.numpy(), y_score=probs, class_names=names)
+    np.savez_compressed(
+        tmp, y_true=ctx.splits.test.y.cpu().numpy(), y_score=probs, class_names=names
+    )
     os.replace(tmp, path)
 
 
@@ -194,6 +202,16 @@ def _restore(
     kept = [r for r in records if r["epoch"] <= epoch]
     history.write_text("".join(json.dumps(r) + "\n" for r in kept))
     return epoch, [float(r[f"val_{metric}"]) for r in kept]
+
+
+def _trained(trial: optuna.Trial, began: float, share: float) -> None:
+    """Record the end of a stretch of training and charge the trial its GPU share of it."""
+    ended = time.time()
+    trial.set_user_attr(TRIAL_TRAIN_FINISHED, ended)
+    if share > 0:
+        before = trial.user_attrs.get(TRIAL_GPU_HOURS)
+        spent = (before if isinstance(before, float) else 0.0) + (ended - began) * share / 3600
+        trial.set_user_attr(TRIAL_GPU_HOURS, round(spent, 6))
 
 
 def run_trial(
@@ -226,8 +244,13 @@ def run_trial(
             "pid": os.getpid(),
         },
     )
+    for attr, value in ctx.placement.attrs().items():
+        trial.set_user_attr(attr, value)
     seed_everything(seed)
     model = ctx.model.build(params, ctx.splits.spec).to(ctx.device)
+    # Trains and predicts; ``model`` itself is what is saved (a compiled module's state dict
+    # would carry its wrapper's prefix and load into no plain model).
+    runner = compiled(model) if ctx.placement.compiled else model
     optimizer = make_optimizer(model, params)
     history = out / METRICS_FILE
     start_epoch, objective = 0, list[float]()
@@ -240,7 +263,7 @@ def run_trial(
         history.unlink(missing_ok=True)
 
     def after_epoch(stats: EpochStats) -> None:
-        values = evaluate(ctx, model, ctx.splits.val)
+        values = evaluate(ctx, runner, ctx.splits.val)
         value = values[ctx.exp.metric]
         record = {
             "epoch": stats.epoch,
@@ -274,11 +297,12 @@ def run_trial(
                 f"pruned at epoch {stats.epoch} ({ctx.exp.metric}={value:.4g})"
             )
 
+    began = time.time()
     if TRIAL_TRAIN_STARTED not in trial.user_attrs:
-        trial.set_user_attr(TRIAL_TRAIN_STARTED, time.time())
+        trial.set_user_attr(TRIAL_TRAIN_STARTED, began)
     try:
         fit(
-            model,
+            runner,
             ctx.splits.train,
             params,
             epochs=ctx.exp.epochs,
@@ -289,17 +313,22 @@ def run_trial(
             loss_fn=ctx.model.loss or default_loss,
             after_epoch=after_epoch,
             stop=stop,
+            precision=ctx.placement.precision,
         )
+    except Exception as exc:
+        if ctx.placement.compiled and is_compile_error(exc):
+            raise compile_failed(exc) from exc
+        raise
     finally:
-        trial.set_user_attr(TRIAL_TRAIN_FINISHED, time.time())
+        _trained(trial, began, ctx.placement.gpu_share)
     torch.save(model.state_dict(), out / MODEL_FILE)
-    probs = _probs(ctx, model, ctx.splits.test)  # predicted once, used three ways below
+    probs = _probs(ctx, runner, ctx.splits.test)  # predicted once, used three ways below
     test = _metric_values(ctx, ctx.splits.test, probs)
     save_predictions(ctx, probs, out / PREDICTIONS_FILE)
     write_data_spec(out, ctx.splits.spec)
     test_split = ctx.splits.test
     names = ctx.splits.spec.class_names
-    y_test = test_split.y.numpy()
+    y_test = test_split.y.cpu().numpy()
     write_binned(out, y_test, probs, test_split.meta, names, ctx.metrics, signal=signal)
     provenance = Provenance(
         study=ctx.exp.name,

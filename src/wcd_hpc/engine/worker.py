@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import socket
-import subprocess
 import traceback
 from dataclasses import dataclass, field
 from types import FrameType
@@ -21,7 +20,15 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
+from wcd_hpc.engine.device import (
+    CompileError,
+    check_compile,
+    place_data,
+    placement,
+    workers_per_gpu,
+)
 from wcd_hpc.engine.fit import Interrupted, pick_device
+from wcd_hpc.engine.preemption import requeue_own_task, worker_requeues
 from wcd_hpc.engine.search import make_pruner, make_sampler
 from wcd_hpc.engine.startup import ENV_THREADS, paused_gc, warm_up_optimizers
 from wcd_hpc.engine.trial import Context, run_trial, wait_for_artifacts
@@ -93,6 +100,8 @@ def build_context(study: optuna.Study, url: str) -> Context:
     """Check the stored experiment against this worker's plugins and load the data once.
 
     The search space is the one stored in the study, not the model plugin's current default.
+    On a GPU the data go to the device here when they fit, once for every trial of the worker
+    (:mod:`wcd_hpc.engine.device`).
     """
     exp = studies.experiment_of(study)
     registry = get_registry()
@@ -102,35 +111,37 @@ def build_context(study: optuna.Study, url: str) -> Context:
     params = {**dataset.defaults, **exp.dataset_params}
     cache = run_dir.parent / CACHE_DIR
     cache.mkdir(parents=True, exist_ok=True)
+    check_compile(exp)
     splits = dataset.load(params, exp.seed, str(cache))
+    device = pick_device()
+    splits, on_gpu = place_data(splits, device, exp.data_on_device, workers_per_gpu())
     metrics = {name: entry.obj for name, entry in registry.metrics.items()}
     model = registry.models[exp.model].obj
     space = studies.space_of(study)
-    return Context(exp, space, model, metrics, splits, run_dir, pick_device())
+    where = placement(exp, device, on_gpu)
+    return Context(exp, space, model, metrics, splits, run_dir, device, placement=where)
 
 
 def _suspend(study: optuna.Study, trial: optuna.Trial, worker: str, signum: int) -> None:
     """Suspend the trial; under Slurm, SIGUSR2 (preemption, time limit) also requeues this task.
 
     The worker owns preemption: submitit's own requeue-on-timeout is off (see
-    :mod:`wcd_hpc.launch.slurm`), so a task is requeued exactly once per signal, here.
+    :mod:`wcd_hpc.launch.slurm`), so a task is requeued exactly once per signal, here, or by the
+    task that started this worker among several (:mod:`wcd_hpc.engine.preemption`).
     """
     name = signal.Signals(signum).name
     claims.suspend(study, trial, f"{name} to worker {worker}")
     log.warning("trial %d suspended by %s; it resumes from its last checkpoint", trial.number, name)
-    job = os.environ.get("SLURM_ARRAY_JOB_ID")
-    task = os.environ.get("SLURM_ARRAY_TASK_ID")
-    target = f"{job}_{task}" if job and task else os.environ.get("SLURM_JOB_ID")
-    if signum == signal.SIGUSR2 and target:
-        proc = subprocess.run(["scontrol", "requeue", target], capture_output=True, text=True)
-        log.warning("scontrol requeue %s: %s", target, (proc.stderr or "ok").strip())
+    if signum == signal.SIGUSR2 and worker_requeues():  # else the task requeues, once
+        requeue_own_task()
 
 
 def _report_unusable_data(study: optuna.Study, url: str, worker: str, exc: DataError) -> None:
     """Make a worker that cannot even load its data visible in ``status``: a failed trial."""
     claimed = claims.claim(study, url, worker)
     if claimed is not None:
-        claims.fail(study, claimed[0], f"worker {worker} cannot load its data: {one_line(exc)}")
+        what = "cannot train" if isinstance(exc, CompileError) else "cannot load its data"
+        claims.fail(study, claimed[0], f"worker {worker} {what}: {one_line(exc)}")
 
 
 def run_worker(

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wcd_hpc.experiment import budget, pruning
+from wcd_hpc.experiment import budget, pruning, training
 from wcd_hpc.experiment.sources import (
     ConfigError,
     compose,
@@ -61,7 +61,7 @@ REQUIRED = ("name", "dataset", "model", "trials")
 TOP_KEYS = (
     "name", "dataset", "model", "metric", "trials", "epochs", "param_space", "sampler",
     "pruner", "storage", "seed", "runs_dir", "workers", "executor", "resources", "signal_class",
-    "budget",
+    "budget", "precision", "data_on_device", "compile",
 )  # fmt: skip
 # A site profile also carries launcher settings (partition, image …); these are experiment keys.
 PROFILE_KEYS = ("runs_dir", "storage", "workers", "executor", "resources", "sampler", "pruner")
@@ -69,7 +69,7 @@ SUB_KEYS = {
     "dataset": ("name", "params"),
     "model": ("name",),
     "metric": ("name", "direction"),
-    "resources": ("gpus", "cpus", "mem_gb", "time"),
+    "resources": ("gpus", "cpus", "mem_gb", "time", "trials_per_gpu"),
     "budget": ("trials", "gpu_hours"),
 }
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -91,11 +91,15 @@ DEFAULTS: dict[str, Any] = {
     "workers": 1,
     # "auto": slurm when sbatch is on PATH (a login node), else local; resolved by sweep.plan.
     "executor": "auto",
-    "resources": {"gpus": 0, "cpus": 2, "mem_gb": 8, "time": "02:00:00"},
+    "resources": {"gpus": 0, "cpus": 2, "mem_gb": 8, "time": "02:00:00", "trials_per_gpu": 1},
     # None: the dataset's default signal class (gamma, else muon, else class 1), chosen once the
     # class names are known (wcd_hpc.default_plugins.metrics.default_signal_class).
     "signal_class": None,
     "budget": {},
+    # How trials use a GPU (wcd_hpc.experiment.training); each worker resolves "auto".
+    "precision": "auto",
+    "data_on_device": "auto",
+    "compile": False,
 }
 
 
@@ -107,6 +111,8 @@ class Resources:
     cpus: int = 2
     mem_gb: float = 8
     time: str = "02:00:00"
+    #: Workers each array task runs per GPU it holds (``wcd_hpc.experiment.training``).
+    trials_per_gpu: int = 1
 
 
 @dataclass
@@ -136,6 +142,11 @@ class Experiment:
     signal_class: str | None = None
     #: Cap in GPU-hours allocated to the study's Slurm jobs (``budget.gpu_hours``), if any.
     gpu_hours: float | None = None
+    #: How trials use a GPU (``wcd_hpc.experiment.training``): autocast precision, the data on
+    #: the device, torch.compile.
+    precision: str = "auto"
+    data_on_device: bool | str = "auto"
+    compile: bool = False
     source: str = "<defaults>"
     # Key -> line in ``source``, for errors found later (resolve); not part of the experiment.
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
@@ -341,6 +352,9 @@ def _validate(s: _Settings, file: str) -> Experiment:
         resources=_resources(s),
         signal_class=_signal_class(s),
         gpu_hours=budget.gpu_hours(v["budget"].get("gpu_hours"), s.error),
+        precision=training.precision(v["precision"], s.error),
+        data_on_device=training.data_on_device(v["data_on_device"], s.error),
+        compile=training.compile_model(v["compile"], s.error),
         source=file,
     )
 
@@ -417,7 +431,8 @@ def _resources(s: _Settings) -> Resources:
         raise s.error(
             "resources.time", f"expected a time limit HH:MM:SS or D-HH:MM:SS, got {got(time)}"
         )
-    return Resources(gpus=gpus, cpus=cpus, mem_gb=mem_gb, time=time)
+    per_gpu = _int(s, "resources.trials_per_gpu", r.get("trials_per_gpu"), 1)
+    return Resources(gpus=gpus, cpus=cpus, mem_gb=mem_gb, time=time, trials_per_gpu=per_gpu)
 
 
 def _signal_class(s: _Settings) -> str | None:

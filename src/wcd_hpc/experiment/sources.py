@@ -71,10 +71,11 @@ def got(value: object) -> str:
 def key_text(key: object) -> str:
     """A key as echoed in an error: cut short, and quoted if a newline would break the line.
 
-    Half of :data:`~wcd_hpc.errors.MAX_ECHO`: an unknown key's error also lists the known ones.
+    A third of :data:`~wcd_hpc.errors.MAX_ECHO`: an unknown key's error also lists the twenty-odd
+    known ones, and the whole line must stay one short line.
     """
     text = str(key)
-    return clip(text if text.isprintable() else repr(text), MAX_ECHO // 2)
+    return clip(text if text.isprintable() else repr(text), MAX_ECHO // 3)
 
 
 def suggest(word: str, known: Sequence[str]) -> str:

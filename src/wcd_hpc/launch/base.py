@@ -30,11 +30,14 @@ class WorkerInfo:
 @dataclass
 class Outcome:
     """How waiting ended: the exit codes of the last process of each local worker slot (empty
-    for Slurm, where sacct has them), restarts, and whether it was interrupted (Ctrl-C)."""
+    for Slurm, where sacct has them), restarts, and whether it was interrupted (Ctrl-C, or a
+    signal)."""
 
     exit_codes: list[int] = field(default_factory=list)
     restarts: int = 0
     interrupted: bool = False
+    #: The signal that stopped the workers (SIGTERM, or SIGUSR2 in an array task), if any.
+    signal: int | None = None
 
 
 class Handle(ABC):

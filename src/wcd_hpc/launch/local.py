@@ -1,35 +1,58 @@
 """The local executor: W worker processes on this machine, watched until the budget is met.
 
 Workers are ordinary ``wcd-hpc worker`` processes, exactly what a Slurm array task runs, so the
-local path exercises the same code. Each gets one GPU through ``CUDA_VISIBLE_DEVICES`` when GPUs
-exist, otherwise an equal share of the CPU cores as torch threads. The storage URL travels in the
-environment, never on the command line, so a password cannot show up in ``ps``.
+local path exercises the same code. With G GPUs each worker is pinned to one through
+``CUDA_VISIBLE_DEVICES``, round-robin, so ⌈W/G⌉ share a GPU at most (each is told how many share
+its GPU, which bounds the memory its data may take there); every worker gets an equal share of
+the CPU cores as torch and native threads. The storage URL travels in the environment, never on
+the command line, so a password cannot show up in ``ps``.
+
+An array task that runs k workers per GPU (``resources.trials_per_gpu``) starts them with this
+same handle (:func:`run_task_workers`): one way to place, start, restart, reap and stop a set of
+workers, whoever asked for them. It forwards Slurm's signals to all of them and requeues the
+task once, after they have suspended their trials (:mod:`wcd_hpc.engine.preemption`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import IO
 
 import optuna
 from optuna.trial import TrialState
 
-from wcd_hpc.engine.startup import ENV_THREADS, THREAD_POOL_VARS
+from wcd_hpc.engine.preemption import ENV_TASK_REQUEUES, own_task, requeue_own_task
+from wcd_hpc.engine.startup import ENV_THREADS, ENV_WORKERS_PER_GPU, THREAD_POOL_VARS, gpu_ids
 from wcd_hpc.launch.base import Handle, Launcher, Outcome, Tick, WorkerInfo
 from wcd_hpc.queue import control
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.reaper import fail_and_retry, max_retries
-from wcd_hpc.queue.schema import LOGS_DIR, RESTARTABLE, TRIAL_HOST, TRIAL_PID, TRIAL_SUSPENDED
+from wcd_hpc.queue.schema import (
+    EXIT_SUSPENDED,
+    LOGS_DIR,
+    RESTARTABLE,
+    TRIAL_HOST,
+    TRIAL_PID,
+    TRIAL_SUSPENDED,
+)
+from wcd_hpc.queue.storage import open_storage
 from wcd_hpc.queue.urls import ENV_STORAGE
 
+log = logging.getLogger("wcd_hpc.launch")
 MAX_RESTARTS_PER_WORKER = 2
+#: Where Slurm names a task's GPUs, most specific first (a step's, then the job's); Slurm also
+#: sets CUDA_VISIBLE_DEVICES for gres GPUs, which is read before these.
+SLURM_GPU_VARS = ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS")
 
 
 @dataclass
@@ -38,6 +61,37 @@ class Worker:
     proc: subprocess.Popen[bytes]
     log: IO[bytes]
     restarts: int = 0
+
+
+@dataclass(frozen=True)
+class Pool:
+    """How a set of workers is laid out: how many, on which GPUs, sharing which cores, named how.
+
+    Worker ``i`` is labelled ``label_prefix + i`` and logs to ``log_prefix + i + .log``.
+    """
+
+    size: int
+    #: GPU ids (as CUDA_VISIBLE_DEVICES names them) the workers are pinned to, round-robin;
+    #: empty: CPU workers.
+    gpus: tuple[str, ...] = ()
+    #: Cores the workers share (None: this machine's).
+    cores: int | None = None
+    label_prefix: str = "local-"
+    log_prefix: str = "worker-"
+    #: Added to every worker's environment.
+    env: Mapping[str, str] = field(default_factory=dict)
+    #: Signals that stop the whole set; each is passed on to every worker.
+    stop_signals: tuple[int, ...] = (signal.SIGTERM,)
+    #: Start each worker in a session of its own, so that Ctrl-C at the terminal reaches only
+    #: the launcher (which stops them in order). Not in an array task: Slurm may track a job's
+    #: processes by process group, and a worker outside it would outlive the job.
+    new_session: bool = True
+
+    def label(self, index: int) -> str:
+        return f"{self.label_prefix}{index}"
+
+    def log_name(self, index: int) -> str:
+        return f"{self.log_prefix}{index}.log".replace("/", "_")
 
 
 def gpu_count() -> int:
@@ -49,22 +103,61 @@ def gpu_count() -> int:
         return 0
 
 
-def worker_env(index: int, workers: int, url: str, gpus: int) -> dict[str, str]:
-    """Environment for worker ``index``: its GPU, or its share of CPU threads."""
+def visible_gpus(env: Mapping[str, str] = os.environ) -> list[str]:
+    """The GPU ids this process may hand out to workers, as CUDA_VISIBLE_DEVICES names them.
+
+    ``CUDA_VISIBLE_DEVICES`` when it is set (by the user, or by Slurm for ``--gres`` GPUs: then
+    it names exactly the task's GPUs, in the numbering the CUDA runtime of the task uses); else
+    the GPUs Slurm lists for the step or job; else every GPU torch sees (0 … n-1).
+    """
+    ids = gpu_ids(env.get("CUDA_VISIBLE_DEVICES"))
+    for var in SLURM_GPU_VARS:
+        if ids is None:
+            ids = gpu_ids(env.get(var))
+    return ids if ids is not None else [str(i) for i in range(gpu_count())]
+
+
+def worker_env(
+    index: int,
+    workers: int,
+    url: str,
+    gpus: int | Sequence[str],
+    *,
+    cores: int | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Environment for worker ``index`` of ``workers``: its GPU and its share of the cores.
+
+    ``gpus`` is a count (ids 0 … n-1) or the ids themselves. Worker i gets GPU ``i mod G``, so at
+    most ⌈W/G⌉ share one, and is told how many do (:data:`ENV_WORKERS_PER_GPU`). Torch threads
+    are ``cores // workers`` (at least 1); the native pools get as many, or fewer where the
+    environment already asks for fewer.
+    """
+    ids = [str(i) for i in range(gpus)] if isinstance(gpus, int) else [str(g) for g in gpus]
     env = dict(os.environ)
+    env.update(extra or {})
     env[ENV_STORAGE] = url
     env["PYTHONUNBUFFERED"] = "1"
-    env["CUDA_VISIBLE_DEVICES"] = str(index % gpus) if gpus > 0 else ""
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    if ids:
+        slot = index % len(ids)
+        env["CUDA_VISIBLE_DEVICES"] = ids[slot]
+        env[ENV_WORKERS_PER_GPU] = str(len(range(slot, workers, len(ids))))
+    else:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+        env.pop(ENV_WORKERS_PER_GPU, None)
+    threads = max(1, (cores or os.cpu_count() or 1) // workers)
     env[ENV_THREADS] = str(threads)
     for var in THREAD_POOL_VARS:
-        env.setdefault(var, str(threads))
+        asked = env.get(var, "")
+        env[var] = (
+            str(min(threads, int(asked))) if asked.isdigit() and int(asked) > 0 else str(threads)
+        )
     return env
 
 
-def _spawn(index: int, workers: int, study: str, url: str, logs: Path, gpus: int) -> Worker:
+def _spawn(index: int, pool: Pool, study: str, url: str, logs: Path) -> Worker:
     logs.mkdir(parents=True, exist_ok=True)
-    log = (logs / f"worker-{index}.log").open("ab")
+    out = (logs / pool.log_name(index)).open("ab")
     cmd = [
         sys.executable,
         "-m",
@@ -73,17 +166,18 @@ def _spawn(index: int, workers: int, study: str, url: str, logs: Path, gpus: int
         "--study",
         study,
         "--worker-id",
-        f"local-{index}",
+        pool.label(index),
     ]
+    env = worker_env(index, pool.size, url, pool.gpus, cores=pool.cores, extra=pool.env)
     proc = subprocess.Popen(
         cmd,
-        stdout=log,
+        stdout=out,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
-        env=worker_env(index, workers, url, gpus),
-        start_new_session=True,
+        env=env,
+        start_new_session=pool.new_session,
     )
-    return Worker(index, proc, log)
+    return Worker(index, proc, out)
 
 
 def reap_dead(study: optuna.Study, pid: int, code: int) -> list[int]:
@@ -124,21 +218,27 @@ def _describe_exit(code: int) -> str:
 
 
 class LocalHandle(Handle):
-    """W ``wcd-hpc worker`` processes on this machine, restarted when they crash."""
+    """``wcd-hpc worker`` processes on this machine, laid out by a :class:`Pool` and restarted
+    when they crash.
 
-    def __init__(self, study: optuna.Study, url: str, workers: int, logs: Path) -> None:
-        self.study, self.url, self.count, self.logs = study, url, workers, logs
+    ``local_sweep``: these are a local sweep's workers, whose record on the study (what
+    ``cancel`` stops first) is cleared when they end; an array task's are not.
+    """
+
+    def __init__(
+        self, study: optuna.Study, url: str, pool: Pool, logs: Path, *, local_sweep: bool = True
+    ) -> None:
+        self.study, self.url, self.pool, self.logs = study, url, pool, logs
+        self.local_sweep = local_sweep
         self.jobs: list[str] = []
-        self.gpus = gpu_count()
-        self.active = [self._spawn(i) for i in range(workers)]
-        self.outcome = Outcome(exit_codes=[0] * workers)
+        self.active = [self._spawn(i) for i in range(pool.size)]
+        self.outcome = Outcome(exit_codes=[0] * pool.size)
 
     def _spawn(self, index: int) -> Worker:
-        name = self.study.study_name
-        return _spawn(index, self.count, name, self.url, self.logs, self.gpus)
+        return _spawn(index, self.pool, self.study.study_name, self.url, self.logs)
 
     def workers(self) -> list[WorkerInfo]:
-        return [WorkerInfo(f"local-{w.index}", "running") for w in self.active]
+        return [WorkerInfo(self.pool.label(w.index), "running") for w in self.active]
 
     def _budget_left(self) -> bool:
         trials = self.study.get_trials(deepcopy=False)
@@ -161,12 +261,20 @@ class LocalHandle(Handle):
                     self.active.append(fresh)
 
     def wait(self, tick: Tick | None = None, poll_s: float = 0.5) -> Outcome:
-        """Watch the workers until all have exited; Ctrl-C or SIGTERM stops them.
+        """Watch the workers until all have exited; Ctrl-C or a stop signal stops them.
 
-        SIGTERM (``wcd-hpc cancel``, ``kill``) is handled like Ctrl-C while waiting: each worker
-        suspends its trial, and the same command resumes it later.
+        A stop signal (SIGTERM from ``wcd-hpc cancel`` or ``kill``; in an array task also
+        Slurm's SIGUSR2) is passed on to every worker, which suspends its trial; the first one
+        counts (``Outcome.signal``), later ones find the workers stopping already. Ctrl-C sends
+        them SIGTERM. The same command resumes the suspended trials later.
         """
-        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            if self.outcome.signal is None:
+                self.outcome.signal = signum
+                raise KeyboardInterrupt
+
+        previous = {sig: signal.signal(sig, stop) for sig in self.pool.stop_signals}
         try:
             while self.active:
                 time.sleep(poll_s)
@@ -175,16 +283,19 @@ class LocalHandle(Handle):
                     tick(f"{len(self.active)} workers, ")
         except KeyboardInterrupt:
             self.outcome.interrupted = True
-            self.cancel()
+            self.cancel(self.outcome.signal or signal.SIGTERM)
         finally:
-            signal.signal(signal.SIGTERM, previous)
-            control.clear_local_sweep(self.study)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            if self.local_sweep:
+                control.clear_local_sweep(self.study)
         return self.outcome
 
-    def cancel(self) -> None:
+    def cancel(self, signum: int = signal.SIGTERM) -> None:
+        """Send ``signum`` to every worker and wait for them (a minute each, then SIGKILL)."""
         for w in self.active:
             if w.proc.poll() is None:
-                w.proc.send_signal(signal.SIGTERM)
+                w.proc.send_signal(signum)
         for w in self.active:
             try:
                 w.proc.wait(timeout=60)
@@ -206,4 +317,71 @@ class LocalLauncher(Launcher):
 
     def start(self, study: optuna.Study, url: str, workers: int) -> LocalHandle:
         control.record_local_sweep(study)  # ``cancel`` stops this process first
-        return LocalHandle(study, url, workers, self.logs)
+        return LocalHandle(study, url, Pool(workers, tuple(visible_gpus())), self.logs)
+
+
+def task_cores(env: Mapping[str, str] = os.environ) -> int:
+    """The cores an array task's workers share: its torch threads as the sbatch script set them
+    (``--cpus-per-task``, or the profile's setup lines), else the cores it may run on."""
+    for var in (ENV_THREADS, "SLURM_CPUS_PER_TASK"):
+        value = env.get(var, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def task_label() -> str:
+    """``slurm-<job>_<task>`` for an array task (what ``worker.sbatch`` passes), else host:pid."""
+    task = own_task()
+    return f"slurm-{task}" if task else f"{socket.gethostname()}:{os.getpid()}"
+
+
+def task_pool(per_gpu: int, label: str, env: Mapping[str, str] = os.environ) -> Pool:
+    """The workers of one array task: ``per_gpu`` on each GPU Slurm gave it, labelled
+    ``<label>/<slot>``, sharing its cores, and leaving the requeue to the task."""
+    gpus = tuple(visible_gpus(env))
+    if not gpus:
+        log.warning(
+            "no GPU visible to array task %s: its %d workers share its CPUs", label, per_gpu
+        )
+    return Pool(
+        per_gpu * max(1, len(gpus)),
+        gpus,
+        cores=task_cores(env),
+        label_prefix=f"{label}/",
+        log_prefix=f"{label}.",
+        env={ENV_TASK_REQUEUES: "1"},
+        stop_signals=(signal.SIGTERM, signal.SIGUSR2),
+        new_session=False,
+    )
+
+
+def run_task_workers(study_name: str, url: str, per_gpu: int, label: str = "") -> int:
+    """Body of an array task with k workers per GPU: start them, wait, requeue once if asked.
+
+    The workers are started like a local sweep's (:class:`LocalHandle`: crashed ones restarted
+    while budget is left, dead ones reaped). SIGUSR2 (Slurm's warning before a time limit or
+    preemption) and SIGTERM reach every worker, which suspends its trial; after SIGUSR2 the
+    task requeues itself once they have all exited. Returns the task's exit status:
+    :data:`EXIT_SUSPENDED` when stopped by a signal, else the first failing worker's, else 0.
+    """
+    storage = open_storage(url)
+    study = studies.load(study_name, storage, url)
+    label = label or task_label()
+    pool = task_pool(per_gpu, label)
+    logs = studies.run_dir_of(study, url) / LOGS_DIR
+    handle = LocalHandle(study, url, pool, logs, local_sweep=False)
+    log.info(
+        "array task %s: %d workers on GPUs %s (%d per GPU), logs %s",
+        label,
+        pool.size,
+        ",".join(pool.gpus) or "none",
+        per_gpu,
+        logs / pool.log_name(0),
+    )
+    outcome = handle.wait(poll_s=1.0)
+    if outcome.signal == signal.SIGUSR2:
+        requeue_own_task()  # once, now that every worker has suspended its trial
+    if outcome.interrupted:
+        return EXIT_SUSPENDED
+    return next((code for code in outcome.exit_codes if code != 0), 0)

@@ -72,13 +72,25 @@ class Job:
     def parallelism(self) -> int:
         return min(self.workers, self.site.slurm.array_parallelism or self.workers)
 
+    @property
+    def workers_per_task(self) -> int:
+        """Workers each array task runs: ``trials_per_gpu`` on each of its GPUs (one without)."""
+        r = self.exp.resources
+        return r.trials_per_gpu * r.gpus if r.gpus > 0 else 1
+
     def worker_command(self) -> list[str]:
-        """The command every array task runs: in the image when one is configured."""
-        if self.site.container.image:
-            base = ["wcd-hpc", "worker", "--study", self.exp.name]
-        else:
-            base = [self.python, "-m", "wcd_hpc", "worker", "--study", self.exp.name]
-        return wrap(base, self.site.container, [self.run_dir.parent])
+        """The command every array task runs: in the image when one is configured.
+
+        One worker per task runs as ``wcd-hpc worker`` (in the task's own process when there is
+        no image); several run under ``wcd-hpc task-workers``, which starts them as a local
+        sweep does, one GPU each, and requeues the task once on SIGUSR2.
+        """
+        verb = ["worker", "--study", self.exp.name]
+        if self.workers_per_task > 1:
+            per_gpu = str(self.exp.resources.trials_per_gpu)
+            verb = ["task-workers", "--study", self.exp.name, "--per-gpu", per_gpu]
+        base = ["wcd-hpc"] if self.site.container.image else [self.python, "-m", "wcd_hpc"]
+        return wrap([*base, *verb], self.site.container, [self.run_dir.parent])
 
     def sync_command(self) -> list[str]:
         args = ["sync", self.exp.name, "--runs-dir", str(self.run_dir.parent)]

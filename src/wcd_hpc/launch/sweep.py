@@ -53,14 +53,21 @@ class Plan:
     def warnings(self) -> list[str]:
         """Settings that are valid but will not do what was meant (shown by sweep and dry run)."""
         grace = self.site.slurm.grace_s
-        limit = time_minutes(self.exp.resources.time) * 60
+        r = self.exp.resources
+        limit = time_minutes(r.time) * 60
+        found = []
         if self.exp.executor == "slurm" and grace >= limit:
-            return [
+            found.append(
                 f"{self.site.source}: slurm.grace_s ({grace} s) is not shorter than "
-                f"resources.time ({self.exp.resources.time}): Slurm would signal the workers "
+                f"resources.time ({r.time}): Slurm would signal the workers "
                 "to stop as soon as they start"
-            ]
-        return []
+            )
+        if self.exp.executor == "slurm" and r.trials_per_gpu > 1 and r.gpus == 0:
+            found.append(
+                f"{self.exp.source}: resources.trials_per_gpu ({r.trials_per_gpu}) has no "
+                "effect without resources.gpus: each array task runs one worker on its CPUs"
+            )
+        return found
 
     def job(self, workers: int | None = None) -> Job:
         """The worker array of this plan (what ``render`` writes and Slurm runs)."""

@@ -1,7 +1,7 @@
 """What Slurm says about a sweep's jobs: queue state (squeue) and accounting (sacct).
 
 Used by ``sweep --wait`` to know when the array has ended, and by ``status`` for queue waits,
-allocated GPU-hours and the idle fraction (allocated worker time not spent training).
+allocated GPU-hours and the idle fraction (allocated GPU time no trial spent training).
 """
 
 from __future__ import annotations
@@ -120,18 +120,30 @@ def sacct(job_ids: Sequence[str]) -> list[TaskRecord]:
     return parse_sacct(out)
 
 
-def summarize_allocation(records: Iterable[TaskRecord], training_s: float) -> dict[str, Any]:
-    """GPU-hours allocated, worker-hours, and the fraction of worker time not spent training."""
+def summarize_allocation(
+    records: Iterable[TaskRecord], training_s: float, trained_gpu_h: float | None = None
+) -> dict[str, Any]:
+    """GPU-hours allocated, worker-hours, and the fraction of the allocation not spent training.
+
+    With ``trained_gpu_h`` (the trials' GPU-hours, each its share of the GPU it trained on) the
+    idle fraction is the part of the allocated GPU-hours no trial trained in: k workers sharing
+    one GPU and all training leave none idle. Without it (a study whose trials record no share,
+    or no GPUs), the part of the tasks' time not spent training.
+    """
     records = list(records)
     worker_s = sum(r.elapsed_s for r in records)
     gpu_h = sum(r.elapsed_s * r.gpus for r in records) / 3600
     waits = [w for r in records if (w := r.queue_wait_s) is not None]
+    if trained_gpu_h is not None and gpu_h > 0:
+        idle: float | None = max(0.0, 1 - trained_gpu_h / gpu_h)
+    else:
+        idle = max(0.0, 1 - training_s / worker_s) if worker_s else None
     return {
         "tasks": len(records),
         "states": sorted({r.state for r in records}),
         "gpu_hours": round(gpu_h, 4),
         "worker_hours": round(worker_s / 3600, 4),
-        "idle_fraction": round(max(0.0, 1 - training_s / worker_s), 4) if worker_s else None,
+        "idle_fraction": round(idle, 4) if idle is not None else None,
         "max_queue_wait_s": max(waits) if waits else None,
     }
 

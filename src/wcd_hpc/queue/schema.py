@@ -81,6 +81,18 @@ TRIAL_SLURM_ARRAY_TASK_ID: Final = "slurm_array_task_id"
 TRIAL_NODE: Final = "node"
 TRIAL_GPU: Final = "gpu"
 TRIAL_IMAGE_SHA256: Final = "image_sha256"
+# How a trial trained (``wcd_hpc.engine.device``): the autocast precision it used (fp32, bf16,
+# fp16), whether its model went through torch.compile, and whether its worker kept the data on
+# the GPU.
+TRIAL_PRECISION: Final = "precision"
+TRIAL_COMPILED: Final = "compiled"
+TRIAL_DATA_ON_GPU: Final = "data_on_gpu"
+#: The worker's share of GPUs: the GPUs it was given over the workers sharing them (1/3 for one
+#: of three workers on one GPU, 2 for a lone worker holding two); 0 without a GPU.
+TRIAL_GPU_SHARE: Final = "gpu_share"
+#: GPU-hours of the trial's training: its training time times its worker's GPU share, summed
+#: over every stretch it trained (a suspended and resumed trial has several).
+TRIAL_GPU_HOURS: Final = "trial_gpu_hours"
 
 #: Trial attribute <- environment variable, recorded on every claim.
 PLACEMENT_ENV: Final = {
@@ -102,7 +114,9 @@ SYSTEM_CREATE_TOKEN: Final = "wcd_hpc:create_token"
 
 JOURNAL_FILE: Final = "journal.log"
 TRIALS_DIR: Final = "trials"
-LOGS_DIR: Final = "logs"  # worker-<i>.log of local workers
+#: worker-<i>.log of local workers; slurm-<job>_<task>.<slot>.log of the workers an array task
+#: starts when it runs several (``resources.trials_per_gpu``).
+LOGS_DIR: Final = "logs"
 SLURM_DIR: Final = "slurm"  # submitit's folders, %A_%a.out, sync.sbatch
 CACHE_DIR: Final = ".cache"  # beside the run directories: simulated data shared by studies
 TRAIN_DIR: Final = "train"  # ``wcd-hpc train`` runs: <runs_dir>/<name>/train/trials/<n>

@@ -2,7 +2,9 @@
 
 The dict is a stable interface for scripts: ``counts`` keyed by Optuna's state names, ``budget``,
 ``best`` (number, value, params), ``running`` (number, host, pid, worker, elapsed_s), ``failures``
-(number, cause) and ``throughput_per_h``. New keys may be added; existing ones keep their meaning.
+(number, cause), ``throughput_per_h`` and ``trials`` (per trial: its worker, Slurm array task,
+node, GPU and ``gpu_hours``, its share of the GPU-hours: training time times the GPUs its worker
+held over the workers sharing them). New keys may be added; existing ones keep their meaning.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from wcd_hpc.queue.schema import (
     STUDY_GPU_HOURS,
     STUDY_RUN_DIR,
     TRIAL_FAIL_REASON,
+    TRIAL_GPU,
+    TRIAL_GPU_HOURS,
     TRIAL_HOST,
     TRIAL_NODE,
     TRIAL_PID,
@@ -81,19 +85,36 @@ def _trial_rows(trials: list[FrozenTrial], waits: dict[str, float | None]) -> li
                 TRIAL_SLURM_ARRAY_TASK_ID: task,
                 TRIAL_SLURM_JOB_ID: a.get(TRIAL_SLURM_JOB_ID),
                 TRIAL_NODE: a.get(TRIAL_NODE),
+                TRIAL_GPU: a.get(TRIAL_GPU),
+                "gpu_hours": a.get(TRIAL_GPU_HOURS),
                 "queue_wait_s": waits.get(f"{job}_{task}") if job is not None else None,
             }
         )
     return rows
 
 
+def _trained_s(t: FrozenTrial) -> float:
+    start, end = t.user_attrs.get(TRIAL_TRAIN_STARTED), t.user_attrs.get(TRIAL_TRAIN_FINISHED)
+    if isinstance(start, float) and isinstance(end, float) and end >= start:
+        return end - start
+    return 0.0
+
+
 def _training_seconds(trials: list[FrozenTrial]) -> float:
-    total = 0.0
-    for t in trials:
-        start, end = t.user_attrs.get(TRIAL_TRAIN_STARTED), t.user_attrs.get(TRIAL_TRAIN_FINISHED)
-        if isinstance(start, float) and isinstance(end, float) and end >= start:
-            total += end - start
-    return total
+    return sum(_trained_s(t) for t in trials)
+
+
+def _trials_gpu_hours(trials: list[FrozenTrial]) -> float | None:
+    """GPU-hours the trials trained, each charged its share of its GPU; None when no trial
+    records a share (studies from before shares were recorded: the idle fraction then compares
+    training time with task time, as it did)."""
+    shares = [t.user_attrs.get(TRIAL_GPU_HOURS) for t in trials]
+    if not any(isinstance(h, (int, float)) for h in shares):
+        return None
+    return sum(
+        float(h) if isinstance(h, (int, float)) else _trained_s(t) / 3600
+        for t, h in zip(trials, shares, strict=True)
+    )
 
 
 def _slurm(
@@ -111,7 +132,9 @@ def _slurm(
         records = accounting.sacct(jobs)
     except SlurmError as exc:
         return {"jobs": jobs, "error": str(exc)}, {}
-    summary = accounting.summarize_allocation(records, _training_seconds(trials))
+    summary = accounting.summarize_allocation(
+        records, _training_seconds(trials), _trials_gpu_hours(trials)
+    )
     return {"jobs": jobs, **summary}, {r.job_id: r.queue_wait_s for r in records}
 
 

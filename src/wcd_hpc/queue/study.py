@@ -46,8 +46,10 @@ from wcd_hpc.queue.urls import chosen, journal_file, kind, mask, resolve
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 STATE_NAMES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 # Keys that may change between runs of the same study without making it a different experiment.
+# How trials use the GPU is among them: each trial records the precision it actually used.
 MUTABLE_KEYS = {
     "trials", "gpu_hours", "workers", "executor", "resources", "source", "runs_dir", "storage",
+    "precision", "data_on_device", "compile",
 }  # fmt: skip
 #: Heartbeat interval given to a new study's workers, in seconds (tests use a short one).
 ENV_HEARTBEAT = "WCD_HPC_HEARTBEAT_S"
@@ -157,9 +159,10 @@ def prepare(
 ) -> Prepared:
     """Create the study, or resume it after checking that it is the same experiment.
 
-    Only the budget and how it is run (workers, executor, resources, storage, runs directory)
-    may change on resume; anything else would mix trials of two different experiments in one
-    study. The caller creates ``run_dir``, once nothing can be refused any more.
+    Only the budget and how it is run (workers, executor, resources, storage, runs directory,
+    precision, data on the device, compile) may change on resume; anything else would mix
+    trials of two different experiments in one study. The caller creates ``run_dir``, once
+    nothing can be refused any more.
     """
     if study_exists(storage, exp.name):
         study = optuna.load_study(study_name=exp.name, storage=storage)

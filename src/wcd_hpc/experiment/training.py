@@ -1,0 +1,56 @@
+"""How trials use a GPU: precision, data resident on the device, torch.compile, trials per GPU.
+
+Small WCD models use a few per cent of a modern GPU, so what decides the GPU-hours of a sweep is
+less the model than how it is fed and how many trials share the device. These settings say how;
+none of them changes which parameters are tried, so a study may change them between runs:
+
+- ``precision: auto | fp32 | bf16 | fp16`` — autocast precision of the training step. ``auto``
+  is bf16 on GPUs that support it, fp16 (with a gradient scaler) on older GPUs, fp32 on the CPU;
+  the choice is made by each worker for the device it got, and recorded on every trial.
+- ``data_on_device: auto | true | false`` — copy a worker's in-memory splits to its GPU once and
+  index batches there. ``auto`` does so when they fit in 1/(2k) of the GPU's free memory (k
+  workers sharing it); ``true`` whenever they fit at all; lazily read files stay on the host.
+- ``compile: true`` — run the model through ``torch.compile`` (off by default: compiling costs
+  tens of seconds per trial, worth it only for long trials).
+- ``resources.trials_per_gpu: k`` — each Slurm array task runs k workers per GPU it holds.
+
+The values are checked here, on the login node, like every other key; what they resolve to on a
+given machine is decided by the worker (``wcd_hpc.engine.device``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from wcd_hpc.errors import ConfigError
+from wcd_hpc.experiment.sources import got, suggest
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: ``data_on_device`` values: YAML's true/false, or the word auto.
+AUTO = "auto"
+
+Fail = Callable[[str, str], ConfigError]
+
+
+def precision(value: Any, fail: Fail) -> str:
+    """``precision``: one of :data:`PRECISIONS`."""
+    if value not in PRECISIONS:
+        hint = suggest(value, PRECISIONS) if isinstance(value, str) else ""
+        hint = hint if hint.startswith(";") else ""  # the list is in the message already
+        raise fail("precision", f"expected one of {', '.join(PRECISIONS)}, got {got(value)}{hint}")
+    return str(value)
+
+
+def data_on_device(value: Any, fail: Fail) -> bool | str:
+    """``data_on_device``: ``auto``, or a YAML boolean."""
+    if value == AUTO or isinstance(value, bool):
+        return value  # type: ignore[no-any-return]
+    raise fail("data_on_device", f"expected auto, true or false, got {got(value)}")
+
+
+def compile_model(value: Any, fail: Fail) -> bool:
+    """``compile``: a YAML boolean."""
+    if not isinstance(value, bool):
+        raise fail("compile", f"expected true or false, got {got(value)}")
+    return value
