@@ -104,16 +104,29 @@ def plan_train(
     return with_absolute_paths(exp, registry.datasets[exp.dataset].obj), space
 
 
-def _next_number(base: Path) -> int:
+def _claim_number(base: Path) -> tuple[int, Path]:
+    """The next free run number and its new directory, created here and by nobody else.
+
+    Two ``train`` runs started together both see the same highest number; creating the
+    directory exclusively makes the later one move on instead of writing into the other's run.
+    """
     taken = [int(p.name) for p in (base / TRIALS_DIR).glob("*") if p.name.isdigit()]
-    return max(taken, default=-1) + 1
+    number = max(taken, default=-1) + 1
+    while True:
+        out = trial_dir(base, number)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir()
+        except FileExistsError:
+            number += 1
+            continue
+        return number, out
 
 
 def train(exp: Experiment, space: Space, registry: Registry) -> TrainResult:
     """Load the data, train once at :func:`fixed_params`, evaluate, write the artifacts."""
     runs = Path(exp.runs_dir).resolve()
     base = runs / exp.name / TRAIN_DIR
-    number = _next_number(base)
     flat = {name: midpoint(dist) for name, dist in space.distributions().items()}
     dataset = registry.datasets[exp.dataset].obj
     cache = runs / CACHE_DIR  # the cache sweeps use, so train and sweep share simulated data
@@ -129,8 +142,7 @@ def train(exp: Experiment, space: Space, registry: Registry) -> TrainResult:
     ctx = Context(
         exp, space, model, metrics, splits, base, device, run_kind="train run", placement=where
     )
-    out = trial_dir(base, number)
-    out.mkdir(parents=True, exist_ok=True)
+    number, out = _claim_number(base)
     dataset_params = {**dataset.defaults, **exp.dataset_params}
     stored = {**stored_experiment(exp), "dataset_params": dataset_params}
     write_json(out / EXPERIMENT_FILE, stored)
