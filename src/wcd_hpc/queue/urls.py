@@ -2,10 +2,11 @@
 
 A study is addressed by one string that every worker can be given: ``journal:/abs/path.log`` for
 Optuna's journal file on a shared filesystem, or an SQLAlchemy URL (``sqlite:///…``,
-``postgresql://…``). Such a URL may carry a password (``user:pw@host``, ``?password=``) and an
-MLflow tracking URI a token (``?token=``). Wherever wcd-hpc prints, logs, renders or stores a URL
-it goes through :func:`mask` (or :func:`mask_text` for a whole message), so a password typed
-once never lands in a terminal, a log, a script, the study or MLflow.
+``postgresql://…``). Such a URL may carry a password (in its user part, or a ``password``
+query parameter) and an MLflow tracking URI a token (``?token=``). Wherever wcd-hpc prints,
+logs, renders or stores a URL it goes through :func:`mask` (or :func:`mask_text` for a whole
+message), so a password typed once never lands in a terminal, a log, a script, the study or
+MLflow.
 
 Masking has to follow how the URL will really be parsed, not how it looks: libpq and SQLAlchemy
 take the userinfo up to the *last* ``@`` of the authority, so in ``wcd:p@ss@host`` the password is
