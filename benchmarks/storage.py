@@ -22,6 +22,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from wcd_hpc.errors import one_line
 from wcd_hpc.queue.storage import claim_lock, open_storage
 from wcd_hpc.queue.urls import kind, mask
 
@@ -30,6 +31,15 @@ PG = os.environ.get("WCD_HPC_TEST_PG", "postgresql://wcd@127.0.0.1:5432/wcd_hpc_
 
 
 def _worker(url: str, name: str, trials: int, start: float, out: mp.Queue) -> None:  # type: ignore[type-arg]
+    """Claims as a worker makes them; a worker that fails reports its error instead of hanging
+    the run (``measure`` waits for one report per worker)."""
+    try:
+        out.put(("ok", _claims(url, name, trials, start)))
+    except Exception as exc:  # the figure is the error: e.g. the server's connection limit
+        out.put(("error", one_line(exc)))
+
+
+def _claims(url: str, name: str, trials: int, start: float) -> list[float]:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(
         study_name=name, storage=open_storage(url), sampler=optuna.samplers.RandomSampler()
@@ -45,11 +55,12 @@ def _worker(url: str, name: str, trials: int, start: float, out: mp.Queue) -> No
             trial = study.ask()
         study.tell(trial, trial.suggest_float("x", 0.0, 1.0))
         latencies.append(time.perf_counter() - began)
-    out.put(latencies)
+    return latencies
 
 
-def measure(url: str, workers: int, trials: int) -> tuple[float, float, float]:
-    """(claims per second, median latency, p95 latency) for ``workers`` processes."""
+def measure(url: str, workers: int, trials: int) -> tuple[float, float, float, list[str]]:
+    """(claims per second, median latency, p95 latency, the failed workers' errors) for
+    ``workers`` processes."""
     name = f"bench-{uuid.uuid4().hex[:10]}"
     optuna.create_study(study_name=name, storage=open_storage(url))
     ctx = mp.get_context("fork")
@@ -60,13 +71,16 @@ def measure(url: str, workers: int, trials: int) -> tuple[float, float, float]:
     ]
     for proc in procs:
         proc.start()
-    latencies = [x for _ in procs for x in out.get()]
+    reports = [out.get() for _ in procs]
     elapsed = time.time() - start
     for proc in procs:
         proc.join()
-    latencies.sort()
+    latencies = sorted(x for status, got in reports if status == "ok" for x in got)
+    errors = [got for status, got in reports if status == "error"]
+    if not latencies:
+        return 0.0, float("nan"), float("nan"), errors
     p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
-    return len(latencies) / elapsed, statistics.median(latencies), p95
+    return len(latencies) / elapsed, statistics.median(latencies), p95, errors
 
 
 def main() -> None:
@@ -80,12 +94,17 @@ def main() -> None:
         urls = [f"journal:{Path(tmp) / 'journal.log'}", f"sqlite:///{Path(tmp) / 'db.sqlite'}"]
         urls += [args.pg] if args.pg else []
         print(f"{args.trials} claims per worker, {os.cpu_count()} CPUs")
-        print(f"{'storage':<12}{'workers':>8}{'claims/s':>10}{'median ms':>11}{'p95 ms':>9}")
+        print(
+            f"{'storage':<12}{'workers':>8}{'claims/s':>10}{'median ms':>11}{'p95 ms':>9}"
+            f"{'failed':>8}"
+        )
         for url in urls:
             for workers in args.workers:
-                rate, median, p95 = measure(url, workers, args.trials)
-                ms = f"{median * 1e3:>11.0f}{p95 * 1e3:>9.0f}"
+                rate, median, p95, errors = measure(url, workers, args.trials)
+                ms = f"{median * 1e3:>11.0f}{p95 * 1e3:>9.0f}{len(errors):>8}"
                 print(f"{kind(url):<12}{workers:>8}{rate:>10.1f}{ms}", flush=True)
+                if errors:
+                    print(f"  first error of {len(errors)}: {errors[0]}", flush=True)
         if args.pg:
             print(f"PostgreSQL: {mask(args.pg)}")
 
