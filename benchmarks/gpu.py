@@ -371,13 +371,14 @@ def main() -> int:
         return 0
     import torch
 
+    from wcd_hpc.engine.startup import visible_gpus
+
     started = time.perf_counter()
     if not torch.cuda.is_available() and not args.cpu:
         print("benchmarks/gpu.py: no CUDA GPU here (torch.cuda.is_available() is False); skipped")
         return 0
     args.device = "cpu" if args.cpu else "cuda"
-    visible = (os.environ.get("CUDA_VISIBLE_DEVICES") or "0").split(",")[0].strip() or "0"
-    args.smi_gpu = visible
+    args.smi_gpu = (visible_gpus() or ["0"])[0]
     ks = [int(k) for k in args.ks.split(",") if k.strip()]
     configs = list(itertools.product(ks, ("host", "device"), ("fp32", "bf16")))
     per_config = args.window + 8

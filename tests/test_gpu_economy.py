@@ -534,3 +534,24 @@ def test_trials_per_gpu_without_gpus_is_a_warning_not_a_silent_no_op(
     assert res.code == 0, res.err
     assert "resources.trials_per_gpu (3) has no effect without resources.gpus" in res.err
     assert "worker --study nogpu" in res.out
+
+
+def test_a_trial_that_records_no_gpu_share_is_not_charged_a_whole_gpu(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from wcd_hpc.queue import accounting
+
+    study = optuna.create_study(direction="maximize")
+    recorded = {  # a GPU trial with its hours, a CPU trial (share 0, no hours) of 45 minutes
+        "gpu": {"gpu_share": 1 / 3, "trial_gpu_hours": 0.25},
+        "cpu": {"gpu_share": 0.0},
+    }
+    for attrs in recorded.values():
+        trial = study.ask()
+        times = {"slurm_array_job_id": "12", "train_started": 0.0, "train_finished": 2700.0}
+        for key, value in {**attrs, **times}.items():
+            trial.set_user_attr(key, value)
+        study.tell(trial, 0.9)
+    monkeypatch.setattr(accounting, "sacct", lambda jobs: parse_sacct(ONE_GPU_HOUR))
+    info = summarize(study, tmp_path)
+    assert info["slurm"]["idle_fraction"] == 0.75  # only the GPU trial's quarter trained on it

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from wcd_hpc.api import Split, Splits
-from wcd_hpc.engine.startup import ENV_WORKERS_PER_GPU, gpu_ids
+from wcd_hpc.engine.startup import ENV_WORKERS_PER_GPU, visible_gpus
 from wcd_hpc.errors import ConfigError, DataError, one_line
 from wcd_hpc.experiment.config import Experiment
 from wcd_hpc.queue.schema import (
@@ -85,13 +85,11 @@ def workers_per_gpu(env: Mapping[str, str] = os.environ) -> int:
 def gpu_share(env: Mapping[str, str] = os.environ) -> float:
     """GPUs this worker holds over the workers sharing them.
 
-    The GPUs are the ones ``CUDA_VISIBLE_DEVICES`` names (set by Slurm for ``--gres`` and by the
-    launchers for each worker), so the share follows the allocation Slurm charges, whether or not
-    the worker could use the device; without that variable, the GPUs torch sees.
+    The GPUs are found as the launchers find them (:func:`~wcd_hpc.engine.startup.visible_gpus`:
+    ``CUDA_VISIBLE_DEVICES``, else what Slurm lists, else what torch sees), so the share follows
+    the allocation Slurm charges, whether or not the worker could use the device.
     """
-    ids = gpu_ids(env.get("CUDA_VISIBLE_DEVICES"))
-    held = len(ids) if ids is not None else torch.cuda.device_count()
-    return held / workers_per_gpu(env)
+    return len(visible_gpus(env)) / workers_per_gpu(env)
 
 
 def _bf16_hardware() -> bool:
@@ -221,3 +219,13 @@ def is_compile_error(exc: BaseException) -> bool:
 def placement(exp: Experiment, device: torch.device, data_on_gpu: bool) -> Placement:
     """What a worker records on each trial: its resolved precision, compile, data, GPU share."""
     return Placement(choose_precision(exp.precision, device), exp.compile, data_on_gpu, gpu_share())
+
+
+def settle(exp: Experiment, splits: Splits, device: torch.device) -> tuple[Splits, Placement]:
+    """The splits where they will train, and what the trials will record about it.
+
+    One step for sweep workers and ``train`` alike: the data's share of the GPU and the trials'
+    share of its hours both follow :func:`workers_per_gpu`.
+    """
+    splits, on_gpu = place_data(splits, device, exp.data_on_device, workers_per_gpu())
+    return splits, placement(exp, device, on_gpu)

@@ -16,7 +16,8 @@ things make it cheaper without changing what runs:
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 #: Torch threads for a worker, set by the launchers (a share of the cores, or Slurm's
@@ -38,6 +39,35 @@ def gpu_ids(value: str | None) -> list[str] | None:
     if value is None or value.strip() == "NoDevFiles":
         return None
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+#: Where Slurm names a task's GPUs, most specific first (a step's, then the job's); Slurm also
+#: sets CUDA_VISIBLE_DEVICES for gres GPUs, which is read before these.
+SLURM_GPU_VARS = ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS")
+
+
+def gpu_count() -> int:
+    """GPUs torch sees (torch imported only here, when no variable names the GPUs)."""
+    try:
+        import torch
+
+        return int(torch.cuda.device_count())
+    except Exception:
+        return 0
+
+
+def visible_gpus(env: Mapping[str, str] = os.environ) -> list[str]:
+    """The GPU ids this process may hand out to workers, as CUDA_VISIBLE_DEVICES names them.
+
+    ``CUDA_VISIBLE_DEVICES`` when it is set (by the user, or by Slurm for ``--gres`` GPUs: then
+    it names exactly the task's GPUs, in the numbering the CUDA runtime of the task uses); else
+    the GPUs Slurm lists for the step or job; else every GPU torch sees (0 … n-1).
+    """
+    ids = gpu_ids(env.get("CUDA_VISIBLE_DEVICES"))
+    for var in SLURM_GPU_VARS:
+        if ids is None:
+            ids = gpu_ids(env.get(var))
+    return ids if ids is not None else [str(i) for i in range(gpu_count())]
 
 
 @contextmanager

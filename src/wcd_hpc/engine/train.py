@@ -32,7 +32,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from wcd_hpc.engine.device import check_compile, place_data, placement
+from wcd_hpc.engine.device import check_compile, settle
 from wcd_hpc.engine.fit import pick_device
 from wcd_hpc.engine.trial import Context, run_trial, signal_label
 from wcd_hpc.experiment.config import Experiment, load_experiment
@@ -131,14 +131,13 @@ def train(exp: Experiment, space: Space, registry: Registry) -> TrainResult:
     dataset = registry.datasets[exp.dataset].obj
     cache = runs / CACHE_DIR  # the cache sweeps use, so train and sweep share simulated data
     cache.mkdir(parents=True, exist_ok=True)
+    check_compile(exp)  # before the data are read, as a worker does
     splits = dataset.load({**dataset.defaults, **exp.dataset_params}, exp.seed, str(cache))
     signal_label(exp, splits.spec.class_names, splits.train)  # before anything is written
     metrics = {name: entry.obj for name, entry in registry.metrics.items()}
     model = registry.models[exp.model].obj
     device = pick_device()
-    check_compile(exp)
-    splits, on_gpu = place_data(splits, device, exp.data_on_device, sharing=1)
-    where = placement(exp, device, on_gpu)
+    splits, where = settle(exp, splits, device)
     ctx = Context(
         exp, space, model, metrics, splits, base, device, run_kind="train run", placement=where
     )

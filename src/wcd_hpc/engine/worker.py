@@ -23,9 +23,7 @@ from optuna.trial import TrialState
 from wcd_hpc.engine.device import (
     CompileError,
     check_compile,
-    place_data,
-    placement,
-    workers_per_gpu,
+    settle,
 )
 from wcd_hpc.engine.fit import Interrupted, pick_device
 from wcd_hpc.engine.preemption import requeue_own_task, worker_requeues
@@ -114,11 +112,10 @@ def build_context(study: optuna.Study, url: str) -> Context:
     check_compile(exp)
     splits = dataset.load(params, exp.seed, str(cache))
     device = pick_device()
-    splits, on_gpu = place_data(splits, device, exp.data_on_device, workers_per_gpu())
+    splits, where = settle(exp, splits, device)
     metrics = {name: entry.obj for name, entry in registry.metrics.items()}
     model = registry.models[exp.model].obj
     space = studies.space_of(study)
-    where = placement(exp, device, on_gpu)
     return Context(exp, space, model, metrics, splits, run_dir, device, placement=where)
 
 

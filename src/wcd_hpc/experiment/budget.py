@@ -11,11 +11,11 @@ later (file < ``--set`` < ``--trials``) wins; the same layer giving two values i
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from wcd_hpc.errors import ConfigError
-from wcd_hpc.experiment.sources import got
+from wcd_hpc.experiment.sources import Fail, got
 
 #: Which settings layer wins, by the origin label the layering records (higher is later).
 _LATER = {"<defaults>": 0, "<profile>": 1, "--set": 3}
@@ -47,7 +47,7 @@ def merge_trials(
     values["trials"] = budget["trials"]
 
 
-def gpu_hours(value: Any, fail: Callable[[str, str], ConfigError]) -> float | None:
+def gpu_hours(value: Any, fail: Fail) -> float | None:
     """``budget.gpu_hours``: None, or a positive finite number of GPU-hours."""
     if value is None:
         return None

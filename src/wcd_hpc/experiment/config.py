@@ -32,6 +32,7 @@ from wcd_hpc.experiment.sources import (
     got,
     key_text,
     load_profile,
+    one_of,
     read_text,
     read_value,
     suggest,
@@ -393,10 +394,7 @@ def _int(s: _Settings, key: str, value: Any, minimum: int) -> int:
 
 
 def _one_of(s: _Settings, key: str, value: Any, allowed: Sequence[str]) -> str:
-    if value not in allowed:
-        hint = suggest(value, allowed) if isinstance(value, str) else ""
-        raise s.error(key, f"expected one of {', '.join(allowed)}, got {got(value)}{hint}")
-    return str(value)
+    return one_of(value, allowed, key, s.error)
 
 
 def _storage(s: _Settings) -> str:

@@ -19,11 +19,10 @@ Short form ``pruner: asha``, or ``pruner: {name: asha, min_epochs: 1, reduction_
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from wcd_hpc.errors import ConfigError
-from wcd_hpc.experiment.sources import got, suggest
+from wcd_hpc.experiment.sources import Fail, got, one_of
 
 #: Each pruner's knobs and their defaults (None: chosen from the epochs, see ``median_defaults``).
 KNOBS: dict[str, dict[str, int | None]] = {
@@ -35,8 +34,6 @@ KNOBS: dict[str, dict[str, int | None]] = {
 PRUNERS = tuple(KNOBS)
 #: The least each knob may be: a reduction factor of 1 would keep every trial at every rung.
 MINIMUM = {"min_epochs": 1, "reduction_factor": 2, "startup_trials": 0, "warmup_epochs": 0}
-
-Fail = Callable[[str, str], ConfigError]
 
 
 def median_warmup(epochs: int) -> int:
@@ -63,13 +60,8 @@ def parse(value: Any, fail: Fail) -> tuple[str, dict[str, int]]:
         raw = value
     else:
         raise fail("pruner", f"expected a pruner name or a mapping with 'name', got {got(value)}")
-    name = raw.get("name")
-    if name not in KNOBS:
-        hint = suggest(name, PRUNERS) if isinstance(name, str) else ""
-        raise fail(
-            "pruner.name" if isinstance(value, Mapping) else "pruner",
-            f"expected one of {', '.join(PRUNERS)}, got {got(name)}{hint}",
-        )
+    name_key = "pruner.name" if isinstance(value, Mapping) else "pruner"
+    name = one_of(raw.get("name"), PRUNERS, name_key, fail)
     options: dict[str, int] = {}
     for key, knob in raw.items():
         if key == "name":

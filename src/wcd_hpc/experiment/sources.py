@@ -26,7 +26,7 @@ import collections
 import difflib
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -76,6 +76,21 @@ def key_text(key: object) -> str:
     """
     text = str(key)
     return clip(text if text.isprintable() else repr(text), MAX_ECHO // 3)
+
+
+#: How a validator reports a bad value: ``fail(key, expectation)`` returns the error to raise
+#: (the caller knows the file and line of ``key``).
+Fail = Callable[[str, str], ConfigError]
+
+
+def one_of(value: Any, allowed: Sequence[str], key: str, fail: Fail) -> str:
+    """``value`` if it is one of ``allowed``; else ``key: expected one of …, got …`` with a
+    "did you mean" when one is close (the list is in the message already)."""
+    if value not in allowed:
+        close = difflib.get_close_matches(value, allowed, n=1) if isinstance(value, str) else []
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise fail(key, f"expected one of {', '.join(allowed)}, got {got(value)}{hint}")
+    return str(value)
 
 
 def suggest(word: str, known: Sequence[str]) -> str:

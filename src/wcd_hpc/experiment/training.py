@@ -20,26 +20,18 @@ given machine is decided by the worker (``wcd_hpc.engine.device``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from wcd_hpc.errors import ConfigError
-from wcd_hpc.experiment.sources import got, suggest
+from wcd_hpc.experiment.sources import Fail, got, one_of
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: ``data_on_device`` values: YAML's true/false, or the word auto.
 AUTO = "auto"
 
-Fail = Callable[[str, str], ConfigError]
-
 
 def precision(value: Any, fail: Fail) -> str:
     """``precision``: one of :data:`PRECISIONS`."""
-    if value not in PRECISIONS:
-        hint = suggest(value, PRECISIONS) if isinstance(value, str) else ""
-        hint = hint if hint.startswith(";") else ""  # the list is in the message already
-        raise fail("precision", f"expected one of {', '.join(PRECISIONS)}, got {got(value)}{hint}")
-    return str(value)
+    return one_of(value, PRECISIONS, "precision", fail)
 
 
 def data_on_device(value: Any, fail: Fail) -> bool | str:

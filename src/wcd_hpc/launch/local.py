@@ -32,7 +32,12 @@ import optuna
 from optuna.trial import TrialState
 
 from wcd_hpc.engine.preemption import ENV_TASK_REQUEUES, own_task, requeue_own_task
-from wcd_hpc.engine.startup import ENV_THREADS, ENV_WORKERS_PER_GPU, THREAD_POOL_VARS, gpu_ids
+from wcd_hpc.engine.startup import (
+    ENV_THREADS,
+    ENV_WORKERS_PER_GPU,
+    THREAD_POOL_VARS,
+    visible_gpus,
+)
 from wcd_hpc.launch.base import Handle, Launcher, Outcome, Tick, WorkerInfo
 from wcd_hpc.queue import control
 from wcd_hpc.queue import study as studies
@@ -50,9 +55,6 @@ from wcd_hpc.queue.urls import ENV_STORAGE
 
 log = logging.getLogger("wcd_hpc.launch")
 MAX_RESTARTS_PER_WORKER = 2
-#: Where Slurm names a task's GPUs, most specific first (a step's, then the job's); Slurm also
-#: sets CUDA_VISIBLE_DEVICES for gres GPUs, which is read before these.
-SLURM_GPU_VARS = ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS")
 
 
 @dataclass
@@ -92,29 +94,6 @@ class Pool:
 
     def log_name(self, index: int) -> str:
         return f"{self.log_prefix}{index}.log".replace("/", "_")
-
-
-def gpu_count() -> int:
-    try:
-        import torch
-
-        return int(torch.cuda.device_count())
-    except Exception:
-        return 0
-
-
-def visible_gpus(env: Mapping[str, str] = os.environ) -> list[str]:
-    """The GPU ids this process may hand out to workers, as CUDA_VISIBLE_DEVICES names them.
-
-    ``CUDA_VISIBLE_DEVICES`` when it is set (by the user, or by Slurm for ``--gres`` GPUs: then
-    it names exactly the task's GPUs, in the numbering the CUDA runtime of the task uses); else
-    the GPUs Slurm lists for the step or job; else every GPU torch sees (0 … n-1).
-    """
-    ids = gpu_ids(env.get("CUDA_VISIBLE_DEVICES"))
-    for var in SLURM_GPU_VARS:
-        if ids is None:
-            ids = gpu_ids(env.get(var))
-    return ids if ids is not None else [str(i) for i in range(gpu_count())]
 
 
 def worker_env(

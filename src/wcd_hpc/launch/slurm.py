@@ -1,13 +1,17 @@
 """The Slurm launcher: the whole sweep as one GPU array job, submitted through submitit.
 
-Each array task runs :func:`wcd_hpc.launch.task.array_task`, which starts the same ``wcd-hpc
-worker`` command that a hand-submitted ``worker.sbatch`` runs (inside the image when the profile
-names one) and forwards Slurm's signals to it. The storage URL reaches the tasks through the job
+Each array task runs :func:`wcd_hpc.launch.task.array_task`, which starts the same command that a
+hand-submitted ``worker.sbatch`` runs (inside the image when the profile names one) and forwards
+Slurm's signals to it: ``wcd-hpc worker``, or ``wcd-hpc task-workers`` with
+``resources.trials_per_gpu`` above 1, which starts the task's k workers per GPU the way the
+local launcher starts its workers. The storage URL reaches the tasks through the job
 environment (``WCD_HPC_STORAGE``, exported by sbatch), never through submitit's pickles or the
 sbatch file.
 
-Preemption has one owner, the worker: on ``SIGUSR2`` (``--signal=USR2@grace``) it checkpoints,
-suspends its trial and runs ``scontrol requeue`` on its own task (``--requeue`` is set). submitit's
+Preemption has one owner per task: on ``SIGUSR2`` (``--signal=USR2@grace``) each worker
+checkpoints and suspends its trial, and the task is requeued once with ``scontrol requeue``
+(``--requeue`` is set) by the worker, or by ``task-workers`` when it started several
+(:mod:`wcd_hpc.engine.preemption`). submitit's
 own requeue-on-timeout (``max_num_timeout``) is off: its signal handler is replaced by the
 worker's, so it could never fire, and two owners could requeue one task twice.
 """

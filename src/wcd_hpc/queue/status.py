@@ -27,6 +27,7 @@ from wcd_hpc.queue.schema import (
     TRIAL_FAIL_REASON,
     TRIAL_GPU,
     TRIAL_GPU_HOURS,
+    TRIAL_GPU_SHARE,
     TRIAL_HOST,
     TRIAL_NODE,
     TRIAL_PID,
@@ -111,10 +112,18 @@ def _trials_gpu_hours(trials: list[FrozenTrial]) -> float | None:
     shares = [t.user_attrs.get(TRIAL_GPU_HOURS) for t in trials]
     if not any(isinstance(h, (int, float)) for h in shares):
         return None
-    return sum(
-        float(h) if isinstance(h, (int, float)) else _trained_s(t) / 3600
-        for t, h in zip(trials, shares, strict=True)
-    )
+    return sum(_gpu_hours_of(t, h) for t, h in zip(trials, shares, strict=True))
+
+
+def _gpu_hours_of(t: FrozenTrial, hours: Any) -> float:
+    """A trial's GPU-hours: what it recorded; 0 for a trial that records its share but no hours
+    (a CPU worker, or one that has not finished a stretch of training yet); for a trial from
+    before shares were recorded, its training time on one whole GPU."""
+    if isinstance(hours, (int, float)):
+        return float(hours)
+    if TRIAL_GPU_SHARE in t.user_attrs:
+        return 0.0
+    return _trained_s(t) / 3600
 
 
 def _slurm(
