@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wcd_hpc.errors import StorageError
+from wcd_hpc.launch.filesystems import filesystem_verdict
 from wcd_hpc.launch.settings import Site
 from wcd_hpc.queue.storage import open_storage
 from wcd_hpc.queue.urls import kind, mask
@@ -132,4 +133,24 @@ def run_checks(site: Site, url: str, runs_dir: Path, slurm_required: bool) -> li
         check_gpus(),
         check_storage(url),
         check_runs_root(runs_dir),
+        *check_filesystem(url, runs_dir),
     ]
+
+
+def check_filesystem(url: str, runs_dir: Path) -> list[Check]:
+    """Whether the journal (or sqlite file) sits on a filesystem where its lock holds.
+
+    A warning, not a failure: the mount table may be wrong about a site's server, and a
+    one-node sweep on a local disk is fine (:mod:`wcd_hpc.launch.filesystems`).
+    """
+    family = kind(url)
+    if family == "journal":
+        where = Path(url.removeprefix("journal:"))
+    elif family == "sqlite":
+        where = Path(url.removeprefix("sqlite:///"))
+    else:
+        where = runs_dir
+    verdict = filesystem_verdict(where, family)
+    if verdict is None:
+        return []
+    return [Check("filesystem", verdict.ok, verdict.detail, verdict.fix, required=False)]
