@@ -31,6 +31,7 @@ from wcd_hpc.cli import (
     simulate,
     site,
     status,
+    storage,
     studies,
     sweep,
     sync,
@@ -105,6 +106,7 @@ for module in (
     simulate,
     journal,
     control,
+    storage,
 ):
     module.register(app)
 

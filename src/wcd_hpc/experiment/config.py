@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from wcd_hpc.experiment import budget, pruning, training
+from wcd_hpc.experiment.addresses import GRPC_SCHEME, grpc_address
 from wcd_hpc.experiment.sources import (
     ConfigError,
     compose,
@@ -57,6 +58,7 @@ STORAGE_URL_PREFIXES = (
     "postgresql+psycopg://",
     "postgresql+psycopg2://",
     "mysql://",
+    GRPC_SCHEME,
 )
 REQUIRED = ("name", "dataset", "model", "trials")
 TOP_KEYS = (
@@ -410,6 +412,11 @@ def _storage(s: _Settings) -> str:
             "expected journal, journal:PATH or a URL starting with "
             f"{', '.join(STORAGE_URL_PREFIXES)}, got {got(value)}",
         )
+    if value.startswith(GRPC_SCHEME):
+        try:
+            grpc_address(value)
+        except ValueError as exc:
+            raise s.error("storage", str(exc)) from None
     return str(value)
 
 

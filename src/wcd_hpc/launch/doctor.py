@@ -108,11 +108,19 @@ def check_storage(url: str) -> Check:
         parent = next((p for p in [path.parent, *path.parents] if p.exists()), None)
         ok = parent is not None and os.access(parent, os.W_OK)
         return Check("storage", ok, f"journal {path}", f"make {path.parent} writable")
+    # A grpc:// storage is the proxy: opening it waits for it to answer and asks its claim-lock
+    # service, so "reachable" means workers can both store trials and claim them.
+    proxied = kind(url) == "grpc"
+    fix = (
+        "start `wcd-hpc storage serve --storage postgresql://…` on that host and port"
+        if proxied
+        else "check host, port, database and ~/.pgpass"
+    )
     try:
         open_storage(url)
     except StorageError as exc:
-        return Check("storage", False, str(exc), "check host, port, database and ~/.pgpass")
-    return Check("storage", True, f"reachable: {mask(url)}")
+        return Check("storage", False, str(exc), fix)
+    return Check("storage", True, f"{'proxy ' if proxied else ''}reachable: {mask(url)}")
 
 
 def check_runs_root(runs_dir: Path) -> Check:

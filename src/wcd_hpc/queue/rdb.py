@@ -47,6 +47,7 @@ RETRY_SECONDS = 60.0
 FIRST_DELAY = 0.5
 TOKEN_ATTR = SYSTEM_CREATE_TOKEN
 T = TypeVar("T")
+R = TypeVar("R")
 
 # Calls whose repetition writes nothing twice (see the module docstring).
 IDEMPOTENT = (
@@ -159,46 +160,90 @@ class RetryingRDBStorage(RDBStorage):
     ) -> FrozenTrial:
         # Optuna's cache (which wraps every RDBStorage a study uses) calls this private method;
         # the public create_new_trial goes through it too.
-        token = uuid.uuid4().hex
-        template = _tagged(template_trial, token)
-        backoff = Backoff(self.masked_url, "create_new_trial")
-        while True:
-            try:
-                return super()._create_new_trial(study_id, template)
-            except Exception as exc:
-                if not connection_lost(exc):
-                    raise
-                backoff.wait(exc)
-                found = self._with_token(study_id, token)
-                if found is not None:
-                    log.warning("storage %s: the lost insert had committed", self.masked_url)
-                    return found
-
-    def _with_token(self, study_id: int, token: str) -> FrozenTrial | None:
-        trials = self.get_all_trials(study_id, deepcopy=False)  # retried itself
-        mine = [t for t in trials if t.system_attrs.get(TOKEN_ATTR) == token]
-        return min(mine, key=lambda t: t.number) if mine else None
+        # A template that already carries a token keeps it: it was tagged by a client of the
+        # gRPC proxy (wcd_hpc.queue.grpcstore), which searches for that token after a lost answer.
+        given = template_trial.system_attrs.get(TOKEN_ATTR) if template_trial else None
+        token = given if isinstance(given, str) else uuid.uuid4().hex
+        template = tagged(template_trial, token)
+        return create_once(
+            lambda: super(RetryingRDBStorage, self)._create_new_trial(study_id, template),
+            lost=connection_lost,
+            pause=Backoff(self.masked_url, "create_new_trial").wait,
+            search=lambda: with_token(self.get_all_trials(study_id, deepcopy=False), token),
+            where=self.masked_url,
+        )
 
     def set_trial_state_values(
         self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
     ) -> bool:
-        backoff = Backoff(self.masked_url, "set_trial_state_values")
-        retried = False
-        while True:
-            try:
-                return super().set_trial_state_values(trial_id, state, values)
-            except UpdateFinishedTrialError:
-                if retried and self.get_trial(trial_id).state == state:
-                    return True  # our first try committed; only its answer was lost
+        return set_state_once(
+            lambda: super(RetryingRDBStorage, self).set_trial_state_values(trial_id, state, values),
+            lost=connection_lost,
+            pause=Backoff(self.masked_url, "set_trial_state_values").wait,
+            arrived=lambda: self.get_trial(trial_id).state == state,
+        )
+
+
+def create_once(
+    create: Callable[[], R],
+    *,
+    lost: Callable[[BaseException], bool],
+    pause: Callable[[BaseException], None],
+    search: Callable[[], R | None],
+    where: str,
+) -> R:
+    """Run the one insert, ``create``, across lost answers without inserting twice.
+
+    After a failure that ``lost`` recognises (the connection or the proxy went away) and a
+    ``pause``, ``search`` looks for the row the lost call may have written (by the token its
+    template carries): found, the first try arrived and that row is the answer; else try again.
+    Shared by the database storage and the gRPC proxy's client, which lose answers alike.
+    """
+    while True:
+        try:
+            return create()
+        except Exception as exc:
+            if not lost(exc):
                 raise
-            except Exception as exc:
-                if not connection_lost(exc):
-                    raise
-                backoff.wait(exc)
-                retried = True
+            pause(exc)
+            found = search()
+            if found is not None:
+                log.warning("storage %s: the lost create_new_trial had arrived", where)
+                return found
 
 
-def _tagged(template: FrozenTrial | None, token: str) -> FrozenTrial:
+def set_state_once(
+    call: Callable[[], bool],
+    *,
+    lost: Callable[[BaseException], bool],
+    pause: Callable[[BaseException], None],
+    arrived: Callable[[], bool],
+) -> bool:
+    """Finish a trial across lost answers: a retry that finds it finished asks ``arrived``
+    whether it holds the state we asked for, i.e. our first try arrived and only its answer was
+    lost (see the module docstring)."""
+    retried = False
+    while True:
+        try:
+            return call()
+        except UpdateFinishedTrialError:
+            if retried and arrived():
+                return True
+            raise
+        except Exception as exc:
+            if not lost(exc):
+                raise
+            pause(exc)
+            retried = True
+
+
+def with_token(trials: Sequence[FrozenTrial], token: str) -> FrozenTrial | None:
+    """The first of ``trials`` created with ``token`` (see :func:`tagged`), if any."""
+    mine = [t for t in trials if t.system_attrs.get(TOKEN_ATTR) == token]
+    return min(mine, key=lambda t: t.number) if mine else None
+
+
+def tagged(template: FrozenTrial | None, token: str) -> FrozenTrial:
     """A copy of ``template`` (or of a fresh RUNNING trial) carrying the creation token."""
     if template is None:
         return FrozenTrial(

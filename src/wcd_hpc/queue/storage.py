@@ -7,11 +7,13 @@ shows them.
 Journal files live on the cluster's shared filesystem, usually NFS, so their lock is Optuna's
 ``JournalFileOpenLock``: a lock file created with ``open(O_CREAT | O_EXCL)``, which NFSv3+ servers
 perform atomically, whereas ``flock``/``fcntl`` locks are emulated or silently local on many NFS
-clients (the reason sqlite is single-node only). A lock file left by a killed worker is broken
-after a 30 s grace period in which its mtime did not change. Damaged journals are reported by
-:mod:`wcd_hpc.queue.journal` (file, line, salvage command). PostgreSQL and MySQL go through
-:mod:`wcd_hpc.queue.rdb`, which retries calls with backoff across a lost connection without writing
-anything twice; the schema is created by ``sweep`` (creating the study), so workers find it.
+clients (the reason sqlite is single-node only), waited for with short jittered sleeps
+(:class:`~wcd_hpc.queue.filelock.PollingLock`) so that many workers share it fairly. A lock file
+left by a killed worker is broken after a 30 s grace period in which its mtime did not change.
+Damaged journals are reported by :mod:`wcd_hpc.queue.journal` (file, line, salvage command).
+PostgreSQL and MySQL go through :mod:`wcd_hpc.queue.rdb`, which retries calls with backoff across
+a lost connection without writing anything twice; the schema is created by ``sweep`` (creating
+the study), so workers find it.
 """
 
 from __future__ import annotations
@@ -23,28 +25,34 @@ from pathlib import Path
 from typing import Any
 
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileOpenLock
 
 from wcd_hpc.errors import StorageError, one_line
 from wcd_hpc.queue import journal
+from wcd_hpc.queue.filelock import PollingLock
 from wcd_hpc.queue.rdb import RetryingRDBStorage, connection_lost, retry_call
 from wcd_hpc.queue.urls import journal_file, kind, mask, mask_text
 
 
-def open_storage(url: str) -> BaseStorage:
+def open_storage(url: str, *, connections: int | None = None) -> BaseStorage:
     """Open the storage behind ``url``; errors name the masked URL and the cause in one line.
 
     Journal files use Optuna's open-based lock (``O_CREAT | O_EXCL`` on a lock file), which is
     atomic on NFSv3+ unlike ``flock``; RDB storages get a small pool with pre-ping so a worker
-    survives idle connections being dropped.
+    survives idle connections being dropped. ``connections`` sizes the pool of a process that
+    serves many workers (the gRPC proxy) instead of a worker's one. ``grpc://HOST:PORT`` is
+    Optuna's proxy client, with the retries of :mod:`wcd_hpc.queue.grpcstore`.
     """
     family = kind(url)
+    if family == "grpc":
+        from wcd_hpc.queue.grpcstore import open_grpc  # grpcio only where a proxy is used
+
+        return open_grpc(url)
     try:
         if family == "journal":
             path = journal_file(url)
             path.parent.mkdir(parents=True, exist_ok=True)
             journal.check_tail(path)
-            lock = JournalFileOpenLock(str(path))
+            lock = PollingLock(str(path))
             return JournalStorage(journal.CheckedJournalBackend(path, lock))
         engine: dict[str, Any] = {"pool_pre_ping": True}
         if family == "sqlite":
@@ -56,6 +64,8 @@ def open_storage(url: str) -> BaseStorage:
             # only pool_size stay open afterwards. With pool_size=2 every worker kept two, so
             # 64 workers needed 128 of PostgreSQL's default max_connections of 100.
             engine.update(pool_size=1, max_overflow=2, pool_recycle=300)
+            if connections:  # the proxy: its threads wait for a connection, never time out
+                engine.update(pool_size=connections, max_overflow=0, pool_timeout=3600)
         return RetryingRDBStorage(url, masked=mask(url), engine_kwargs=engine)
     except StorageError:
         raise
@@ -77,7 +87,9 @@ def claim_lock(url: str, storage: BaseStorage, study: str) -> Iterator[None]:
 
     Without it two workers can both see N-1 trials and both start one, overshooting the budget.
     Journal and sqlite files use a lock file beside them (same NFS-safe open lock as the journal);
-    PostgreSQL uses a session advisory lock keyed by the study name; other storages go unlocked.
+    PostgreSQL uses a session advisory lock keyed by the study name; ``grpc://`` the lease lock
+    that ``wcd-hpc storage serve`` serves (:mod:`wcd_hpc.queue.grpcstore`); other storages go
+    unlocked.
     A study's ``_storage`` is Optuna's cache around our RDBStorage, hence the unwrapping. If the
     database restarts inside the section, its session and so the lock are gone: acquiring is
     retried with backoff, and releasing a lock whose session died is not an error.
@@ -85,7 +97,7 @@ def claim_lock(url: str, storage: BaseStorage, study: str) -> Iterator[None]:
     family = kind(url)
     if family in ("journal", "sqlite"):
         target = journal_file(url) if family == "journal" else Path(url.removeprefix("sqlite:///"))
-        lock = JournalFileOpenLock(f"{target}.{study}.claim")
+        lock = PollingLock(f"{target}.{study}.claim")
         lock.acquire()
         try:
             yield
@@ -109,6 +121,11 @@ def claim_lock(url: str, storage: BaseStorage, study: str) -> Iterator[None]:
                 if not connection_lost(exc):
                     raise
                 conn.invalidate()
+    elif family == "grpc":
+        from wcd_hpc.queue.grpcstore import claim_lock as proxy_lock
+
+        with proxy_lock(url, storage, study):
+            yield
     else:
         yield
 

@@ -1,9 +1,11 @@
 """Storage URLs: what they mean, where they come from, and how to show one without its secrets.
 
 A study is addressed by one string that every worker can be given: ``journal:/abs/path.log`` for
-Optuna's journal file on a shared filesystem, or an SQLAlchemy URL (``sqlite:///…``,
-``postgresql://…``). Such a URL may carry a password (in its user part, or a ``password``
-query parameter) and an MLflow tracking URI a token (``?token=``). Wherever wcd-hpc prints,
+Optuna's journal file on a shared filesystem, an SQLAlchemy URL (``sqlite:///…``,
+``postgresql://…``), or ``grpc://HOST:PORT`` for Optuna's storage proxy in front of a database
+(:mod:`wcd_hpc.queue.proxy`; it carries no secret: the database password stays with the
+proxy). A database URL may carry a password (in its user part, or a ``password`` query
+parameter) and an MLflow tracking URI a token (``?token=``). Wherever wcd-hpc prints,
 logs, renders or stores a URL it goes through :func:`mask` (or :func:`mask_text` for a whole
 message), so a password typed once never lands in a terminal, a log, a script, the study or
 MLflow.
@@ -147,11 +149,12 @@ def has_secret(url: str) -> bool:
 
 
 def kind(url: str) -> str:
-    """The storage family: ``journal``, ``sqlite``, ``postgresql``, ``mysql`` or ``other``."""
+    """The storage family: ``journal``, ``sqlite``, ``postgresql``, ``mysql``, ``grpc`` (Optuna's
+    storage proxy, served by ``wcd-hpc storage serve``) or ``other``."""
     if url.startswith("journal:"):
         return "journal"
     scheme = url.split(":", 1)[0].split("+", 1)[0]
-    return scheme if scheme in ("sqlite", "postgresql", "mysql") else "other"
+    return scheme if scheme in ("sqlite", "postgresql", "mysql", "grpc") else "other"
 
 
 def journal_file(url: str) -> Path:
