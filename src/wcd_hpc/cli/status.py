@@ -29,6 +29,10 @@ from wcd_hpc.queue.schema import (
 from wcd_hpc.queue.status import summarize
 from wcd_hpc.queue.urls import mask
 
+#: Trials listed in the human view's table, the latest ones: drawing all 10,000 rows of a large
+#: study took longer than reading the study, and nobody reads them in a terminal.
+SHOWN_TRIALS = 50
+
 
 def render(info: dict[str, Any]) -> Group:
     """The human view of :func:`wcd_hpc.queue.status.summarize`'s dict."""
@@ -98,7 +102,7 @@ def _slurm_view(slurm: dict[str, Any], trials: list[dict[str, Any]]) -> Group:
     table = Table(title="trials", title_justify="left")
     for col in ("trial", "state", "value", "array task", "worker", "node", "GPU", "queue wait"):
         table.add_column(col)
-    for t in trials:
+    for t in trials[-SHOWN_TRIALS:]:
         job, task_id = t[TRIAL_SLURM_ARRAY_JOB_ID], t[TRIAL_SLURM_ARRAY_TASK_ID]
         task = f"{job}_{task_id}" if job else "-"
         wait = t["queue_wait_s"]
@@ -112,6 +116,9 @@ def _slurm_view(slurm: dict[str, Any], trials: list[dict[str, Any]]) -> Group:
             str(t[TRIAL_GPU] or "-"),
             "-" if wait is None else f"{wait:.0f}s",
         )
+    hidden = len(trials) - SHOWN_TRIALS
+    if hidden > 0:
+        table.caption = f"{hidden} earlier trials not shown (status --json lists every trial)"
     return Group(head, table)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -26,7 +27,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from wcd_hpc.errors import SlurmError
-from wcd_hpc.queue import accounting, processes
+from wcd_hpc.queue import accounting, journal, processes
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.reaper import heartbeat_interval, reap
 from wcd_hpc.queue.schema import (
@@ -48,6 +49,8 @@ _USED: dict[str, tuple[float, float]] = {}
 OVER_BUDGET = "claimed beyond the budget while the claim lock was lost (database restart?)"
 Claim = tuple[optuna.Trial, bool]
 Sample = Callable[[optuna.Trial], object]
+#: How often a lingering worker looks whether the study is done (seconds, jittered).
+LOOK_S = 1.0
 
 
 def iso_utc(stamp: float) -> str:
@@ -113,6 +116,8 @@ def claim(study: optuna.Study, url: str, worker: str, sample: Sample | None = No
     if gpu_budget_spent(study):
         return None
     with claim_lock(url, study._storage, study.study_name):
+        # One read for every count: two reads filtered by state would each catch up with the
+        # storage, and a trial a peer finishes in between would be counted in both.
         trials = study.get_trials(deepcopy=False)
         suspended = [t for t in trials if _is_suspended(t)]
         if suspended:
@@ -134,15 +139,16 @@ def claim(study: optuna.Study, url: str, worker: str, sample: Sample | None = No
                 # would take the worker down while it holds the lock.
                 with contextlib.suppress(Exception):
                     sample(trial)
-        trial.set_user_attr(TRIAL_HEARTBEAT, time.time())
-    for attr, value in processes.record().items():
-        trial.set_user_attr(attr, value)
-    trial.set_user_attr(TRIAL_WORKER, worker)
-    now = time.time()
-    trial.set_user_attr(TRIAL_CLAIMED, now)
-    trial.set_user_attr(TRIAL_CLAIMED_AT, iso_utc(now))
-    for attr, value in placement().items():
-        trial.set_user_attr(attr, value)
+        now = time.time()
+        stamps = {
+            TRIAL_HEARTBEAT: now,
+            **processes.record(),
+            TRIAL_WORKER: worker,
+            TRIAL_CLAIMED: now,
+            TRIAL_CLAIMED_AT: iso_utc(now),
+            **placement(),
+        }
+        journal.set_user_attrs(trial, stamps)
     return trial, resume
 
 
@@ -159,10 +165,14 @@ def linger(
     The budget counts running trials, so a worker may find nothing to claim while a peer that
     died a moment ago still holds a trial. Waiting until every running trial has beaten since
     (or been reaped, which re-enqueues it) takes at most ~1.5 heartbeat intervals and keeps a
-    sweep from ending short; if something becomes claimable meanwhile, it is returned.
+    sweep from ending short; if something becomes claimable meanwhile, it is returned. The
+    study is looked at about every second, so the workers leave within a second or so of the
+    last trial's end; reaping and claiming happen every half interval (at most 5 s).
     """
     since = time.time()
     interval = heartbeat_interval(study)
+    pace = min(interval / 2, 5.0)
+    last_try = time.monotonic()
     while not stop():
         trials = study.get_trials(deepcopy=False)
         if studies.finished(trials) >= studies.budget_of(study) or gpu_budget_spent(study):
@@ -171,7 +181,13 @@ def linger(
         beats = [t.user_attrs.get(TRIAL_HEARTBEAT, 0.0) for t in running]
         if all(isinstance(b, (int, float)) and b > since for b in beats):
             return None
-        time.sleep(min(interval / 2, 5.0))
+        # Looking is cheap and tells at once when the last trials end (every worker of a sweep
+        # lingers at its end, so each second here is a second of every worker's allocation);
+        # reaping and claiming take the claim lock and keep their slower pace.
+        time.sleep(LOOK_S * random.uniform(0.5, 1.0))
+        if time.monotonic() - last_try < pace:
+            continue
+        last_try = time.monotonic()
         reap(study, url, run_dir=run_dir, ask_slurm=False)
         claimed = claim(study, url, worker, sample)
         if claimed is not None:

@@ -113,6 +113,8 @@ SYSTEM_CREATE_TOKEN: Final = "wcd_hpc:create_token"
 # Files: the run directory ``<runs_dir>/<study>/`` and each trial's ``trials/<number>/``.
 
 JOURNAL_FILE: Final = "journal.log"
+#: Beside a journal, ``<journal>.snapshot``: its replayed state (:mod:`wcd_hpc.queue.snapshots`).
+JOURNAL_SNAPSHOT_SUFFIX: Final = ".snapshot"
 TRIALS_DIR: Final = "trials"
 #: worker-<i>.log of local workers; slurm-<job>_<task>.<slot>.log of the workers an array task
 #: starts when it runs several (``resources.trials_per_gpu``).
