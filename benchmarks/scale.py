@@ -34,8 +34,9 @@ synthesised 10,000-trial study.
 
 PostgreSQL has ``max_connections = 100`` on the dev server and a worker holds one to three
 connections, so beyond ~32-64 direct workers some fail to connect: they are counted as errors,
-never waited for. ``--grpc grpc://HOST:PORT`` adds runs through the gRPC storage proxy
-(``wcd-hpc storage serve``, started by you in front of the database), the way past that limit.
+never waited for. ``--storages ... grpc`` adds runs through the gRPC storage proxy, the way past
+that limit: the benchmark starts ``wcd-hpc storage serve`` in front of ``--pg`` on a free loopback
+port and stops it at the end (``--grpc grpc://HOST:PORT`` uses a proxy you started instead).
 """
 
 from __future__ import annotations
@@ -110,6 +111,35 @@ def prepare_parent(site: Path) -> None:
     startup.warm_up_optimizers()
     patched: Any = trial_module
     patched.write_plots = lambda *args, **kwargs: None  # see the module docstring
+
+
+@contextlib.contextmanager
+def proxy_in_front_of(pg: str) -> Any:
+    """A ``wcd-hpc storage serve`` on a free loopback port in front of ``pg``; yields its URL.
+
+    The database URL reaches it through the environment, never its command line.
+    """
+    import select
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WCD_HPC_")}
+    env["WCD_HPC_STORAGE"] = pg
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wcd_hpc", "storage", "serve", "--host", "127.0.0.1", "--port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], 60)
+    line = proc.stdout.readline() if ready else ""
+    try:
+        if "storage: grpc://" not in line:
+            raise SystemExit(f"wcd-hpc storage serve did not start: {line!r}")
+        print(line.strip(), flush=True)
+        yield line.split("storage: ", 1)[1].strip()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
 
 
 def create_study(
@@ -330,13 +360,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[32, 64, 128, 256])
     parser.add_argument("--seconds", type=float, default=20.0, help="sleep per trial")
     parser.add_argument("--trials-per-worker", type=int, default=3)
-    parser.add_argument("--storages", nargs="+", default=["journal", "postgresql"])
+    parser.add_argument(
+        "--storages",
+        nargs="+",
+        choices=("journal", "postgresql", "grpc"),
+        default=["journal", "postgresql"],
+    )
     parser.add_argument("--pg", default=PG, help="PostgreSQL URL")
     parser.add_argument(
         "--grpc",
         default="",
-        help="also run the workers through this proxy (grpc://HOST:PORT of a running "
-        "`wcd-hpc storage serve --storage postgresql://...`)",
+        help="with storage grpc: use this running proxy (grpc://HOST:PORT of `wcd-hpc storage "
+        "serve`) instead of starting one in front of --pg",
     )
     parser.add_argument("--study-trials", type=int, default=10_000)
     parser.add_argument("--quick", action="store_true", help="a smoke run of both parts")
@@ -358,16 +393,21 @@ def main() -> None:
                 f"{args.trials_per_worker} trials per worker; trial plots skipped"
             )
             runs = []
-            for storage in args.storages + (["grpc"] if args.grpc else []):
-                where = {"journal": "journal", "grpc": args.grpc}.get(storage, args.pg)
-                for workers in args.workers:
-                    runs.append(measure(tmp, where, workers, args.trials_per_worker, args.seconds))
-                    print_runs(runs[-1:])
+            with contextlib.ExitStack() as stack:
+                for storage in args.storages:
+                    where = {"journal": "journal", "postgresql": args.pg}.get(storage, storage)
+                    if storage == "grpc":
+                        where = args.grpc or stack.enter_context(proxy_in_front_of(args.pg))
+                    for workers in args.workers:
+                        run = measure(tmp, where, workers, args.trials_per_worker, args.seconds)
+                        runs.append(run)
+                        print_runs([run])
             print_runs(runs)
         if args.part in ("study", "both"):
             import scale_study
 
-            scale_study.run(tmp, args.study_trials, args.storages, args.pg)
+            direct = [s for s in args.storages if s != "grpc"]  # the proxy: workers part only
+            scale_study.run(tmp, args.study_trials, direct, args.pg)
     load = os.getloadavg()
     print(f"load average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
