@@ -46,6 +46,7 @@ from wcd_hpc.errors import ConfigError, DataError
 from wcd_hpc.experiment.config import Experiment
 from wcd_hpc.experiment.sources import got
 from wcd_hpc.experiment.space import Space
+from wcd_hpc.queue import journal
 from wcd_hpc.queue.schema import (
     CHECKPOINT_FILE,
     METRICS_FILE,
@@ -244,8 +245,7 @@ def run_trial(
             "pid": os.getpid(),
         },
     )
-    for attr, value in ctx.placement.attrs().items():
-        trial.set_user_attr(attr, value)
+    journal.set_user_attrs(trial, ctx.placement.attrs())  # one append on a journal
     seed_everything(seed)
     model = ctx.model.build(params, ctx.splits.spec).to(ctx.device)
     # Trains and predicts; ``model`` itself is what is saved (a compiled module's state dict

@@ -21,10 +21,6 @@ GRPC_FORM = "grpc://HOST:PORT (the address `wcd-hpc storage serve` prints)"
 _HOST = re.compile(r"\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+")
 
 
-def is_grpc(url: str) -> bool:
-    return url.startswith(GRPC_SCHEME)
-
-
 def grpc_address(url: str) -> tuple[str, int]:
     """``(host, port)`` of ``grpc://HOST:PORT``; ValueError saying what was expected otherwise.
 

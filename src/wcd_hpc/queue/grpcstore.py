@@ -61,6 +61,7 @@ from wcd_hpc.queue.rdb import (
     IDEMPOTENT,
     Backoff,
     create_once,
+    retry_while,
     set_state_once,
     tagged,
     with_token,
@@ -177,21 +178,18 @@ class RetryingGrpcStorageProxy(GrpcStorageProxy):
         channel: grpc.Channel = self._channel
         return channel
 
+    def pause(self, what: str) -> Callable[[BaseException], None]:
+        """The pause between retries of ``what``: backoff, then one line naming the proxy."""
+        backoff = Backoff(self.where, what)
+        return lambda exc: pause_or_fail(backoff, exc, self._host, self._port)
+
     def retry(self, what: str, call: Callable[[], T]) -> T:
         """Run ``call``; while the proxy is unreachable wait and run it again (idempotent only)."""
-        backoff = Backoff(self.where, what)
-        while True:
-            try:
-                return call()
-            except Exception as exc:
-                if not unavailable(exc):
-                    raise
-                pause_or_fail(backoff, exc, self.where)
+        return retry_while(call, lost=unavailable, pause=self.pause(what))
 
     def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
         token = uuid.uuid4().hex
         template = tagged(template_trial, token)
-        backoff = Backoff(self.where, "create_new_trial")
 
         def search() -> int | None:
             found = with_token(self.get_all_trials(study_id, deepcopy=False), token)
@@ -200,7 +198,7 @@ class RetryingGrpcStorageProxy(GrpcStorageProxy):
         return create_once(
             lambda: super(RetryingGrpcStorageProxy, self).create_new_trial(study_id, template),
             lost=unavailable,
-            pause=lambda exc: pause_or_fail(backoff, exc, self.where),
+            pause=self.pause("create_new_trial"),
             search=search,
             where=self.where,
         )
@@ -208,22 +206,20 @@ class RetryingGrpcStorageProxy(GrpcStorageProxy):
     def set_trial_state_values(
         self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
     ) -> bool:
-        backoff = Backoff(self.where, "set_trial_state_values")
         return set_state_once(
             lambda: super(RetryingGrpcStorageProxy, self).set_trial_state_values(
                 trial_id, state, values
             ),
             lost=unavailable,
-            pause=lambda exc: pause_or_fail(backoff, exc, self.where),
+            pause=self.pause("set_trial_state_values"),
             arrived=lambda: self.get_trial(trial_id).state == state,
         )
 
 
-def pause_or_fail(backoff: Backoff, exc: BaseException, where: str) -> None:
+def pause_or_fail(backoff: Backoff, exc: BaseException, host: str, port: int) -> None:
     """One backoff pause logged with the proxy's own words, or one line when time is up."""
-    host, _, port = where.removeprefix("grpc://").rpartition(":")
     backoff.wait(
-        StorageError(f"proxy {where} unreachable ({_details(exc)}); {hint(host, int(port))}")
+        StorageError(f"proxy {backoff.where} unreachable ({_details(exc)}); {hint(host, port)}")
     )
 
 
@@ -302,7 +298,7 @@ def acquire(client: LockClient, study: str, holder: str) -> float:
         except grpc.RpcError as exc:
             if not unavailable(exc):
                 raise
-            pause_or_fail(backoff, exc, where)
+            pause_or_fail(backoff, exc, client.host, client.port)
             continue
         if lease is not None:
             return lease

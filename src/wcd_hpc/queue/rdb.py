@@ -138,14 +138,25 @@ class Backoff:
 
 def retry_call(where: str, what: str, call: Callable[[], T]) -> T:
     """Run ``call``; on a lost connection wait and run it again (it must be idempotent)."""
-    backoff = Backoff(where, what)
+    return retry_while(call, lost=connection_lost, pause=Backoff(where, what).wait)
+
+
+def retry_while(
+    call: Callable[[], T],
+    *,
+    lost: Callable[[BaseException], bool],
+    pause: Callable[[BaseException], None],
+) -> T:
+    """Run the idempotent ``call`` again after each failure that ``lost`` recognises (the
+    connection or the proxy went away) and a ``pause``, which raises once time is up. Shared by
+    the database storage and the gRPC proxy's client, which differ only in those two."""
     while True:
         try:
             return call()
         except Exception as exc:
-            if not connection_lost(exc):
+            if not lost(exc):
                 raise
-            backoff.wait(exc)
+            pause(exc)
 
 
 class RetryingRDBStorage(RDBStorage):
