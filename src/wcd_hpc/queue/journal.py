@@ -345,7 +345,7 @@ def _tail_ok(path: Path) -> bool:
     return not _problem(tail[start + 1 :])
 
 
-def set_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
+def set_user_attrs(trial: optuna.trial.BaseTrial, attrs: Mapping[str, Any]) -> None:
     """Set several user attributes of ``trial``; on a journal, in one append.
 
     Every append takes the journal's lock and waits for the disk (fsync); a claim records about
@@ -353,6 +353,10 @@ def set_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
     lock busy enough to stretch every claim. The lines written are exactly the ones Optuna's
     ``set_trial_user_attr`` writes, one per attribute, in the same order.
     """
+    if not isinstance(trial, optuna.Trial):  # a FixedTrial (``train``) keeps them in memory
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        return
     storage = trial.storage
     if isinstance(storage, JournalStorage):
         with storage._thread_lock:
