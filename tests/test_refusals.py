@@ -216,6 +216,20 @@ def test_printed_commands_survive_copy_and_paste(
     assert not (tmp_path / "pwned").exists()
 
 
+@pytest.mark.slow
+def test_the_closing_status_command_names_a_database_storage(
+    cli, testplugins, toy_experiment, tmp_path
+) -> None:
+    db = f"sqlite:///{tmp_path / 'named.db'}"
+    exp = toy_experiment(name="named", trials=1, storage=db)
+    res = cli("sweep", str(exp), "--no-sync", plugins=testplugins, env=TOY)
+    assert res.code == 0, res.err
+    line = next(x for x in res.out.splitlines() if x.startswith("details: "))
+    command = shlex.split(line.removeprefix("details: "))
+    assert command == ["wcd-hpc", "status", "named", "--storage", db]
+    assert cli(*command[1:]).code == 0  # the printed command finds the study
+
+
 def test_a_refused_resume_leaves_no_run_directory(
     cli, testplugins, toy_experiment, tmp_path
 ) -> None:
