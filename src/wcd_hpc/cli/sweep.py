@@ -34,7 +34,7 @@ from wcd_hpc.launch.sweep import Plan, SyncProgress, best_line, plan, run_sweep
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.claims import gpu_budget_spent, gpu_hours_used
 from wcd_hpc.queue.schema import SLURM_DIR
-from wcd_hpc.queue.urls import has_secret, kind, mask
+from wcd_hpc.queue.urls import has_secret, kind, mask, without_secrets
 
 EXIT_INTERRUPTED = 130
 
@@ -108,15 +108,15 @@ def _summary(p: Plan, study: optuna.Study, budget: int) -> None:
     line = best_line(study, p.exp.metric)
     if line:
         out.print(line)
-    # A journal is found from the runs directory; any other storage must be named again (a
-    # password masked, since this line is printed: the user puts it back or keeps it in ~/.pgpass).
+    # A journal is found from the runs directory; any other storage must be named again, without
+    # its password: a command to copy must not teach putting one on a command line (ps, history).
     if kind(p.url) == "journal":
         where = ["--runs-dir", str(p.run_dir.parent)]
     else:
-        where = ["--storage", mask(p.url)]
+        where = ["--storage", without_secrets(p.url)]
     details = shlex.join(["wcd-hpc", "status", p.exp.name, *where])
     if has_secret(p.url):
-        details += "  (the password in place of ***, or in ~/.pgpass)"
+        details += "  (password: ~/.pgpass)"
     out.print(f"details: {details}")
 
 
