@@ -1,10 +1,12 @@
-"""The plugin manager: built-in and third-party plugins, loaded through one path.
+"""The plugin manager: built-in plugins, entry points and model files, loaded through one path.
 
 Built-ins are imported by module path and third-party plugins through the ``wcd_hpc`` entry-point
 group, but both then go through :func:`load_plugin` and :meth:`Registry.collect`, so a built-in
 gets no privilege a ``pip install``-ed plugin lacks. Every hook implementation is called on its
 own and every object it registers is checked, so one broken plugin yields one line naming its
-distribution while the rest keep working. ``WCD_HPC_TRACE_PLUGINS=1`` writes one stderr line per
+distribution while the rest keep working. A model, dataset or metric named by a file
+(``model: ./my_net.py:MyNet``, read by :mod:`wcd_hpc.experiment.modelfiles`) is a plugin of its
+own too, loaded by :func:`load_files`. ``WCD_HPC_TRACE_PLUGINS=1`` writes one stderr line per
 plugin loaded and per hook call (with what it registered), for authors debugging their packaging.
 """
 
@@ -24,7 +26,9 @@ import pluggy
 from wcd_hpc import __version__, hookspecs
 from wcd_hpc.api import Dataset, Metric, Model
 from wcd_hpc.default_plugins import BUILTIN_PLUGINS
-from wcd_hpc.errors import one_line
+from wcd_hpc.errors import ConfigError, one_line
+from wcd_hpc.experiment import modelfiles
+from wcd_hpc.experiment.config import Experiment
 
 ENV_ALLOW = "WCD_HPC_PLUGINS"
 ENV_TRACE = "WCD_HPC_TRACE_PLUGINS"
@@ -100,12 +104,14 @@ class Registry:
             return
         table[name] = Entry(kind, name, obj, source)
 
-    def collect(self) -> None:
-        """Call every hook implementation separately, attributing what it registers."""
+    def collect(self, only: str | None = None) -> None:
+        """Call every hook implementation separately (or those of plugin ``only``)."""
         assert self.manager is not None
         for kind, hook_name in HOOK_OF_KIND.items():
             hook = getattr(self.manager.hook, hook_name)
             for impl in hook.get_hookimpls():
+                if only is not None and impl.plugin_name != only:
+                    continue
                 source = self.sources[impl.plugin_name]
 
                 got: list[str] = []
@@ -266,6 +272,37 @@ def load_registry(*, external: bool = True) -> Registry:
             load_plugin(registry, source, ep.load)
     registry.collect()
     return registry
+
+
+def load_files(registry: Registry, loaded: Iterable[modelfiles.Loaded]) -> None:
+    """Register objects from model files, each as a plugin of its own (``experiment.modelfiles``).
+
+    The same reference loaded again with other content (a study's copy after the original, in
+    one process) replaces the first; a problem the registry finds is one line at the file.
+    """
+    assert registry.manager is not None
+    for item in loaded:
+        ref = item.ref
+        source = Source(ref.reference, modelfiles.shown(ref.path), f"sha256:{item.sha256[:12]}")
+        if registry.sources.get(ref.reference) == source:
+            continue
+        if ref.reference in registry.sources:
+            registry.manager.unregister(name=ref.reference)
+            registry.table(ref.kind).pop(ref.reference, None)
+        before = len(registry.errors)
+        if load_plugin(registry, source, item.plugin):
+            registry.collect(only=ref.reference)
+        if ref.reference not in registry.table(ref.kind):
+            problem = "; ".join(registry.errors[before:]) or "nothing registered"
+            del registry.errors[before:]  # raised once here, not warned again by every command
+            raise ConfigError(source.distribution, ref.kind, None, problem)
+
+
+def load_experiment_files(registry: Registry, exp: Experiment) -> tuple[modelfiles.Loaded, ...]:
+    """Read the files an experiment names (``model: ./my_net.py:MyNet``) and register them."""
+    loaded = modelfiles.of_experiment(exp)
+    load_files(registry, loaded)
+    return loaded
 
 
 def _warn_unmatched(registry: Registry, allow: set[str], installed: list[Source]) -> None:

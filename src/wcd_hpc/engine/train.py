@@ -39,7 +39,7 @@ from wcd_hpc.experiment.config import Experiment, load_experiment
 from wcd_hpc.experiment.paths import with_absolute_paths
 from wcd_hpc.experiment.resolve import resolve
 from wcd_hpc.experiment.space import Space
-from wcd_hpc.plugins import Registry
+from wcd_hpc.plugins import Registry, load_experiment_files
 from wcd_hpc.queue.schema import (
     CACHE_DIR,
     EXPERIMENT_FILE,
@@ -100,6 +100,7 @@ def plan_train(
     """Load and resolve the experiment exactly as ``sweep`` does (same errors, same precedence)."""
     given = with_chosen_storage(flags)
     exp = load_experiment(path, profile=profile, overrides=sets, flags=given)
+    load_experiment_files(registry, exp)
     exp, space = resolve(exp, registry)
     return with_absolute_paths(exp, registry.datasets[exp.dataset].obj), space
 

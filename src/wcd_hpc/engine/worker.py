@@ -33,7 +33,7 @@ from wcd_hpc.engine.trial import Context, run_trial, wait_for_artifacts
 from wcd_hpc.errors import DataError, one_line
 from wcd_hpc.experiment.resolve import resolve
 from wcd_hpc.plugins import blame, get_registry
-from wcd_hpc.queue import claims
+from wcd_hpc.queue import claims, files
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.reaper import Heartbeat, reap
 from wcd_hpc.queue.schema import (
@@ -103,8 +103,9 @@ def build_context(study: optuna.Study, url: str) -> Context:
     """
     exp = studies.experiment_of(study)
     registry = get_registry()
-    exp, _ = resolve(exp, registry)
     run_dir = studies.run_dir_of(study, url)
+    files.load_recorded(registry, study, run_dir)  # the study's copies, never the originals
+    exp, _ = resolve(exp, registry)
     dataset = registry.datasets[exp.dataset].obj
     params = {**dataset.defaults, **exp.dataset_params}
     cache = run_dir.parent / CACHE_DIR

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wcd_hpc.experiment import budget, pruning, training
+from wcd_hpc.experiment import budget, filerefs, pruning, training
 from wcd_hpc.experiment.addresses import GRPC_SCHEME, grpc_address
 from wcd_hpc.experiment.sources import (
     ConfigError,
@@ -69,9 +69,9 @@ TOP_KEYS = (
 # A site profile also carries launcher settings (partition, image …); these are experiment keys.
 PROFILE_KEYS = ("runs_dir", "storage", "workers", "executor", "resources", "sampler", "pruner")
 SUB_KEYS = {
-    "dataset": ("name", "params"),
-    "model": ("name",),
-    "metric": ("name", "direction"),
+    "dataset": ("name", "params", "sha256"),
+    "model": ("name", "sha256"),
+    "metric": ("name", "direction", "sha256"),
     "resources": ("gpus", "cpus", "mem_gb", "time", "trials_per_gpu"),
     "budget": ("trials", "gpu_hours"),
 }
@@ -150,6 +150,9 @@ class Experiment:
     precision: str = "auto"
     data_on_device: bool | str = "auto"
     compile: bool = False
+    #: Kind (model, dataset, metric) -> the checksum (a hex prefix) its file must have: how a
+    #: resumed sweep is told to go on with a file that changed (``wcd_hpc.queue.files``).
+    sha256: dict[str, str] = field(default_factory=dict)
     source: str = "<defaults>"
     # Key -> line in ``source``, for errors found later (resolve); not part of the experiment.
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
@@ -308,8 +311,9 @@ def _apply_override(settings: _Settings, item: str) -> None:
         if key.count(".") != 1:
             raise ConfigError("--set", key, None, "expected param_space.NAME=EXPRESSION")
         value = text.strip()  # raw text: YAML would split a flow list at its commas
-    elif key == "resources.time":
-        value = text.strip()  # YAML 1.1 reads 02:00:00 as a base-60 integer
+    elif key == "resources.time" or key.endswith(".sha256"):
+        # YAML 1.1 reads 02:00:00 as a base-60 integer, and hex digits may read as a number.
+        value = text.strip()
     else:
         value = read_value(text, "--set", key)
     settings.set_dotted(key, value)
@@ -358,6 +362,7 @@ def _validate(s: _Settings, file: str) -> Experiment:
         precision=training.precision(v["precision"], s.error),
         data_on_device=training.data_on_device(v["data_on_device"], s.error),
         compile=training.compile_model(v["compile"], s.error),
+        sha256=filerefs.checksums(v, s.error),
         source=file,
     )
 

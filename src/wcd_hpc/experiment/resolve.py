@@ -18,7 +18,18 @@ from wcd_hpc.experiment.config import DIRECTIONS, Experiment
 from wcd_hpc.experiment.sources import got, suggest
 from wcd_hpc.experiment.space import Space
 
-__all__ = ["resolve"]
+__all__ = ["error_at", "resolve"]
+
+
+def error_at(exp: Experiment, key: str, message: str) -> ConfigError:
+    """An error about ``key`` where its value was written: the flag that set it, else the file
+    and line (an error found after validation, such as an unknown plugin)."""
+    top = key.split("[")[0]
+    flag = exp.origins.get(top) or exp.origins.get(top.split(".")[0])
+    if flag is not None:  # set on the command line: blame the flag, not the file
+        return ConfigError(flag, key, None, message)
+    line = exp.lines.get(top) or exp.lines.get(top.split(".")[0])
+    return ConfigError(exp.source, key, line, message)
 
 
 def resolve(exp: Experiment, registry: Any) -> tuple[Experiment, Space]:
@@ -29,12 +40,7 @@ def resolve(exp: Experiment, registry: Any) -> tuple[Experiment, Space]:
     """
 
     def fail(key: str, message: str) -> ConfigError:
-        top = key.split("[")[0]
-        flag = exp.origins.get(top) or exp.origins.get(top.split(".")[0])
-        if flag is not None:  # set on the command line: blame the flag, not the file
-            return ConfigError(flag, key, None, message)
-        line = exp.lines.get(top) or exp.lines.get(top.split(".")[0])
-        return ConfigError(exp.source, key, line, message)
+        return error_at(exp, key, message)
 
     def lookup(kind: str, key: str, name: str, table: Mapping[str, Any]) -> Any:
         if name in table:

@@ -22,6 +22,7 @@ import optuna
 from wcd_hpc.engine.search import grid_of, grid_size
 from wcd_hpc.errors import ConfigError, LaunchError, SweepIncomplete, SyncError
 from wcd_hpc.experiment.config import Experiment, load_experiment
+from wcd_hpc.experiment.modelfiles import Loaded
 from wcd_hpc.experiment.paths import with_absolute_paths
 from wcd_hpc.experiment.resolve import resolve
 from wcd_hpc.experiment.space import Space
@@ -30,10 +31,10 @@ from wcd_hpc.launch.local import LocalLauncher
 from wcd_hpc.launch.render import Job, time_minutes
 from wcd_hpc.launch.settings import Site, parse_site, site_profile
 from wcd_hpc.launch.slurm import SlurmLauncher
-from wcd_hpc.plugins import Registry
+from wcd_hpc.plugins import Registry, load_experiment_files
+from wcd_hpc.queue import files, urls
 from wcd_hpc.queue import storage as stores
 from wcd_hpc.queue import study as studies
-from wcd_hpc.queue import urls
 from wcd_hpc.queue.claims import gpu_budget_spent
 from wcd_hpc.queue.schema import LOGS_DIR, TRIAL_TEST
 
@@ -49,6 +50,8 @@ class Plan:
     run_dir: Path
     url: str
     site: Site = dataclasses.field(default_factory=Site)
+    #: Model files the experiment names, read when planned; ``start`` copies them for workers.
+    files: tuple[Loaded, ...] = ()
 
     def warnings(self) -> list[str]:
         """Settings that are valid but will not do what was meant (shown by sweep and dry run)."""
@@ -93,6 +96,7 @@ def plan(
     site = parse_site(prof, source=str(profile or "<profile>"))
     given = urls.with_chosen_storage(flags)
     exp = load_experiment(path, profile=prof, overrides=sets, flags=given)
+    loaded = load_experiment_files(registry, exp)
     exp, space = resolve(exp, registry)
     exp = with_absolute_paths(exp, registry.datasets[exp.dataset].obj)
     if exp.sampler == "grid":
@@ -101,7 +105,7 @@ def plan(
     if exp.executor == "auto":
         exp = dataclasses.replace(exp, executor="slurm" if shutil.which("sbatch") else "local")
     run_dir = (Path(exp.runs_dir) / exp.name).resolve()
-    return Plan(exp, space, run_dir, urls.resolve(exp.storage, run_dir), site)
+    return Plan(exp, space, run_dir, urls.resolve(exp.storage, run_dir), site, loaded)
 
 
 def _check_dataset(exp: Experiment, registry: Registry) -> None:
@@ -134,9 +138,11 @@ def _check_grid(exp: Experiment, space: Space) -> None:
 def start(p: Plan) -> tuple[optuna.Study, studies.Prepared]:
     """Create or resume the study of plan ``p`` (the first point where anything is written)."""
     storage = stores.open_storage(p.url)
+    files.check_resume(storage, p.exp, p.files, p.run_dir)
     prepared = studies.prepare(p.exp, p.space, storage, p.url, p.run_dir)
     p.run_dir.mkdir(parents=True, exist_ok=True)
     study = optuna.load_study(study_name=p.exp.name, storage=storage)
+    files.record(study, p.run_dir, p.files)
     return study, prepared
 
 

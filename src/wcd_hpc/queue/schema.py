@@ -47,6 +47,11 @@ STUDY_HEARTBEAT_S: Final = "heartbeat_s"
 STUDY_MAX_RETRIES: Final = "max_retries"
 #: Job ids of every Slurm array ``sweep`` submitted for the study (a list of strings).
 STUDY_SLURM_JOBS: Final = "slurm_jobs"
+#: Model files (``model: ./my_net.py:MyNet``, likewise dataset and metric) as a mapping kind ->
+#: ``{"reference", "attribute", "copy", "sha256", "original"}``: ``copy`` is the file's copy
+#: relative to the run directory (under :data:`FILES_DIR`), the one every worker loads, and
+#: ``sha256`` its checksum, which a resumed sweep compares with the original's.
+STUDY_FILES: Final = "files"
 #: The running local ``sweep`` process, as a :data:`PROCESS` record (``cancel`` stops it first).
 STUDY_LOCAL_SWEEP: Final = "local_sweep"
 
@@ -124,6 +129,8 @@ CACHE_DIR: Final = ".cache"  # beside the run directories: simulated data shared
 TRAIN_DIR: Final = "train"  # ``wcd-hpc train`` runs: <runs_dir>/<name>/train/trials/<n>
 EVALUATIONS_DIR: Final = "evaluations"  # ``wcd-hpc evaluate``: <run>/evaluations/<file stem>
 PLOTS_DIR: Final = "plots"
+#: Copies of model files: ``<run dir>/files/<sha256[:16]>/<file name>`` (one per content).
+FILES_DIR: Final = "files"
 
 PARAMS_FILE: Final = "params.json"  # parameters, seed, host, pid
 METRICS_FILE: Final = "metrics.jsonl"  # one line per epoch

@@ -49,7 +49,7 @@ STATE_NAMES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 # How trials use the GPU is among them: each trial records the precision it actually used.
 MUTABLE_KEYS = {
     "trials", "gpu_hours", "workers", "executor", "resources", "source", "runs_dir", "storage",
-    "precision", "data_on_device", "compile",
+    "precision", "data_on_device", "compile", "sha256",
 }  # fmt: skip
 #: Heartbeat interval given to a new study's workers, in seconds (tests use a short one).
 ENV_HEARTBEAT = "WCD_HPC_HEARTBEAT_S"

@@ -31,6 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 from wcd_hpc import __version__
 from wcd_hpc.errors import SyncError, one_line
 from wcd_hpc.plugins import Registry, get_registry
+from wcd_hpc.queue import files
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.schema import (
     BINNED_FILE,
@@ -400,6 +401,7 @@ class _Syncer:
             params = studies.params_of(self.study, best)
             try:
                 registry = self.registry if self.registry is not None else get_registry()
+                files.load_recorded(registry, self.study, self.run_dir)  # a model from a file
                 rebuilt = mlflow_model.rebuild(registry, model, params, folder)
             except mlflow_model.Unavailable as exc:
                 report.not_logged = f"best trial {best.number} not logged as an MLflow model: {exc}"
