@@ -25,6 +25,7 @@ from wcd_hpc import __version__
 from wcd_hpc.cli import (
     control,
     evaluate,
+    habits,
     journal,
     plugins,
     render,
@@ -66,6 +67,7 @@ app = App(
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
+    cls=habits.Group,  # reflowed help, completion for the shell asked for, a --set hint
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -85,7 +87,7 @@ def _root(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+            "--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
 ) -> None:
@@ -107,6 +109,7 @@ for module in (
     journal,
     control,
     storage,
+    habits,
 ):
     module.register(app)
 

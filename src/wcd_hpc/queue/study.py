@@ -8,7 +8,9 @@ extends it.
 
 from __future__ import annotations
 
+import difflib
 import os
+import shlex
 import warnings
 from collections import Counter
 from collections.abc import Iterable
@@ -225,7 +227,7 @@ def load(name: str, storage: BaseStorage, url: str) -> optuna.Study:
     """Load a wcd-hpc study; an unknown name lists the studies that do exist."""
     if not study_exists(storage, name):
         known = [s.study_name for s in storage.get_all_studies()]
-        hint = f" (studies there: {', '.join(known)})" if known else " (it holds no studies)"
+        hint = nearest(name, known, ["--storage", mask(url)]) if known else " (it holds no studies)"
         raise StudyNotFound(f"no study '{name}' in {mask(url)}{hint}")
     return optuna.load_study(study_name=name, storage=storage)
 
@@ -256,9 +258,20 @@ def locate(name: str, storage: str | None, runs_dir: Path) -> str:
     if family == "sqlite":
         path = Path(url.removeprefix("sqlite:///"))
     if path is not None and not path.is_file():
-        hint = " (pass --storage URL or --runs-dir DIR)" if origin == "--runs-dir" else ""
+        hint = ""
+        if origin == "--runs-dir":
+            known = [j.parent.name for j in runs_dir.glob(f"*/{JOURNAL_FILE}")]
+            hint = nearest(name, known, ["--runs-dir", str(runs_dir)])
+            hint = hint[:-1] + "; for a study in a database pass --storage URL)"
         raise StudyNotFound(f"no study '{name}': {path} does not exist{hint}")
     return url
+
+
+def nearest(name: str, known: Iterable[str], listing: list[str]) -> str:
+    """The end of a "no study" line: the names nearest to a typo, and the command listing all."""
+    close = difflib.get_close_matches(name, sorted(set(known)), n=3, cutoff=0.5)
+    near = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    return f" ({near}`{shlex.join(['wcd-hpc', 'studies', *listing])}` lists the studies there)"
 
 
 def open_existing(name: str, storage: str | None, runs_dir: Path) -> Opened:

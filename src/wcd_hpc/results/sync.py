@@ -30,6 +30,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from wcd_hpc import __version__
 from wcd_hpc.errors import SyncError, one_line
+from wcd_hpc.experiment.written import as_written
 from wcd_hpc.plugins import Registry, get_registry
 from wcd_hpc.queue import files
 from wcd_hpc.queue import study as studies
@@ -361,7 +362,7 @@ class _Syncer:
         """Resolved experiment, counts, best value and the study plots on the parent run."""
         experiment = {k: v for k, v in self.exp.items() if not is_secret(k)}
         have = self.client.get_run(run_id).data.params
-        params = clean(flatten(experiment))
+        params = clean(flatten(as_written(experiment)))  # dataset.params.events, as --set
         now = int(time.time() * 1000)  # the newest point is what MLflow shows as the value
         values: dict[str, float] = {
             f"trials_{k.lower()}": float(v) for k, v in studies.counts(trials).items()
