@@ -100,11 +100,12 @@ MetricFn = Callable[[np.ndarray, np.ndarray, Mapping[str, np.ndarray]], float]
 class Model:
     """A model plugin.
 
-    ``space`` is the default search space in the search-space language (see README), e.g.
-    ``{"lr": "loguniform(1e-4, 1e-2)", "channels": ["randint(2, 20)", "randint(2, 20)"]}``; an
-    experiment file overrides it key by key. ``build(params, spec)`` returns a fresh module.
-    ``loss(outputs, x, y)`` is only needed by models whose outputs are not plain class logits
-    (autoencoder + classifier); ``logits(outputs)`` then extracts the class logits.
+    ``space`` is the default search space in the search-space language
+    (docs/reference/experiment.md), e.g. ``{"lr": "loguniform(1e-4, 1e-2)", "channels":
+    ["randint(2, 20)", "randint(2, 20)"]}``; an experiment file overrides it key by key.
+    ``build(params, spec)`` returns a fresh module. ``loss(outputs, x, y)`` is only needed by
+    models whose outputs are not plain class logits (autoencoder + classifier); ``logits(outputs)``
+    then extracts the class logits.
 
     An experiment's ``param_space`` may only name parameters the model takes: those of its
     ``space``, :data:`TRAINING_PARAMS`, and ``extra_params``, the optional ones ``build`` reads

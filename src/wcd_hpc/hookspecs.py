@@ -2,8 +2,9 @@
 
 Collection hooks receive a ``register`` callback instead of returning objects, so the core alone
 decides what a name clash or a malformed object means and can attribute every problem to the
-distribution that caused it. Each hook is documented in the README's plugin section; a test keeps
-the two in step.
+distribution that caused it. Each hook is documented in the plugin guide
+(docs/how-to/write-a-plugin.md; a test keeps the two in step), and the reference page of the hooks
+is generated from this module.
 """
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ def create(name: str, parent: Path, taken: set[str] | None = None) -> Path:
         raise ScaffoldError(f"{target}: already exists; refusing to overwrite it")
     if parent.exists() and not parent.is_dir():
         raise ScaffoldError(f"{parent}: not a directory")
-    values = {"name": name, "package": package, "core_version": __version__}
+    values = {"name": name, "package": package, "core_version": __version__, "docs": DOCS_URL}
     files = {
         "pyproject.toml": PYPROJECT,
         "README.md": README,
@@ -76,6 +76,10 @@ def create(name: str, parent: Path, taken: set[str] | None = None) -> Path:
         path.write_text(Template(template).substitute(values))
     return target
 
+
+#: The documentation site: the Documentation URL of wcd-hpc's ``[project.urls]`` (a test keeps
+#: the two equal), a placeholder until the project has a public home.
+DOCS_URL = "https://example.org/wcd-hpc/docs/"
 
 PYPROJECT = """\
 [build-system]
@@ -188,8 +192,8 @@ def test_the_model_handles_three_classes_and_flat_inputs() -> None:
 README = """\
 # $name
 
-A model plugin for [wcd-hpc](https://example.invalid/wcd-hpc), scaffolded by
-`wcd-hpc plugins new $name`.
+A model plugin for [wcd-hpc]($docs), scaffolded by `wcd-hpc plugins new $name`.
+How to write, test and publish one: ${docs}how-to/write-a-plugin/
 
 ```bash
 pip install ./$name              # or: pip install -e './$name[test]' while developing

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +25,45 @@ DEFAULT_GRACE_S = 120
 SHIPPED_PROFILES = Path(__file__).resolve().parent / "profiles"
 
 
+def _doc(default: Any, doc: str) -> Any:
+    """A field whose ``doc`` the generated profile reference shows (docs/reference/profile.md)."""
+    return field(default=default, metadata={"doc": doc})
+
+
 @dataclass(frozen=True)
 class SlurmSettings:
-    """What goes into ``#SBATCH`` lines besides resources (which come from the experiment)."""
+    """What goes into ``#SBATCH`` lines besides resources (which come from the experiment).
 
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
-    constraint: str | None = None
-    gres: str = "gpu:{gpus}"
-    array_parallelism: int | None = None
-    grace_s: int = DEFAULT_GRACE_S
-    setup: tuple[str, ...] = ()
-    extra: tuple[tuple[str, str], ...] = ()
+    The fields are the keys of a profile's ``[slurm]`` table, with their defaults.
+    """
+
+    partition: str | None = _doc(None, "`--partition`: the GPU partition (`sinfo -s` lists them).")
+    account: str | None = _doc(
+        None, "`--account`: the project charged (`sacctmgr show assoc user=$USER`)."
+    )
+    qos: str | None = _doc(None, "`--qos`: the quality of service, where the site uses one.")
+    constraint: str | None = _doc(
+        None, '`--constraint`: node features, e.g. `"a100"` (`sinfo -o "%N %f"`).'
+    )
+    gres: str = _doc(
+        "gpu:{gpus}",
+        "`--gres`, with `{gpus}` replaced by `resources.gpus`; some sites want a type: "
+        '`"gpu:a100:{gpus}"`.',
+    )
+    array_parallelism: int | None = _doc(
+        None, "At most this many array tasks at once (`--array=0-N%P`); default: no limit."
+    )
+    grace_s: int = _doc(
+        DEFAULT_GRACE_S,
+        "Seconds before the time limit at which Slurm sends SIGUSR2 (`--signal=USR2@grace_s`): "
+        "workers checkpoint, requeue and stop.",
+    )
+    setup: tuple[str, ...] = _doc(
+        (), 'Shell lines run before the worker, e.g. `["module load apptainer"]`.'
+    )
+    extra: tuple[tuple[str, str], ...] = _doc(
+        (), 'Any other sbatch options, as a table `name = value` (e.g. `mail-type = "END"`).'
+    )
 
     def gres_for(self, gpus: int) -> str | None:
         return self.gres.format(gpus=gpus) if gpus > 0 else None
@@ -45,12 +71,21 @@ class SlurmSettings:
 
 @dataclass(frozen=True)
 class ContainerSettings:
-    """The image every worker runs in; ``image=None`` runs workers directly on the node."""
+    """The image every worker runs in; ``image=None`` runs workers directly on the node.
 
-    runtime: str = "apptainer"
-    image: str | None = None
-    binds: tuple[str, ...] = ()
-    gpu_flag: bool = True
+    The fields are the keys of a profile's ``[container]`` table, with their defaults.
+    """
+
+    runtime: str = _doc("apptainer", "`apptainer` or `singularity`.")
+    image: str | None = _doc(
+        None,
+        "Path of the `.sif` image workers run in (`apptainer build wcd-hpc.sif Apptainer.def`); "
+        "none: workers run on the node directly.",
+    )
+    binds: tuple[str, ...] = _doc(
+        (), 'Directories bound into the container besides the runs root, e.g. `["/scratch"]`.'
+    )
+    gpu_flag: bool = _doc(True, "Pass `--nv` (the GPUs) to the container runtime.")
 
 
 @dataclass(frozen=True)
@@ -103,18 +138,8 @@ def parse_site(profile: Mapping[str, Any] | None, source: str = "<profile>") -> 
         if not isinstance(table, Mapping):
             raise _err(source, key, f"expected a table [{key}], got {table!r}")
     del known
-    unknown_s = set(raw_slurm) - {
-        "partition",
-        "account",
-        "qos",
-        "constraint",
-        "gres",
-        "array_parallelism",
-        "grace_s",
-        "setup",
-        "extra",
-    }
-    unknown_c = set(raw_container) - {"runtime", "image", "binds", "gpu_flag"}
+    unknown_s = set(raw_slurm) - {f.name for f in fields(SlurmSettings)}
+    unknown_c = set(raw_container) - {f.name for f in fields(ContainerSettings)}
     if unknown_s or unknown_c:
         key = f"slurm.{sorted(unknown_s)[0]}" if unknown_s else f"container.{sorted(unknown_c)[0]}"
         raise _err(source, key, "unknown key")
