@@ -149,6 +149,14 @@ def test_a_local_sweep_runs_the_study_copy_and_a_changed_file_needs_an_acknowled
     assert accepted.returncode == 0, accepted.stderr
     assert log.read_text().split() == ["1", "1", "1", "1", "2"]
 
+    # Other processes that rebuild a trial's model load the study's copy too.
+    synced = _wcd("sync", "mf", cwd=tmp_path)
+    assert synced.returncode == 0 and "model wcd-hpc-mf v1" in synced.stdout, synced.stderr
+    sim = ("simulate", "footprints", "--events", "64", "--grid", "4", "--out", "f4.h5")
+    assert _wcd(*sim, cwd=tmp_path).returncode == 0
+    scored = _wcd("evaluate", str(run_dir / "trials" / "0"), "f4.h5", cwd=tmp_path)
+    assert scored.returncode == 0, scored.stderr
+
 
 @pytest.mark.slow
 def test_slurm_workers_load_the_copy_in_the_run_dir(tmp_path: Path, slurm_cluster: str) -> None:

@@ -32,6 +32,7 @@ from wcd_hpc.default_plugins.metrics import default_signal_class, signal_index, 
 from wcd_hpc.engine.fit import default_logits, pick_device
 from wcd_hpc.errors import DataError
 from wcd_hpc.plugins import Registry
+from wcd_hpc.queue import files
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.schema import (
     DATA_SPEC_FILE,
@@ -99,7 +100,7 @@ def _read_json(path: Path) -> Any:
         raise EvaluateError(f"{path}: not valid JSON ({exc.msg})") from None
 
 
-def _experiment(run_dir: Path, storage: str | None) -> dict[str, Any]:
+def _experiment(run_dir: Path, storage: str | None, registry: Registry) -> dict[str, Any]:
     own = run_dir / EXPERIMENT_FILE
     if own.exists():
         return dict(_read_json(own))
@@ -111,14 +112,16 @@ def _experiment(run_dir: Path, storage: str | None) -> dict[str, Any]:
             f"{run_dir}: no experiment.json and no journal.log two levels up; "
             "pass --storage URL for a study kept in a database"
         )
-    return studies.experiment_of(studies.load(study, open_storage(url), url)).to_dict()
+    opened = studies.load(study, open_storage(url), url)
+    files.load_recorded(registry, opened, run_dir.parent.parent)  # a model from a file: its copy
+    return studies.experiment_of(opened).to_dict()
 
 
 def load_run(run_dir: Path, registry: Registry, storage: str | None = None) -> RunInfo:
     """Read what a run directory needs to rebuild its model (errors name the missing piece)."""
     if not run_dir.is_dir():
         raise EvaluateError(f"{run_dir}: no such run directory")
-    exp = _experiment(run_dir, storage)
+    exp = _experiment(run_dir, storage, registry)
     raw = _read_json(run_dir / DATA_SPEC_FILE)
     spec = DataSpec(tuple(raw["input_shape"]), int(raw["num_classes"]), tuple(raw["class_names"]))
     dataset = registry.datasets.get(exp["dataset"])
