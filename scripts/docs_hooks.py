@@ -2,7 +2,7 @@
 
 A page that holds a marker ``<!-- generated: NAME -->`` gets it replaced, at every build, by
 what :data:`GENERATORS` makes from the code: the CLI from the typer application, every
-experiment key from the validator's definitions (``wcd_hpc.experiment.keydocs``), every
+experiment key from the validator's table (``wcd_hpc.experiment.keys``), every
 site-profile key from the profile dataclasses, every plugin hook from ``wcd_hpc.hookspecs``.
 Nothing generated is committed, so nothing generated can go stale; a key the validator accepts
 without documentation makes the build fail. The tests import this module and check its output.
@@ -113,20 +113,40 @@ def cli_reference() -> str:
 # Experiment keys and site-profile keys
 
 
-def experiment_reference() -> str:
-    """Every key the validator accepts: type, default, allowed values, example, meaning."""
-    from wcd_hpc.experiment.keydocs import rows
-    from wcd_hpc.queue.study import MUTABLE_KEYS
+def _value(value: Any) -> str:
+    """A default as the reference shows it."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if value in ({}, [], ""):
+        return "empty"
+    return f"`{value}`"
 
+
+def experiment_reference() -> str:
+    """Every key of the validator's table: type, default, allowed values, example, meaning.
+
+    A key declared without its documentation (doc or example) stops the build.
+    """
+    from wcd_hpc.experiment import keys
+
+    rows = keys.reference()
+    missing = [r["name"] for r in rows if not str(r["doc"]).strip() or not str(r["example"])]
+    if missing:
+        where = "wcd_hpc.experiment.keys"
+        raise LookupError(f"experiment keys without documentation in {where}: {', '.join(missing)}")
     lines = [
-        "| key | type | default | allowed values | example | may change on resume | meaning |",
-        "|---|---|---|---|---|---|---|",
+        "| key | type | default | allowed values | example | may change on resume "
+        "| in a site profile | meaning |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for row in rows(MUTABLE_KEYS):
-        allowed = ", ".join(f"`{v.strip()}`" for v in row.allowed.split(",")) if row.allowed else ""
+    for r in rows:
+        default = "required" if r["default"] == "required" else _value(r["default"])
         lines.append(
-            f"| `{row.key}` | {_cell(row.type)} | {_cell(row.default)} | {allowed} | "
-            f"`{_cell(row.example)}` | {'yes' if row.mutable else 'no'} | {_cell(row.doc)} |"
+            f"| `{r['name']}` | {_cell(r['type'])} | {_cell(default)} | {_cell(r['allowed'])} | "
+            f"`{_cell(r['example'])}` | {'yes' if r['mutable'] else 'no'} | "
+            f"{'yes' if r['profile'] else 'no'} | {_cell(r['doc'])} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -144,12 +164,12 @@ def _fields_table(table: str, cls: type) -> list[str]:
 
 def profile_reference() -> str:
     """The keys of a site profile: its experiment keys, ``[slurm]`` and ``[container]``."""
-    from wcd_hpc.experiment.config import PROFILE_KEYS
+    from wcd_hpc.experiment.keys import profile_names
     from wcd_hpc.launch.settings import ContainerSettings, SlurmSettings
 
     lines = ["| key | default | meaning |", "|---|---|---|"]
     lines.append("| `description` | none | One line `wcd-hpc profiles` shows. |")
-    for key in PROFILE_KEYS:
+    for key in profile_names():
         lines.append(
             f"| `{key}` | as in an experiment | The experiment key "
             f"[`{key}`](experiment.md#keys), as a default under the experiment file. |"

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from wcd_hpc import hookspecs
 from wcd_hpc.cli import PROG_NAME, app
-from wcd_hpc.experiment import config, keydocs
+from wcd_hpc.experiment import checks, keys
 from wcd_hpc.launch.settings import ContainerSettings, SlurmSettings
 from wcd_hpc.launch.sweep import plan
 from wcd_hpc.plugins import get_registry
@@ -65,34 +65,39 @@ def _key_rows(reference: str) -> dict[str, list[str]]:
 
 def test_the_key_reference_lists_every_key_the_validator_accepts_with_its_default() -> None:
     rows = _key_rows(docs_hooks.experiment_reference())
-    for key in config.TOP_KEYS:
-        assert key in rows, key
-    for top, subs in config.SUB_KEYS.items():
-        for sub in subs:
-            assert f"{top}.{sub}" in rows, f"{top}.{sub}"
-    for key, default in config.DEFAULTS.items():
-        if isinstance(default, (str, int)) and not isinstance(default, bool):
-            assert rows[key][1] == str(default), key
-    for key, default in config.DEFAULTS["resources"].items():
-        assert rows[f"resources.{key}"][1] == str(default), key
-    for key in config.REQUIRED:
-        assert rows[key][1] == "required"
-    assert rows["sampler"][2] == ", ".join(f"`{s}`" for s in config.SAMPLERS)
+    assert [r for r in rows if "." not in r or r.split(".")[0] in keys.GROUPS] == [
+        k.name for k in keys.KEYS
+    ]
+    for key in keys.KEYS:
+        default = rows[key.name][1]
+        if key.required:
+            assert default == "required", key.name
+        elif key.default is None:
+            assert default == "none", key.name
+        elif key.default in ({}, ""):
+            assert default == "empty", key.name
+        else:
+            expected = str(key.default).lower() if isinstance(key.default, bool) else key.default
+            assert default == f"`{expected}`", key.name
+        assert rows[key.name][2] == key.rule.allowed.replace("|", "\\|"), key.name
+    assert rows["model.sha256"][4] == "yes"  # may change on resume: the acknowledgement
 
 
 def test_a_key_added_to_the_validator_without_documentation_fails_the_reference(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(config, "TOP_KEYS", (*config.TOP_KEYS, "fake_key"))
+    documented = keys.Key("fake_key", checks.integer(1, 9), 3, "a probe", "4", "integer")
+    monkeypatch.setattr(keys, "KEYS", (*keys.KEYS, documented))
+    assert "| `fake_key` | integer | `3` |" in docs_hooks.experiment_reference()
+    silent = keys.Key("fake_key", checks.integer(1, 9), 3, "", "4", "integer")
+    monkeypatch.setattr(keys, "KEYS", (*keys.KEYS[:-1], silent))
     with pytest.raises(LookupError, match=r"without documentation.*fake_key"):
         docs_hooks.experiment_reference()
-    monkeypatch.setattr(config, "SUB_KEYS", {**config.SUB_KEYS, "model": ("name", "fake_sub")})
-    assert "model.fake_sub" in keydocs.undocumented()
 
 
 def test_the_profile_reference_lists_every_key_a_profile_takes() -> None:
     reference = docs_hooks.profile_reference()
-    for key in (*config.PROFILE_KEYS, "description"):
+    for key in (*keys.profile_names(), "description"):
         assert f"| `{key}` |" in reference
     for table, cls in (("slurm", SlurmSettings), ("container", ContainerSettings)):
         for name in cls.__dataclass_fields__:

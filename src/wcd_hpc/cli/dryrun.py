@@ -14,6 +14,8 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from wcd_hpc.cli.common import out, warn
+from wcd_hpc.experiment.config import Experiment, settings_of
+from wcd_hpc.experiment.keys import find
 from wcd_hpc.launch.render import gpu_hours_bound, render_scripts, render_sync, render_worker
 from wcd_hpc.launch.sweep import Plan
 from wcd_hpc.plugins import get_registry
@@ -25,6 +27,15 @@ SAMPLES = 3
 
 def _fmt(value: object) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _settings(exp: Experiment) -> dict[str, tuple[Any, bool]]:
+    """Every key of the table with its value (secrets masked) and whether it is the default."""
+    shown = {}
+    for name, (value, is_default) in settings_of(exp).items():
+        key = find(name)
+        shown[name] = (mask(str(value)) if key and key.secret else value, is_default)
+    return shown
 
 
 def show_dry_run(p: Plan) -> None:
@@ -49,6 +60,18 @@ def show_dry_run(p: Plan) -> None:
         f"{exp.trials} trials × {exp.epochs} epochs, {exp.metric} ({exp.direction}), "
         f"sampler {exp.sampler}, pruner {exp.pruner}, storage {mask(p.url)}, run dir {p.run_dir}"
     )
+    # Required keys are in the lines above, param_space in the search space below.
+    changed = {
+        k: v
+        for k, (v, is_default) in _settings(exp).items()
+        if not is_default and k != "param_space" and not getattr(find(k), "required", True)
+    }
+    settings = Table(title="settings not at their defaults", title_justify="left")
+    settings.add_column("key")
+    settings.add_column("value")
+    for key, value in changed.items():
+        settings.add_row(key, _fmt(value))
+    out.print(settings)
     space = Table(title="search space", title_justify="left")
     space.add_column("parameter")
     space.add_column("distribution")
@@ -139,6 +162,7 @@ def dry_run_document(p: Plan) -> dict[str, Any]:
             "time": r.time,
         },
         "warnings": p.warnings(),
+        "settings": {k: v for k, (v, _) in _settings(exp).items()},
     }
 
 

@@ -11,7 +11,7 @@ later (file < ``--set`` < ``--trials``) wins; the same layer giving two values i
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from wcd_hpc.errors import ConfigError
@@ -47,11 +47,17 @@ def merge_trials(
     values["trials"] = budget["trials"]
 
 
-def gpu_hours(value: Any, fail: Fail) -> float | None:
-    """``budget.gpu_hours``: None, or a positive finite number of GPU-hours."""
-    if value is None:
-        return None
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or value <= 0:
-        raise fail("budget.gpu_hours", f"expected a positive number of GPU-hours, got {got(value)}")
-    return float(value)
+def gpu_hours(most: float) -> Callable[[Any, str, Fail], float | None]:
+    """The check of ``budget.gpu_hours``: None, or a positive finite number up to ``most``."""
+
+    def check(value: Any, key: str, fail: Fail) -> float | None:
+        if value is None:
+            return None
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok or not math.isfinite(value) or value <= 0:
+            raise fail(key, f"expected a positive number of GPU-hours, got {got(value)}")
+        if value > most:
+            raise fail(key, f"expected at most {most:,g} GPU-hours, got {got(value)}")
+        return float(value)
+
+    return check

@@ -5,10 +5,13 @@ So everything is checked here, on the login node, before a study is created, and
 one line naming the file, the line, the key and what was expected (``quick.yaml:7: trials: expected
 a positive integer, got 'five'``).
 
-Settings come in layers, later ones winning: built-in :data:`DEFAULTS` < site profile < experiment
-file < ``--set KEY=VALUE`` overrides. ``resources`` and ``param_space`` merge key by key; every
-other key is replaced whole. ``runs_dir`` is kept as written: a relative path is relative to the
-current working directory of the command (not to the experiment file), like every other CLI path.
+What the keys are (their rules, defaults, whether a resume may change them, whether a site profile
+may set them) is the one table in :mod:`wcd_hpc.experiment.keys`; this module layers the settings
+and reads that table. Settings come in layers, later ones winning: the table's defaults < site
+profile < experiment file < ``--set KEY=VALUE`` overrides. ``resources`` and ``param_space`` merge
+key by key; every other key is replaced whole. ``runs_dir`` is kept as written, ``~`` expanded: a
+relative path is relative to the current working directory of the command (not to the experiment
+file), like every other CLI path.
 
 The files themselves (YAML experiments, TOML site profiles, their syntax errors and key lines) are
 read by :mod:`wcd_hpc.experiment.sources`; this module decides what the settings mean.
@@ -18,22 +21,20 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wcd_hpc.experiment import budget, filerefs, pruning, training
-from wcd_hpc.experiment.addresses import GRPC_SCHEME, grpc_address
+from wcd_hpc.experiment import budget, keys
+from wcd_hpc.experiment.checks import DIRECTIONS, NAME_RULE, valid_name
+from wcd_hpc.experiment.keys import GROUPS, Key, default, find
 from wcd_hpc.experiment.sources import (
     ConfigError,
     compose,
     got,
     key_text,
     load_profile,
-    one_of,
     read_text,
     read_value,
     suggest,
@@ -42,85 +43,43 @@ from wcd_hpc.experiment.space import Space, SpaceError
 
 __all__ = [
     "DEFAULTS",
+    "DIRECTIONS",
+    "NAME_RULE",
     "ConfigError",
     "Experiment",
     "Resources",
+    "changed_keys",
     "load_experiment",
     "load_profile",
+    "settings_of",
+    "valid_name",
+    "validate_profile",
 ]
 
-SAMPLERS = ("tpe", "random", "cmaes", "grid", "qmc")
-EXECUTORS = ("auto", "local", "slurm")
-DIRECTIONS = ("maximize", "minimize")
-STORAGE_URL_PREFIXES = (
-    "sqlite:///",
-    "postgresql://",
-    "postgresql+psycopg://",
-    "postgresql+psycopg2://",
-    "mysql://",
-    GRPC_SCHEME,
-)
-REQUIRED = ("name", "dataset", "model", "trials")
-TOP_KEYS = (
-    "name", "dataset", "model", "metric", "trials", "epochs", "param_space", "sampler",
-    "pruner", "storage", "seed", "runs_dir", "workers", "executor", "resources", "signal_class",
-    "budget", "precision", "data_on_device", "compile",
-)  # fmt: skip
-# A site profile also carries launcher settings (partition, image …); these are experiment keys.
-PROFILE_KEYS = ("runs_dir", "storage", "workers", "executor", "resources", "sampler", "pruner")
-SUB_KEYS = {
-    "dataset": ("name", "params", "sha256"),
-    "model": ("name", "sha256"),
-    "metric": ("name", "direction", "sha256"),
-    "resources": ("gpus", "cpus", "mem_gb", "time", "trials_per_gpu"),
-    "budget": ("trials", "gpu_hours"),
-}
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-NAME_RULE = (
-    "expected a study name of letters, digits, '.', '_' or '-' (starting with a letter or "
-    "digit, at most 64 characters)"
-)
-_TIME_RE = re.compile(r"(?:(\d+)-)?(\d+):([0-5]\d):([0-5]\d)")
-
-DEFAULTS: dict[str, Any] = {
-    "metric": "accuracy",
-    "epochs": 10,
-    "param_space": {},
-    "sampler": "tpe",
-    "pruner": "median",
-    "storage": "journal",
-    "seed": 0,
-    "runs_dir": "runs",
-    "workers": 1,
-    # "auto": slurm when sbatch is on PATH (a login node), else local; resolved by sweep.plan.
-    "executor": "auto",
-    "resources": {"gpus": 0, "cpus": 2, "mem_gb": 8, "time": "02:00:00", "trials_per_gpu": 1},
-    # None: the dataset's default signal class (gamma, else muon, else class 1), chosen once the
-    # class names are known (wcd_hpc.default_plugins.metrics.default_signal_class).
-    "signal_class": None,
-    "budget": {},
-    # How trials use a GPU (wcd_hpc.experiment.training); each worker resolves "auto".
-    "precision": "auto",
-    "data_on_device": "auto",
-    "compile": False,
-}
+#: Every key's default, by dotted name (``DEFAULTS["resources.gpus"]``); from the key table.
+DEFAULTS: dict[str, Any] = {k.name: k.default for k in keys.KEYS if not k.required}
 
 
 @dataclass
 class Resources:
     """What one worker asks the scheduler for; ``time`` is a Slurm time limit."""
 
-    gpus: int = 0
-    cpus: int = 2
-    mem_gb: float = 8
-    time: str = "02:00:00"
+    gpus: int = default("resources.gpus")
+    cpus: int = default("resources.cpus")
+    mem_gb: float = default("resources.mem_gb")
+    time: str = default("resources.time")
     #: Workers each array task runs per GPU it holds (``wcd_hpc.experiment.training``).
-    trials_per_gpu: int = 1
+    trials_per_gpu: int = default("resources.trials_per_gpu")
 
 
 @dataclass
 class Experiment:
-    """A fully validated experiment: what a study records and every worker reads back."""
+    """A fully validated experiment: what a study records and every worker reads back.
+
+    Typed attributes for the keys code reads by name; a key of the table without an attribute
+    of its name is kept in :attr:`extras` (read it with :meth:`setting`). Defaults come from
+    the key table (:mod:`wcd_hpc.experiment.keys`).
+    """
 
     name: str
     dataset: str
@@ -131,56 +90,150 @@ class Experiment:
     trials: int
     epochs: int
     param_space: dict[str, Any]
-    sampler: str = "tpe"
-    pruner: str = "median"
+    sampler: str = default("sampler")
+    pruner: str = default("pruner")
     #: The knobs the experiment set for its pruner (defaults: ``wcd_hpc.experiment.pruning``).
     pruner_options: dict[str, int] = field(default_factory=dict)
-    storage: str = "journal"
-    seed: int = 0
-    runs_dir: str = "runs"
-    workers: int = 1
-    executor: str = "local"
+    storage: str = default("storage")
+    seed: int = default("seed")
+    runs_dir: str = default("runs_dir")
+    workers: int = default("workers")
+    executor: str = default("executor")
     resources: Resources = field(default_factory=Resources)
     #: The class every metric and plot treats as the signal ("positive"); ``None``: the default.
-    signal_class: str | None = None
+    signal_class: str | None = default("signal_class")
     #: Cap in GPU-hours allocated to the study's Slurm jobs (``budget.gpu_hours``), if any.
-    gpu_hours: float | None = None
+    gpu_hours: float | None = default("budget.gpu_hours")
     #: How trials use a GPU (``wcd_hpc.experiment.training``): autocast precision, the data on
     #: the device, torch.compile.
-    precision: str = "auto"
-    data_on_device: bool | str = "auto"
-    compile: bool = False
-    #: Kind (model, dataset, metric) -> the checksum (a hex prefix) its file must have: how a
-    #: resumed sweep is told to go on with a file that changed (``wcd_hpc.queue.files``).
-    sha256: dict[str, str] = field(default_factory=dict)
+    precision: str = default("precision")
+    data_on_device: bool | str = default("data_on_device")
+    compile: bool = default("compile")
     source: str = "<defaults>"
+    #: Values of table keys without an attribute of their own, by dotted key name.
+    extras: dict[str, Any] = field(default_factory=dict)
     # Key -> line in ``source``, for errors found later (resolve); not part of the experiment.
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
     # Key -> the flag that set it last (``--set``, ``--workers``, ``$WCD_HPC_STORAGE``), so
     # that a later error blames the flag, not the file; not part of the experiment either.
     origins: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
+    def setting(self, name: str) -> Any:
+        """The value of key ``name`` (dotted), wherever this experiment keeps it."""
+        key = find(name)
+        if key is None:
+            raise KeyError(name)
+        kind, where = _place(key)
+        if kind == "merged":
+            return self.trials  # budget.trials is merged into trials
+        if kind == "attrs":
+            return {attr: getattr(self, attr) for attr in where}
+        if kind == "resources":
+            return getattr(self.resources, where)
+        if kind == "extras":
+            return self.extras.get(where, default(name))
+        return getattr(self, where)
+
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict (study user attrs, MLflow artifact); see :meth:`from_dict`."""
+        """A JSON-serialisable dict (study user attrs, MLflow artifact); see :meth:`from_dict`.
+
+        A key kept in :attr:`extras` is stored under its dotted name.
+        """
         out = {f.name: copy.deepcopy(getattr(self, f.name)) for f in _stored_fields()}
         out["resources"] = dataclasses.asdict(self.resources)
+        out.update(copy.deepcopy(self.extras))
         return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Experiment:
-        """Rebuild an experiment written by :meth:`to_dict` (it was validated when first loaded)."""
+        """Rebuild an experiment written by :meth:`to_dict` (it was validated when first loaded).
+
+        A key the table gained since the experiment was stored reads back as its default.
+        """
         names = {f.name for f in _stored_fields()}
-        unknown = sorted(set(d) - names)
+        extra_names = {k.name for k in keys.KEYS if _place(k)[0] == "extras"}
+        unknown = sorted(set(d) - names - extra_names)
         if unknown:
             source = str(d.get("source", "<dict>"))
             raise ConfigError(source, unknown[0], None, "unknown key in a stored experiment")
-        kwargs = {k: copy.deepcopy(v) for k, v in d.items()}
+        kwargs = {k: copy.deepcopy(v) for k, v in d.items() if k in names}
         kwargs["resources"] = Resources(**dict(d.get("resources", {})))
+        kwargs["extras"] = {n: copy.deepcopy(d[n]) if n in d else default(n) for n in extra_names}
         return cls(**kwargs)
 
 
 def _stored_fields() -> list[dataclasses.Field[Any]]:
-    return [f for f in dataclasses.fields(Experiment) if f.name not in ("lines", "origins")]
+    return [
+        f for f in dataclasses.fields(Experiment) if f.name not in ("lines", "origins", "extras")
+    ]
+
+
+_FIELDS = frozenset(f.name for f in dataclasses.fields(Experiment))
+_RESOURCE_FIELDS = frozenset(f.name for f in dataclasses.fields(Resources))
+
+
+def _place(key: Key) -> tuple[str, Any]:
+    """Where :class:`Experiment` keeps ``key``: ``("attr", name)``, ``("attrs", names)`` (one
+    value per attribute), ``("resources", field)``, ``("extras", dotted name)`` or
+    ``("merged", None)`` (``budget.trials``, merged into ``trials``).
+
+    A key's attribute is its ``field``, else its name with ``_`` for ``.`` (``dataset.params``
+    is ``dataset_params``); a key with no such attribute is kept in :attr:`Experiment.extras`.
+    """
+    if key.field is None:
+        return "merged", None
+    if isinstance(key.field, tuple):
+        return "attrs", key.field
+    attr = key.field or key.name.replace(".", "_")
+    if attr in _FIELDS and attr not in ("extras", "lines", "origins", "resources", "source"):
+        return "attr", attr
+    top, _, sub = key.name.partition(".")
+    if top == "resources" and sub in _RESOURCE_FIELDS:
+        return "resources", sub
+    return "extras", key.name
+
+
+def _stored_names(key: Key) -> tuple[str, ...]:
+    """The top-level names :meth:`Experiment.to_dict` stores ``key`` under."""
+    kind, where = _place(key)
+    return {"merged": (), "attrs": where, "resources": ("resources",)}.get(kind, (where,))  # type: ignore[no-any-return]
+
+
+def _mutable_names() -> set[str]:
+    """Stored names a resumed study may change: those whose every key is mutable (and the file)."""
+    every = {n for k in keys.KEYS for n in _stored_names(k)}
+    return {"source"} | every - {n for k in keys.KEYS if not k.mutable for n in _stored_names(k)}
+
+
+def changed_keys(stored: Mapping[str, Any], exp: Experiment) -> list[str]:
+    """What makes ``exp`` a different experiment from the one a study ``stored``: the keys a
+    resume may not change (the table's ``mutable``) that differ.
+
+    A key the table gained since the study was stored compares as its default; search spaces
+    compare as spaces (``randint(32,64)`` is ``randint(32, 64)``).
+    """
+    try:
+        old = Experiment.from_dict(stored).to_dict()
+    except (ConfigError, TypeError):
+        old = dict(stored)
+    new = exp.to_dict()
+    changed = []
+    for name in sorted((set(old) | set(new)) - _mutable_names()):
+        before, after = old.get(name), new.get(name)
+        if name == "param_space" and isinstance(before, dict) and isinstance(after, dict):
+            if _space_changes(before, after):
+                changed.append(name)
+        elif before != after:
+            changed.append(name)
+    return changed
+
+
+def _space_changes(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether two ``param_space`` overrides differ as spaces, not as text."""
+    try:
+        return Space.from_mapping(old) != Space.from_mapping(new)
+    except SpaceError:
+        return old != new
 
 
 class _Settings:
@@ -206,16 +259,18 @@ class _Settings:
     def apply(self, data: Mapping[str, Any], file: str, lines: Mapping[str, int]) -> None:
         """Lay ``data`` over the current values; shorthands become their mapping form."""
         for key, value in data.items():
-            if key not in TOP_KEYS:
+            if key not in keys.top_names():
                 line = lines.get(str(key))
-                raise ConfigError(file, key_text(key), line, _unknown(str(key), TOP_KEYS))
-            if key in ("dataset", "model", "metric") and not isinstance(value, Mapping):
-                value = {"name": value}
-            if key in ("resources", "param_space") and value is None:
+                raise ConfigError(file, key_text(key), line, _unknown(str(key), keys.top_names()))
+            group = GROUPS.get(key)
+            if group is not None and group.shorthand and not isinstance(value, Mapping):
+                value = {group.shorthand: value}
+            merge = _merges(key)
+            if merge and value is None:
                 value = {}
             value = copy.deepcopy(dict(value) if isinstance(value, Mapping) else value)
             old = self.values.get(key)
-            if key in ("resources", "param_space") and isinstance(old, dict):
+            if merge and isinstance(old, dict):
                 self.values[key] = {**old, **value} if isinstance(value, dict) else value
             else:
                 self.origin = {k: v for k, v in self.origin.items() if not k.startswith(key + ".")}
@@ -235,12 +290,12 @@ class _Settings:
     def set_dotted(self, key: str, value: Any) -> None:
         """Apply one ``--set a.b.c=value``; intermediate mappings must already be mappings."""
         top, *path = key.split(".")
-        if top not in TOP_KEYS:
-            raise ConfigError("--set", key_text(key), None, _unknown(top, TOP_KEYS))
+        if top not in keys.top_names():
+            raise ConfigError("--set", key_text(key), None, _unknown(top, keys.top_names()))
         if not path:
             self.apply({top: value}, "--set", {})
             return
-        node = self.values.setdefault(top, {} if top in SUB_KEYS or top == "param_space" else None)
+        node = self.values.setdefault(top, {} if top in GROUPS or _merges(top) else None)
         for i, part in enumerate(path):
             if not isinstance(node, dict):
                 where = ".".join([top, *path[:i]])
@@ -252,6 +307,11 @@ class _Settings:
             else:
                 node = node.setdefault(part, {})
         self.origin[key] = ("--set", None)
+
+
+def _merges(top: str) -> bool:
+    group, key = GROUPS.get(top), find(top)
+    return bool((group is not None and group.merge) or (key is not None and key.merge))
 
 
 def _unknown(key: str, known: Sequence[str]) -> str:
@@ -276,28 +336,34 @@ def load_experiment(
     2024-01-01`` stays a string), applied last so that an error in one names the flag.
     """
     file = str(path)
-    data, lines, raw_space = compose(read_text(Path(path)), file)
+    data, lines, raw_space = compose(read_text(Path(path)), file, raw=keys.raw_names())
     if not isinstance(data, dict):
         raise ConfigError(file, None, 1, f"expected a mapping of settings, got {got(data)}")
     if raw_space is not None:
         data["param_space"] = raw_space
     settings = _Settings()
-    settings.apply(DEFAULTS, "<defaults>", {})
     if profile:
-        settings.apply({k: v for k, v in profile.items() if k in PROFILE_KEYS}, "<profile>", {})
+        settings.apply(_profile_settings(profile), "<profile>", {})
     settings.apply(data, file, lines)
     for item in overrides:
         _apply_override(settings, item)
     for key, (flag, value) in (flags or {}).items():
         settings.apply({key: str(value) if isinstance(value, Path) else value}, flag, {})
     budget.merge_trials(settings.values, settings.origin, file)
-    for key in REQUIRED:
+    for key in keys.required_names():
         if key not in settings.values:
             raise ConfigError(file, key, None, "missing required key")
-    exp = _validate(settings, file)
+    exp = _validate(settings)
+    exp.source = file
     exp.lines = lines
     exp.origins = {k: f for k, (f, _) in settings.origin.items() if f.startswith(("-", "$"))}
     return exp
+
+
+def _profile_settings(profile: Mapping[str, Any]) -> dict[str, Any]:
+    """A profile's experiment keys; its other tables (``[slurm]`` …) are the launcher's."""
+    allowed = keys.profile_names()
+    return {k: v for k, v in profile.items() if k in allowed}
 
 
 def _apply_override(settings: _Settings, item: str) -> None:
@@ -307,171 +373,89 @@ def _apply_override(settings: _Settings, item: str) -> None:
         message = "expected KEY=VALUE, e.g. trials=100"
         raise ConfigError("--set", key_text(item) if item else None, None, message)
     value: Any
+    declared = find(key)
     if key.startswith("param_space."):
         if key.count(".") != 1:
             raise ConfigError("--set", key, None, "expected param_space.NAME=EXPRESSION")
         value = text.strip()  # raw text: YAML would split a flow list at its commas
-    elif key == "resources.time" or key.endswith(".sha256"):
-        # YAML 1.1 reads 02:00:00 as a base-60 integer, and hex digits may read as a number.
-        value = text.strip()
+    elif declared is not None and declared.raw:
+        value = text.strip()  # e.g. YAML 1.1 reads 02:00:00 as a base-60 integer
     else:
         value = read_value(text, "--set", key)
     settings.set_dotted(key, value)
 
 
-def _validate(s: _Settings, file: str) -> Experiment:
-    v = s.values
-    name = v["name"]
-    if not valid_name(name):
-        raise s.error("name", f"{NAME_RULE}, got {got(name)}")
-    for key in SUB_KEYS:
-        _check_sub_keys(s, key)
-    dataset_params = v["dataset"].get("params") or {}
-    if not isinstance(dataset_params, dict):
-        raise s.error("dataset.params", f"expected a mapping, got {got(dataset_params)}")
-    try:
-        json.dumps(dataset_params)
-    except (TypeError, ValueError):
-        message = "values must be plain numbers, strings, lists or mappings"
-        raise s.error("dataset.params", message) from None
-    direction = v["metric"].get("direction")
-    if direction is not None and direction not in DIRECTIONS:
-        raise s.error("metric.direction", f"expected maximize or minimize, got {got(direction)}")
-    pruner, pruner_options = pruning.parse(v["pruner"], s.error)
-    return Experiment(
-        name=name,
-        dataset=_name(s, "dataset"),
-        dataset_params=dataset_params,
-        model=_name(s, "model"),
-        metric=_name(s, "metric"),
-        direction=direction,
-        trials=_int(s, "trials", v["trials"], 1),
-        epochs=_int(s, "epochs", v["epochs"], 1),
-        param_space=_param_space(s),
-        sampler=_one_of(s, "sampler", v["sampler"], SAMPLERS),
-        pruner=pruner,
-        pruner_options=pruner_options,
-        storage=_storage(s),
-        seed=_int(s, "seed", v["seed"], 0),
-        runs_dir=_text(s, "runs_dir", v["runs_dir"]),
-        workers=_int(s, "workers", v["workers"], 1),
-        executor=_one_of(s, "executor", v["executor"], EXECUTORS),
-        resources=_resources(s),
-        signal_class=_signal_class(s),
-        gpu_hours=budget.gpu_hours(v["budget"].get("gpu_hours"), s.error),
-        precision=training.precision(v["precision"], s.error),
-        data_on_device=training.data_on_device(v["data_on_device"], s.error),
-        compile=training.compile_model(v["compile"], s.error),
-        sha256=filerefs.checksums(v, s.error),
-        source=file,
-    )
+#: Tells a key the settings do not give from one given as null.
+_MISSING = object()
 
 
-def valid_name(name: object) -> bool:
-    """Whether ``name`` may name a study: it becomes a directory name, so no ``/`` or ``..``."""
-    return isinstance(name, str) and bool(_NAME_RE.fullmatch(name)) and len(name) <= 64
+def _validate(s: _Settings) -> Experiment:
+    """Check every key of the table, in its order; build the experiment from the kept values."""
+    checked: dict[str, Any] = {}
+    seen: set[str] = set()
+    for key in keys.KEYS:
+        if key.top in GROUPS and key.top not in seen:
+            _check_group(s, key.top)
+        seen.add(key.top)
+        value = _raw(s, key)
+        checked[key.name] = key.check(default(key.name) if value is _MISSING else value, s.error)
+    return _build(checked)
 
 
-def _check_sub_keys(s: _Settings, key: str) -> None:
-    value = s.values.get(key)
+def _check_group(s: _Settings, name: str) -> None:
+    value = s.values.get(name, _MISSING)
+    if value is _MISSING:
+        return
+    subs = keys.sub_keys(name)
     if not isinstance(value, dict):
-        raise s.error(key, f"expected a mapping with keys {', '.join(SUB_KEYS[key])}")
+        raise s.error(name, f"expected a mapping with keys {', '.join(subs)}")
     for sub in value:
-        if sub not in SUB_KEYS[key]:
-            raise s.error(f"{key}.{key_text(sub)}", _unknown(str(sub), SUB_KEYS[key]))
+        if sub not in subs:
+            raise s.error(f"{name}.{key_text(sub)}", _unknown(str(sub), subs))
 
 
-def _name(s: _Settings, key: str) -> str:
-    if "name" not in s.values[key]:
-        raise s.error(key, "missing required key 'name'")
-    return _text(s, f"{key}.name", s.values[key]["name"])
-
-
-def _text(s: _Settings, key: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise s.error(key, f"expected a non-empty string, got {got(value)}")
+def _raw(s: _Settings, key: Key) -> Any:
+    """The layered value of ``key``, or :data:`_MISSING`; a missing required sub-key is refused."""
+    top, _, sub = key.name.partition(".")
+    value = s.values.get(top, _MISSING)
+    if sub and value is not _MISSING:
+        value = value.get(sub, _MISSING)
+    if value is _MISSING and key.required:
+        raise s.error(top, f"missing required key {sub!r}" if sub else "missing required key")
     return value
 
 
-def _int(s: _Settings, key: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise s.error(key, f"expected {kind}, got {got(value)}")
-    return value
+def _build(checked: Mapping[str, Any]) -> Experiment:
+    kwargs: dict[str, Any] = {}
+    resources: dict[str, Any] = {}
+    extras: dict[str, Any] = {}
+    for key in keys.KEYS:
+        (kind, where), value = _place(key), checked[key.name]
+        if kind == "attrs":
+            kwargs.update(zip(where, value, strict=True))
+        elif kind != "merged":
+            {"attr": kwargs, "resources": resources, "extras": extras}[kind][where] = value
+    return Experiment(**kwargs, resources=Resources(**resources), extras=extras)
 
 
-def _one_of(s: _Settings, key: str, value: Any, allowed: Sequence[str]) -> str:
-    return one_of(value, allowed, key, s.error)
+def settings_of(exp: Experiment) -> dict[str, tuple[Any, bool]]:
+    """Every key's value in ``exp`` and whether it is the default, by dotted name in table order
+    (what a dry run shows; ``budget.trials`` is ``trials``)."""
+    out = {}
+    for key in keys.KEYS:
+        kind, where = _place(key)
+        if kind == "merged":
+            continue
+        value, fallback = exp.setting(key.name), None
+        if not key.required:
+            fallback = key.check(default(key.name), _defaults_fail)
+            fallback = dict(zip(where, fallback, strict=True)) if kind == "attrs" else fallback
+        out[key.name] = (value, not key.required and value == fallback)
+    return out
 
 
-def _storage(s: _Settings) -> str:
-    value = s.values["storage"]
-    ok = isinstance(value, str) and (
-        value == "journal"
-        or (value.startswith("journal:") and len(value) > len("journal:"))
-        or value.startswith(STORAGE_URL_PREFIXES)
-    )
-    if not ok:
-        raise s.error(
-            "storage",
-            "expected journal, journal:PATH or a URL starting with "
-            f"{', '.join(STORAGE_URL_PREFIXES)}, got {got(value)}",
-        )
-    if value.startswith(GRPC_SCHEME):
-        try:
-            grpc_address(value)
-        except ValueError as exc:
-            raise s.error("storage", str(exc)) from None
-    return str(value)
-
-
-def _resources(s: _Settings) -> Resources:
-    r = s.values["resources"]
-    gpus, cpus = (
-        _int(s, "resources.gpus", r.get("gpus"), 0),
-        _int(s, "resources.cpus", r.get("cpus"), 1),
-    )
-    mem_gb, time = r.get("mem_gb"), r.get("time")
-    if isinstance(mem_gb, bool) or not isinstance(mem_gb, (int, float)) or not mem_gb > 0:
-        raise s.error("resources.mem_gb", f"expected a positive number, got {got(mem_gb)}")
-    match = _TIME_RE.fullmatch(time) if isinstance(time, str) else None
-    if match is not None and not any(int(g or 0) for g in match.groups()):
-        raise s.error("resources.time", f"expected a time limit above zero, got {got(time)}")
-    if match is None or (match.group(1) is not None and int(match.group(2)) > 23):
-        raise s.error(
-            "resources.time", f"expected a time limit HH:MM:SS or D-HH:MM:SS, got {got(time)}"
-        )
-    per_gpu = _int(s, "resources.trials_per_gpu", r.get("trials_per_gpu"), 1)
-    return Resources(gpus=gpus, cpus=cpus, mem_gb=mem_gb, time=time, trials_per_gpu=per_gpu)
-
-
-def _signal_class(s: _Settings) -> str | None:
-    """A class name, or ``None`` for the dataset's default.
-
-    Whether the dataset has that class is known only once its data are loaded (datasets do not
-    declare their classes), so the trial checks it before training; here only its type.
-    """
-    value = s.values["signal_class"]
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise s.error("signal_class", f"expected a class name such as gamma, got {got(value)}")
-    return value
-
-
-def _param_space(s: _Settings) -> dict[str, Any]:
-    """Check the overrides parse on their own; the merged space is checked again by resolve."""
-    space = s.values["param_space"]
-    if not isinstance(space, dict):
-        raise s.error(
-            "param_space", f"expected a mapping of names to expressions, got {got(space)}"
-        )
-    for key, value in space.items():
-        try:
-            Space.from_mapping({key: value})
-        except SpaceError as exc:
-            raise s.error(f"param_space.{exc.key}", exc.message) from None
-    return copy.deepcopy(space)
+def _defaults_fail(key: str, message: str) -> ConfigError:
+    return ConfigError("<defaults>", key, None, message)  # a bug in the key table
 
 
 def validate_profile(profile: Mapping[str, Any], source: str) -> None:
@@ -479,12 +463,11 @@ def validate_profile(profile: Mapping[str, Any], source: str) -> None:
 
     Its ``[slurm]`` and ``[container]`` tables are checked by ``wcd_hpc.launch.settings``.
     """
-    allowed = (*PROFILE_KEYS, "slurm", "container", "description")
+    allowed = (*keys.profile_names(), "slurm", "container", "description")
     for key in profile:
         if key not in allowed:
             raise ConfigError(source, key_text(key), None, _unknown(key, allowed))
     settings = _Settings()
-    settings.apply(DEFAULTS, "<defaults>", {})
-    settings.apply({k: v for k, v in profile.items() if k in PROFILE_KEYS}, source, {})
+    settings.apply(_profile_settings(profile), source, {})
     settings.apply({"name": "check", "dataset": "x", "model": "x", "trials": 1}, "<check>", {})
-    _validate(settings, source)
+    _validate(settings)

@@ -260,6 +260,9 @@ def of_experiment(exp: Experiment) -> tuple[Loaded, ...]:
     for kind in HOOKS:
         name = getattr(exp, kind)
         if not is_file_reference(name):
+            if exp.setting(f"{kind}.sha256") is not None:
+                message = "applies only to a file reference PATH.py:NAME"
+                raise error_at(exp, f"{kind}.sha256", message)
             continue
 
         def blame(message: str, _kind: str = kind) -> ConfigError:

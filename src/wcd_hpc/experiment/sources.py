@@ -127,14 +127,15 @@ MAX_VALUES = 100_000
 
 
 def compose(
-    text: str, file: str, *, value: bool = False
+    text: str, file: str, *, value: bool = False, raw: Sequence[str] = ()
 ) -> tuple[Any, dict[str, int], dict[str, Any] | None]:
     """Construct the document; also return key lines and the raw-text ``param_space``.
 
     ``value=True`` reads one value rather than a settings file (``--set KEY=VALUE``): empty text
-    is null, and no key is special. Hostile input (nesting deeper than PyYAML can recurse, a
-    document too large for memory, an integer too long for Python to read) gives a one-line
-    :class:`ConfigError`, not a traceback.
+    is null, and no key is special. ``raw`` names (dotted) the keys whose unquoted scalar text is
+    kept as written rather than read as YAML. Hostile input (nesting deeper than PyYAML can
+    recurse, a document too large for memory, an integer too long for Python to read) gives a
+    one-line :class:`ConfigError`, not a traceback.
     """
     loader = yaml.SafeLoader(text)
     node: yaml.Node | None = None
@@ -152,7 +153,7 @@ def compose(
         if not value:
             space = _raw_param_space(loader, text, node, file)
             if isinstance(data, dict):
-                _raw_time(node, data)
+                _raw_scalars(node, data, raw)
     except yaml.MarkedYAMLError as exc:
         raise _yaml_error(file, exc) from None
     except yaml.YAMLError as exc:
@@ -260,11 +261,19 @@ def _mapping_value(node: yaml.Node | None, key: str) -> yaml.Node | None:
     return None
 
 
-def _raw_time(root: yaml.Node, data: dict[str, Any]) -> None:
+def _raw_scalars(root: yaml.Node, data: dict[str, Any], raw: Sequence[str]) -> None:
     """Unquoted ``02:00:00`` is a base-60 integer to YAML 1.1; keep the text the user wrote."""
-    time = _mapping_value(_mapping_value(root, "resources"), "time")
-    if isinstance(time, yaml.ScalarNode) and time.style is None:
-        data["resources"]["time"] = time.value
+    for dotted in raw:
+        *parents, last = dotted.split(".")
+        node: yaml.Node | None = root
+        target: Any = data
+        for part in parents:
+            node = _mapping_value(node, part)
+            target = target.get(part) if isinstance(target, dict) else None
+        scalar = _mapping_value(node, last)
+        plain = isinstance(scalar, yaml.ScalarNode) and scalar.style is None
+        if plain and isinstance(target, dict):
+            target[last] = scalar.value  # type: ignore[union-attr]
 
 
 def _raw_param_space(loader: yaml.SafeLoader, text: str, root: yaml.Node, file: str) -> Any:

@@ -14,35 +14,23 @@ none of them changes which parameters are tried, so a study may change them betw
   tens of seconds per trial, worth it only for long trials).
 - ``resources.trials_per_gpu: k`` — each Slurm array task runs k workers per GPU it holds.
 
-The values are checked here, on the login node, like every other key; what they resolve to on a
-given machine is decided by the worker (``wcd_hpc.engine.device``).
+The values are checked on the login node, like every other key (:mod:`wcd_hpc.experiment.keys`);
+what they resolve to on a given machine is decided by the worker (``wcd_hpc.engine.device``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from wcd_hpc.experiment.sources import Fail, got, one_of
+from wcd_hpc.experiment.sources import Fail, got
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: ``data_on_device`` values: YAML's true/false, or the word auto.
 AUTO = "auto"
 
 
-def precision(value: Any, fail: Fail) -> str:
-    """``precision``: one of :data:`PRECISIONS`."""
-    return one_of(value, PRECISIONS, "precision", fail)
-
-
-def data_on_device(value: Any, fail: Fail) -> bool | str:
-    """``data_on_device``: ``auto``, or a YAML boolean."""
+def data_on_device(value: Any, key: str, fail: Fail) -> bool | str:
+    """``data_on_device``: ``auto``, or a YAML boolean (its rule in the key table)."""
     if value == AUTO or isinstance(value, bool):
         return value  # type: ignore[no-any-return]
-    raise fail("data_on_device", f"expected auto, true or false, got {got(value)}")
-
-
-def compile_model(value: Any, fail: Fail) -> bool:
-    """``compile``: a YAML boolean."""
-    if not isinstance(value, bool):
-        raise fail("compile", f"expected true or false, got {got(value)}")
-    return value
+    raise fail(key, f"expected auto, true or false, got {got(value)}")

@@ -26,8 +26,6 @@ def as_written(stored: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in stored.items():
         if key == "pruner_options":
             out.update({f"pruner.{k}": v for k, v in dict(value).items()})
-        elif key == "sha256":
-            out.update({f"{kind}.sha256": digest for kind, digest in dict(value).items()})
         else:
             out[WRITTEN.get(key, key)] = value
     return out

@@ -39,7 +39,7 @@ def _copy_path(item: Loaded) -> str:
 def check_acknowledged(exp: Experiment, loaded: Sequence[Loaded]) -> None:
     """Refuse a file whose content is not the one ``<kind>.sha256`` names, if it names one."""
     for item in loaded:
-        wanted = exp.sha256.get(item.ref.kind)
+        wanted = exp.setting(f"{item.ref.kind}.sha256")
         if wanted is not None and not item.sha256.startswith(wanted):
             raise StudyConflict(
                 f"{shown(item.ref.path)}: sha256 is {item.sha256[:12]}, not the "
@@ -61,7 +61,8 @@ def check_resume(
     recorded = study.user_attrs.get(STUDY_FILES) or {}
     for item in loaded:
         old = recorded.get(item.ref.kind)
-        if old is None or old["sha256"] == item.sha256 or item.ref.kind in exp.sha256:
+        acknowledged = exp.setting(f"{item.ref.kind}.sha256") is not None
+        if old is None or old["sha256"] == item.sha256 or acknowledged:
             continue
         ack = f"--set {item.ref.kind}.sha256={item.sha256[:12]}"
         raise StudyConflict(

@@ -24,8 +24,8 @@ from optuna.storages.journal import JournalFileOpenLock
 from optuna.trial import FrozenTrial, TrialState
 
 from wcd_hpc import __version__
-from wcd_hpc.errors import ConfigError, SpaceError, StorageError, StudyConflict, StudyNotFound
-from wcd_hpc.experiment.config import NAME_RULE, Experiment, valid_name
+from wcd_hpc.errors import ConfigError, StorageError, StudyConflict, StudyNotFound
+from wcd_hpc.experiment.config import NAME_RULE, Experiment, changed_keys, valid_name
 from wcd_hpc.experiment.space import Space
 from wcd_hpc.queue.journal import CheckedJournalBackend, scan
 from wcd_hpc.queue.schema import (
@@ -47,12 +47,6 @@ from wcd_hpc.queue.urls import chosen, journal_file, kind, mask, resolve
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 STATE_NAMES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
-# Keys that may change between runs of the same study without making it a different experiment.
-# How trials use the GPU is among them: each trial records the precision it actually used.
-MUTABLE_KEYS = {
-    "trials", "gpu_hours", "workers", "executor", "resources", "source", "runs_dir", "storage",
-    "precision", "data_on_device", "compile", "sha256",
-}  # fmt: skip
 #: Heartbeat interval given to a new study's workers, in seconds (tests use a short one).
 ENV_HEARTBEAT = "WCD_HPC_HEARTBEAT_S"
 DEFAULT_HEARTBEAT_S = 30.0
@@ -122,30 +116,6 @@ def run_dir_of(study: optuna.Study, url: str) -> Path:
     return Path(str(recorded))
 
 
-def _space_changes(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    """Whether two ``param_space`` overrides differ as spaces, not as text.
-
-    ``randint(32,64)`` and ``randint(32, 64)``, or ``5e-4`` and ``0.0005``, are the same space.
-    """
-    try:
-        return Space.from_mapping(old) != Space.from_mapping(new)
-    except SpaceError:
-        return old != new
-
-
-def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    keys = (set(old) | set(new)) - MUTABLE_KEYS
-    changed = []
-    for key in sorted(keys):
-        before, after = old.get(key), new.get(key)
-        if key == "param_space" and isinstance(before, dict) and isinstance(after, dict):
-            if _space_changes(before, after):
-                changed.append(key)
-        elif before != after:
-            changed.append(key)
-    return changed
-
-
 def stored_experiment(exp: Experiment) -> dict[str, Any]:
     """What a study (or a ``train`` run) records of an experiment: no secret in it.
 
@@ -161,10 +131,10 @@ def prepare(
 ) -> Prepared:
     """Create the study, or resume it after checking that it is the same experiment.
 
-    Only the budget and how it is run (workers, executor, resources, storage, runs directory,
-    precision, data on the device, compile) may change on resume; anything else would mix
-    trials of two different experiments in one study. The caller creates ``run_dir``, once
-    nothing can be refused any more.
+    Only the keys the key table marks mutable (the budget and how it is run: workers, executor,
+    resources, storage, runs directory, precision, data on the device, compile) may change on
+    resume; anything else would mix trials of two different experiments in one study. The
+    caller creates ``run_dir``, once nothing can be refused any more.
     """
     if study_exists(storage, exp.name):
         study = optuna.load_study(study_name=exp.name, storage=storage)
@@ -173,7 +143,7 @@ def prepare(
             raise StudyConflict(
                 f"study '{exp.name}' in {mask(url)} was not created by wcd-hpc; choose another name"
             )
-        changed = _differences(stored, exp.to_dict())
+        changed = changed_keys(stored, exp)
         if changed:
             raise StudyConflict(
                 f"study '{exp.name}' already exists with a different experiment "
