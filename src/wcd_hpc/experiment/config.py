@@ -110,8 +110,9 @@ class Experiment:
     data_on_device: bool | str = default("data_on_device")
     compile: bool = default("compile")
     source: str = "<defaults>"
-    #: Values of table keys without an attribute of their own, by dotted key name.
-    extras: dict[str, Any] = field(default_factory=dict)
+    #: Values of table keys without an attribute of their own, by dotted key name (their
+    #: defaults unless given, so that an experiment built by hand equals one loaded from a file).
+    extras: dict[str, Any] = field(default_factory=lambda: _extra_defaults())
     # Key -> line in ``source``, for errors found later (resolve); not part of the experiment.
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
     # Key -> the flag that set it last (``--set``, ``--workers``, ``$WCD_HPC_STORAGE``), so
@@ -160,6 +161,11 @@ class Experiment:
         kwargs["resources"] = Resources(**dict(d.get("resources", {})))
         kwargs["extras"] = {n: copy.deepcopy(d[n]) if n in d else default(n) for n in extra_names}
         return cls(**kwargs)
+
+
+def _extra_defaults() -> dict[str, Any]:
+    """The defaults of the table keys :class:`Experiment` keeps in ``extras``."""
+    return {k.name: default(k.name) for k in keys.KEYS if _place(k)[0] == "extras"}
 
 
 def _stored_fields() -> list[dataclasses.Field[Any]]:
