@@ -126,6 +126,33 @@ def test_a_password_seen_once_is_masked_anywhere_later_in_any_form(case: str) ->
         assert leak not in mask_text(f'connection is bad: invalid sslmode value: "{leak}"')
 
 
+def test_a_mistyped_storage_url_is_refused_without_its_password(cli, tmp_path) -> None:
+    # The refusal quotes the value with repr(), which escapes the password's quote.
+    url = f"postgres://wcd:{ODD_PASSWORD.replace('%', '%25')}@db.example/x"
+    exp = tmp_path / "e.yaml"
+    exp.write_text(f"name: e\ndataset: x\nmodel: lenet\ntrials: 1\nstorage: {json.dumps(url)}\n")
+    for args, env in [
+        (["--storage", url], {}),
+        ([], {"WCD_HPC_STORAGE": url}),
+        ([], {}),  # from the file
+    ]:
+        res = cli("sweep", "e.yaml", "--dry-run", *args, env=env)
+        assert res.code == 2 and "postgres://wcd:***@db.example/x" in res.err, res.err
+        _assert_nowhere(_leaks(ODD_PASSWORD, url), res.out + res.err)
+
+
+def test_a_raw_at_in_a_password_reaches_the_driver_as_part_of_the_password() -> None:
+    from wcd_hpc.queue.urls import for_driver
+
+    for url in (
+        "postgresql://wcd:p@ss@w%25rd@db.example:5432/x",
+        "postgresql://wcd:p%40ss@db.example/x",
+    ):
+        parsed = sqlalchemy.make_url(for_driver(url))
+        assert (parsed.username, parsed.host) == ("wcd", "db.example")
+        assert parsed.password in ("p@ss@w%rd", "p@ss")
+
+
 def test_a_set_usage_error_shows_the_key_and_what_is_expected(cli, tmp_path) -> None:
     (tmp_path / "e.yaml").write_text("name: e\ndataset: toy-blobs\nmodel: toy-mlp\n")
     for item, expected in [

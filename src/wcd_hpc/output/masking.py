@@ -91,7 +91,7 @@ def split_url(url: str) -> tuple[str, str | None, str, str] | None:
 
 
 def _query_pairs(query: str) -> list[tuple[str, str, str]]:
-    """``(key, '=' or '', value)`` of each ``&``-separated pair of ``?query`` (percent-decoded)."""
+    """``(key, "=" or "", value)`` of each ``&``-separated pair of ``?query``, as written."""
     body = query[1:].partition("#")[0] if query.startswith("?") else ""
     return [pair.partition("=") for pair in body.split("&") if pair]
 
