@@ -181,24 +181,32 @@ def test_log_lines_mask_the_traceback_they_carry(caplog) -> None:
 
 
 def test_the_cli_masks_what_anything_prints_even_a_bug_s_traceback(cli, tmp_path) -> None:
-    # A bug's traceback and a plugin's own print reach the terminal through the same masking.
+    # A bug's traceback and a plugin's own prints reach the terminal through the same masking,
+    # and a password in $WCD_HPC_STORAGE is known before any command has read the variable.
     (tmp_path / "bug.py").write_text(
         "import sys\n"
         "sys.argv = ['wcd-hpc', 'status', 'x']\n"
         "import wcd_hpc.queue.study as s\n"
         "def boom(*a, **k):\n"
-        "    print('plugin says postgresql://u:PrCanary2@h/d')\n"
+        "    print('plugin says postgresql://u:PrCanary2@h/d and EnvCanary4')\n"
         "    raise RuntimeError('driver: postgresql://u:BugCanary3@h/d refused')\n"
         "s.open_existing = boom\n"
         "from wcd_hpc.__main__ import main\n"
         "main()\n"
     )
+    env = {**os.environ, "WCD_HPC_STORAGE": "postgresql://u:EnvCanary4@h/d"}
     proc = subprocess.run(
-        [sys.executable, "bug.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+        [sys.executable, "bug.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert proc.returncode == 1 and "Traceback (most recent call last)" in proc.stderr
     assert "RuntimeError: driver: postgresql://u:***@h/d refused" in proc.stderr
-    assert "PrCanary2" not in proc.stdout and "BugCanary3" not in proc.stderr
+    assert "plugin says postgresql://u:***@h/d and ***" in proc.stdout
+    assert "Canary" not in proc.stdout + proc.stderr
 
 
 def _files_text(*roots: Path) -> str:

@@ -14,6 +14,10 @@ from __future__ import annotations
 
 from wcd_hpc.engine.startup import paused_gc
 from wcd_hpc.output.masking import mask_standard_streams
+from wcd_hpc.queue.urls import ENV_STORAGE
+
+#: Where a URL with a secret may wait in the environment: the storage, MLflow's tracking URI.
+SECRET_VARIABLES = (ENV_STORAGE, "MLFLOW_TRACKING_URI")
 
 
 def preload_cli() -> None:
@@ -31,7 +35,7 @@ def preload_cli() -> None:
 
 
 def main() -> None:
-    mask_standard_streams()
+    mask_standard_streams(*SECRET_VARIABLES)
     preload_cli()
     from wcd_hpc.cli import main as run_cli
 
@@ -40,7 +44,7 @@ def main() -> None:
 
 def run_in_process(args: list[str]) -> int:
     """Run the CLI with ``args`` in this process and return its exit status (array tasks)."""
-    mask_standard_streams()
+    mask_standard_streams(*SECRET_VARIABLES)
     preload_cli()
     from wcd_hpc.cli import run
 

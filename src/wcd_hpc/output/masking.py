@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import traceback
@@ -283,8 +284,12 @@ class MaskedStream:
         return getattr(self._stream, name)
 
 
-def mask_standard_streams() -> None:
-    """Put a :class:`MaskedStream` in front of ``sys.stdout`` and ``sys.stderr`` (once)."""
+def mask_standard_streams(*variables: str) -> None:
+    """Put a :class:`MaskedStream` in front of ``sys.stdout`` and ``sys.stderr`` (once), and
+    :func:`remember` the URLs in the environment ``variables`` (a plugin may print one's
+    password before any command has read it)."""
+    for variable in variables:
+        remember(os.environ.get(variable, ""))
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
         if stream is not None and not isinstance(stream, MaskedStream):
