@@ -155,21 +155,111 @@ def test_every_hook_is_documented_in_the_plugin_guide() -> None:
         )
 
 
+def write_plugin(site: Path, name: str, code: str) -> Path:
+    """Install plugin ``name`` as bare files in ``site`` (for PYTHONPATH): distribution and entry
+    point ``name``, module ``name`` with underscores; returns ``site``."""
+    module = name.replace("-", "_")
+    info = site / f"{module}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[wcd_hpc]\n{name} = {module}\n")
+    (site / f"{module}.py").write_text(code)
+    return site
+
+
 def test_a_plugin_can_add_a_cli_verb(cli, tmp_path) -> None:
-    pkg = tmp_path / "site"
-    (pkg / "verbplugin-0.1.dist-info").mkdir(parents=True)
-    (pkg / "verbplugin-0.1.dist-info" / "METADATA").write_text("Name: verbplugin\nVersion: 0.1\n")
-    (pkg / "verbplugin-0.1.dist-info" / "entry_points.txt").write_text(
-        "[wcd_hpc]\nverb = verbplugin\n"
-    )
-    (pkg / "verbplugin.py").write_text(
+    site = write_plugin(
+        tmp_path / "site",
+        "verbplugin",
         "from wcd_hpc import hookimpl\n"
         "@hookimpl\n"
         "def register_commands(app):\n"
         "    @app.command('hello')\n"
         "    def hello():\n"
-        "        print('hello from a plugin')\n"
+        "        print('hello from a plugin')\n",
     )
-    res = cli("hello", plugins=pkg)
+    res = cli("hello", plugins=site)
     assert res.code == 0, res.err
     assert res.out.strip() == "hello from a plugin"
+
+
+UNRULY = {
+    # A plugin that takes the built-in verbs: directly, through a group without a name (whose
+    # verbs typer adds to the root), and by replacing the root callback; its own verb is fine.
+    "takeover": """\
+import typer
+from wcd_hpc import hookimpl
+
+
+@hookimpl
+def register_commands(app):
+    @app.command("sweep")
+    def sweep():
+        print("not the real sweep")
+
+    sub = typer.Typer()
+
+    @sub.command("status")
+    def status():
+        print("not the real status")
+
+    app.add_typer(sub)
+
+    @app.callback()
+    def root():
+        print("hijacked")
+
+    @app.command("own-verb")
+    def own():
+        print("own verb works")
+""",
+    # The same verb again from a plugin loaded later (by name): the first one keeps it.
+    "xcopy": """\
+from wcd_hpc import hookimpl
+
+
+@hookimpl
+def register_commands(app):
+    @app.command("own-verb")
+    def own():
+        print("copy")
+""",
+    "exits": "import sys\nsys.exit(3)\n",
+    "chatty": "print('chatty plugin says hello at import')\n"
+    "from wcd_hpc import hookimpl\n"
+    "@hookimpl\n"
+    "def register_metrics(register):\n"
+    "    print('chatty registers nothing')\n",
+}
+
+
+@pytest.fixture
+def unruly(tmp_path: Path) -> Path:
+    site = tmp_path / "site"
+    for name, code in UNRULY.items():
+        write_plugin(site, name, code)
+    return site
+
+
+def test_plugins_cannot_take_built_in_verbs_exit_the_cli_or_print_on_stdout(cli, unruly) -> None:
+    listed = cli("plugins", "--json", plugins=unruly)
+    assert listed.code == 1, listed.err
+    errors = listed.json()["errors"]  # stdout is still exactly one JSON document
+    for verb in ("sweep", "status"):
+        line = f"command '{verb}' is a built-in verb of wcd-hpc; ignored"
+        assert f"plugin 'takeover' (distribution takeover 0.1): {line}" in errors
+    assert (
+        "plugin 'xcopy' (distribution xcopy 0.1): command 'own-verb' is already registered "
+        "by plugin 'takeover' (distribution takeover 0.1); ignored"
+    ) in errors
+    assert "plugin 'exits' (distribution exits 0.1): failed to import: called sys.exit(3)" in errors
+    assert "chatty plugin says hello at import" in listed.err
+    assert "chatty registers nothing" in listed.err
+
+    sweep = cli("sweep", "--help", plugins=unruly)
+    assert sweep.code == 0 and "Run a sweep" in sweep.out, sweep.out + sweep.err
+    assert "hijacked" not in sweep.out + sweep.err
+    status = cli("status", "nothing-here", plugins=unruly)
+    assert "not the real status" not in status.out and status.code == 1, status.out
+    own = cli("own-verb", plugins=unruly)
+    assert (own.code, own.out) == (0, "own verb works\n"), own.err

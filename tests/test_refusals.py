@@ -120,6 +120,20 @@ def test_the_dry_run_shows_what_would_really_be_submitted(cli, testplugins, toy_
     assert "slurm.grace_s (7200 s) is not shorter than resources.time (01:00:00)" in res.err
 
 
+def test_a_piped_dry_run_shows_the_scripts_uncut(cli, testplugins, toy_experiment) -> None:
+    # Not a terminal: rich assumes 80 columns there, and cut every longer script line.
+    exp = toy_experiment(name="piped-dry-run-with-a-long-study-name", trials=1)
+    env = {**TOY, "COLUMNS": ""}
+    dry = cli("sweep", str(exp), "--dry-run", "--executor", "slurm", plugins=testplugins, env=env)
+    rendered = cli("render", str(exp), "--out", "s", plugins=testplugins, env=env)
+    assert dry.code == 0 and rendered.code == 0, dry.err + rendered.err
+    shown = dry.out.splitlines()
+    for name in ("worker.sbatch", "sync.sbatch"):
+        script = (exp.parent / "s" / name).read_text().splitlines()
+        assert any(len(line) > 80 for line in script)
+        assert all(line in shown for line in script), name
+
+
 def test_resuming_with_the_same_space_written_differently_is_not_a_change(
     cli, testplugins, toy_experiment
 ) -> None:

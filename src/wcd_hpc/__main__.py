@@ -4,11 +4,20 @@ The entry point lives outside :mod:`wcd_hpc.cli` so that the CLI's imports and t
 registry load with the garbage collector paused (see :mod:`wcd_hpc.engine.startup`). A Slurm
 array task enters here too (:func:`run_in_process`, called by :mod:`wcd_hpc.launch.task`): the
 one import from a lower layer back up to the CLI, named as an exception in the import contract.
+
+Before anything else, both put :class:`~wcd_hpc.output.masking.MaskedStream` in front of stdout and
+stderr: whatever the process prints from then on — our lines, click's usage errors, a plugin's
+output, the traceback of a bug — reaches the terminal or the log file with its secrets masked.
 """
 
 from __future__ import annotations
 
 from wcd_hpc.engine.startup import paused_gc
+from wcd_hpc.output.masking import mask_standard_streams
+from wcd_hpc.queue.urls import ENV_STORAGE
+
+#: Where a URL with a secret may wait in the environment: the storage, MLflow's tracking URI.
+SECRET_VARIABLES = (ENV_STORAGE, "MLFLOW_TRACKING_URI")
 
 
 def preload_cli() -> None:
@@ -26,6 +35,7 @@ def preload_cli() -> None:
 
 
 def main() -> None:
+    mask_standard_streams(*SECRET_VARIABLES)
     preload_cli()
     from wcd_hpc.cli import main as run_cli
 
@@ -34,6 +44,7 @@ def main() -> None:
 
 def run_in_process(args: list[str]) -> int:
     """Run the CLI with ``args`` in this process and return its exit status (array tasks)."""
+    mask_standard_streams(*SECRET_VARIABLES)
     preload_cli()
     from wcd_hpc.cli import run
 

@@ -16,12 +16,17 @@ that an error reads ``broken.yaml:5: model: unknown model 'lenett'; did you mean
 :func:`one_line` is the single way we shorten any exception (ours or a library's) to one line,
 for trial failure causes, log lines and wrapped errors.
 
-This module sits at the bottom of the import layers: everything may import it, it imports nothing.
+No text of this module carries a secret: every message of the family, every :func:`one_line`
+and every :func:`clip` goes through :func:`wcd_hpc.output.masking.mask_text` (a driver's or a
+plugin's exception may quote a URL with its password). This module sits at the bottom of the
+import layers, above only :mod:`wcd_hpc.output`: everything may import it.
 """
 
 from __future__ import annotations
 
 import re
+
+from wcd_hpc.output.masking import mask_text
 
 #: Longest excerpt of a user-supplied value echoed in an error: an error line must stay a line
 #: even when the value is a 10 MB expression or a deeply nested structure.
@@ -29,11 +34,18 @@ MAX_ECHO = 120
 
 
 class WcdHpcError(Exception):
-    """Base of every error the CLI prints as one line (``str(exc)``) instead of a traceback."""
+    """Base of every error the CLI prints as one line (``str(exc)``) instead of a traceback.
+
+    Its message is masked when the error is made, so no path that shows or stores it (the CLI,
+    a trial's failure cause, a log line, a wrapping error) can show a secret.
+    """
 
     #: Exit status of the CLI for this error: 2 for bad input (the usage convention), 1 for a
     #: failure found at run time (an unreachable MLflow server, a sweep that ended short).
     exit_code = 2
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(mask_text(a) if isinstance(a, str) else a for a in args))
 
 
 class UsageError(WcdHpcError):
@@ -48,7 +60,8 @@ class ConfigError(WcdHpcError, ValueError):
     """
 
     def __init__(self, file: str, key: str | None, line: int | None, message: str) -> None:
-        self.file, self.key, self.line, self.message = file, key, line, message
+        self.file, self.key, self.line = file, key, line
+        self.message = mask_text(message)
         where = file if line is None else f"{file}:{line}"
         super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
 
@@ -61,7 +74,7 @@ class SpaceError(WcdHpcError, ValueError):
     """
 
     def __init__(self, key: str, message: str) -> None:
-        self.key, self.message = key, message
+        self.key, self.message = key, mask_text(message)
         super().__init__(f"{key}: {message}")
 
 
@@ -126,9 +139,9 @@ def one_line(exc: BaseException) -> str:
     Our own errors are one line already and are shown without their type; a foreign exception
     keeps its type, which is often the most informative word in it (``OperationalError``). A
     network error wrapped in layers of HTTP-library exceptions is reduced to the operating
-    system's own words (``Connection refused``).
+    system's own words (``Connection refused``). Secrets are masked before anything is cut.
     """
-    text = str(exc).strip()
+    text = mask_text(str(exc)).strip()
     errno = _ERRNO.search(text)
     if errno and not isinstance(exc, WcdHpcError):
         return clip(errno.group(1).strip(), MAX_LINE)
@@ -139,7 +152,11 @@ def one_line(exc: BaseException) -> str:
 
 
 def clip(text: str, limit: int = MAX_ECHO) -> str:
-    """``text`` cut to ``limit`` characters with a note of how much was left out."""
+    """``text``, masked, cut to ``limit`` characters with a note of how much was left out.
+
+    Masked first: a URL cut inside its password could no longer be recognised as one.
+    """
+    text = mask_text(text)
     if len(text) <= limit:
         return text
     return f"{text[:limit]}… ({len(text) - limit} more characters)"

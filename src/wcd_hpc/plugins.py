@@ -8,10 +8,16 @@ distribution while the rest keep working. A model, dataset or metric named by a 
 (``model: ./my_net.py:MyNet``, read by :mod:`wcd_hpc.experiment.modelfiles`) is a plugin of its
 own too, loaded by :func:`load_files`. ``WCD_HPC_TRACE_PLUGINS=1`` writes one stderr line per
 plugin loaded and per hook call (with what it registered), for authors debugging their packaging.
+
+Plugin code runs inside :func:`plugin_code` while plugins load: what it prints goes to stderr
+(stdout belongs to the command, whose ``--json`` must stay JSON), and a ``sys.exit()`` in it is
+one more plugin failure instead of the end of every command. The verbs of wcd-hpc itself are
+not a plugin's to replace (:meth:`Registry.add_commands`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -19,16 +25,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType, TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import pluggy
 
 from wcd_hpc import __version__, hookspecs
 from wcd_hpc.api import Dataset, Metric, Model
 from wcd_hpc.default_plugins import BUILTIN_PLUGINS
-from wcd_hpc.errors import ConfigError, one_line
+from wcd_hpc.errors import ConfigError, PluginError, one_line
 from wcd_hpc.experiment import modelfiles
 from wcd_hpc.experiment.config import Experiment
+from wcd_hpc.output.masking import mask_text
 
 ENV_ALLOW = "WCD_HPC_PLUGINS"
 ENV_TRACE = "WCD_HPC_TRACE_PLUGINS"
@@ -40,10 +47,23 @@ HOOK_OF_KIND = {
 }
 
 
+T = TypeVar("T")
+
+
 def trace(message: str) -> None:
     """One line to stderr when ``WCD_HPC_TRACE_PLUGINS`` is set (read each time: tests set it)."""
     if os.environ.get(ENV_TRACE, "").strip().lower() not in ("", "0", "false", "no"):
-        print(f"wcd-hpc trace: {message}", file=sys.stderr, flush=True)
+        print(f"wcd-hpc trace: {mask_text(message)}", file=sys.stderr, flush=True)
+
+
+def plugin_code(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``func(*args, **kwargs)`` of a plugin, contained: its stdout goes to stderr, and a
+    ``sys.exit()`` becomes a :class:`PluginError` that the caller reports like any failure."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            return func(*args, **kwargs)
+    except SystemExit as exc:
+        raise PluginError(f"called sys.exit({exc.code!r})") from None
 
 
 @dataclass(frozen=True)
@@ -87,19 +107,24 @@ class Registry:
     def entries(self) -> list[Entry]:
         return [*self.models.values(), *self.datasets.values(), *self.metrics.values()]
 
+    def problem(self, source: Source, text: str) -> None:
+        """Record one error line about ``source`` (masked: it may quote a plugin's exception)."""
+        self.errors.append(mask_text(f"{source}: {text}"))
+
     def add(self, kind: str, obj: object, source: Source) -> None:
         """Validate and store one object; problems become error lines, never exceptions."""
         problem = _malformed(kind, obj)
         if problem:
-            self.errors.append(f"{source}: malformed {kind}: {problem}; ignored")
+            self.problem(source, f"malformed {kind}: {problem}; ignored")
             return
         name = obj.name  # type: ignore[attr-defined]
         table = self.table(kind)
         if name in table:
             first = table[name].source
-            self.errors.append(
-                f"{source}: {kind} name '{name}' is already registered by "
-                f"{first.plugin} ({first.distribution}); ignored"
+            self.problem(
+                source,
+                f"{kind} name '{name}' is already registered by "
+                f"{first.plugin} ({first.distribution}); ignored",
             )
             return
         table[name] = Entry(kind, name, obj, source)
@@ -124,9 +149,9 @@ class Registry:
 
                 errors_before = len(self.errors)
                 try:
-                    impl.function(register=register)
+                    plugin_code(impl.function, register=register)
                 except Exception as exc:  # a plugin's bug must not take the others down
-                    self.errors.append(f"{source}: {hook_name} raised {one_line(exc)}")
+                    self.problem(source, f"{hook_name} raised {one_line(exc)}")
                 problems = self.errors[errors_before:]
                 trace(
                     f"{hook_name}() of {source} registered {', '.join(got) or 'nothing'}"
@@ -134,18 +159,65 @@ class Registry:
                 )
 
     def add_commands(self, app: Any) -> None:
-        """Let plugins add CLI verbs; a failing plugin is reported and skipped."""
+        """Let plugins add CLI verbs; a failing plugin is reported and skipped.
+
+        A verb of wcd-hpc itself, or one another plugin added first, is refused with the
+        plugin named: a plugin's ``sweep`` must not silently replace ours.
+        """
         if self.manager is None:
             return
+        builtin = _verbs(app.registered_commands, app.registered_groups)
+        owners = dict.fromkeys(builtin, "a built-in verb of wcd-hpc")
         for impl in self.manager.hook.register_commands.get_hookimpls():
             source = self.sources[impl.plugin_name]
-            try:
-                impl.function(app=app)
-            except Exception as exc:
-                self.errors.append(f"{source}: register_commands raised {one_line(exc)}")
-                trace(f"register_commands() of {source} raised {one_line(exc)}")
-            else:
-                trace(f"register_commands() of {source} called")
+            for commands, groups in self._verbs_added(source, impl.function, app):
+                taken = [verb for verb in _verbs(commands, groups) if verb in owners]
+                if taken:
+                    self.problem(source, f"command '{taken[0]}' is {owners[taken[0]]}; ignored")
+                    continue
+                app.registered_commands.extend(commands)
+                app.registered_groups.extend(groups)
+                owner = f"already registered by {source}"
+                owners.update(dict.fromkeys(_verbs(commands, groups), owner))
+            trace(f"register_commands() of {source} called")
+
+    def _verbs_added(
+        self, source: Source, hook: Callable[..., object], app: Any
+    ) -> list[tuple[list[Any], list[Any]]]:
+        """Call one ``register_commands`` and return what it added, one verb or group each,
+        with ``app`` put back as it was: nothing a plugin did to it (a verb removed, the root
+        callback replaced, half a registration before it raised) stays unchecked."""
+        commands, groups = list(app.registered_commands), list(app.registered_groups)
+        callback = app.registered_callback
+        added: list[tuple[list[Any], list[Any]]] = []
+        try:
+            plugin_code(hook, app=app)
+        except Exception as exc:
+            self.problem(source, f"register_commands raised {one_line(exc)}")
+        else:
+            added += [([c], []) for c in _new(app.registered_commands, commands)]
+            added += [([], [g]) for g in _new(app.registered_groups, groups)]
+        app.registered_commands[:], app.registered_groups[:] = commands, groups
+        app.registered_callback = callback
+        return added
+
+
+def _new(items: list[Any], before: list[Any]) -> list[Any]:
+    """The entries of ``items`` that are not (the very objects) in ``before``."""
+    return [item for item in items if not any(item is old for old in before)]
+
+
+def _verbs(commands: list[Any], groups: list[Any]) -> list[str]:
+    """The verbs typer makes of these command and group registrations (a group without a name
+    adds its commands to the parent, so those are its verbs)."""
+    from typer.main import get_command_name, solve_typer_info_defaults
+
+    names = [c.name or get_command_name(getattr(c.callback, "__name__", "")) for c in commands]
+    for group in groups:
+        name = solve_typer_info_defaults(group).name
+        sub = group.typer_instance
+        names += [name] if name else _verbs(sub.registered_commands, sub.registered_groups)
+    return names
 
 
 def _malformed(kind: str, obj: object) -> str | None:
@@ -216,15 +288,15 @@ def load_plugin(registry: Registry, source: Source, loader: Callable[[], object]
     """
     assert registry.manager is not None
     try:
-        plugin = loader()
+        plugin = plugin_code(loader)
     except Exception as exc:
-        registry.errors.append(f"{source}: failed to import: {one_line(exc)}")
+        registry.problem(source, f"failed to import: {one_line(exc)}")
         trace(f"{source} failed to import: {one_line(exc)}")
         return False
     try:
         registry.manager.register(plugin, name=source.plugin)
     except Exception as exc:  # e.g. a hookimpl with an unknown hook name or wrong arguments
-        registry.errors.append(f"{source}: rejected by the plugin manager: {one_line(exc)}")
+        registry.problem(source, f"rejected by the plugin manager: {one_line(exc)}")
         trace(f"{source} rejected by the plugin manager: {one_line(exc)}")
         return False
     registry.sources[source.plugin] = source
@@ -264,9 +336,8 @@ def load_registry(*, external: bool = True) -> Registry:
                 trace(f"skipped {source}: not in {ENV_ALLOW}")
                 continue
             if ep.name in registry.sources:
-                registry.errors.append(
-                    f"{source}: another plugin with this entry-point name is already loaded; "
-                    "ignored"
+                registry.problem(
+                    source, "another plugin with this entry-point name is already loaded; ignored"
                 )
                 continue
             load_plugin(registry, source, ep.load)

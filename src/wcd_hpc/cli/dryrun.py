@@ -38,6 +38,15 @@ def _settings(exp: Experiment) -> dict[str, tuple[Any, bool]]:
     return shown
 
 
+def _script(text: str) -> None:
+    """A rendered script: highlighted and wrapped on a terminal; anywhere else (a pipe, a file)
+    as it is, since rich would cut its lines at the 80 columns it assumes there."""
+    if out.is_terminal:
+        out.print(Syntax(text, "bash", word_wrap=True), soft_wrap=False)
+    else:
+        out.print(text)
+
+
 def show_dry_run(p: Plan) -> None:
     """Show what ``sweep`` would do. A new study starts at most one worker per trial of its
     budget, so that is what the array, the GPU-hour bound and the samples are shown for."""
@@ -93,8 +102,8 @@ def show_dry_run(p: Plan) -> None:
         out.print(
             f"executor slurm: one array of {job.workers} tasks, {job.parallelism} at a time{each}"
         )
-        out.print(Syntax(render_worker(job), "bash", word_wrap=True))
-        out.print(Syntax(render_sync(job), "bash", word_wrap=True))
+        _script(render_worker(job))
+        _script(render_sync(job))
     else:
         out.print(f"executor local: {job.workers} worker processes on this machine")
     out.print(f"worker command: {shlex.join(job.worker_command())}")

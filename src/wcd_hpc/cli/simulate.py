@@ -29,6 +29,7 @@ from rich.progress import (
 )
 
 from wcd_hpc.cli.common import err, fail
+from wcd_hpc.output.files import disk_full_text, is_disk_full
 from wcd_hpc.sim.footprints import PRIMARIES, write_footprints
 from wcd_hpc.sim.h5io import publish
 from wcd_hpc.sim.traces import TraceConfig, write_traces
@@ -140,7 +141,8 @@ def _run(label: str, out: Path, events: int, write: Writer, *, force: bool, pare
             except FileExistsError:
                 fail(f"--out {out}: a file appeared there while simulating; --force replaces it")
     except OSError as exc:
-        fail(f"simulate {label}: {out}: {exc.strerror or exc}")
+        cause = disk_full_text(out) if is_disk_full(exc) else f"{out}: {exc.strerror or exc}"
+        fail(f"simulate {label}: {cause}")
     except ValueError as exc:  # the simulators' own parameter checks
         fail(f"simulate {label}: {exc}")
     err.print(f"wrote {events:,} {label} to {out} (data + info table)")

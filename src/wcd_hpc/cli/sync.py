@@ -31,8 +31,8 @@ def sync_cmd(
     # mlflow takes a second or two to import: only this verb pays for it.
     from wcd_hpc.results.sync import connect, sync_study, tracking_uri_for
 
-    opened = studies.open_existing(name, storage, runs_dir)
     uri = tracking_uri_for(tracking_uri, runs_dir)
+    opened = studies.open_existing(name, storage, runs_dir)
     connect(uri)  # before the progress bar, so an unreachable server is one line
     with sync_progress() as tick:
         report = sync_study(opened.study, opened.run_dir, uri, progress=tick)

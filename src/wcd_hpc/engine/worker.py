@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import socket
-import traceback
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -32,6 +31,7 @@ from wcd_hpc.engine.startup import ENV_THREADS, paused_gc, warm_up_optimizers
 from wcd_hpc.engine.trial import Context, run_trial, wait_for_artifacts
 from wcd_hpc.errors import DataError, one_line
 from wcd_hpc.experiment.resolve import resolve
+from wcd_hpc.output.masking import masked_traceback
 from wcd_hpc.plugins import blame, get_registry
 from wcd_hpc.queue import claims, files
 from wcd_hpc.queue import study as studies
@@ -227,6 +227,6 @@ def _failed(ctx: Context, study: optuna.Study, trial: optuna.Trial, exc: Excepti
         cause = f"{culprit}: model '{model}' failed: {cause}"
     out = trial_dir(ctx.run_dir, trial.number)  # absent if parameters were rejected
     out.mkdir(parents=True, exist_ok=True)
-    (out / ERROR_FILE).write_text(traceback.format_exc())
+    (out / ERROR_FILE).write_text(masked_traceback(exc))
     claims.fail(study, trial, cause)
     log.error("trial %d failed: %s", trial.number, cause)

@@ -15,8 +15,15 @@ from pathlib import Path
 from wcd_hpc.errors import StorageError
 from wcd_hpc.launch.filesystems import filesystem_verdict
 from wcd_hpc.launch.settings import Site
+from wcd_hpc.output.files import size_text
 from wcd_hpc.queue.storage import open_storage
 from wcd_hpc.queue.urls import kind, mask
+
+#: Below this much free space under the runs directory a sweep cannot be expected to finish
+#: (checkpoints, final weights, plots, a journal, a simulated data set of a few hundred MB).
+MIN_FREE = 2**30
+#: Below this much a long sweep, or a large simulated data set, may fill it: a warning.
+LOW_FREE = 10 * 2**30
 
 
 @dataclass(frozen=True)
@@ -134,6 +141,24 @@ def check_runs_root(runs_dir: Path) -> Check:
     )
 
 
+def check_free_space(runs_dir: Path) -> list[Check]:
+    """How much room the runs directory's filesystem has left: a full disk fails trials and
+    leaves journals, plots and data files short."""
+    where = next((p for p in [runs_dir, *runs_dir.resolve().parents] if p.exists()), None)
+    if where is None:
+        return []
+    try:
+        usage = shutil.disk_usage(where)
+    except OSError:
+        return []
+    used = 100 * usage.used / (usage.used + usage.free) if usage.used + usage.free else 100.0
+    detail = (
+        f"{size_text(usage.free)} free of {size_text(usage.total)} ({used:.0f}% used) at {where}"
+    )
+    fix = f"free space there or choose another runs_dir (under {size_text(MIN_FREE)} fails)"
+    return [Check("free space", usage.free >= LOW_FREE, detail, fix, usage.free < MIN_FREE)]
+
+
 def run_checks(site: Site, url: str, runs_dir: Path, slurm_required: bool) -> list[Check]:
     return [
         *check_slurm(slurm_required),
@@ -141,6 +166,7 @@ def run_checks(site: Site, url: str, runs_dir: Path, slurm_required: bool) -> li
         check_gpus(),
         check_storage(url),
         check_runs_root(runs_dir),
+        *check_free_space(runs_dir),
         *check_filesystem(url, runs_dir),
     ]
 

@@ -27,6 +27,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from wcd_hpc.errors import SlurmError
+from wcd_hpc.output.masking import mask_text
 from wcd_hpc.queue import accounting, journal, processes
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.reaper import heartbeat_interval, reap
@@ -204,6 +205,6 @@ def suspend(study: optuna.Study, trial: optuna.Trial, why: str) -> None:
 
 
 def fail(study: optuna.Study, trial: optuna.Trial, cause: str) -> None:
-    """Mark the trial FAIL with its one-line cause (what ``status`` shows)."""
-    study._storage.set_trial_user_attr(trial._trial_id, TRIAL_FAIL_REASON, cause)
+    """Mark the trial FAIL with its one-line cause (what ``status`` shows), secrets masked."""
+    study._storage.set_trial_user_attr(trial._trial_id, TRIAL_FAIL_REASON, mask_text(cause))
     study.tell(trial, state=TrialState.FAIL)

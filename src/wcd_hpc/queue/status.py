@@ -17,6 +17,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from wcd_hpc.errors import SlurmError
+from wcd_hpc.output.masking import mask_text
 from wcd_hpc.queue import accounting
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.schema import (
@@ -169,7 +170,10 @@ def summarize(study: optuna.Study, run_dir: Path) -> dict[str, Any]:
         if t.state == TrialState.RUNNING
     ]
     failures = [
-        {"number": t.number, "cause": t.user_attrs.get(TRIAL_FAIL_REASON, "unknown")}
+        {
+            "number": t.number,
+            "cause": mask_text(str(t.user_attrs.get(TRIAL_FAIL_REASON, "unknown"))),
+        }
         for t in trials
         if t.state == TrialState.FAIL
     ]

@@ -30,7 +30,7 @@ from wcd_hpc.errors import StorageError, one_line
 from wcd_hpc.queue import journal
 from wcd_hpc.queue.filelock import PollingLock
 from wcd_hpc.queue.rdb import RetryingRDBStorage, connection_lost, retry_call
-from wcd_hpc.queue.urls import journal_file, kind, mask, mask_text
+from wcd_hpc.queue.urls import for_driver, journal_file, kind, mask, mask_text
 
 
 def open_storage(url: str, *, connections: int | None = None) -> BaseStorage:
@@ -57,7 +57,7 @@ def open_storage(url: str, *, connections: int | None = None) -> BaseStorage:
         engine: dict[str, Any] = {"pool_pre_ping": True}
         if family == "sqlite":
             engine["connect_args"] = {"timeout": 60}
-            return RDBStorage(url, engine_kwargs=engine, skip_compatibility_check=False)
+            return RDBStorage(for_driver(url), engine_kwargs=engine, skip_compatibility_check=False)
         if family in ("postgresql", "mysql"):
             # Bounded, and one connection kept per worker: a claim briefly needs two (the
             # advisory lock's and the storage's) and the heartbeat thread may want a third, but
@@ -66,7 +66,7 @@ def open_storage(url: str, *, connections: int | None = None) -> BaseStorage:
             engine.update(pool_size=1, max_overflow=2, pool_recycle=300)
             if connections:  # the proxy: its threads wait for a connection, never time out
                 engine.update(pool_size=connections, max_overflow=0, pool_timeout=3600)
-        return RetryingRDBStorage(url, masked=mask(url), engine_kwargs=engine)
+        return RetryingRDBStorage(for_driver(url), masked=mask(url), engine_kwargs=engine)
     except StorageError:
         raise
     except Exception as exc:

@@ -1,4 +1,4 @@
-"""Storage URLs: what they mean, where they come from, and how to show one without its secrets.
+"""Storage URLs: what they mean, where they come from, and how a database driver gets one.
 
 A study is addressed by one string that every worker can be given: ``journal:/abs/path.log`` for
 Optuna's journal file on a shared filesystem, an SQLAlchemy URL (``sqlite:///…``,
@@ -7,145 +7,58 @@ Optuna's journal file on a shared filesystem, an SQLAlchemy URL (``sqlite:///…
 proxy). A database URL may carry a password (in its user part, or a ``password`` query
 parameter) and an MLflow tracking URI a token (``?token=``). Wherever wcd-hpc prints,
 logs, renders or stores a URL it goes through :func:`mask` (or :func:`mask_text` for a whole
-message), so a password typed once never lands in a terminal, a log, a script, the study or
-MLflow.
+message), both from :mod:`wcd_hpc.output.masking`, so a password typed once never lands in a
+terminal, a log, a script, the study or MLflow; every URL that enters here is remembered there,
+so that its password is masked in any text, in any form.
 
-Masking has to follow how the URL will really be parsed, not how it looks: libpq and SQLAlchemy
-take the userinfo up to the *last* ``@`` of the authority, so in ``wcd:p@ss@host`` the password is
-``p@ss``; a pattern that stops at the first ``@`` would print ``ss@host``. Query parameters named
-like secrets (:data:`SECRET_KEYS`, or any name containing one of :data:`SECRET_WORDS`) are masked
-too. When in doubt it masks more, never less.
+How a URL is read: the userinfo runs to the *last* ``@`` before the host (the first ``/`` after
+an ``@`` ends the authority), the user name to the first ``:``, and the password is the rest.
+So a password may hold ``@``, ``:``, quotes, backslashes, spaces and non-ASCII as they are;
+``%XX`` in it is a percent-escape (``%40`` is ``@``), so a literal ``%`` is written ``%25``, and
+``/``, ``?`` and ``#`` must be written ``%2F``, ``%3F``, ``%23``. SQLAlchemy alone would end
+the password at its *first* ``@`` and take the rest for the host, so :func:`for_driver`
+re-encodes the user and password before a URL is handed to it.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 from wcd_hpc.errors import ConfigError
+from wcd_hpc.output.masking import MASK as MASK
+from wcd_hpc.output.masking import MaskSecrets as MaskSecrets
+from wcd_hpc.output.masking import has_secret as has_secret
+from wcd_hpc.output.masking import is_secret_key as is_secret_key
+from wcd_hpc.output.masking import mask as mask
+from wcd_hpc.output.masking import mask_text as mask_text
+from wcd_hpc.output.masking import remember, split_url
+from wcd_hpc.output.masking import without_secrets as without_secrets
 from wcd_hpc.queue.schema import journal_path
 
 ENV_STORAGE = "WCD_HPC_STORAGE"
-MASK = "***"
-#: Query / conninfo parameters whose value is a secret (libpq's and common web-API names).
-SECRET_KEYS = frozenset(
-    {"password", "passwd", "pwd", "pass", "sslpassword", "token", "secret", "key", "apikey"}
-)
-#: A parameter whose name contains one of these is taken for a secret as well.
-SECRET_WORDS = ("password", "secret", "token", "apikey", "api_key", "access_key", "credential")
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
-_CONNINFO_SECRET = re.compile(
-    r"(?P<key>\b(?:" + "|".join(sorted(SECRET_KEYS)) + r"))\s*=\s*(?P<value>'(?:\\.|[^'])*'|\S+)",
-    re.IGNORECASE,
-)
-
-# One pass over a message: a URL is masked as a whole, a conninfo ``password=…`` outside URLs.
-_SECRETS_IN_TEXT = re.compile(f"(?P<url>{_URL_IN_TEXT.pattern})|{_CONNINFO_SECRET.pattern}", re.I)
 
 
-def is_secret_key(name: str) -> bool:
-    """Whether a parameter (query key, setting, tag) of this name holds a secret."""
-    low = name.lower()
-    return low in SECRET_KEYS or any(word in low for word in SECRET_WORDS)
+def for_driver(url: str) -> str:
+    """``url`` as SQLAlchemy must be given it: user and password percent-encoded.
 
-
-def _split(url: str) -> tuple[str, str | None, str, str] | None:
-    """``(scheme://, userinfo or None, rest of authority + path, query-and-fragment)``, or
-    None for a string that is not a URL."""
-    head = _SCHEME.match(url)
-    if head is None:
-        return None
-    rest = url[head.end() :]
-    userinfo = None
-    first_at = rest.find("@")
-    if first_at >= 0:
-        # The authority ends at the first '/' after the userinfo began; the userinfo ends at the
-        # last '@' before that (a raw '@' inside a password belongs to the password).
-        slash = rest.find("/", first_at)
-        end = len(rest) if slash < 0 else slash
-        at = rest.rfind("@", 0, end)
-        userinfo, rest = rest[:at], rest[at + 1 :]
-    query_at = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
-    return head.group(0), userinfo, rest[:query_at], rest[query_at:]
-
-
-def _mask_query(query: str, drop: bool) -> str:
-    if not query.startswith("?"):
-        return query
-    body, hash_, fragment = query[1:].partition("#")
-    kept = []
-    for pair in body.split("&"):
-        key, eq, _ = pair.partition("=")
-        if eq and is_secret_key(key):
-            if drop:
-                continue
-            pair = f"{key}={MASK}"
-        kept.append(pair)
-    joined = "&".join(kept)
-    return (f"?{joined}" if joined else "") + (hash_ + fragment)
-
-
-def mask(url: str) -> str:
-    """``url`` with its password and any secret query parameter replaced by ``***``.
-
-    Strings that are not URLs are returned with ``key=value`` secrets masked (libpq conninfo).
+    The password keeps exactly the meaning described above (``%XX`` escapes decoded, every
+    other character as it is); only its spelling changes, so that SQLAlchemy, which ends the
+    password at the first ``@``, finds the host where libpq would.
     """
-    parts = _split(url)
+    remember(url)
+    parts = split_url(url)
     if parts is None:
-        return _CONNINFO_SECRET.sub(lambda m: f"{m['key']}={MASK}", url)
-    scheme, userinfo, authority, query = parts
-    if userinfo is not None and ":" in userinfo:
-        userinfo = userinfo.split(":", 1)[0] + ":" + MASK
-    user = "" if userinfo is None else f"{userinfo}@"
-    return f"{scheme}{user}{authority}{_mask_query(query, drop=False)}"
-
-
-def without_secrets(url: str) -> str:
-    """``url`` with its password and secret parameters removed, not masked.
-
-    What a rendered script holds: the workers take the password from ``$WCD_HPC_STORAGE`` (which
-    sbatch exports) or from ``~/.pgpass``, never from a file others may read.
-    """
-    parts = _split(url)
-    if parts is None:
-        return _CONNINFO_SECRET.sub("", url).strip()
-    scheme, userinfo, authority, query = parts
-    user = "" if userinfo is None else userinfo.split(":", 1)[0] + "@"
-    return f"{scheme}{user}{authority}{_mask_query(query, drop=True)}"
-
-
-def mask_text(text: str) -> str:
-    """Every URL inside ``text`` (an error message, a log line) passed through :func:`mask`."""
-
-    def one(m: re.Match[str]) -> str:
-        return mask(m.group(0)) if m.group("url") else f"{m['key']}={MASK}"
-
-    return _SECRETS_IN_TEXT.sub(one, text)
-
-
-class MaskSecrets(logging.Filter):
-    """A logging filter that masks every URL and ``password=`` in a record's message.
-
-    The CLI installs it on its log handler, so a secret that reaches a log line by any path (an
-    exception from a driver that quotes its connection string, a plugin's own logging) is
-    masked there too, not only where our code remembered to call :func:`mask`.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        masked = mask_text(message)
-        if masked != message:
-            record.msg, record.args = masked, ()
-        return True
-
-
-def has_secret(url: str) -> bool:
-    return mask(url) != url
+        return url
+    scheme, userinfo, host, query = parts
+    if userinfo is None:
+        return url
+    user, colon, password = userinfo.partition(":")
+    encoded = quote(unquote(user), safe="") + colon + quote(unquote(password), safe="")
+    return f"{scheme}{encoded}@{host}{query}"
 
 
 def kind(url: str) -> str:
@@ -168,6 +81,7 @@ def resolve(spec: str, run_dir: Path) -> str:
     ``journal`` means the journal file inside the study's run directory; relative journal and
     sqlite paths become absolute because workers may start in another working directory.
     """
+    remember(spec)
     if spec == "journal":
         return f"journal:{journal_path(run_dir).resolve()}"
     if spec.startswith("journal:"):
@@ -188,9 +102,11 @@ def chosen(flag: str | None) -> tuple[str | None, str]:
     ``worker``, ``evaluate``) applies this rule.
     """
     if flag:
+        remember(flag)
         return flag, "--storage"
     env = os.environ.get(ENV_STORAGE)
     if env:
+        remember(env)
         return env, f"${ENV_STORAGE}"
     return None, ""
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from wcd_hpc.output.files import atomic
 from wcd_hpc.queue.schema import VECTOR_PLOT_SUFFIX
 from wcd_hpc.results.efficiency import CONFIDENCE, MIN_BACKGROUND, Selection
 
@@ -211,16 +212,21 @@ def save(plt: Any, fig: Any, path: Path, title: str, header: str) -> str:
     """Write ``path`` (PNG) and its PDF twin with ``header`` on top; return the full title.
 
     The header goes into the metadata too (PDF Subject, PNG Description), so a file keeps its
-    provenance even when cropped.
+    provenance even when cropped. Each file is written whole or not at all (a full disk leaves
+    no 0-byte plot).
     """
     fig.suptitle(header, fontsize=6.5, color="0.3", x=0.01, ha="left", y=0.995)
     fig.axes[0].set_title(title)
     fig.tight_layout(pad=0.4)
     text, name = as_text(header.replace("\n", " | ")), as_text(title)
-    fig.savefig(path, dpi=DPI, metadata={"Title": name, "Description": text})
     pdf_meta = {"Title": name, "Subject": text, "Creator": "wcd-hpc"}
-    fig.savefig(path.with_suffix(VECTOR_PLOT_SUFFIX), metadata=pdf_meta)
-    plt.close(fig)
+    try:
+        with atomic(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=DPI, metadata={"Title": name, "Description": text})
+        with atomic(path.with_suffix(VECTOR_PLOT_SUFFIX)) as tmp:
+            fig.savefig(tmp, format="pdf", metadata=pdf_meta)
+    finally:
+        plt.close(fig)
     return f"{header}\n{title}"
 
 

@@ -55,8 +55,23 @@ def default_tracking_uri(runs_root: Path) -> str:
 
 
 def tracking_uri_for(flag: str | None, runs_root: Path) -> str:
-    """``--tracking-uri`` beats ``$MLFLOW_TRACKING_URI`` beats the local default store."""
-    return flag or os.environ.get(ENV_TRACKING) or default_tracking_uri(runs_root)
+    """``--tracking-uri`` beats ``$MLFLOW_TRACKING_URI`` beats the local default store.
+
+    A given ``sqlite:///`` store must be a file in a directory that exists: MLflow would create
+    every missing directory of a mistyped path, anywhere the user may write.
+    """
+    given, origin = flag, "--tracking-uri"
+    if not given:
+        given, origin = os.environ.get(ENV_TRACKING), f"${ENV_TRACKING}"
+    if not given:
+        return default_tracking_uri(runs_root)
+    db = sqlite_file(given)
+    if db is not None and not db.parent.is_dir():
+        raise SyncError(
+            f"{origin} {mask(given)}: directory {db.parent} does not exist; "
+            "create it or name a file in an existing one"
+        )
+    return given
 
 
 def sqlite_file(uri: str) -> Path | None:

@@ -27,14 +27,20 @@ import optuna
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from wcd_hpc.output.files import atomic
+
 log = logging.getLogger(__name__)
 DPI = 80
 
 
 def _save(fig: Figure, path: Path) -> Path:
+    """Write ``path`` (PNG) whole or not at all: a full disk leaves no 0-byte plot."""
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    try:
+        with atomic(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=DPI)
+    finally:
+        plt.close(fig)
     return path
 
 
