@@ -75,15 +75,6 @@ def test_missing_experiment_file(cli, tmp_path) -> None:
     assert "missing.yaml" in res.err and res.err.count("\n") == 1
 
 
-def test_the_in_process_cli_returns_the_status_of_a_one_line_error(tmp_path, capsys) -> None:
-    # Slurm array tasks run the worker through cli.run: its status decides the task's state.
-    from wcd_hpc.cli import run
-
-    assert run(["status", "no-such-study", "--runs-dir", str(tmp_path)]) == 1  # not found
-    assert "error:" in capsys.readouterr().err
-    assert list(tmp_path.iterdir()) == []
-
-
 def test_brackets_in_search_spaces_paths_and_errors_are_printed_as_written(cli, tmp_path) -> None:
     # rich would read "[randint(2, 20), ...]" or "/data/[lab]" as style tags and drop them.
     exp = tmp_path / "brackets.yaml"

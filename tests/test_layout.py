@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import grimp
 import pytest
 
 from wcd_hpc.queue import schema
@@ -169,8 +170,9 @@ def test_the_import_layers_hold() -> None:
         ("queue/study.py", "import wcd_hpc.engine.trial"),  # queue reaching up to the engine
         ("engine/worker.py", "from wcd_hpc.launch import local"),  # engine reaching up
         ("errors.py", "import wcd_hpc.cli"),  # the bottom layer reaching the top
+        ("launch/task.py", "import wcd_hpc.__main__"),  # an array task through the CLI
     ],
-    ids=["queue-to-engine", "engine-to-launch", "errors-to-cli"],
+    ids=["queue-to-engine", "engine-to-launch", "errors-to-cli", "array-task-to-cli"],
 )
 def test_an_upward_import_breaks_the_contract_even_when_lazy(
     tmp_path: Path, module: str, upward: str
@@ -182,3 +184,47 @@ def test_an_upward_import_breaks_the_contract_even_when_lazy(
     result = _lint(tmp_path)
     assert result.returncode != 0
     assert "BROKEN" in result.stdout
+
+
+def test_no_import_is_ignored_by_the_contracts() -> None:
+    import tomllib  # Python 3.11+, like the test above it in test_container
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    assert [c["name"] for c in contracts["contracts"] if c.get("ignore_imports")] == []
+
+
+def _cycles(imports: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for other in imports[module]:
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            component = stack[stack.index(module) :]
+            del stack[stack.index(module) :]
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for module in sorted(imports):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def test_no_module_of_the_package_imports_itself_back_through_others() -> None:
+    # Module by module, lazy imports included: finer than the contract's acyclic_siblings,
+    # which only compares siblings (an array task once reached the CLI through eight modules).
+    graph = grimp.build_graph("wcd_hpc", cache_dir=None)
+    imports = {m: graph.find_modules_directly_imported_by(m) for m in graph.modules}
+    assert _cycles(imports) == []
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]

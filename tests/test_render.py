@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import pickle
 import subprocess
 from pathlib import Path
 
@@ -69,6 +70,27 @@ def _per_gpu_job(
     resources = Resources(gpus=gpus, cpus=8, mem_gb=32, time="02:00:00", trials_per_gpu=per_gpu)
     exp = dataclasses.replace(job.exp, resources=resources)
     return dataclasses.replace(job, exp=exp, python=python)
+
+
+@pytest.mark.parametrize(
+    ("gpus", "per_gpu", "expected"),
+    [(1, 1, None), (0, 4, None), (1, 2, 2), (2, 1, 1), (2, 3, 3)],
+    ids=["one-worker", "no-gpu", "two-per-gpu", "two-gpus", "three-per-gpu-on-two"],
+)
+def test_the_task_spec_carries_trials_per_gpu_when_a_task_runs_several_workers(
+    gpus: int, per_gpu: int, expected: int | None
+) -> None:
+    spec = _per_gpu_job(per_gpu, gpus).spec()
+    assert (spec.study, spec.per_gpu) == ("footprint-lenet", expected)
+    assert spec.runs_dir == Path("/scratch/alice/runs")
+    assert spec.pooled == (expected is not None)
+
+
+def test_the_pickled_spec_holds_no_storage_url_and_no_password() -> None:
+    job = _job(Path("/r/s"), url="postgresql://wcd:s3cret-pw@db.example:5432/sweeps")
+    blob = pickle.dumps(job.spec())
+    assert b"s3cret-pw" not in blob and b"db.example" not in blob
+    assert pickle.loads(blob) == job.spec()
 
 
 def test_a_task_with_three_workers_per_gpu_renders_the_golden_task_workers_script() -> None:

@@ -56,10 +56,43 @@ def _sacct_settled(job: str, tasks: int, timeout: float = 60) -> list[list[str]]
     return rows
 
 
-def _slurm_sweep(cli, exp: Path, testplugins: Path, *flags: str, **kwargs):  # type: ignore[no-untyped-def]
+def _slurm_sweep(cli, exp: Path, testplugins: Path, *flags: str, env=None, **kwargs):  # type: ignore[no-untyped-def]
     """``wcd-hpc sweep EXP --profile dev --set executor=slurm FLAGS`` with the toy plugin."""
     args = ("sweep", str(exp), "--profile", DEV, "--set", "executor=slurm", *flags)
-    return cli(*args, plugins=testplugins, env=TOY, **kwargs)
+    return cli(*args, plugins=testplugins, env={**TOY, **(env or {})}, **kwargs)
+
+
+# Imported by every Python process whose path starts with its directory: the array tasks and the
+# workers they start (sbatch exports the sweep's environment). At exit each records its command
+# line and which of our entry modules it imported.
+PROBE = """
+import atexit, json, os, sys
+
+def _record():
+    out = os.environ.get("WCD_TEST_PROBE")
+    if out and os.environ.get("SLURM_JOB_ID"):
+        seen = {m: m in sys.modules for m in ("wcd_hpc.__main__", "wcd_hpc.cli")}
+        with open(os.path.join(out, f"{os.getpid()}.json"), "w") as fh:
+            json.dump({"argv": sys.argv, **seen}, fh)
+
+atexit.register(_record)
+"""
+
+
+def _probe(tmp_path: Path, testplugins: Path) -> tuple[dict[str, str], Path]:
+    """The environment that puts :data:`PROBE` in a sweep's processes, and where they report."""
+    site, out = tmp_path / "probe", tmp_path / "probed"
+    site.mkdir()
+    out.mkdir()
+    (site / "sitecustomize.py").write_text(PROBE)
+    return {"PYTHONPATH": f"{site}:{testplugins}", "WCD_TEST_PROBE": str(out)}, out
+
+
+def _task_processes(out: Path) -> tuple[list[dict], list[dict]]:
+    """(the array tasks' own processes, every other process they started) as the probe saw them."""
+    seen = [json.loads(path.read_text()) for path in out.glob("*.json")]
+    tasks = [r for r in seen if r["argv"][0].endswith("submitit/core/_submit.py")]
+    return tasks, [r for r in seen if r not in tasks]
 
 
 def _start_requeued_now(task: str, within: float) -> None:
@@ -75,10 +108,16 @@ def _start_requeued_now(task: str, within: float) -> None:
         time.sleep(0.5)
 
 
-def test_twelve_trials_on_four_array_tasks(cli, testplugins, toy_experiment, slurm_cluster) -> None:
+def test_twelve_trials_on_four_array_tasks(
+    cli, testplugins, toy_experiment, tmp_path, slurm_cluster
+) -> None:
     exp = toy_experiment(name="array12", trials=12, workers=4)
-    res = _slurm_sweep(cli, exp, testplugins, "--wait", "--no-sync")
+    probe, probed = _probe(tmp_path, testplugins)
+    res = _slurm_sweep(cli, exp, testplugins, "--wait", "--no-sync", env=probe)
     assert res.code == 0, res.err
+    tasks, others = _task_processes(probed)
+    assert len(tasks) == 4 and others == []  # each task is its worker: no second process
+    assert not any(t["wcd_hpc.__main__"] or t["wcd_hpc.cli"] for t in tasks)  # nor the CLI
     job = _array_id(res.out)
     rows = _sacct_settled(job, 4)
     assert sorted(r[0] for r in rows) == [f"{job}_{i}" for i in range(4)]
@@ -262,12 +301,18 @@ def _per_gpu_experiment(toy_experiment, name: str, trials: int, events: int, epo
 
 
 def test_two_array_tasks_of_three_workers_per_gpu_are_six_workers_and_meet_the_budget_exactly(
-    cli, testplugins, toy_experiment, slurm_cluster
+    cli, testplugins, toy_experiment, tmp_path, slurm_cluster
 ) -> None:
     exp = _per_gpu_experiment(toy_experiment, "pergpu", trials=12, events=40000, epochs=3)
-    res = _slurm_sweep(cli, exp, testplugins, "--wait", "--no-sync")
+    probe, probed = _probe(tmp_path, testplugins)
+    res = _slurm_sweep(cli, exp, testplugins, "--wait", "--no-sync", env=probe)
     assert res.code == 0, res.err
     assert "2 tasks × 3 workers (3 per GPU)" in res.out
+    tasks, workers = _task_processes(probed)
+    # The tasks reach their pools without the CLI; only the workers they start run `wcd-hpc`.
+    assert len(tasks) == 2
+    assert not any(t["wcd_hpc.__main__"] or t["wcd_hpc.cli"] for t in tasks)
+    assert len(workers) >= 6 and {tuple(w["argv"][1:2]) for w in workers} == {("worker",)}
     job = _array_id(res.out)
     rows = _sacct_settled(job, 2)  # still one array of two tasks
     assert sorted(r[0] for r in rows) == [f"{job}_0", f"{job}_1"]

@@ -1,9 +1,9 @@
 """``wcd-hpc`` and ``python -m wcd_hpc``: the process entry points, above every layer.
 
 The entry point lives outside :mod:`wcd_hpc.cli` so that the CLI's imports and the plugin
-registry load with the garbage collector paused (see :mod:`wcd_hpc.engine.startup`). A Slurm
-array task enters here too (:func:`run_in_process`, called by :mod:`wcd_hpc.launch.task`): the
-one import from a lower layer back up to the CLI, named as an exception in the import contract.
+registry load with the garbage collector paused (see :mod:`wcd_hpc.engine.startup`). No module
+of the package imports this one: a Slurm array task, the other entry point, starts from a
+worker spec (:mod:`wcd_hpc.launch.task`) and never passes through the CLI.
 
 Before anything else, both put :class:`~wcd_hpc.output.masking.MaskedStream` in front of stdout and
 stderr: whatever the process prints from then on — our lines, click's usage errors, a plugin's
@@ -14,10 +14,7 @@ from __future__ import annotations
 
 from wcd_hpc.engine.startup import paused_gc
 from wcd_hpc.output.masking import mask_standard_streams
-from wcd_hpc.queue.urls import ENV_STORAGE
-
-#: Where a URL with a secret may wait in the environment: the storage, MLflow's tracking URI.
-SECRET_VARIABLES = (ENV_STORAGE, "MLFLOW_TRACKING_URI")
+from wcd_hpc.queue.urls import SECRET_VARIABLES
 
 
 def preload_cli() -> None:
@@ -40,15 +37,6 @@ def main() -> None:
     from wcd_hpc.cli import main as run_cli
 
     run_cli()
-
-
-def run_in_process(args: list[str]) -> int:
-    """Run the CLI with ``args`` in this process and return its exit status (array tasks)."""
-    mask_standard_streams(*SECRET_VARIABLES)
-    preload_cli()
-    from wcd_hpc.cli import run
-
-    return run(args)
 
 
 if __name__ == "__main__":

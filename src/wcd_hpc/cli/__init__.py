@@ -14,8 +14,6 @@ commands are plain text, never reStructuredText (a test renders every ``--help``
 
 from __future__ import annotations
 
-import logging
-import os
 from typing import Annotated, Any
 
 import typer
@@ -40,8 +38,9 @@ from wcd_hpc.cli import (
     worker,
 )
 from wcd_hpc.cli.common import err, registry
+from wcd_hpc.engine.startup import configure_logging
 from wcd_hpc.errors import WcdHpcError
-from wcd_hpc.queue.urls import MaskSecrets, mask_text
+from wcd_hpc.queue.urls import mask_text
 
 
 def report(exc: WcdHpcError) -> None:
@@ -114,43 +113,8 @@ for module in (
     module.register(app)
 
 
-def _configure_logging() -> None:
-    """Our own INFO lines (worker progress) on stderr; other libraries only from WARNING up, so
-    that a user error stays one line whatever pandas, numexpr or mlflow like to announce."""
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, MaskSecrets) for f in handler.filters):
-            handler.addFilter(MaskSecrets())
-    logging.getLogger("wcd_hpc").setLevel(logging.INFO)
-    for chatty in ("optuna", "mlflow", "alembic"):  # they bring handlers of their own
-        logging.getLogger(chatty).setLevel(logging.WARNING)
-    # mlflow resets its logger to INFO when it is first imported (lazily, by `sync`), unless told
-    # otherwise; a user's own MLFLOW_LOGGING_LEVEL wins.
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-
-
 def main() -> None:
     """Run the CLI; the ``wcd-hpc`` command enters through :func:`wcd_hpc.__main__.main`."""
-    _configure_logging()
+    configure_logging()
     registry(warn_problems=False).add_commands(app)
     app(prog_name=PROG_NAME)
-
-
-def run(args: list[str]) -> int:
-    """Run the CLI in this process with ``args`` and return its exit status.
-
-    Slurm array tasks use it to start the worker without a second Python interpreter (and a
-    second torch import) when no container is involved.
-    """
-    _configure_logging()
-    try:
-        # Without standalone mode click *returns* the status of a ``typer.Exit`` (how ``fail``
-        # leaves) instead of raising it; a worker's one-line error must still fail the task.
-        code = app(args=args, standalone_mode=False)
-    except typer.Exit as exc:
-        return int(exc.exit_code)
-    except SystemExit as exc:
-        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
-    return code if isinstance(code, int) else 0

@@ -1,8 +1,10 @@
 """``wcd-hpc worker``: join a study and work off its trials (what every launcher starts).
 
-``wcd-hpc task-workers`` (hidden) is what an array task runs instead when it holds several
-workers (``resources.trials_per_gpu``, or several GPUs): it starts them the way a local sweep
-does and stands in for them towards Slurm.
+``wcd-hpc task-workers`` (hidden) runs the workers of one array task (``resources.trials_per_gpu``,
+or several GPUs): it starts them the way a local sweep does and stands in for them towards
+Slurm. A submitit array task does the same from a worker spec without this CLI; the verb is
+what a hand-submitted ``worker.sbatch`` and the image run. Both verbs build the spec and call
+:func:`wcd_hpc.launch.task.work`.
 """
 
 from __future__ import annotations
@@ -11,11 +13,9 @@ from typing import Annotated
 
 import typer
 
-from wcd_hpc.cli.common import err, registry
-from wcd_hpc.engine.startup import paused_gc
-from wcd_hpc.errors import StudyNotFound, UsageError
-from wcd_hpc.launch.local import run_task_workers
-from wcd_hpc.queue.urls import ENV_STORAGE, from_env
+from wcd_hpc.launch.spec import WorkerSpec
+from wcd_hpc.launch.task import work
+from wcd_hpc.queue.urls import ENV_STORAGE
 
 
 def worker_cmd(
@@ -40,23 +40,9 @@ def worker_cmd(
     Exit status: 0 budget met, 2 unusable input (not restarted), 3 too many failed trials in a
     row, 75 stopped by a signal with its trial suspended (a fresh worker resumes it).
     """
-    with paused_gc():  # the worker engine imports torch: see wcd_hpc.engine.startup
-        from wcd_hpc.engine.worker import run_worker
-
-    registry()
-    url = from_env(storage)
-    try:
-        summary = run_worker(study, url, worker=worker_id, max_trials=max_trials)
-    except StudyNotFound as exc:
-        # Status 1 elsewhere, but to a launcher 1 is a crash worth a restart; a worker started
-        # for a study that is not there would fail the same way again (EXIT_USAGE, 2).
-        raise UsageError(str(exc)) from None
-    err.print(
-        f"worker done: {summary.complete} complete, {summary.pruned} pruned, "
-        f"{summary.failed} failed ({summary.reason or 'stopped'})"
-    )
-    if summary.exit_code:
-        raise typer.Exit(summary.exit_code)
+    code = work(WorkerSpec(study, storage, label=worker_id, max_trials=max_trials))
+    if code:
+        raise typer.Exit(code)
 
 
 def task_workers_cmd(
@@ -79,11 +65,7 @@ def task_workers_cmd(
     SIGTERM reach all of them, and after SIGUSR2 the task requeues itself once. Exit status as
     for worker (75: stopped by a signal, its workers' trials suspended).
     """
-    url = from_env(storage)
-    try:
-        code = run_task_workers(study, url, per_gpu, worker_id)
-    except StudyNotFound as exc:
-        raise UsageError(str(exc)) from None
+    code = work(WorkerSpec(study, storage, per_gpu=per_gpu, label=worker_id))
     if code:
         raise typer.Exit(code)
 

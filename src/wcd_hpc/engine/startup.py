@@ -11,14 +11,20 @@ things make it cheaper without changing what runs:
   also keeps later collections in the training loop short.
 - torch.optim imports ``torch._dynamo`` the first time any optimizer is built (about 1 s of
   CPU with torch 2.x); :func:`warm_up_optimizers` does that inside the pause, not in trial 0.
+
+Every process entry point (the ``wcd-hpc`` command, a Slurm array task) sets up logging the
+same way, with :func:`configure_logging`.
 """
 
 from __future__ import annotations
 
 import gc
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+
+from wcd_hpc.queue.urls import MaskSecrets
 
 #: Torch threads for a worker, set by the launchers (a share of the cores, or Slurm's
 #: ``--cpus-per-task``); read when the worker starts.
@@ -90,3 +96,21 @@ def warm_up_optimizers() -> None:
     weight = torch.zeros(1, requires_grad=True)
     weight.grad = torch.zeros(1)
     torch.optim.SGD([weight], lr=0.0).step()
+
+
+def configure_logging() -> None:
+    """Our own INFO lines (worker progress) on stderr, secrets masked; other libraries only from
+    WARNING up, so that a user error stays one line whatever pandas, numexpr or mlflow like to
+    announce."""
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, MaskSecrets) for f in handler.filters):
+            handler.addFilter(MaskSecrets())
+    logging.getLogger("wcd_hpc").setLevel(logging.INFO)
+    for chatty in ("optuna", "mlflow", "alembic"):  # they bring handlers of their own
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    # mlflow resets its logger to INFO when it is first imported (lazily, by `sync`), unless told
+    # otherwise; a user's own MLFLOW_LOGGING_LEVEL wins.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")

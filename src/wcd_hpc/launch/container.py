@@ -1,8 +1,9 @@
 """Running the worker inside an Apptainer (or Singularity) image.
 
-The wrapped command is the same ``wcd-hpc worker`` every launcher runs, prefixed by
-``<runtime> exec --nv --bind …``; the run root (and any site bind paths) are bound so trials can
-write their artifacts to the shared filesystem from inside the image.
+The wrapped command is the one a worker spec renders (``wcd-hpc worker``, or ``task-workers``
+for an array task's k workers per GPU), prefixed by ``<runtime> exec --nv --bind …``; the run
+root (and any site bind paths) are bound so trials can write their artifacts to the shared
+filesystem from inside the image.
 """
 
 from __future__ import annotations

@@ -1,16 +1,16 @@
 """The local executor: W worker processes on this machine, watched until the budget is met.
 
-Workers are ordinary ``wcd-hpc worker`` processes, exactly what a Slurm array task runs, so the
-local path exercises the same code. With G GPUs each worker is pinned to one through
+Workers are ordinary ``wcd-hpc worker`` processes, running the worker loop a Slurm array task
+runs, so the local path exercises the same code. With G GPUs each worker is pinned to one through
 ``CUDA_VISIBLE_DEVICES``, round-robin, so ⌈W/G⌉ share a GPU at most (each is told how many share
 its GPU, which bounds the memory its data may take there); every worker gets an equal share of
 the CPU cores as torch and native threads. The storage URL travels in the environment, never on
 the command line, so a password cannot show up in ``ps``.
 
-An array task that runs k workers per GPU (``resources.trials_per_gpu``) starts them with this
-same handle (:func:`run_task_workers`): one way to place, start, restart, reap and stop a set of
-workers, whoever asked for them. It forwards Slurm's signals to all of them and requeues the
-task once, after they have suspended their trials (:mod:`wcd_hpc.engine.preemption`).
+An array task whose worker spec asks for k workers per GPU (``resources.trials_per_gpu``) starts
+them with this same handle (:func:`run_task_workers`): one way to place, start, restart, reap and
+stop a set of workers, whoever asked for them. It forwards Slurm's signals to all of them and
+requeues the task once, after they have suspended their trials (:mod:`wcd_hpc.engine.preemption`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from wcd_hpc.engine.startup import (
     visible_gpus,
 )
 from wcd_hpc.launch.base import Handle, Launcher, Outcome, Tick, WorkerInfo
+from wcd_hpc.launch.spec import WorkerSpec
 from wcd_hpc.queue import control
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.reaper import fail_and_retry, max_retries
@@ -137,16 +137,7 @@ def worker_env(
 def _spawn(index: int, pool: Pool, study: str, url: str, logs: Path) -> Worker:
     logs.mkdir(parents=True, exist_ok=True)
     out = (logs / pool.log_name(index)).open("ab")
-    cmd = [
-        sys.executable,
-        "-m",
-        "wcd_hpc",
-        "worker",
-        "--study",
-        study,
-        "--worker-id",
-        pool.label(index),
-    ]
+    cmd = WorkerSpec(study, label=pool.label(index)).command()
     env = worker_env(index, pool.size, url, pool.gpus, cores=pool.cores, extra=pool.env)
     proc = subprocess.Popen(
         cmd,
@@ -162,8 +153,9 @@ def _spawn(index: int, pool: Pool, study: str, url: str, logs: Path) -> Worker:
 def reap_dead(study: optuna.Study, pid: int, code: int) -> list[int]:
     """Mark RUNNING trials of a worker process that died as FAIL, with how it died.
 
-    Only this machine's local workers are reaped here (matched by host and pid); issue-level
-    heartbeats for remote workers live elsewhere.
+    Only this machine's local workers are reaped here (matched by host and pid); a worker of
+    another machine is reaped when its heartbeat goes stale or Slurm says its job ended
+    (:mod:`wcd_hpc.queue.reaper`).
     """
     host = socket.gethostname()
     cause = f"worker process {pid} died ({_describe_exit(code)})"

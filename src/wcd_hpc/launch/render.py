@@ -1,9 +1,10 @@
 """sbatch scripts for hand submission, and the pieces every Slurm path shares.
 
-``wcd-hpc render`` writes exactly what ``sweep --executor slurm`` would run: the same worker
-command, resources and signal. Every value interpolated into a shell line goes through
-``shlex.quote``; values in ``#SBATCH`` lines are double-quoted and may not hold a quote or a
-newline (sbatch reads those lines itself, not the shell). Passwords are stripped from storage
+``wcd-hpc render`` writes exactly what ``sweep --executor slurm`` would run: the same resources
+and signal, and the command of the same worker spec that submitit hands each array task. Every
+value interpolated into a shell line goes through ``shlex.quote``; values in ``#SBATCH`` lines
+are double-quoted and may not hold a quote or a newline (sbatch reads those lines itself, not
+the shell). Passwords are stripped from storage
 URLs: a rendered script is a file others may read.
 """
 
@@ -23,6 +24,7 @@ from wcd_hpc.errors import ConfigError
 from wcd_hpc.experiment.config import Experiment, Resources
 from wcd_hpc.launch.container import wrap
 from wcd_hpc.launch.settings import Site
+from wcd_hpc.launch.spec import WorkerSpec
 from wcd_hpc.queue.schema import SLURM_DIR, SYNC_SCRIPT, WORKER_SCRIPT
 from wcd_hpc.queue.urls import without_secrets
 
@@ -78,19 +80,22 @@ class Job:
         r = self.exp.resources
         return r.trials_per_gpu * r.gpus if r.gpus > 0 else 1
 
-    def worker_command(self) -> list[str]:
-        """The command every array task runs: in the image when one is configured.
+    def spec(self) -> WorkerSpec:
+        """What every array task runs: one worker, or ``trials_per_gpu`` on each of its GPUs
+        when that makes several (started as a local sweep starts its workers, the task
+        requeued once on SIGUSR2); in the image when one is configured."""
+        per_gpu = self.exp.resources.trials_per_gpu if self.workers_per_task > 1 else None
+        return WorkerSpec(
+            self.exp.name,
+            per_gpu=per_gpu,
+            container=self.site.container,
+            runs_dir=self.run_dir.parent,
+            python=self.python,
+        )
 
-        One worker per task runs as ``wcd-hpc worker`` (in the task's own process when there is
-        no image); several run under ``wcd-hpc task-workers``, which starts them as a local
-        sweep does, one GPU each, and requeues the task once on SIGUSR2.
-        """
-        verb = ["worker", "--study", self.exp.name]
-        if self.workers_per_task > 1:
-            per_gpu = str(self.exp.resources.trials_per_gpu)
-            verb = ["task-workers", "--study", self.exp.name, "--per-gpu", per_gpu]
-        base = ["wcd-hpc"] if self.site.container.image else [self.python, "-m", "wcd_hpc"]
-        return wrap([*base, *verb], self.site.container, [self.run_dir.parent])
+    def worker_command(self) -> list[str]:
+        """The command of :meth:`spec` (what ``worker.sbatch`` and the dry run show)."""
+        return self.spec().command()
 
     def sync_command(self) -> list[str]:
         args = ["sync", self.exp.name, "--runs-dir", str(self.run_dir.parent)]

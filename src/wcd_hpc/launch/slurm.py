@@ -1,19 +1,18 @@
 """The Slurm launcher: the whole sweep as one GPU array job, submitted through submitit.
 
-Each array task runs :func:`wcd_hpc.launch.task.array_task`, which starts the same command that a
-hand-submitted ``worker.sbatch`` runs (inside the image when the profile names one) and forwards
-Slurm's signals to it: ``wcd-hpc worker``, or ``wcd-hpc task-workers`` with
-``resources.trials_per_gpu`` above 1, which starts the task's k workers per GPU the way the
-local launcher starts its workers. The storage URL reaches the tasks through the job
-environment (``WCD_HPC_STORAGE``, exported by sbatch), never through submitit's pickles or the
-sbatch file.
+Each array task runs :func:`wcd_hpc.launch.task.run_task` with the sweep's worker spec
+(:meth:`wcd_hpc.launch.render.Job.spec`), in the task's own process: one worker, or with
+``resources.trials_per_gpu`` the task's k workers per GPU, started the way the local launcher
+starts its workers. A hand-submitted ``worker.sbatch`` runs the same spec as a command. The
+storage URL reaches the tasks through the job environment (``WCD_HPC_STORAGE``, exported by
+sbatch), never through submitit's pickles or the sbatch file.
 
 Preemption has one owner per task: on ``SIGUSR2`` (``--signal=USR2@grace``) each worker
 checkpoints and suspends its trial, and the task is requeued once with ``scontrol requeue``
-(``--requeue`` is set) by the worker, or by ``task-workers`` when it started several
-(:mod:`wcd_hpc.engine.preemption`). submitit's
-own requeue-on-timeout (``max_num_timeout``) is off: its signal handler is replaced by the
-worker's, so it could never fire, and two owners could requeue one task twice.
+(``--requeue`` is set) by the worker, or by the task itself when it started several
+(:mod:`wcd_hpc.engine.preemption`). submitit's own requeue-on-timeout (``max_num_timeout``) is
+off: its signal handler is replaced by the worker's, so it could never fire, and two owners
+could requeue one task twice.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from wcd_hpc.errors import SlurmError
 from wcd_hpc.launch.base import Handle, Launcher, Outcome, Tick, WorkerInfo
 from wcd_hpc.launch.container import digest_env
 from wcd_hpc.launch.render import THREAD_EXPORTS, Job, mem_mb, render_sync, time_minutes
-from wcd_hpc.launch.task import array_task
+from wcd_hpc.launch.task import run_task
 from wcd_hpc.queue import accounting
 from wcd_hpc.queue.schema import SLURM_DIR, SYNC_SCRIPT
 from wcd_hpc.queue.study import record_slurm_jobs
@@ -110,7 +109,7 @@ def submit(job: Job, *, sync: bool = True) -> Submission:
 
     folder = job.run_dir / SLURM_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    command = job.worker_command()
+    spec = job.spec()
     arrays: list[str] = []
     with _submission_env(job):
         for size in chunks(job.workers, max_array_size()):
@@ -119,7 +118,7 @@ def submit(job: Job, *, sync: bool = True) -> Submission:
                 folder=folder / "%j", max_num_timeout=int(str(params.pop("max_num_timeout")))
             )
             executor.update_parameters(**params)
-            jobs = executor.map_array(array_task, [command] * size)
+            jobs = executor.map_array(run_task, [spec] * size)
             arrays.append(jobs[0].job_id.split("_")[0])
         sync_id = submit_sync(job, arrays) if sync else None
     return Submission(arrays, job.workers, sync_id)

@@ -40,6 +40,8 @@ from wcd_hpc.output.masking import without_secrets as without_secrets
 from wcd_hpc.queue.schema import journal_path
 
 ENV_STORAGE = "WCD_HPC_STORAGE"
+#: Where a URL with a secret may wait in the environment: the storage, MLflow's tracking URI.
+SECRET_VARIABLES = (ENV_STORAGE, "MLFLOW_TRACKING_URI")
 
 
 def for_driver(url: str) -> str:
