@@ -84,9 +84,7 @@ def test_a_key_added_to_the_table_is_stored_and_compared_on_resume(probe_key, tm
 def test_a_key_added_to_the_table_is_in_the_dry_run(probe_key, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     path = _write(tmp_path, "probe_every: 7\n")
-    res = CliRunner().invoke(
-        app, ["sweep", str(path), "--dry-run", "--json"], prog_name=PROG_NAME
-    )
+    res = CliRunner().invoke(app, ["sweep", str(path), "--dry-run", "--json"], prog_name=PROG_NAME)
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["settings"]["probe_every"] == 7
 
@@ -99,7 +97,7 @@ def test_a_key_a_profile_may_set_is_taken_from_a_profile(monkeypatch, tmp_path) 
 
 
 def test_a_profile_may_not_set_a_key_the_table_keeps_from_profiles() -> None:
-    with pytest.raises(ConfigError, match="site.toml: trials: unknown key"):
+    with pytest.raises(ConfigError, match=r"site\.toml: trials: unknown key"):
         validate_profile({"trials": 3}, "site.toml")
 
 
