@@ -272,3 +272,57 @@ def test_server_down_is_one_line_and_changes_nothing_then_rerun_succeeds(
     assert local.code == 0, local.err
     assert (tmp_path / "runs/mlflow.db").exists()
     assert len(_trial_runs(MlflowClient(f"sqlite:///{tmp_path}/runs/mlflow.db"), "down")) == 2
+
+
+@pytest.mark.slow
+def test_sync_carries_trials_without_params_as_runs_and_goes_on(
+    cli, testplugins, toy_experiment, tmp_path
+) -> None:
+    """A worker that cannot load its data leaves a FAIL trial without parameters; an early
+    prune or plain Optuna leaves trials with some or foreign ones. Sync carries each as a run
+    with its state and masked cause, and the sweep's own sync goes on with new trials."""
+    from wcd_hpc.engine.worker import _report_unusable_data
+    from wcd_hpc.errors import DataError
+
+    exp = toy_experiment(name="holes", trials=1)
+    first = cli("sweep", str(exp), "--no-sync", plugins=testplugins, env=TOY)
+    assert first.code == 0, first.err
+    url = f"journal:{tmp_path}/runs/holes/journal.log"
+    study = optuna.load_study(study_name="holes", storage=open_storage(url))
+    study.set_user_attr("budget", 2)  # room for the worker's claim, as on a resumed sweep
+    bad = DataError("cannot open postgresql://u:s3cret-pw@db/x: no such table")
+    _report_unusable_data(study, url, "w1", bad)
+    early = study.ask()
+    early.suggest_float("lr", 1e-3, 1e-1, log=True)
+    study.tell(early, state=optuna.trial.TrialState.PRUNED)
+    plain = study.ask()
+    plain.suggest_int("foreign", 1, 3)
+    study.tell(plain, state=optuna.trial.TrialState.FAIL)
+    nothing = study.ask()
+    study.tell(nothing, -1.0)  # COMPLETE without any parameter (worse than any accuracy)
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    res = _sync(cli, testplugins, "holes", uri)
+    assert res.code == 0, res.err
+    assert "5 new, 0 updated, 0 unchanged" in res.out
+    client = MlflowClient(uri)
+    runs = _trial_runs(client, "holes")
+    assert {n: r.info.status for n, r in runs.items()} == {
+        0: "FINISHED", 1: "FAILED", 2: "KILLED", 3: "FAILED", 4: "FINISHED"
+    }  # fmt: skip
+    reason = runs[1].data.tags["fail_reason"]
+    assert "cannot load its data" in reason and "u:***@db" in reason
+    assert "s3cret-pw" not in json.dumps([r.data.tags for r in runs.values()]) + res.out + res.err
+    assert "lr" in runs[2].data.params and "foreign" in runs[3].data.params
+    assert not runs[1].data.params and not runs[4].data.params
+    assert "wcd-hpc-holes v1" in res.out  # the best trial is still registered
+
+    again = _sync(cli, testplugins, "holes", uri)
+    assert again.code == 0, again.err
+    assert "0 new, 0 updated, 5 unchanged" in again.out
+
+    resumed = cli("sweep", str(toy_experiment(name="holes", trials=4)), plugins=testplugins,
+                  env={**TOY, "MLFLOW_TRACKING_URI": uri})  # fmt: skip
+    assert resumed.code == 0, resumed.err
+    assert "synced study holes" in resumed.out, resumed.out + resumed.err
+    assert sorted(_trial_runs(client, "holes")) == [0, 1, 2, 3, 4, 5]

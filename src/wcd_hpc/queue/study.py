@@ -93,10 +93,23 @@ def space_of(study: optuna.Study) -> Space:
 
 
 def params_of(study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
-    """A trial's parameters as the model saw them: lists reassembled, constants included."""
-    if not study.user_attrs.get(STUDY_SPACE):
+    """A trial's parameters as the model saw them: lists reassembled, constants included.
+
+    A trial that never received all of them (failed before sampling, as when a worker cannot
+    load its data; pruned early; made by plain Optuna) has only what it recorded, as Optuna's
+    flat names: whoever reads a study (sync, status) must carry such a trial, not stop on it.
+    :func:`missing_params` says whether a model can be built from a trial's parameters.
+    """
+    if not study.user_attrs.get(STUDY_SPACE) or missing_params(study, trial):
         return dict(trial.params)
     return space_of(study).rebuild(trial.params)
+
+
+def missing_params(study: optuna.Study, trial: FrozenTrial) -> list[str]:
+    """The sampled parameters of the study's space that ``trial`` has no value for."""
+    if not study.user_attrs.get(STUDY_SPACE):
+        return []
+    return [name for name in space_of(study).distributions() if name not in trial.params]
 
 
 def run_dir_of(study: optuna.Study, url: str) -> Path:

@@ -399,6 +399,13 @@ class _Syncer:
         logged = mlflow_model.find(self.client, exp_id, run_id)
         if logged is None:
             model = str(self.exp.get("model"))
+            missing = studies.missing_params(self.study, best)
+            if missing:  # e.g. a trial told COMPLETE by plain Optuna: nothing to build from
+                report.not_logged = (
+                    f"best trial {best.number} not logged as an MLflow model: "
+                    f"it has no value for {', '.join(missing)}"
+                )
+                return
             params = studies.params_of(self.study, best)
             try:
                 registry = self.registry if self.registry is not None else get_registry()
