@@ -32,7 +32,7 @@ import torch
 
 from wcd_hpc import hookspecs
 from wcd_hpc.api import Dataset, DataSpec, LazyInputs, Metric, Model, Split, Splits
-from wcd_hpc.engine.fit import default_logits, default_loss, make_optimizer
+from wcd_hpc.engine.fit import default_logits, default_loss, logits_problem, make_optimizer
 from wcd_hpc.errors import one_line
 from wcd_hpc.experiment.space import Space
 from wcd_hpc.plugins import (
@@ -283,10 +283,9 @@ def _train_step(
         logits = (model.logits or default_logits)(outputs)
     except Exception as exc:
         return "logits", one_line(exc)
-    expected = (x.shape[0], spec.num_classes)
-    if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != expected:
-        got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        return "outputs", f"class logits must have shape {expected} (batch, classes), got {got}"
+    problem = logits_problem(logits, x.shape[0], spec.num_classes)
+    if problem is not None:
+        return "outputs", problem
     try:
         loss = (model.loss or default_loss)(outputs, x, y)
         if not math.isfinite(float(loss.detach())):

@@ -53,7 +53,14 @@ def train_cmd(
     out.print(f"parameters: {_show(fixed_params(space))}")
     result = train(exp, space, reg)
     test = result.result.get("test", {})
-    out.print(f"validation {exp.metric}={result.result['objective']:.4f}; test " + _show(test))
+    kept = result.result.get("kept_epoch")
+    at = (
+        f" (epoch {kept} of {result.result.get('epochs', exp.epochs)}, keep: "
+        f"{result.result.get('keep', 'last')})"
+        if kept is not None
+        else ""
+    )
+    out.print(f"validation {exp.metric}={result.result['objective']:.4f}{at}; test " + _show(test))
     out.print(f"files: {result.out}")
 
 

@@ -74,6 +74,8 @@ def _prepare(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.nd
             f"y_score must be (N, classes) with N = len(y_true) = {truth.shape[0]}, "
             f"got shape {score.shape}"
         )
+    if not np.isfinite(score).all():  # argmax of NaN is class 0: a score, but a false one
+        raise ValueError("y_score holds NaN or inf: no metric is defined on such predictions")
     return truth, score
 
 

@@ -33,6 +33,10 @@ from wcd_hpc.engine.device import autocast_dtype, choose_precision, grad_scaler
 WINDOW_BLOCKS = 32  # blocks of lazily read events shuffled together (32 × 32 footprints ≈ 26 MB)
 
 
+#: ``(outputs, x, loss)`` of the first batch a run trains: a check that may raise.
+FirstBatch = Callable[[Any, torch.Tensor, torch.Tensor], None]
+
+
 class Interrupted(Exception):
     """Raised between batches when the worker was asked to stop (SIGTERM, SIGINT, SIGUSR2)."""
 
@@ -69,6 +73,21 @@ def default_loss(outputs: Any, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor
 
 def default_logits(outputs: Any) -> torch.Tensor:
     return outputs  # type: ignore[no-any-return]
+
+
+def logits_problem(logits: object, batch: int, num_classes: int) -> str | None:
+    """What is wrong with a model's class logits for a batch of ``batch`` events, or None.
+
+    The one check of the output contract: the training loop runs it on its first batch
+    (:func:`train_epoch`'s ``first_batch``) and the conformance kit (:mod:`wcd_hpc.testing`) on
+    its tiny one. A wrong number of classes would otherwise train without a word (7 logits on 2
+    classes: cross-entropy only needs labels below 7) and predict classes the data do not have.
+    """
+    expected = (batch, num_classes)
+    if isinstance(logits, torch.Tensor) and tuple(logits.shape) == expected:
+        return None
+    got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+    return f"class logits must have shape {expected} (batch, classes), got {got}"
 
 
 def _lazy_batches(
@@ -131,11 +150,13 @@ def train_epoch(
     stop: Callable[[], bool] = lambda: False,
     scaler: torch.amp.GradScaler | None = None,
     autocast: torch.dtype | None = None,
+    first_batch: FirstBatch | None = None,
 ) -> float:
     """One pass over ``split`` in a seeded random order; returns the mean training loss.
 
     ``autocast`` is the dtype of the forward pass and loss (None: fp32); ``scaler`` scales the
-    loss of fp16 steps.
+    loss of fp16 steps. ``first_batch(outputs, x, loss)`` sees the first batch before its step
+    and may raise (a wrong output shape, a loss that is not finite).
     """
     model.train()
     n = len(split)
@@ -148,7 +169,11 @@ def train_epoch(
         yb = y_batch.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         with _autocast(device, autocast):
-            loss = loss_fn(model(xb), xb, yb)
+            outputs = model(xb)
+            loss = loss_fn(outputs, xb, yb)
+        if first_batch is not None:
+            first_batch(outputs, xb, loss)
+            first_batch = None
         if scaler is not None:
             scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
             scaler.step(optimizer)
@@ -207,12 +232,14 @@ def fit(
     after_epoch: Callable[[EpochStats], None] = lambda s: None,
     stop: Callable[[], bool] = lambda: False,
     precision: str = "auto",
+    first_batch: FirstBatch | None = None,
 ) -> torch.optim.Optimizer:
     """Train for epochs ``start_epoch+1 … epochs``; ``after_epoch`` may raise to prune.
 
     The permutation generator is seeded per epoch, so a run resumed at epoch k sees the same
     batches as one that never stopped. ``precision`` is ``auto``, ``fp32``, ``bf16`` or
-    ``fp16`` (:func:`wcd_hpc.engine.device.choose_precision`).
+    ``fp16`` (:func:`wcd_hpc.engine.device.choose_precision`). ``first_batch`` checks the first
+    batch this call trains (a resumed run's too), see :func:`train_epoch`.
     """
     model.to(device)
     opt = optimizer or make_optimizer(model, params)
@@ -233,6 +260,7 @@ def fit(
             stop=stop,
             scaler=scaler,
             autocast=autocast_dtype(chosen),
+            first_batch=first_batch if epoch == start_epoch + 1 else None,
         )
         seconds = time.perf_counter() - began
         after_epoch(EpochStats(epoch, loss, seconds, len(train) / max(seconds, 1e-9)))

@@ -35,6 +35,7 @@ from optuna.distributions import (
 from wcd_hpc.engine.device import check_compile, settle
 from wcd_hpc.engine.fit import pick_device
 from wcd_hpc.engine.trial import Context, run_trial, signal_label
+from wcd_hpc.errors import WcdHpcError
 from wcd_hpc.experiment.config import Experiment, load_experiment
 from wcd_hpc.experiment.paths import with_absolute_paths
 from wcd_hpc.experiment.resolve import resolve
@@ -53,7 +54,13 @@ from wcd_hpc.queue.study import stored_experiment
 from wcd_hpc.queue.urls import with_chosen_storage
 from wcd_hpc.results.evaluation import write_json
 
-__all__ = ["TrainResult", "fixed_params", "midpoint", "plan_train", "train"]
+__all__ = ["RunStopped", "TrainResult", "fixed_params", "midpoint", "plan_train", "train"]
+
+
+class RunStopped(WcdHpcError):
+    """A ``train`` run whose loss or outputs stopped being finite (a sweep prunes such a trial)."""
+
+    exit_code = 1
 
 
 @dataclass(frozen=True)
@@ -146,6 +153,9 @@ def train(exp: Experiment, space: Space, registry: Registry) -> TrainResult:
     dataset_params = {**dataset.defaults, **exp.dataset_params}
     stored = {**stored_experiment(exp), "dataset_params": dataset_params}
     write_json(out / EXPERIMENT_FILE, stored)
-    run_trial(ctx, optuna.trial.FixedTrial(flat, number=number))  # type: ignore[arg-type]
+    try:
+        run_trial(ctx, optuna.trial.FixedTrial(flat, number=number))  # type: ignore[arg-type]
+    except optuna.TrialPruned as exc:  # only a loss or outputs that are not finite stop a run
+        raise RunStopped(f"train run {number} ({out}) stopped: {exc}; try a smaller lr") from None
     params = json.loads((out / PARAMS_FILE).read_text())["params"]
     return TrainResult(out, params, json.loads((out / RESULT_FILE).read_text()))

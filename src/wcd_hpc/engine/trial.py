@@ -3,7 +3,17 @@
 Everything a trial produces goes to files in its own directory (never to MLflow: compute nodes are
 often offline), so ``sync`` and people can read a trial without the study: ``params.json``
 (parameters and seed), ``metrics.jsonl`` (one line per epoch), ``checkpoint.pt`` (rewritten
-after each epoch), ``model.pt`` (final weights) and ``result.json`` (validation and test metrics).
+after each epoch), ``model.pt`` (the kept weights) and ``result.json`` (validation and test
+metrics).
+
+**The kept epoch** (``keep: best | last``, default ``best``): a trial keeps the weights of the
+epoch with the best validation objective, the earlier one on a tie (as Lightning's
+``ModelCheckpoint(monitor=…)`` and Keras' ``restore_best_weights``): a network that peaked at
+epoch 3 of 4 is worth its epoch 3, and the sweep should compare trials at their best. Its
+objective, ``model.pt``, the test metrics, figures, ``binned.json`` and predictions all come from
+that epoch, and ``result.json`` names it (``kept_epoch``). The checkpoint still holds the last
+finished epoch (resuming continues training) and carries the kept weights with it, so they
+survive a suspend and resume. Choosing on the validation split keeps the test split untouched.
 
 Every metric sees the experiment's signal class (``signal_class``, checked against the loaded
 data's class names before training starts) in ``meta``
@@ -25,7 +35,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import optuna
@@ -39,13 +49,16 @@ from wcd_hpc.engine.fit import (
     default_logits,
     default_loss,
     fit,
+    logits_problem,
     make_optimizer,
     predict,
 )
-from wcd_hpc.errors import ConfigError, DataError
+from wcd_hpc.engine.verdicts import CHANCE, NAN, PRUNER, at_chance, chance_rule, not_finite
+from wcd_hpc.errors import ConfigError, DataError, PluginError
 from wcd_hpc.experiment.config import Experiment
 from wcd_hpc.experiment.sources import got
 from wcd_hpc.experiment.space import Space
+from wcd_hpc.plugins import get_registry
 from wcd_hpc.queue import journal
 from wcd_hpc.queue.schema import (
     CHECKPOINT_FILE,
@@ -55,6 +68,8 @@ from wcd_hpc.queue.schema import (
     PREDICTIONS_FILE,
     RESULT_FILE,
     TRIAL_GPU_HOURS,
+    TRIAL_KEPT_EPOCH,
+    TRIAL_PRUNED_BECAUSE,
     TRIAL_RESUMED_FROM_EPOCH,
     TRIAL_TEST,
     TRIAL_TRAIN_FINISHED,
@@ -184,17 +199,18 @@ def save_predictions(ctx: Context, probs: np.ndarray, path: Path) -> None:
 
 
 def _restore(
-    out: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, metric: str
-) -> tuple[int, list[float]]:
-    """Load the last epoch checkpoint of a suspended trial; returns (epoch, objective so far).
+    out: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+) -> tuple[int, dict[str, Any]]:
+    """Load the last epoch checkpoint of a suspended trial; returns (epoch, kept epoch so far).
 
     Lines of ``metrics.jsonl`` written after that checkpoint (an epoch whose checkpoint was cut
-    short) are dropped, so the per-epoch history continues without gaps or repeats.
+    short) are dropped, so the per-epoch history continues without gaps or repeats. The kept
+    epoch (see the module docstring) travels inside the checkpoint, never ahead of it.
     """
     ckpt_path, history = out / CHECKPOINT_FILE, out / METRICS_FILE
     if not ckpt_path.exists():
         history.unlink(missing_ok=True)
-        return 0, []
+        return 0, {}
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
@@ -202,7 +218,51 @@ def _restore(
     records = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
     kept = [r for r in records if r["epoch"] <= epoch]
     history.write_text("".join(json.dumps(r) + "\n" for r in kept))
-    return epoch, [float(r[f"val_{metric}"]) for r in kept]
+    return epoch, dict(ckpt.get("kept") or {})
+
+
+def _better(value: float, kept: dict[str, Any], maximize: bool) -> bool:
+    """Whether ``value`` beats the kept epoch's (strictly: a tie keeps the earlier epoch)."""
+    if not kept:
+        return True
+    best = float(kept["value"])
+    return value > best if maximize else value < best
+
+
+def _stop(trial: optuna.Trial, because: str, message: str) -> NoReturn:
+    """Prune the trial, recording why (:data:`TRIAL_PRUNED_BECAUSE`)."""
+    trial.set_user_attr(TRIAL_PRUNED_BECAUSE, because)
+    raise optuna.TrialPruned(message)
+
+
+class ModelOutputError(PluginError):
+    """A model whose outputs break the contract (class logits of shape (batch, classes))."""
+
+
+def _output_check(ctx: Context, trial: optuna.Trial) -> Callable[[Any, torch.Tensor, Any], None]:
+    """The check of the first batch a trial trains: logits shaped (batch, classes), finite loss.
+
+    A wrong shape fails the trial naming the model and its plugin; a loss that is already NaN
+    or inf prunes it with ``nan`` before a single step.
+    """
+
+    def check(outputs: Any, x: torch.Tensor, loss: Any) -> None:
+        logits = (ctx.model.logits or default_logits)(outputs)
+        spec = ctx.splits.spec
+        problem = logits_problem(logits, int(x.shape[0]), spec.num_classes)
+        if problem is not None:
+            entry = get_registry().models.get(ctx.exp.model)
+            owner = f"{entry.source}: " if entry is not None else ""
+            classes = ", ".join(str(c) for c in spec.class_names)
+            raise ModelOutputError(
+                f"{owner}model '{ctx.exp.model}': {problem}; dataset '{ctx.exp.dataset}' has "
+                f"{spec.num_classes} classes ({classes})"
+            )
+        value = float(loss.detach().float())
+        if not math.isfinite(value):
+            _stop(trial, NAN, f"training loss is {value} on the first batch")
+
+    return check
 
 
 def _trained(trial: optuna.Trial, began: float, share: float) -> None:
@@ -223,11 +283,13 @@ def run_trial(
     resume: bool = False,
     background: bool = False,
 ) -> float:
-    """Train and evaluate one trial; returns the validation objective of the last epoch.
+    """Train and evaluate one trial; returns the validation objective of its kept epoch.
 
     With ``resume`` the trial's parameters are read back (not sampled) and training continues
     after the last checkpointed epoch. Raises ``optuna.TrialPruned`` when the pruner stops it,
-    ``Interrupted`` on a stop request, and any other exception for a genuine failure.
+    ``Interrupted`` on a stop request, and any other exception for a genuine failure. Before
+    the pruner, :mod:`wcd_hpc.engine.verdicts` prunes a loss or outputs that are not finite, and
+    (``prune_chance``) a network at chance level; the trial's ``pruned_because`` says which.
     """
     signal = _signal(ctx)  # a signal_class the data do not have fails here, before training
     params = ctx.space.rebuild(trial.params) if resume else ctx.space.suggest(trial)
@@ -253,17 +315,27 @@ def run_trial(
     runner = compiled(model) if ctx.placement.compiled else model
     optimizer = make_optimizer(model, params)
     history = out / METRICS_FILE
-    start_epoch, objective = 0, list[float]()
+    start_epoch, kept = 0, dict[str, Any]()
     judged: set[int] = set()  # epochs the pruner has already seen (a resumed trial's)
     if resume:
-        start_epoch, objective = _restore(out, model, optimizer, ctx.exp.metric)
+        start_epoch, kept = _restore(out, model, optimizer)
         trial.set_user_attr(TRIAL_RESUMED_FROM_EPOCH, start_epoch)
         judged = set(trial.study._storage.get_trial(trial._trial_id).intermediate_values)
     else:
         history.unlink(missing_ok=True)
+    keep_best = ctx.exp.setting("keep") != "last"
+    maximize = ctx.exp.direction != "minimize"
+    # A one-off ``train`` run has no slot to free: it is never judged at chance level.
+    chance = chance_rule(ctx.exp.setting("prune_chance")) if ctx.run_kind == "trial" else None
+    y_val = ctx.splits.val.y.cpu().numpy()
 
     def after_epoch(stats: EpochStats) -> None:
-        values = evaluate(ctx, runner, ctx.splits.val)
+        nonlocal kept
+        probs = _probs(ctx, runner, ctx.splits.val)
+        broken = not_finite(stats.train_loss, probs)  # before any metric sees the scores
+        if broken is not None:
+            _stop(trial, NAN, f"{broken} at epoch {stats.epoch}")
+        values = _metric_values(ctx, ctx.splits.val, probs)
         value = values[ctx.exp.metric]
         record = {
             "epoch": stats.epoch,
@@ -274,28 +346,37 @@ def run_trial(
         }
         with history.open("a") as fh:
             fh.write(json.dumps(record) + "\n")
+        if math.isnan(value):
+            raise ValueError(f"validation {ctx.exp.metric} is NaN at epoch {stats.epoch}")
+        if not keep_best:
+            kept = {"epoch": stats.epoch, "value": value}
+        elif _better(value, kept, maximize):
+            state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            kept = {"epoch": stats.epoch, "value": value, "model": state}
         checkpoint = {
             "epoch": stats.epoch,
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "params": params,
             "seed": seed,
+            "kept": kept,
         }
         partial = out / f"{CHECKPOINT_FILE}.tmp"
         torch.save(checkpoint, partial)
         os.replace(partial, out / CHECKPOINT_FILE)
-        if math.isnan(value):
-            raise ValueError(f"validation {ctx.exp.metric} is NaN at epoch {stats.epoch}")
-        objective.append(value)
         if stats.epoch in judged:
             return  # a resumed trial's redone epoch: reported and judged before it stopped
+        # Judged before it is reported: a chance-level value never enters the statistics
+        # (median, ASHA rungs) the other trials are compared with.
+        report = stats.epoch  # one report per epoch
+        why = at_chance(probs, y_val, signal, chance, report) if chance is not None else None
+        if why is not None:
+            _stop(trial, CHANCE, f"at chance level at epoch {stats.epoch}: {why}")
         trial.report(value, stats.epoch)
         # The last epoch is reported but never judged: stopping there saves no training and
         # would throw a finished result away.
         if stats.epoch < ctx.exp.epochs and trial.should_prune():
-            raise optuna.TrialPruned(
-                f"pruned at epoch {stats.epoch} ({ctx.exp.metric}={value:.4g})"
-            )
+            _stop(trial, PRUNER, f"pruned at epoch {stats.epoch} ({ctx.exp.metric}={value:.4g})")
 
     began = time.time()
     if TRIAL_TRAIN_STARTED not in trial.user_attrs:
@@ -314,6 +395,7 @@ def run_trial(
             after_epoch=after_epoch,
             stop=stop,
             precision=ctx.placement.precision,
+            first_batch=_output_check(ctx, trial),
         )
     except Exception as exc:
         if ctx.placement.compiled and is_compile_error(exc):
@@ -321,8 +403,15 @@ def run_trial(
         raise
     finally:
         _trained(trial, began, ctx.placement.gpu_share)
+    if not kept:  # every epoch was trained before a crash that lost them: nothing to keep
+        raise RuntimeError(f"no finished epoch to keep in {out}")
+    if "model" in kept:
+        model.load_state_dict(kept["model"])  # ``runner`` shares these parameters
     torch.save(model.state_dict(), out / MODEL_FILE)
     probs = _probs(ctx, runner, ctx.splits.test)  # predicted once, used three ways below
+    broken = not_finite(0.0, probs)
+    if broken is not None:  # finite on validation, not on test: still no metric sees them
+        _stop(trial, NAN, f"test split: {broken}")
     test = _metric_values(ctx, ctx.splits.test, probs)
     save_predictions(ctx, probs, out / PREDICTIONS_FILE)
     write_data_spec(out, ctx.splits.spec)
@@ -343,8 +432,18 @@ def run_trial(
         _PLOTTER.submit(_logged, plot, *args)
     else:
         plot(*args)
-    val = dict(json.loads(history.read_text().splitlines()[-1]))
-    result = {"objective": objective[-1], "metric": ctx.exp.metric, "test": test, "val": val}
+    records = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
+    val = next(r for r in records if r["epoch"] == kept["epoch"])
+    result = {
+        "objective": kept["value"],
+        "metric": ctx.exp.metric,
+        "keep": "best" if keep_best else "last",
+        "kept_epoch": kept["epoch"],
+        "epochs": records[-1]["epoch"],
+        "test": test,
+        "val": val,
+    }
     write_json(out / RESULT_FILE, result)
     trial.set_user_attr(TRIAL_TEST, test)
-    return objective[-1]
+    trial.set_user_attr(TRIAL_KEPT_EPOCH, kept["epoch"])
+    return float(kept["value"])

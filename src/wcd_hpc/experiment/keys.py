@@ -122,6 +122,10 @@ def _pruner(value: Any, key: str, fail: Fail) -> tuple[str, dict[str, int]]:
     return pruning.parse(value, fail)
 
 
+def _prune_chance(value: Any, key: str, fail: Fail) -> dict[str, int | float] | bool:
+    return pruning.parse_chance(value, fail)
+
+
 def _budget_trials(value: Any, key: str, fail: Fail) -> Any:
     """Checked as ``trials``, which it becomes (:func:`wcd_hpc.experiment.budget.merge_trials`)."""
     return value
@@ -163,6 +167,15 @@ KEYS: tuple[Key, ...] = (
     Key("pruner", Rule("median | hyperband | asha | none, or {name: …, knobs}", _pruner),
         "median", "the pruner and its knobs", "{name: asha, min_epochs: 1, reduction_factor: 3}",
         "string or mapping", profile=True, field=("pruner", "pruner_options")),
+    Key("prune_chance", Rule("true | false | {after: N, auc_margin: M}", _prune_chance),
+        {"after": 1, "auc_margin": 0.0},
+        "prune a trial at chance level (constant predictions, or 0.5 within its ROC AUC's "
+        "68 % interval widened by auc_margin) from report `after` on, before any pruner's "
+        "warm-up; a NaN/inf loss is pruned whatever this says",
+        "{after: 1, auc_margin: 0.02}", "boolean or mapping", profile=True),
+    Key("keep", checks.choice(("best", "last")), "best",
+        "which epoch's weights a trial keeps: the best validation objective (ties: the earlier "
+        "epoch) or the last", "last", "string"),
     Key("storage", checks.storage, "journal", "where the study lives", "journal", "string",
         mutable=True, profile=True, secret=True),
     Key("seed", checks.integer(0, MAX_SEED), 0, "seed of the sampler, data splits and training",

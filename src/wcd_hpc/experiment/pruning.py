@@ -88,3 +88,39 @@ def options_with_defaults(name: str, options: Mapping[str, int], epochs: int) ->
         elif key == "warmup_epochs":
             full[key] = median_warmup(epochs)
     return full
+
+
+#: ``prune_chance``'s knobs and defaults: judged from the first report on; a trial is at chance
+#: when 0.5 lies within its ROC AUC's 68 % interval widened by ``auc_margin``.
+CHANCE_DEFAULTS: dict[str, int | float] = {"after": 1, "auc_margin": 0.0}
+MAX_AUC_MARGIN = 0.5
+
+
+def parse_chance(value: Any, fail: Fail) -> dict[str, int | float] | bool:
+    """``prune_chance``: ``true`` (the defaults), ``false`` (off) or ``{after: N, auc_margin: M}``.
+
+    Kept as ``false`` or as the full mapping, so a stored experiment reads back the same.
+    """
+    if value is None or value is True:
+        return dict(CHANCE_DEFAULTS)
+    if value is False:
+        return False
+    if not isinstance(value, Mapping):
+        raise fail(
+            "prune_chance", f"expected true, false or {{after, auc_margin}}, got {got(value)}"
+        )
+    options = dict(CHANCE_DEFAULTS)
+    for key, knob in value.items():
+        where = f"prune_chance.{key}"
+        if key == "after":
+            if isinstance(knob, bool) or not isinstance(knob, int) or knob < 1:
+                raise fail(where, f"expected a report number >= 1, got {got(knob)}")
+        elif key == "auc_margin":
+            number = isinstance(knob, (int, float)) and not isinstance(knob, bool)
+            if not number or not 0 <= knob <= MAX_AUC_MARGIN:
+                raise fail(where, f"expected a number from 0 to {MAX_AUC_MARGIN}, got {got(knob)}")
+            knob = float(knob)
+        else:
+            raise fail(where, "unknown knob of prune_chance (its knobs: after, auc_margin)")
+        options[str(key)] = knob
+    return options

@@ -78,6 +78,11 @@ TRIAL_RETRY_OF: Final = "retry_of"  # the trial number whose parameters this one
 TRIAL_RESUMED_FROM_EPOCH: Final = "resumed_from_epoch"
 TRIAL_TRAIN_STARTED: Final = "train_started"  # epoch s; with the next: the training time
 TRIAL_TRAIN_FINISHED: Final = "train_finished"
+#: Why a PRUNED trial was stopped: ``nan`` (loss or outputs not finite), ``chance`` (a network at
+#: chance level) or ``pruner`` (the experiment's pruner) — see :mod:`wcd_hpc.engine.verdicts`.
+TRIAL_PRUNED_BECAUSE: Final = "pruned_because"
+#: The epoch whose weights a finished trial kept (``keep: best | last``) and its objective.
+TRIAL_KEPT_EPOCH: Final = "kept_epoch"
 TRIAL_TEST: Final = "test"  # test-split metrics {name: value}, never used for selection
 # Where a trial ran, from the worker's environment (Slurm ids, node, GPU, image).
 TRIAL_SLURM_JOB_ID: Final = "slurm_job_id"

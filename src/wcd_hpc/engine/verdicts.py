@@ -1,0 +1,98 @@
+"""Why a trial stops early: a loss or outputs that are not finite, or a network at chance level.
+
+These judgements run at each report, before the experiment's pruner is asked, and need no other
+trial: a median or ASHA pruner waits for its startup trials and its warm-up, and all that time a
+network whose predictions are constant, or whose weights are NaN, holds a GPU for nothing
+(issue 24: half of a sweep's training seconds went to networks at chance). A trial stopped here
+is pruned with the reason recorded on it (:data:`~wcd_hpc.queue.schema.TRIAL_PRUNED_BECAUSE`:
+``nan``, ``chance``; ``pruner`` for the experiment's pruner), and it is stopped *before* its
+value is reported, so it never enters the median or the ASHA rungs the other trials are judged
+against (its value would pull the median down and let bad trials through).
+
+Chance level (``prune_chance``, on by default; ``false`` turns it off): from report ``after`` on,
+a trial is at chance when its validation predictions are constant, or when 0.5 lies within its
+ROC AUC's 68 % interval (± one standard error), widened by ``auc_margin``. The AUC is the signal
+class against the rest on the signal-class score; its standard error is Hanley & McNeil's
+approximation (1982, Radiology 143, 29: from the AUC and the two class counts alone, no
+resampling), cheap enough for every report and conservative for a network near 0.5. A
+NaN or infinite loss or output is pruned with ``nan`` whatever ``prune_chance`` says, and the
+probabilities are checked before any metric sees them: ``argmax`` of NaN is class 0, which scored
+F1 0.80 and won a sweep.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from wcd_hpc.default_plugins.metrics import roc_auc
+
+NAN = "nan"
+CHANCE = "chance"
+PRUNER = "pruner"
+#: Probabilities that vary by less than this over all validation events are "constant": float32
+#: softmax noise of a network whose weights decayed to nothing.
+CONSTANT_SPREAD = 1e-6
+
+
+@dataclass(frozen=True)
+class ChanceRule:
+    """``prune_chance`` as the experiment keeps it (:mod:`wcd_hpc.experiment.pruning`)."""
+
+    after: int = 1
+    auc_margin: float = 0.0
+
+
+def chance_rule(setting: Any) -> ChanceRule | None:
+    """The rule of a ``prune_chance`` value; None when it is off."""
+    if setting is False:
+        return None
+    given: Mapping[str, Any] = setting if isinstance(setting, Mapping) else {}
+    return ChanceRule(int(given.get("after", 1)), float(given.get("auc_margin", 0.0)))
+
+
+def auc_with_error(is_signal: np.ndarray, score: np.ndarray) -> tuple[float, float]:
+    """ROC AUC of ``score`` for ``is_signal`` and its Hanley–McNeil standard error.
+
+    SE² = (A(1−A) + (n₁−1)(Q₁−A²) + (n₀−1)(Q₂−A²)) / (n₁n₀), Q₁ = A/(2−A), Q₂ = 2A²/(1+A).
+    NaN for both when a class is missing.
+    """
+    positive = np.asarray(is_signal, dtype=bool).ravel()
+    n1, n0 = int(positive.sum()), int((~positive).sum())
+    if n1 == 0 or n0 == 0:
+        return math.nan, math.nan
+    a = float(roc_auc(positive.astype(np.int64), np.asarray(score, dtype=np.float64), {}))
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    var = (a * (1 - a) + (n1 - 1) * (q1 - a * a) + (n0 - 1) * (q2 - a * a)) / (n1 * n0)
+    return a, math.sqrt(max(var, 0.0))
+
+
+def not_finite(train_loss: float, probs: np.ndarray) -> str | None:
+    """Why the loss or the predicted probabilities cannot be used, or None when both are finite."""
+    if not math.isfinite(train_loss):
+        return f"training loss is {train_loss}"
+    if probs.size and not np.isfinite(probs).all():
+        bad = int((~np.isfinite(probs).all(axis=1)).sum())
+        return f"{bad} of {probs.shape[0]} validation predictions are NaN or inf"
+    return None
+
+
+def at_chance(
+    probs: np.ndarray, y_true: np.ndarray, signal: int, rule: ChanceRule, report: int
+) -> str | None:
+    """Why a trial at its ``report``-th report is at chance level, or None (see the module)."""
+    if report < rule.after or probs.size == 0:
+        return None
+    if float(np.ptp(probs, axis=0).max()) < CONSTANT_SPREAD:
+        return "constant validation predictions"
+    if signal >= probs.shape[1]:
+        return None
+    auc, error = auc_with_error(np.asarray(y_true).ravel() == signal, probs[:, signal])
+    if math.isnan(auc) or abs(auc - 0.5) > error + rule.auc_margin:
+        return None
+    margin = f" + margin {rule.auc_margin:g}" if rule.auc_margin else ""
+    return f"validation ROC AUC {auc:.3f} ± {error:.3f}{margin} contains 0.5"

@@ -1,0 +1,159 @@
+"""What stops a trial before its pruner: a loss or outputs that are not finite, outputs of the
+wrong shape, and a network at chance level (issues 22 items 3-4, 24 point 1)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+import torch
+from torch import nn
+
+from wcd_hpc.api import Model
+from wcd_hpc.default_plugins.metrics import accuracy, f1, q_factor, roc_auc
+from wcd_hpc.engine.trial import ModelOutputError, run_trial
+from wcd_hpc.engine.verdicts import ChanceRule, at_chance, auc_with_error, chance_rule
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+class Scaled(nn.Module):
+    """A linear classifier whose outputs are multiplied by ``factor`` (NaN: a diverged net)."""
+
+    def __init__(self, classes: int = 2, factor: float = 1.0, eval_factor: float | None = None):
+        super().__init__()
+        self.linear = nn.Linear(8, classes)
+        self.factor, self.eval_factor = factor, eval_factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        factor = self.factor if self.training or self.eval_factor is None else self.eval_factor
+        return self.linear(x) * factor
+
+
+class Constant(nn.Module):
+    """Predicts the same class probabilities for every event: a collapsed network."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.tensor([0.3, -0.2]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bias.expand(x.shape[0], 2) + 0 * x[:, :2]
+
+
+def _with_model(ctx: Any, build: Any) -> Any:
+    model = Model("mlp", lambda params, spec: build(), {"lr": 0.01})
+    return dataclasses.replace(ctx, model=model)
+
+
+def _study() -> tuple[optuna.Study, optuna.Trial]:
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
+    return study, study.ask()
+
+
+def test_a_nan_loss_prunes_the_trial_with_reason_nan_before_a_step(mlp_context) -> None:
+    ctx = _with_model(mlp_context(epochs=2), lambda: Scaled(factor=float("nan")))
+    study, trial = _study()
+    with pytest.raises(optuna.TrialPruned, match="training loss is nan on the first batch"):
+        run_trial(ctx, trial)
+    assert study.trials[0].user_attrs["pruned_because"] == "nan"
+    assert not (ctx.run_dir / "trials/0/model.pt").exists()
+
+
+def test_nan_outputs_on_validation_are_pruned_and_never_scored(mlp_context) -> None:
+    # Trains finitely, predicts NaN: argmax of NaN is class 0, which once scored F1 0.80 and won.
+    ctx = _with_model(mlp_context(epochs=2), lambda: Scaled(eval_factor=float("nan")))
+    study, trial = _study()
+    with pytest.raises(optuna.TrialPruned, match="predictions are NaN or inf at epoch 1"):
+        run_trial(ctx, trial)
+    assert study.trials[0].user_attrs["pruned_because"] == "nan"
+    assert study.trials[0].intermediate_values == {}  # no NaN value entered the study
+
+
+@pytest.mark.parametrize("metric", [f1, accuracy, roc_auc, q_factor])
+def test_a_metric_refuses_scores_that_hold_nan_or_inf(metric: Any) -> None:
+    y = np.array([0, 1, 0, 1])
+    for bad in (np.nan, np.inf):
+        scores = np.array([[0.5, 0.5], [bad, 0.1], [0.9, 0.1], [0.2, 0.8]])
+        with pytest.raises(ValueError, match="NaN or inf"):
+            metric(y, scores, {})
+
+
+def test_outputs_of_the_wrong_shape_fail_the_trial_naming_the_model_and_its_plugin(
+    mlp_context,
+) -> None:
+    ctx = _with_model(mlp_context(epochs=1), lambda: Scaled(classes=7))
+    _, trial = _study()
+    with pytest.raises(ModelOutputError) as info:
+        run_trial(ctx, trial)
+    message = str(info.value)
+    assert "plugin '" in message and "model 'mlp'" in message
+    assert "class logits must have shape (32, 2) (batch, classes), got (32, 7)" in message
+    assert "2 classes (a, b)" in message and "\n" not in message
+    assert not (ctx.run_dir / "trials/0/metrics.jsonl").exists()  # failed before an epoch
+
+
+def test_constant_predictions_are_pruned_at_chance_before_they_are_reported(mlp_context) -> None:
+    ctx = _with_model(mlp_context(epochs=3), Constant)
+    study, trial = _study()
+    with pytest.raises(optuna.TrialPruned, match="epoch 1: constant validation predictions"):
+        run_trial(ctx, trial)
+    frozen = study.trials[0]
+    assert frozen.user_attrs["pruned_because"] == "chance"
+    assert frozen.intermediate_values == {}  # never counted in the median or ASHA's rungs
+
+
+def test_prune_chance_false_lets_a_constant_network_finish(mlp_context) -> None:
+    ctx = mlp_context(epochs=1)
+    exp = dataclasses.replace(ctx.exp, extras={**ctx.exp.extras, "prune_chance": False})
+    ctx = _with_model(dataclasses.replace(ctx, exp=exp), Constant)
+    study, trial = _study()
+    run_trial(ctx, trial)
+    assert "pruned_because" not in study.trials[0].user_attrs
+
+
+def test_a_learning_network_is_not_at_chance(mlp_context) -> None:
+    study, trial = _study()
+    run_trial(mlp_context(epochs=2), trial)
+    assert "pruned_because" not in study.trials[0].user_attrs
+
+
+def test_the_auc_interval_is_hanley_mcneil_and_judges_from_report_after() -> None:
+    rng = np.random.default_rng(1)
+    y = np.arange(400) % 2
+    auc, error = auc_with_error(y == 1, rng.uniform(size=400))
+    # Hanley-McNeil at A = 0.5 with 200 + 200 events: sqrt((0.25 + 199·(1/3-1/4)·2)/40000)
+    assert error == pytest.approx(0.0289, abs=0.002) and abs(auc - 0.5) < 0.1
+    noise = np.stack([1 - (p := rng.uniform(size=400)), p], axis=1)
+    assert at_chance(noise, y, 1, ChanceRule(after=1), 1) is not None
+    assert at_chance(noise, y, 1, ChanceRule(after=2), 1) is None  # not judged yet
+    good = np.stack([1 - (q := 0.3 * y + 0.7 * p), q], axis=1)
+    assert at_chance(good, y, 1, ChanceRule(), 1) is None
+    assert at_chance(good, y, 1, ChanceRule(auc_margin=0.5), 1) is not None
+    assert chance_rule(False) is None and chance_rule(True) == ChanceRule(1, 0.0)
+    assert chance_rule({"after": 2, "auc_margin": 0.05}) == ChanceRule(2, 0.05)
+
+
+@pytest.mark.parametrize(
+    ("value", "where"),
+    [
+        ("{after: 0}", "prune_chance.after: expected a report number >= 1, got 0"),
+        ("{auc_margin: 2}", "prune_chance.auc_margin: expected a number from 0 to 0.5, got 2"),
+        ("{margin: 0.1}", "prune_chance.margin: unknown knob of prune_chance"),
+        ("sometimes", "prune_chance: expected true, false or {after, auc_margin}"),
+    ],
+)
+def test_a_bad_prune_chance_is_one_precise_line(tmp_path, value: str, where: str) -> None:
+    from wcd_hpc.errors import ConfigError
+    from wcd_hpc.experiment.config import load_experiment
+
+    path, head = tmp_path / "p.yaml", "name: p\ndataset: footprint-sim\nmodel: lenet\ntrials: 4\n"
+    path.write_text(f"{head}prune_chance: {value}\n")
+    with pytest.raises(ConfigError) as info:
+        load_experiment(path)
+    assert f"p.yaml:5: {where}" in str(info.value) and "\n" not in str(info.value)
+    path.write_text(f"{head}prune_chance: false\n")
+    assert load_experiment(path).setting("prune_chance") is False
