@@ -163,6 +163,11 @@ KEYS: tuple[Key, ...] = (
     Key("pruner", Rule("median | hyperband | asha | none, or {name: …, knobs}", _pruner),
         "median", "the pruner and its knobs", "{name: asha, min_epochs: 1, reduction_factor: 3}",
         "string or mapping", profile=True, field=("pruner", "pruner_options")),
+    Key("start_from", checks.start_from, None,
+        "warm start: the first trials of a new study are another study's best configurations "
+        "(top, default 4) that fit this space, enqueued once; storage null: this study's own "
+        "(for journal: that study's journal beside this one)",
+        "{study: gamma-hadron-v1, top: 4}", "string or mapping", mutable=True, secret=True),
     Key("storage", checks.storage, "journal", "where the study lives", "journal", "string",
         mutable=True, profile=True, secret=True),
     Key("seed", checks.integer(0, MAX_SEED), 0, "seed of the sampler, data splits and training",
