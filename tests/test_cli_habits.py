@@ -163,7 +163,7 @@ def test_doctor_json_is_a_document_of_checks(cli, tmp_path) -> None:
 DRY_RUN_KEYS = {
     "study", "model", "dataset", "metric", "direction", "trials", "epochs", "sampler", "pruner",
     "storage", "run_dir", "executor", "workers", "parallelism", "plugins", "space", "samples",
-    "scripts", "worker_command", "worker_storage", "bound", "warnings", "settings",
+    "scripts", "worker_command", "worker_storage", "bound", "warnings", "settings", "warm_start",
 }  # fmt: skip
 
 

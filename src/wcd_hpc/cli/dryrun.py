@@ -19,7 +19,7 @@ from wcd_hpc.experiment.keys import find
 from wcd_hpc.launch.render import gpu_hours_bound, render_scripts, render_sync, render_worker
 from wcd_hpc.launch.sweep import Plan
 from wcd_hpc.plugins import get_registry
-from wcd_hpc.queue.schema import STUDY_RUN_DIR
+from wcd_hpc.queue.schema import STUDY_RUN_DIR, STUDY_WARM_START
 from wcd_hpc.queue.urls import mask, without_secrets
 
 SAMPLES = 3
@@ -34,8 +34,15 @@ def _settings(exp: Experiment) -> dict[str, tuple[Any, bool]]:
     shown = {}
     for name, (value, is_default) in settings_of(exp).items():
         key = find(name)
-        shown[name] = (mask(str(value)) if key and key.secret else value, is_default)
+        shown[name] = (_masked(value) if key and key.secret else value, is_default)
     return shown
+
+
+def _masked(value: Any) -> Any:
+    """A secret key's value with every URL in it masked (``start_from`` is a mapping)."""
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    return value if value is None or isinstance(value, (int, float)) else mask(str(value))
 
 
 def _script(text: str) -> None:
@@ -116,6 +123,8 @@ def show_dry_run(p: Plan) -> None:
         if exp.executor == "slurm"
         else "upper bound: local run, no cluster allocation"
     )
+    if p.warm is not None and p.warm.configs:
+        out.print(p.warm.summary(planned=True))
     for line in p.warnings():
         warn(line)
 
@@ -171,6 +180,9 @@ def dry_run_document(p: Plan) -> dict[str, Any]:
             "time": r.time,
         },
         "warnings": p.warnings(),
+        STUDY_WARM_START: None
+        if p.warm is None
+        else {"study": p.warm.study, "trials": list(p.warm.trials), "params": list(p.warm.configs)},
         "settings": {k: v for k, (v, _) in _settings(exp).items()},
     }
 

@@ -45,6 +45,9 @@ class Printer:
     def prepared(self, p: Plan, prep: studies.Prepared) -> None:
         if prep.created:
             out.print(f"created study {p.exp.name} with a budget of {prep.budget} trials")
+        if prep.warm_started and p.warm is not None:
+            out.print(p.warm.summary())
+        if prep.created:
             return
         was = f" (budget was {prep.previous_budget})" if prep.previous_budget != prep.budget else ""
         out.print(

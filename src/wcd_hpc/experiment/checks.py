@@ -262,3 +262,39 @@ def _param_space(value: Any, key: str, fail: Fail) -> dict[str, Any]:
 
 
 param_space = Rule("mapping of parameter names to search expressions or constants", _param_space)
+
+
+#: How many of the source study's best configurations ``start_from`` enqueues unless told.
+START_FROM_TOP = 4
+MAX_START_FROM_TOP = 1000
+
+
+def _start_from(value: Any, key: str, fail: Fail) -> dict[str, Any] | None:
+    """``NAME`` or ``{study: NAME, storage: URL, top: K}``, kept as the full mapping (``storage``
+    null: the new study's own storage; ``top`` the number of best configurations)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = {"study": value}
+    if not isinstance(value, dict):
+        raise fail(
+            key, f"expected a study name or {{study: NAME, storage: URL, top: K}}, got {got(value)}"
+        )
+    extra = sorted(set(value) - {"study", "storage", "top"})
+    if extra:
+        raise fail(f"{key}.{extra[0]}", "unknown; expected study, storage or top")
+    if "study" not in value:
+        raise fail(f"{key}.study", "missing: the name of the study to start from")
+    top = value.get("top", START_FROM_TOP)
+    storage = value.get("storage")
+    return {
+        "study": _study_name(value["study"], f"{key}.study", fail),
+        "storage": None if storage is None else _storage(storage, f"{key}.storage", fail),
+        "top": integer(1, MAX_START_FROM_TOP)(top, f"{key}.top", fail),
+    }
+
+
+start_from = Rule(
+    "a study name, or {study: NAME, storage: URL, top: K} (top: 4 unless given), or null",
+    _start_from,
+)

@@ -176,6 +176,11 @@ KEYS: tuple[Key, ...] = (
     Key("keep", checks.choice(("best", "last")), "best",
         "which epoch's weights a trial keeps: the best validation objective (ties: the earlier "
         "epoch) or the last", "last", "string"),
+    Key("start_from", checks.start_from, None,
+        "warm start: the first trials of a new study are another study's best configurations "
+        "(top, default 4) that fit this space, enqueued once; storage null: this study's own "
+        "(for journal: that study's journal beside this one)",
+        "{study: gamma-hadron-v1, top: 4}", "string or mapping", mutable=True, secret=True),
     Key("storage", checks.storage, "journal", "where the study lives", "journal", "string",
         mutable=True, profile=True, secret=True),
     Key("seed", checks.integer(0, MAX_SEED), 0, "seed of the sampler, data splits and training",

@@ -20,11 +20,18 @@ from typing import Any, Protocol
 import optuna
 
 from wcd_hpc.engine.search import grid_of, grid_size
-from wcd_hpc.errors import ConfigError, LaunchError, SweepIncomplete, SyncError
+from wcd_hpc.errors import (
+    ConfigError,
+    LaunchError,
+    StorageError,
+    StudyNotFound,
+    SweepIncomplete,
+    SyncError,
+)
 from wcd_hpc.experiment.config import Experiment, load_experiment
 from wcd_hpc.experiment.modelfiles import Loaded
 from wcd_hpc.experiment.paths import with_absolute_paths
-from wcd_hpc.experiment.resolve import resolve
+from wcd_hpc.experiment.resolve import error_at, resolve
 from wcd_hpc.experiment.space import Space
 from wcd_hpc.launch.base import Handle, Launcher, Outcome, Tick
 from wcd_hpc.launch.local import LocalLauncher
@@ -32,7 +39,7 @@ from wcd_hpc.launch.render import Job, time_minutes
 from wcd_hpc.launch.settings import Site, parse_site, site_profile
 from wcd_hpc.launch.slurm import SlurmLauncher
 from wcd_hpc.plugins import Registry, load_experiment_files
-from wcd_hpc.queue import files, urls
+from wcd_hpc.queue import files, urls, warmstart
 from wcd_hpc.queue import storage as stores
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.claims import gpu_budget_spent
@@ -52,6 +59,8 @@ class Plan:
     site: Site = dataclasses.field(default_factory=Site)
     #: Model files the experiment names, read when planned; ``start`` copies them for workers.
     files: tuple[Loaded, ...] = ()
+    #: What ``start_from`` enqueues when the study starts; None without one, or once done.
+    warm: warmstart.WarmStart | None = None
 
     def warnings(self) -> list[str]:
         """Settings that are valid but will not do what was meant (shown by sweep and dry run)."""
@@ -70,6 +79,8 @@ class Plan:
                 f"{self.exp.source}: resources.trials_per_gpu ({r.trials_per_gpu}) has no "
                 "effect without resources.gpus: each array task runs one worker on its CPUs"
             )
+        if self.warm is not None:
+            found += self.warm.warnings
         return found
 
     def job(self, workers: int | None = None) -> Job:
@@ -105,7 +116,30 @@ def plan(
     if exp.executor == "auto":
         exp = dataclasses.replace(exp, executor="slurm" if shutil.which("sbatch") else "local")
     run_dir = (Path(exp.runs_dir) / exp.name).resolve()
-    return Plan(exp, space, run_dir, urls.resolve(exp.storage, run_dir), site, loaded)
+    url = urls.resolve(exp.storage, run_dir)
+    return Plan(exp, space, run_dir, url, site, loaded, _warm_start(exp, space, url, run_dir))
+
+
+def _warm_start(
+    exp: Experiment, space: Space, url: str, run_dir: Path
+) -> warmstart.WarmStart | None:
+    """The configurations ``start_from`` names, read now so that a missing study is refused
+    before anything is created; None without ``start_from`` or once the study has its warm start
+    (a resumed sweep must not need the other study any more)."""
+    spec = exp.setting("start_from")
+    if spec is None:
+        return None
+    if exp.sampler == "grid":
+        raise error_at(exp, "start_from", "a grid sweep visits every point of its grid anyway")
+    source = warmstart.source_url(spec, exp.storage, url, run_dir.parent)
+    if spec["study"] == exp.name and source == url:
+        raise error_at(exp, "start_from", f"names study '{exp.name}' itself; name another study")
+    try:
+        if warmstart.done(exp.name, url):
+            return None
+        return warmstart.find(spec, source, space)
+    except (StudyNotFound, StorageError) as exc:
+        raise error_at(exp, "start_from", str(exc)) from None
 
 
 def _check_dataset(exp: Experiment, registry: Registry) -> None:
@@ -143,6 +177,8 @@ def start(p: Plan) -> tuple[optuna.Study, studies.Prepared]:
     p.run_dir.mkdir(parents=True, exist_ok=True)
     study = optuna.load_study(study_name=p.exp.name, storage=storage)
     files.record(study, p.run_dir, p.files)
+    if p.warm is not None and warmstart.enqueue(study, p.url, p.warm):
+        prepared = dataclasses.replace(prepared, warm_started=len(p.warm.configs))
     return study, prepared
 
 

@@ -54,6 +54,9 @@ STUDY_SLURM_JOBS: Final = "slurm_jobs"
 STUDY_FILES: Final = "files"
 #: The running local ``sweep`` process, as a :data:`PROCESS` record (``cancel`` stops it first).
 STUDY_LOCAL_SWEEP: Final = "local_sweep"
+#: The warm start done (``start_from``): ``{"study", "storage" (masked), "trials", "enqueued"}``;
+#: present once its configurations are enqueued, so that a resumed sweep never enqueues them again.
+STUDY_WARM_START: Final = "warm_start"
 
 # --------------------------------------------------------------------------------------------
 # Trial user attributes, written by the worker that claims a trial.
@@ -83,6 +86,8 @@ TRIAL_TRAIN_FINISHED: Final = "train_finished"
 TRIAL_PRUNED_BECAUSE: Final = "pruned_because"
 #: The epoch whose weights a finished trial kept (``keep: best | last``) and its objective.
 TRIAL_KEPT_EPOCH: Final = "kept_epoch"
+#: On a trial enqueued by ``start_from``: ``"<study>#<trial number>"`` whose parameters it carries.
+TRIAL_WARM_START: Final = "warm_start_from"
 TRIAL_TEST: Final = "test"  # test-split metrics {name: value}, never used for selection
 # Where a trial ran, from the worker's environment (Slurm ids, node, GPU, image).
 TRIAL_SLURM_JOB_ID: Final = "slurm_job_id"

@@ -63,6 +63,8 @@ class Prepared:
     budget: int
     previous_budget: int | None
     finished: int
+    #: Configurations ``start_from`` enqueued in this call (0: none, or done before).
+    warm_started: int = 0
 
 
 def counts(trials: Iterable[FrozenTrial]) -> dict[str, int]:
@@ -132,10 +134,14 @@ def run_dir_of(study: optuna.Study, url: str) -> Path:
 def stored_experiment(exp: Experiment) -> dict[str, Any]:
     """What a study (or a ``train`` run) records of an experiment: no secret in it.
 
-    The storage URL is stored masked; whoever reads the study has opened it already.
+    The storage URL is stored masked; whoever reads the study has opened it already. So is the
+    one of ``start_from``: the warm start reads it when the study is created, never later.
     """
     stored = exp.to_dict()
     stored["storage"] = mask(str(stored["storage"]))
+    source = stored.get("start_from")
+    if isinstance(source, dict) and source.get("storage"):
+        source["storage"] = mask(str(source["storage"]))
     return stored
 
 

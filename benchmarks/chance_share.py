@@ -1,0 +1,178 @@
+"""Share of a sweep's training seconds spent on networks at chance level.
+
+Run: ``nice -n 10 .venv/bin/python benchmarks/chance_share.py [--work DIR] [--trials 8]
+[--epochs 3] [--events 3000] [--workers 2] [--sweeps quickstart,gamma-hadron] [--set K=V ...]``.
+
+Two sweeps, local executor, each a real ``wcd-hpc sweep`` of the shipped experiment file:
+
+- ``quickstart``: ``examples/quickstart.yaml`` as the README's demo runs it (its own data and
+  sizes unless ``--trials``/``--epochs``/``--events`` are given);
+- ``gamma-hadron``: ``experiments/gamma-hadron.yaml`` with its dataset replaced by a harder set,
+  gamma vs proton footprints between 0.3 and 10 TeV (``footprint-sim``'s physics, the lower part
+  of its energy range, written once to ``WORK/hard-<events>.h5`` and read as ``footprint-h5``),
+  and ``--trials``/``--epochs``/``--workers`` as given.
+
+A trial is at chance level when its last validation ROC AUC (``metrics.jsonl``) is NaN or its
+68 % interval (± one Hanley–McNeil standard error, from the validation split's class counts,
+taken as balanced) contains 0.5; constant output has AUC 0.5 exactly and is counted with it.
+Its training seconds are the sum of its epochs' ``seconds`` (pruned trials included, the
+definition ``benchmarks/quality.py`` uses). The script prints one line per trial and, per sweep,
+the training seconds, those on chance-level trials and their share. ``--set`` is passed to both
+sweeps (``--set param_space=predecessor`` measures the predecessor's space). Everything is
+written under ``--work`` (default: a temporary directory, removed afterwards).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WCD = Path(sys.executable).with_name("wcd-hpc")
+HARD_RANGE_GEV = (300.0, 10_000.0)
+VAL_FRACTION = 0.15  # footprint-sim's and footprint-h5's default
+
+
+@dataclass(frozen=True)
+class Trial:
+    number: int
+    epochs: int
+    seconds: float
+    auc: float
+    se: float
+
+    @property
+    def chance(self) -> bool:
+        return math.isnan(self.auc) or abs(self.auc - 0.5) <= self.se
+
+
+def auc_se(auc: float, n_pos: int, n_neg: int) -> float:
+    """Hanley & McNeil (1982) standard error of a ROC AUC from ``n_pos`` and ``n_neg`` events."""
+    a = 0.5 if math.isnan(auc) else auc
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    var = (a * (1 - a) + (n_pos - 1) * (q1 - a * a) + (n_neg - 1) * (q2 - a * a)) / (n_pos * n_neg)
+    return math.sqrt(max(var, 0.0))
+
+
+def trials_of(run_dir: Path, val_events: int) -> list[Trial]:
+    """Every trial of a run directory that trained at least one epoch."""
+    found = []
+    n_pos = val_events // 2
+    for metrics in sorted((run_dir / "trials").glob("*/metrics.jsonl")):
+        lines = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
+        if not lines:
+            continue
+        auc = float(lines[-1].get("val_roc_auc", math.nan))
+        found.append(
+            Trial(
+                number=int(metrics.parent.name),
+                epochs=len(lines),
+                seconds=sum(float(x["seconds"]) for x in lines),
+                auc=auc,
+                se=auc_se(auc, n_pos, val_events - n_pos),
+            )
+        )
+    return sorted(found, key=lambda t: t.number)
+
+
+def hard_file(work: Path, events: int) -> Path:
+    """Gamma vs proton footprints at 0.3-10 TeV, simulated once per size."""
+    from wcd_hpc.sim.footprints import FootprintConfig, write_footprints
+
+    path = work / f"hard-{events}.h5"
+    if not path.is_file():
+        config = FootprintConfig(energy_range_gev=HARD_RANGE_GEV)
+        write_footprints(path, ["gamma", "proton"], events, seed=1234, config=config)
+    return path
+
+
+def sweep(name: str, work: Path, args: argparse.Namespace) -> tuple[Path, int]:
+    """Run one sweep; returns its run directory and its validation split's size."""
+    runs = work / "runs"
+    study = f"chance-{name}"
+    cmd = [str(WCD), "sweep", "--runs-dir", str(runs), "--no-sync", "--executor", "local"]
+    sets = [f"name={study}", "storage=journal", *args.set]
+    if name == "quickstart":
+        cmd.append(str(ROOT / "examples" / "quickstart.yaml"))
+        events = args.events or 4000  # the file's own
+        if args.events:
+            sets.append(f"dataset.params={{primaries: [gamma, proton], events: {args.events}}}")
+        if args.trials:
+            sets.append(f"trials={args.trials}")
+        if args.epochs:
+            sets.append(f"epochs={args.epochs}")
+    else:
+        cmd.append(str(ROOT / "experiments" / "gamma-hadron.yaml"))
+        events = args.events or 3000
+        path = hard_file(work, events)
+        sets += [
+            "dataset.name=footprint-h5",
+            f"dataset.params={{path: '{path}'}}",
+            f"trials={args.trials or 8}",
+            f"epochs={args.epochs or 3}",
+        ]
+    cmd += ["--workers", str(args.workers)]
+    for s in sets:
+        cmd += ["--set", s]
+    print("$", " ".join(cmd), flush=True)
+    began = time.monotonic()
+    done = subprocess.run(cmd, cwd=work, capture_output=True, text=True, check=False)
+    print(f"  exit {done.returncode} after {time.monotonic() - began:.0f} s", flush=True)
+    for line in (done.stdout + done.stderr).splitlines()[-6:]:
+        print("  |", line)
+    return runs / study, round(events * VAL_FRACTION)
+
+
+def report(name: str, trials: list[Trial]) -> float:
+    """Print the trials and the chance-level share; returns the share."""
+    total = sum(t.seconds for t in trials)
+    wasted = sum(t.seconds for t in trials if t.chance)
+    for t in trials:
+        flag = "  CHANCE" if t.chance else ""
+        print(
+            f"  trial {t.number:2d}: {t.epochs} epochs {t.seconds:7.1f} s  "
+            f"val AUC {t.auc:.3f} ± {t.se:.3f}{flag}"
+        )
+    share = wasted / total if total else math.nan
+    print(
+        f"{name}: {len(trials)} trials, {sum(t.chance for t in trials)} at chance; training "
+        f"{total:.0f} s, at chance {wasted:.0f} s = {share:.1%}",
+        flush=True,
+    )
+    return share
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--work", type=Path, help="keep everything here (default: a temp dir)")
+    parser.add_argument("--sweeps", default="quickstart,gamma-hadron")
+    parser.add_argument("--trials", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--events", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--set", action="append", default=[], help="KEY=VALUE for both sweeps")
+    args = parser.parse_args(argv)
+    work = args.work or Path(tempfile.mkdtemp(prefix="chance-share-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"chance_share {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, work dir {work}")
+    try:
+        for name in args.sweeps.split(","):
+            run_dir, val_events = sweep(name, work.resolve(), args)
+            report(name, trials_of(run_dir, val_events))
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
