@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from wcd_hpc.default_plugins import metrics
+from wcd_hpc.merit import Settings
 from wcd_hpc.plugins import get_registry
 from wcd_hpc.results.evaluation import binned_table, energy_edges, write_evaluation_artifacts
 
@@ -30,21 +31,26 @@ def test_gamma_hadron_metrics_are_registered_as_maximised(all_metrics: dict) -> 
         assert all_metrics[name].direction == "maximize"
 
 
-def test_q_factor_of_a_perfect_classifier_is_the_root_of_the_hadron_count() -> None:
-    # Every gamma above every hadron: the best cut keeps all gammas and no hadron, and Q is
-    # 1 / sqrt(1 / N_h) with the survival floored at one hadron.
+def _min_background(n: int, count: int) -> dict[str, np.ndarray]:
+    return metrics.with_settings({}, Settings(min_background=count), n)
+
+
+def test_q_factor_of_a_perfect_classifier_is_the_sample_reach() -> None:
+    # Every gamma above every hadron: the best cut keeps all gammas and the fewest hadrons
+    # allowed (10), so Q is the reach sqrt(N_h / 10), not the sqrt(N_h) of a cut keeping none.
     y = np.array([0] * 10 + [1] * 400)
-    p0 = np.r_[np.full(10, 0.9), np.full(400, 0.1)]
-    assert metrics.q_factor(y, _probs(p0), {}) == pytest.approx(math.sqrt(400))
+    p0 = np.r_[np.full(10, 0.9), np.linspace(0.1, 0.5, 400)]
+    assert metrics.q_factor(y, _probs(p0), {}) == pytest.approx(math.sqrt(400 / 10))
 
 
-def test_q_factor_picks_the_best_cut() -> None:
+def test_q_factor_picks_the_best_cut_among_those_with_enough_background() -> None:
     # gammas at 0.9 (x6) and 0.5 (x4); hadrons at 0.6 (x1) and 0.1 (x99).
-    # Cut >= 0.9: eg 0.6, eh floored 0.01 -> Q 6. Cut >= 0.6: 0.6 / sqrt(0.01) = 6.
-    # Cut >= 0.5: 1.0 / sqrt(0.01) = 10. Cut >= 0.1: 1 / 1 = 1.
+    # With min_background 1: cut >= 0.6: 0.6 / sqrt(0.01) = 6; cut >= 0.5: 1.0 / sqrt(0.01) = 10.
+    # With the default 10, only the loosest cut keeps 10 hadrons: Q = 1.
     y = np.array([0] * 10 + [1] * 100)
     p0 = np.r_[np.full(6, 0.9), np.full(4, 0.5), [0.6], np.full(99, 0.1)]
-    assert metrics.q_factor(y, _probs(p0), {}) == pytest.approx(10.0)
+    assert metrics.q_factor(y, _probs(p0), _min_background(110, 1)) == pytest.approx(10.0)
+    assert metrics.q_factor(y, _probs(p0), {}) == pytest.approx(1.0)
 
 
 def test_gamma_efficiency_at_fixed_hadron_survival() -> None:
@@ -53,7 +59,10 @@ def test_gamma_efficiency_at_fixed_hadron_survival() -> None:
     y = np.array([0] * 100 + [1] * 1000)
     p0 = np.r_[np.full(70, 0.95), np.full(30, 0.5), np.full(10, 0.8), rng.uniform(0, 0.4, 990)]
     assert metrics.gamma_efficiency_at(1e-2)(y, _probs(p0), {}) == pytest.approx(1.0)
-    assert metrics.gamma_efficiency_at(1e-3)(y, _probs(p0), {}) == pytest.approx(0.7)
+    loose = _min_background(1100, 1)
+    assert metrics.gamma_efficiency_at(1e-3)(y, _probs(p0), loose) == pytest.approx(0.7)
+    # 10^-3 of 1000 hadrons is one event: not measurable with the default minimum of 10.
+    assert math.isnan(metrics.gamma_efficiency_at(1e-3)(y, _probs(p0), {}))
 
 
 def test_gamma_is_the_class_of_primary_gamma_when_the_metadata_say_so() -> None:
@@ -61,11 +70,11 @@ def test_gamma_is_the_class_of_primary_gamma_when_the_metadata_say_so() -> None:
     meta = {"primary": np.array(["proton"] * 30 + ["gamma"] * 50)}
     assert metrics.signal_class(y, meta) == 1
     assert metrics.signal_class(y, {}) == 0
-    p0 = np.r_[np.full(30, 0.8), np.full(50, 0.3)]  # perfectly separated
-    # A perfect cut gives Q = sqrt(N_background): 30 protons with gamma as the signal ...
-    assert metrics.q_factor(y, _probs(p0), meta) == pytest.approx(math.sqrt(30))
+    p0 = np.r_[np.linspace(0.7, 0.9, 30), np.linspace(0.1, 0.3, 50)]  # perfectly separated
+    # A perfect cut gives the reach sqrt(N_background / 10): 30 protons with gamma as signal ...
+    assert metrics.q_factor(y, _probs(p0), meta) == pytest.approx(math.sqrt(3))
     # ... and 50 "background" events when class 0 (the protons) is taken as the signal.
-    assert metrics.q_factor(y, _probs(p0), {}) == pytest.approx(math.sqrt(50))
+    assert metrics.q_factor(y, _probs(p0), {}) == pytest.approx(math.sqrt(5))
 
 
 def test_tied_scores_are_kept_or_dropped_together() -> None:

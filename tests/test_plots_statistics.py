@@ -84,9 +84,9 @@ def test_the_optimum_is_quoted_only_among_cuts_keeping_ten_background_events() -
     # The cut that keeps a single background event has the largest Q of all ...
     assert sel.best_q(min_background=1) is not None
     assert q[sel.best_q(min_background=1)] == pytest.approx(6.0)
-    # ... which is what the q_factor metric keeps reporting (its definition is unchanged).
+    # ... which the q_factor metric does not report: it quotes the figure's optimum.
     probs = np.stack([scores, 1 - scores], axis=1)
-    assert metrics.q_factor((~is_signal).astype(int), probs, {}) == pytest.approx(6.0)
+    assert metrics.q_factor((~is_signal).astype(int), probs, {}) == pytest.approx(q[best])
 
 
 def test_no_optimum_is_quoted_when_no_cut_keeps_enough_background() -> None:

@@ -19,16 +19,15 @@ and as signal for the cut-based metrics the class of the events whose ``meta['pr
 picks it from the class names (gamma, else muon, else class 1).
 
 Gamma/hadron separation (SCIENCE.md) is judged by cuts on the signal-class score ``p_signal >= t``:
-``q_factor`` is the quality factor Q = ε_γ / √ε_h at its best cut, ``gamma_eff_1e2`` and
-``gamma_eff_1e3`` the largest gamma efficiency whose hadron survival is at most 10⁻² / 10⁻³.
-Finite samples: ε_h is floored at one background event (1/N_h), so Q stays finite when a cut keeps
-no hadron (Q is then a lower bound, as in the field's practice of quoting it at the
-statistical limit); with fewer than 1/h background events, ``gamma_eff`` at survival h is the
-efficiency of a cut that keeps no background at all (a conservative value, never NaN).
-``q_factor`` deliberately takes its maximum over *all* cuts, even one that keeps a single
-hadron: a study records its objective by name, and a resumed study must never compare trials
-scored under two definitions. The plots (:mod:`wcd_hpc.results.efficiency`) quote the optimum
-only where at least ten background events survive, with its statistical band.
+``q_factor``, ``q_at_eff``, ``gamma_eff_1e2`` and ``gamma_eff_1e3`` are defined once, in
+:mod:`wcd_hpc.merit` (read it for the definitions, the minimum background and why), and these
+metrics only call it. Here each is chosen and quoted on the sample it is given — the objective on
+the validation split; the test numbers of a trial apply the validation cuts instead
+(:mod:`wcd_hpc.results.evaluation`). The experiment's ``metric.min_background`` and
+``metric.efficiency`` reach them, like the signal class, as reserved ``meta`` keys
+(:data:`MIN_BACKGROUND_KEY`, :data:`EFFICIENCY_KEY`, once per event); a caller that passes none
+gets :data:`wcd_hpc.merit.MIN_BACKGROUND` and :data:`wcd_hpc.merit.SIGNAL_EFFICIENCY`. A value
+that is not measurable is NaN (JSON ``null``, with the reason, in the result files).
 """
 
 from __future__ import annotations
@@ -37,27 +36,37 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from wcd_hpc import merit
 from wcd_hpc.api import Metric
 from wcd_hpc.hookspecs import hookimpl
+from wcd_hpc.merit import selection_curve
 
 __all__ = [
+    "EFFICIENCY_KEY",
+    "MIN_BACKGROUND_KEY",
     "SIGNAL_KEY",
     "accuracy",
     "default_signal_class",
     "f1",
     "gamma_efficiency_at",
+    "q_at_eff",
     "q_curve",
     "q_factor",
     "register_metrics",
     "roc_auc",
     "selection_curve",
+    "settings_of",
     "signal_class",
     "signal_index",
+    "with_settings",
     "with_signal_class",
 ]
 
 #: Reserved ``meta`` key: the index of the experiment's signal class, once per event.
 SIGNAL_KEY = "signal_class"
+#: Reserved ``meta`` keys: the experiment's ``metric.min_background`` and ``metric.efficiency``.
+MIN_BACKGROUND_KEY = "min_background"
+EFFICIENCY_KEY = "signal_efficiency"
 #: Class names :func:`default_signal_class` looks for, in this order: the gamma of a gamma/hadron
 #: set, the muon class of a muon-tagging set (the tag is "a muon is present").
 DEFAULT_SIGNAL_NAMES = ("gamma", "muon")
@@ -199,25 +208,6 @@ def signal_class(y_true: np.ndarray, meta: Mapping[str, np.ndarray]) -> int:
     return 0 if gamma is None else gamma
 
 
-def selection_curve(
-    is_signal: np.ndarray, score: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(thresholds, ε_signal, ε_background) for the cuts ``score >= t``, t descending.
-
-    The first point is the empty cut (t = +inf, both efficiencies 0); one point follows per
-    distinct score, so tied events are always kept or dropped together.
-    """
-    sig = np.asarray(is_signal, dtype=bool).ravel()
-    s = np.asarray(score, dtype=np.float64).ravel()
-    order = np.argsort(-s, kind="stable")
-    s, sig = s[order], sig[order]
-    last = np.r_[np.nonzero(np.diff(s))[0], s.size - 1] if s.size else np.zeros(0, np.int64)
-    n_sig, n_bkg = max(int(sig.sum()), 1), max(int((~sig).sum()), 1)
-    eff_s = np.r_[0.0, np.cumsum(sig)[last] / n_sig]
-    eff_b = np.r_[0.0, np.cumsum(~sig)[last] / n_bkg]
-    return np.r_[np.inf, s[last]], eff_s, eff_b
-
-
 def _gamma_vs_rest(
     y_true: np.ndarray, y_score: np.ndarray, meta: Mapping[str, np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray] | None:
@@ -230,10 +220,37 @@ def _gamma_vs_rest(
     return is_signal, score[:, label]
 
 
+def settings_of(meta: Mapping[str, np.ndarray]) -> merit.Settings:
+    """The figure-of-merit settings carried in ``meta`` (the defaults where absent)."""
+    out = merit.Settings()
+    low = meta.get(MIN_BACKGROUND_KEY)
+    if low is not None and len(low):
+        out = merit.Settings(int(np.asarray(low).ravel()[0]), out.efficiency)
+    eff = meta.get(EFFICIENCY_KEY)
+    if eff is not None and len(eff):
+        out = merit.Settings(out.min_background, float(np.asarray(eff).ravel()[0]))
+    return out
+
+
+def with_settings(
+    meta: Mapping[str, np.ndarray], settings: merit.Settings, n: int
+) -> dict[str, np.ndarray]:
+    """``meta`` plus the reserved keys of ``settings`` for ``n`` events."""
+    return {
+        **meta,
+        MIN_BACKGROUND_KEY: np.full(n, settings.min_background, dtype=np.int64),
+        EFFICIENCY_KEY: np.full(n, settings.efficiency, dtype=np.float64),
+    }
+
+
 def q_curve(
     y_true: np.ndarray, y_score: np.ndarray, meta: Mapping[str, np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(ε_γ, ε_h, Q) over all cuts, ε_h floored at 1/N_h inside Q; empty when undefined."""
+    """(ε_γ, ε_h, Q) over all cuts, ε_h floored at 1/N_h inside Q; empty when undefined.
+
+    The curve drawn in the Q figure; its *optimum* is :func:`q_factor`, which only looks at the
+    cuts that keep ``min_background`` background events.
+    """
     pair = _gamma_vs_rest(y_true, y_score, meta)
     if pair is None:
         return np.zeros(0), np.zeros(0), np.zeros(0)
@@ -244,29 +261,41 @@ def q_curve(
 
 
 def q_factor(y_true: np.ndarray, y_score: np.ndarray, meta: Mapping[str, np.ndarray]) -> float:
-    """The best quality factor Q = ε_γ / √ε_h over all cuts on the gamma score."""
-    _, _, q = q_curve(y_true, y_score, meta)
-    return float(q.max()) if q.size else float("nan")
+    """Best Q = ε_γ/√ε_h among cuts keeping ≥ ``min_background`` background events."""
+    pair = _gamma_vs_rest(y_true, y_score, meta)
+    if pair is None:
+        return float("nan")
+    return merit.q_factor(*pair, settings_of(meta).min_background)
+
+
+def q_at_eff(y_true: np.ndarray, y_score: np.ndarray, meta: Mapping[str, np.ndarray]) -> float:
+    """Q at the cut keeping the fraction ``metric.efficiency`` (default 0.5) of the signal."""
+    pair = _gamma_vs_rest(y_true, y_score, meta)
+    if pair is None:
+        return float("nan")
+    settings = settings_of(meta)
+    return merit.q_at_eff(*pair, settings.efficiency, settings.min_background)
 
 
 def gamma_efficiency_at(
     survival: float,
 ) -> Callable[[np.ndarray, np.ndarray, Mapping[str, np.ndarray]], float]:
-    """A metric: the largest ε_γ among cuts whose hadron survival ε_h is at most ``survival``."""
+    """A metric: the largest ε_γ among cuts with ε_h ≤ ``survival``; NaN when the sample cannot
+    put ``min_background`` background events behind that survival."""
+    name = next(k for k, v in merit.SURVIVALS.items() if v == survival)
 
     def compute(y_true: np.ndarray, y_score: np.ndarray, meta: Mapping[str, np.ndarray]) -> float:
         pair = _gamma_vs_rest(y_true, y_score, meta)
         if pair is None:
             return float("nan")
-        _, eff_s, eff_b = selection_curve(*pair)
-        return float(eff_s[eff_b <= survival + 1e-12].max())
+        return merit.survival_efficiency(name, *pair, settings_of(meta).min_background)
 
     return compute
 
 
 @hookimpl
 def register_metrics(register: Callable[[Metric], None]) -> None:
-    """Register the six built-in metrics (all maximised).
+    """Register the seven built-in metrics (all maximised).
 
     The gamma efficiencies are named ``gamma_eff_1e2`` / ``gamma_eff_1e3`` (not ``…_at_1e-2``)
     so the names stay plain identifiers in experiment files, MLflow and shell flags.
@@ -274,7 +303,15 @@ def register_metrics(register: Callable[[Metric], None]) -> None:
     register(Metric("f1", "maximize", f1, "F1 of the signal class (binary) or macro F1, argmax"))
     register(Metric("accuracy", "maximize", accuracy, "fraction of correct argmax predictions"))
     register(Metric("roc_auc", "maximize", roc_auc, "ROC AUC (Mann-Whitney, macro one-vs-rest)"))
-    register(Metric("q_factor", "maximize", q_factor, "best Q = signal eff / sqrt(background eff)"))
+    register(
+        Metric(
+            "q_factor",
+            "maximize",
+            q_factor,
+            "best Q = signal eff / sqrt(background eff), >= min_background background kept",
+        )
+    )
+    register(Metric("q_at_eff", "maximize", q_at_eff, "Q at the cut keeping 50 % of the signal"))
     for name, survival in (("gamma_eff_1e2", 1e-2), ("gamma_eff_1e3", 1e-3)):
         register(
             Metric(

@@ -116,6 +116,7 @@ MAX_CPUS = 4096
 MAX_MEM_GB = 65_536
 MAX_TRIALS_PER_GPU = 64
 MAX_GPU_HOURS = 10_000_000
+MAX_MIN_BACKGROUND = 1_000_000
 
 
 def _pruner(value: Any, key: str, fail: Fail) -> tuple[str, dict[str, int]]:
@@ -154,6 +155,14 @@ KEYS: tuple[Key, ...] = (
         "string", field="metric"),
     Key("metric.direction", checks.direction, None, "maximize or minimize; null: the metric's own",
         "maximize", "string", field="direction"),
+    Key("metric.min_background", checks.integer(1, MAX_MIN_BACKGROUND), 10,
+        "fewest background events behind a Q optimum or a gamma efficiency at fixed survival "
+        "(wcd_hpc.merit)", "10", "integer"),
+    Key("metric.efficiency", checks.positive(1.0), 0.5,
+        "the signal efficiency of q_at_eff's cut", "0.5", "number"),
+    Key("metric.per_bin", checks.optional(checks.choice(("mean",))), None,
+        "mean: the objective is the metric's mean over the energy bins with enough events",
+        "mean", "string"),
     Key("trials", checks.integer(1, MAX_TRIALS), REQUIRED,
         "the budget: finished (complete or pruned) trials, over all workers and resumes", "64",
         "integer", mutable=True),

@@ -21,8 +21,8 @@ measurement. So every efficiency drawn carries a binomial interval:
   uncertainty of ε_b is about 1/√k — 32 % at k = 10, i.e. ±16 % on Q — while the largest Q of a
   noisy curve sits, by construction, where it fluctuated up: at k = 1 or 2 the "optimum" is
   mostly that upward fluctuation. When no cut keeps ten, no optimum is quoted and the figure says
-  why. (The ``q_factor`` metric keeps its maximum over all cuts; see
-  :mod:`wcd_hpc.default_plugins.metrics` for why.)
+  why. The ``q_factor`` metric is the same optimum (:mod:`wcd_hpc.merit`, where the interval
+  functions and these constants live).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wcd_hpc.default_plugins.metrics import selection_curve
+from wcd_hpc.merit import CONFIDENCE, MIN_BACKGROUND, clopper_pearson, selection_curve
 
 __all__ = [
     "CONFIDENCE",
@@ -45,33 +45,8 @@ __all__ = [
     "working_points",
 ]
 
-#: Central confidence level of every interval drawn: ±1σ of a normal distribution.
-CONFIDENCE = 0.6826894921370859
-#: Fewest background events a cut must keep for its Q to be quoted as an optimum.
-MIN_BACKGROUND = 10
 #: The fixed background survival of the efficiency-against-energy figure (``gamma_eff_1e2``).
 FIXED_SURVIVAL = 1e-2
-
-
-def clopper_pearson(
-    k: np.ndarray | int, n: np.ndarray | int, confidence: float = CONFIDENCE
-) -> tuple[np.ndarray, np.ndarray]:
-    """Central Clopper–Pearson interval (lower, upper) of the efficiency k/n, elementwise.
-
-    At k = 0 the lower end is 0 and at k = n the upper end is 1 (each then has the closed form
-    (α/2)^(1/n) of the other side); n = 0 gives the uninformative [0, 1].
-    """
-    from scipy.stats import beta
-
-    kk = np.asarray(k, dtype=np.float64)
-    nn = np.asarray(n, dtype=np.float64)
-    kk, nn = np.broadcast_arrays(kk, nn)
-    alpha = 1.0 - confidence
-    low_ok, high_ok = kk > 0, kk < nn
-    # Valid shape parameters everywhere; the edges are overwritten below.
-    lo = beta.ppf(alpha / 2, np.where(low_ok, kk, 1.0), np.where(low_ok, nn - kk + 1, 1.0))
-    hi = beta.ppf(1 - alpha / 2, np.where(high_ok, kk + 1, 1.0), np.where(high_ok, nn - kk, 1.0))
-    return np.where(low_ok, lo, 0.0), np.where(high_ok, hi, 1.0)
 
 
 def q_band(
