@@ -19,5 +19,13 @@ fi
 # The documentation site, warnings as errors (broken links and anchors fail); its reference
 # pages are generated from the code by scripts/docs_hooks.py. Built into a scratch directory.
 NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$(mktemp -d)"
-# The 20 slowest tests are listed at the end: the suite should stay near 20 minutes.
-exec .venv/bin/python -m pytest --durations=20 "$@"
+# Arguments go to one pytest run as they are (`bash scripts/test.sh tests/unit/queue -k claim`).
+if [ "$#" -gt 0 ]; then
+  exec .venv/bin/python -m pytest "$@"
+fi
+# Two stages on every core (pytest-xdist): the in-process unit tests first, so a broken package
+# fails in a few minutes, then the integration tests (real services, end-to-end sweeps), where the
+# tests that share the Slurm queue or the PostgreSQL database run one at a time in one group
+# (tests/conftest.py). The 20 slowest tests of each stage are listed: CI should stay near 20 min.
+.venv/bin/python -m pytest -n auto --dist load --durations=20 tests/unit
+exec .venv/bin/python -m pytest -n auto --dist loadgroup --durations=20 tests/integration

@@ -1,4 +1,13 @@
-"""Shared fixtures: the CLI as a user runs it, the test plugin package, real services."""
+"""Shared fixtures: the CLI as a user runs it, the test plugin package, real services.
+
+The tests mirror the packages: ``tests/unit/<package>/`` holds in-process tests of one package of
+``src/wcd_hpc`` (root modules in ``tests/unit/``), ``tests/integration/`` the tests that need a
+real service (the dev Slurm cluster, PostgreSQL, an ``mlflow server``, the gRPC proxy, a tmpfs)
+or run a sweep end to end. ``scripts/test.sh`` runs the unit stage first and stops there on a
+failure, then the integration stage, both on every core (pytest-xdist). Tests that share a
+service whose state they inspect (the one Slurm queue, the one PostgreSQL database) are put in
+one xdist group by :func:`pytest_collection_modifyitems`, so they never run beside each other.
+"""
 
 from __future__ import annotations
 
@@ -240,3 +249,47 @@ def mlp_context(tmp_path: Path) -> Callable[..., Any]:
         return Context(exp, space, model, metrics, splits, run_dir, pick_device(), **extra)
 
     return make
+
+
+def write_plugin(site: Path, name: str, code: str) -> Path:
+    """Install plugin ``name`` as bare files in ``site`` (for PYTHONPATH): distribution and entry
+    point ``name``, module ``name`` with underscores; returns ``site``."""
+    module = name.replace("-", "_")
+    info = site / f"{module}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[wcd_hpc]\n{name} = {module}\n")
+    (site / f"{module}.py").write_text(code)
+    return site
+
+
+#: Files whose tests use the shared dev Slurm cluster or the shared PostgreSQL database: the
+#: ``slurm_cluster`` fixture cancels the jobs that appeared during its test, and several tests
+#: count or list what the shared database holds, so these run one at a time, in one group.
+SHARED_SERVICE_FILES = frozenset(
+    {
+        "test_budget.py",
+        "test_container.py",
+        "test_grpc_proxy.py",
+        "test_model_files.py",
+        "test_pruning.py",
+        "test_site.py",
+        "test_slurm.py",
+        "test_secrets.py",
+        "test_sweep.py",
+        "test_storage_concurrency.py",
+        "test_worker_spec.py",
+    }
+)
+SHARED_SERVICE_FIXTURES = frozenset({"pg_url", "slurm_partition", "slurm_cluster"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark integration tests, and group the ones that share a service (see the module doc)."""
+    for item in items:
+        path = Path(str(item.path))
+        if "integration" in path.parts:
+            item.add_marker(pytest.mark.integration)
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if path.name in SHARED_SERVICE_FILES or fixtures & SHARED_SERVICE_FIXTURES:
+            item.add_marker(pytest.mark.xdist_group("shared-services"))

@@ -25,7 +25,7 @@ from wcd_hpc.experiment.resolve import resolve
 from wcd_hpc.experiment.space import Fixed, ListOf, RandInt, Space
 from wcd_hpc.plugins import get_registry
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 SHIPPED = sorted([*(ROOT / "examples").glob("*.yaml"), *(ROOT / "experiments").glob("*.yaml")])
 
 

@@ -23,7 +23,7 @@ from wcd_hpc.plugins import get_registry
 from wcd_hpc.queue.schema import STUDY_BUDGET, STUDY_FILES
 from wcd_hpc.queue.storage import open_storage
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEV = str(ROOT / "slurm/profiles/dev.toml")
 
 # The network reports which version of the file built it; the first build edits the original

@@ -14,7 +14,7 @@ import pytest
 
 from wcd_hpc.queue import schema
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 SRC = ROOT / "src" / "wcd_hpc"
 SCHEMA = SRC / "queue" / "schema.py"
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"

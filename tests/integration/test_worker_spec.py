@@ -18,7 +18,7 @@ from wcd_hpc.launch.settings import ContainerSettings
 from wcd_hpc.launch.spec import WorkerSpec, from_command
 from wcd_hpc.queue.storage import open_storage
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 RUNS = Path("/scratch/alice/runs")
 
 

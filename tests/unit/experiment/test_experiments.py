@@ -10,7 +10,7 @@ from wcd_hpc.experiment.config import load_experiment
 from wcd_hpc.experiment.resolve import resolve
 from wcd_hpc.plugins import get_registry
 
-EXPERIMENTS = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.yaml"))
+EXPERIMENTS = sorted((Path(__file__).resolve().parents[3] / "experiments").glob("*.yaml"))
 
 
 def test_the_predecessors_four_and_the_two_new_experiments_are_there() -> None:

@@ -25,7 +25,7 @@ from wcd_hpc.launch.sweep import plan
 from wcd_hpc.plugins import get_registry
 from wcd_hpc.scaffold import DOCS_URL
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 sys.path.insert(0, str(ROOT / "scripts"))
 import docs_hooks  # noqa: E402  (scripts/ is not a package)

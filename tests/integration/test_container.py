@@ -13,8 +13,8 @@ from spython.main.parse.parsers import SingularityParser
 
 from wcd_hpc import __version__
 
-ROOT = Path(__file__).resolve().parents[1]
-STANDIN = Path(__file__).parent / "fixtures" / "bin"
+ROOT = Path(__file__).resolve().parents[2]
+STANDIN = Path(__file__).resolve().parents[1] / "fixtures" / "bin"
 
 
 def _recipe():  # type: ignore[no-untyped-def]

@@ -18,7 +18,7 @@ from wcd_hpc.launch.slurm import chunks, executor_parameters
 from wcd_hpc.queue.accounting import SlurmError, parse_sacct, summarize_allocation
 from wcd_hpc.queue.urls import without_secrets as strip_password
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).resolve().parents[2] / "golden"
 SITE = {
     "slurm": {
         "partition": "gpu",

@@ -14,7 +14,7 @@ import pytest
 from wcd_hpc.queue.storage import open_storage
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEV = str(ROOT / "slurm/profiles/dev.toml")
 TOY = {"WCD_HPC_PLUGINS": "toy"}
 

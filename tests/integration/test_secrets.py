@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
-from conftest import need
-from test_plugins import write_plugin
+from conftest import need, write_plugin
 
 from wcd_hpc.errors import ConfigError, StorageError, clip, one_line
 from wcd_hpc.queue.urls import MaskSecrets, chosen, mask, mask_text, without_secrets

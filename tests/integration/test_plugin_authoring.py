@@ -19,7 +19,7 @@ from wcd_hpc import Dataset, DataSpec, Metric, Model, Split, Splits, hookimpl
 from wcd_hpc.plugins import Source, load_plugin, new_registry
 from wcd_hpc.testing import ConformanceError, assert_conforms, check_plugin
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TESTPLUGINS = "wcd-hpc-testplugins 0.3.1"
 
 

@@ -34,7 +34,7 @@ from wcd_hpc.queue.schema import TRIAL_FAIL_REASON
 from wcd_hpc.queue.storage import open_storage
 from wcd_hpc.queue.urls import kind
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEV = str(ROOT / "slurm/profiles/dev.toml")
 TOY = {"WCD_HPC_PLUGINS": "toy"}
 LEASE_S = 1.5

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pluggy
 import pytest
+from conftest import write_plugin
 
 from wcd_hpc import Dataset, Metric, Model, hookimpl, hookspecs
 from wcd_hpc.plugins import Registry, Source, load_registry
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SRC = Source("test", "test-dist", "1.0")
 
 
@@ -153,18 +154,6 @@ def test_every_hook_is_documented_in_the_plugin_guide() -> None:
         assert re.search(rf"^## `{name}\({args}\)`$", guide, re.M), (
             f"the plugin guide lacks ## `{name}({args})`"
         )
-
-
-def write_plugin(site: Path, name: str, code: str) -> Path:
-    """Install plugin ``name`` as bare files in ``site`` (for PYTHONPATH): distribution and entry
-    point ``name``, module ``name`` with underscores; returns ``site``."""
-    module = name.replace("-", "_")
-    info = site / f"{module}-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(f"[wcd_hpc]\n{name} = {module}\n")
-    (site / f"{module}.py").write_text(code)
-    return site
 
 
 def test_a_plugin_can_add_a_cli_verb(cli, tmp_path) -> None:

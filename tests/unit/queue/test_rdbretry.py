@@ -2,7 +2,7 @@
 
 The retry logic is exercised on a real sqlite database with a connection loss injected *after* the
 write committed (the hardest case: the write happened, its answer did not arrive); the real
-PostgreSQL restart is in tests/test_pg_resilience.py.
+PostgreSQL restart is in tests/integration/test_pg_resilience.py.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import pytest
 from conftest import need
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VIT = ROOT / "plugins" / "wcd-hpc-vit"
 ONLY_VIT = {"WCD_HPC_PLUGINS": "vit"}
 
