@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "DataSpec": "wcd_hpc.api",
     "Dataset": "wcd_hpc.api",
+    "Domain": "wcd_hpc.api",
     "Metric": "wcd_hpc.api",
     "Model": "wcd_hpc.api",
     "Split": "wcd_hpc.api",
@@ -25,6 +26,7 @@ _LAZY = {
 __all__ = [
     "DataSpec",
     "Dataset",
+    "Domain",
     "Metric",
     "Model",
     "Split",
@@ -34,7 +36,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from wcd_hpc.api import Dataset, DataSpec, Metric, Model, Split, Splits
+    from wcd_hpc.api import Dataset, DataSpec, Domain, Metric, Model, Split, Splits
     from wcd_hpc.hookspecs import hookimpl
 
 

@@ -22,9 +22,11 @@ if TYPE_CHECKING:  # torch only for annotations: registering plugins must not im
     import torch
 
 __all__ = [
+    "TRAINING_DOMAINS",
     "TRAINING_PARAMS",
     "DataSpec",
     "Dataset",
+    "Domain",
     "LazyInputs",
     "Metric",
     "Model",
@@ -85,9 +87,139 @@ class Splits:
     spec: DataSpec
 
 
-#: Parameters the training loop itself reads (learning rate, batch size, optimizer, weight decay):
-#: every model accepts them in ``param_space``, whether or not its default space has them.
-TRAINING_PARAMS = ("lr", "batch_size", "optimizer", "reg")
+@dataclass(frozen=True)
+class Domain:
+    """The values a parameter may take, declared with the parameter so that validation refuses
+    ``batch_size: 0`` or ``lr: uniform(-1, 1)`` on the login node, naming the file and line,
+    instead of every trial failing (or training nonsense) on a compute node.
+
+    Build one with :meth:`integer`, :meth:`number`, :meth:`choice` or :meth:`list_of`. A model
+    plugin declares them in :attr:`Model.domains`; the training loop's own parameters have
+    theirs in :data:`TRAINING_DOMAINS`. Validation checks a constant against its domain, and a
+    search expression by its reach: both bounds of ``uniform``/``loguniform``/``randint``, the
+    grid of ``range`` and every option of ``choice``.
+    """
+
+    kind: str  # "integer" | "number" | "choice" | "list"
+    low: float | None = None
+    high: float | None = None
+    #: ``low`` (``high``) itself is outside: ``lr`` is above 0, dropout below 1.
+    low_open: bool = False
+    high_open: bool = False
+    options: tuple[Any, ...] = ()
+    #: A word of :attr:`options` matches whatever its case (``Adam`` is ``adam``).
+    ignore_case: bool = False
+    #: The domain of each item of a list, and how many items it may have.
+    item: Domain | None = None
+    min_items: int = 1
+    max_items: int | None = None
+
+    @classmethod
+    def integer(cls, low: int | None = None, high: int | None = None) -> Domain:
+        """An integer from ``low`` to ``high`` (both included; ``None``: unbounded)."""
+        return cls("integer", low, high)
+
+    @classmethod
+    def number(
+        cls,
+        low: float | None = None,
+        high: float | None = None,
+        *,
+        low_open: bool = False,
+        high_open: bool = False,
+    ) -> Domain:
+        """A finite number between ``low`` and ``high``, each end excluded when ``*_open``."""
+        return cls("number", low, high, low_open=low_open, high_open=high_open)
+
+    @classmethod
+    def choice(cls, options: tuple[Any, ...] | list[Any], *, ignore_case: bool = False) -> Domain:
+        """One of ``options`` (words, numbers, booleans)."""
+        return cls("choice", options=tuple(options), ignore_case=ignore_case)
+
+    @classmethod
+    def list_of(cls, item: Domain, *, min_items: int = 1, max_items: int | None = None) -> Domain:
+        """A list of ``min_items`` to ``max_items`` values, each in ``item``."""
+        return cls("list", item=item, min_items=min_items, max_items=max_items)
+
+    def describe(self) -> str:
+        """What the domain allows, as an error message says it: ``an integer from 1 to 4,096``."""
+        if self.kind == "choice":
+            return "one of " + ", ".join(str(o) for o in self.options)
+        if self.kind == "list":
+            most = self.max_items
+            count = (
+                f"{most}"
+                if most == self.min_items
+                else f"{self.min_items} or more"
+                if most is None
+                else f"{self.min_items} to {most}"
+            )
+            item = self.item.describe() if self.item is not None else "any value"
+            return f"a list of {count} items, each {item}"
+        what = "an integer" if self.kind == "integer" else "a number"
+        lo, hi = _bound_text(self.low), _bound_text(self.high)
+        if lo and hi:
+            if self.low_open or self.high_open:
+                opening, closing = "(" if self.low_open else "[", ")" if self.high_open else "]"
+                return f"{what} in {opening}{lo}, {hi}{closing}"
+            return f"{what} from {lo} to {hi}"
+        if lo:
+            return f"{what} {'above' if self.low_open else '>='} {lo}"
+        if hi:
+            return f"{what} {'below' if self.high_open else '<='} {hi}"
+        return what
+
+    def holds(self, value: Any) -> bool:
+        """Whether the constant ``value`` lies in the domain (a list: every item)."""
+        if self.kind == "list":
+            if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+                return False
+            count_ok = len(value) >= self.min_items and (
+                self.max_items is None or len(value) <= self.max_items
+            )
+            return count_ok and (self.item is None or all(self.item.holds(v) for v in value))
+        if self.kind == "choice":
+            return any(self._same(value, o) for o in self.options)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.kind == "integer" and not isinstance(value, int):
+            return False
+        return self.reaches(value)
+
+    def reaches(self, number: float) -> bool:
+        """Whether the number lies within the bounds (the type aside): a bound of a range."""
+        if number != number or number in (float("inf"), float("-inf")):
+            return False
+        lo, hi = self.low, self.high
+        if lo is not None and (number < lo or (self.low_open and number == lo)):
+            return False
+        return not (hi is not None and (number > hi or (self.high_open and number == hi)))
+
+    def _same(self, value: Any, option: Any) -> bool:
+        if self.ignore_case and isinstance(value, str) and isinstance(option, str):
+            return value.lower() == option.lower()
+        return type(value) is type(option) and bool(value == option)
+
+
+def _bound_text(bound: float | None) -> str:
+    """``1,000,000`` for an integer bound, ``0.5`` for another, ``""`` for none."""
+    if bound is None:
+        return ""
+    return f"{bound:,}" if isinstance(bound, int) else f"{bound:g}"
+
+
+#: The domains of the parameters the training loop itself reads (learning rate, batch size,
+#: optimizer, weight decay): every model takes them, whatever its own space and domains say.
+TRAINING_DOMAINS: Mapping[str, Domain] = {
+    "lr": Domain.number(0, 10, low_open=True),
+    "batch_size": Domain.integer(1, 1_000_000),
+    "optimizer": Domain.choice(("adam", "adamw", "sgd"), ignore_case=True),
+    "reg": Domain.number(0, 10),
+}
+
+#: Parameters the training loop itself reads: every model accepts them in ``param_space``,
+#: whether or not its default space has them.
+TRAINING_PARAMS = tuple(TRAINING_DOMAINS)
 
 ModelBuilder = Callable[[Mapping[str, Any], DataSpec], "torch.nn.Module"]
 LossFn = Callable[[Any, "torch.Tensor", "torch.Tensor"], "torch.Tensor"]
@@ -120,6 +252,10 @@ class Model:
     loss: LossFn | None = None
     logits: LogitsFn | None = None
     extra_params: tuple[str, ...] | bool = ()
+    #: What each parameter may be (:class:`Domain`), by name: validation refuses a constant or
+    #: a search range outside it before a study exists. The training parameters' domains
+    #: (:data:`TRAINING_DOMAINS`) apply to every model and are not declared here.
+    domains: Mapping[str, Domain] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

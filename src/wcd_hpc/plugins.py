@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import pluggy
 
 from wcd_hpc import __version__, hookspecs
-from wcd_hpc.api import Dataset, Metric, Model
+from wcd_hpc.api import Dataset, Domain, Metric, Model
 from wcd_hpc.default_plugins import BUILTIN_PLUGINS
 from wcd_hpc.errors import ConfigError, PluginError, one_line
 from wcd_hpc.experiment import modelfiles
@@ -238,12 +238,20 @@ def _malformed(kind: str, obj: object) -> str | None:
             isinstance(extra, tuple) and all(isinstance(e, str) for e in extra)
         ):
             return f"model '{name}': extra_params must be a tuple of names or True, got {extra!r}"
+        from wcd_hpc.experiment.domains import domains_of, problems
         from wcd_hpc.experiment.space import Space, SpaceError
 
+        domains = obj.domains
+        if not hasattr(domains, "items") or not all(
+            isinstance(k, str) and isinstance(v, Domain) for k, v in domains.items()
+        ):
+            return f"model '{name}': domains must map parameter names to wcd_hpc.Domain"
         try:
-            Space.from_mapping(dict(obj.space))
+            space = Space.from_mapping(dict(obj.space))
         except SpaceError as exc:
             return f"model '{name}': default space: {exc}"
+        for key, message in problems(space, domains_of(obj)):
+            return f"model '{name}': default space: {key}: {message}"
     elif isinstance(obj, Dataset):
         if not callable(obj.load):
             return f"dataset '{name}': load must be callable"

@@ -31,7 +31,7 @@ from rich.progress import (
 from wcd_hpc.cli.common import err, fail
 from wcd_hpc.output.files import disk_full_text, is_disk_full
 from wcd_hpc.sim.footprints import PRIMARIES, write_footprints
-from wcd_hpc.sim.h5io import publish
+from wcd_hpc.sim.h5io import MAX_EVENTS, MAX_SEED, publish
 from wcd_hpc.sim.traces import TraceConfig, write_traces
 
 app = typer.Typer(
@@ -67,7 +67,9 @@ Writer = Callable[[Path, Callable[[int], None]], object]
 OutOption = Annotated[
     Path, typer.Option("--out", "-o", help="HDF5 file to write.", show_default=False)
 ]
-SeedOption = Annotated[int, typer.Option("--seed", min=0, help="Same seed, identical file.")]
+SeedOption = Annotated[
+    int, typer.Option("--seed", min=0, max=MAX_SEED, help="Same seed, identical file.")
+]
 ForceOption = Annotated[bool, typer.Option("--force", help="Replace an existing --out file.")]
 ParentsOption = Annotated[
     bool,
@@ -152,7 +154,7 @@ def _run(label: str, out: Path, events: int, write: Writer, *, force: bool, pare
 def footprints_cmd(
     out: OutOption,
     events: Annotated[
-        int, typer.Option("--events", "-n", min=1, help="Number of showers.")
+        int, typer.Option("--events", "-n", min=1, max=MAX_EVENTS, help="Number of showers.")
     ] = 10_000,
     primaries: Annotated[
         str,
@@ -189,7 +191,7 @@ def footprints_cmd(
 def traces_cmd(
     out: OutOption,
     events: Annotated[
-        int, typer.Option("--events", "-n", min=1, help="Number of station events.")
+        int, typer.Option("--events", "-n", min=1, max=MAX_EVENTS, help="Number of station events.")
     ] = 10_000,
     seed: SeedOption = 1234,
     n_pmt: Annotated[int, typer.Option("--pmts", min=1, max=16, help="PMTs per tank.")] = 4,

@@ -134,7 +134,9 @@ def status_cmd(
         bool, typer.Option("--json", help="Print JSON (a stable interface).")
     ] = False,
     watch: Annotated[bool, typer.Option(help="Refresh until the study is done.")] = False,
-    interval: Annotated[float, typer.Option(min=0.2, help="Seconds between refreshes.")] = 2.0,
+    interval: Annotated[
+        float, typer.Option(min=0.2, max=3600, help="Seconds between refreshes.")
+    ] = 2.0,
 ) -> None:
     """Show a study: counts by state, best trial, running trials, failures and their causes."""
     opened = studies.open_existing(name, storage, runs_dir)

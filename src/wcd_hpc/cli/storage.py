@@ -37,15 +37,24 @@ def serve_cmd(
         int, typer.Option("--port", min=0, max=65535, help="Port to listen on; 0 picks a free one.")
     ] = proxy.DEFAULT_PORT,
     threads: Annotated[
-        int, typer.Option("--threads", min=1, help="Server threads (calls in flight at once).")
+        int,
+        typer.Option(
+            "--threads", min=1, max=1024, help="Server threads (calls in flight at once)."
+        ),
     ] = proxy.DEFAULT_THREADS,
     connections: Annotated[
-        int, typer.Option("--connections", min=1, help="Database connections the proxy holds.")
+        int,
+        typer.Option(
+            "--connections", min=1, max=1024, help="Database connections the proxy holds."
+        ),
     ] = proxy.DEFAULT_CONNECTIONS,
     lease: Annotated[
         float,
         typer.Option(
-            "--lease", min=0.1, help="Seconds after which a dead worker's claim lock lapses."
+            "--lease",
+            min=0.1,
+            max=86_400,
+            help="Seconds after which a dead worker's claim lock lapses.",
         ),
     ] = proxy.DEFAULT_LEASE_S,
 ) -> None:

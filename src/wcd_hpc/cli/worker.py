@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from wcd_hpc.experiment.keys import MAX_TRIALS, MAX_TRIALS_PER_GPU
 from wcd_hpc.launch.spec import WorkerSpec
 from wcd_hpc.launch.task import work
 from wcd_hpc.queue.urls import ENV_STORAGE
@@ -32,7 +33,9 @@ def worker_cmd(
     worker_id: Annotated[str, typer.Option("--worker-id", help="Label shown in status.")] = "",
     max_trials: Annotated[
         int | None,
-        typer.Option(min=1, help="Stop after this many trials even if budget remains."),
+        typer.Option(
+            min=1, max=MAX_TRIALS, help="Stop after this many trials even if budget remains."
+        ),
     ] = None,
 ) -> None:
     """Pull trials from the study until its global budget is met, then exit.
@@ -48,7 +51,10 @@ def worker_cmd(
 def task_workers_cmd(
     study: Annotated[str, typer.Option("--study", help="Name of the study to work on.")],
     per_gpu: Annotated[
-        int, typer.Option("--per-gpu", min=1, help="Workers per GPU the task holds.")
+        int,
+        typer.Option(
+            "--per-gpu", min=1, max=MAX_TRIALS_PER_GPU, help="Workers per GPU the task holds."
+        ),
     ] = 1,
     storage: Annotated[
         str | None,

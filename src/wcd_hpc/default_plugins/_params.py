@@ -23,6 +23,7 @@ from wcd_hpc.default_plugins.h5data import (
     normaliser,
 )
 from wcd_hpc.errors import DataError
+from wcd_hpc.sim.h5io import MAX_SEED
 
 __all__ = [
     "COMMON_DEFAULTS",
@@ -79,7 +80,7 @@ def common(name: str, p: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "val_fraction": fraction(name, p, "val_fraction"),
         "test_fraction": fraction(name, p, "test_fraction"),
-        "seed": integer(name, p, "seed", 0),
+        "seed": integer(name, p, "seed", 0, MAX_SEED),
     }
     if p["normalise"] not in NORMALISATIONS:
         raise fail(name, "normalise", f"one of {list(NORMALISATIONS)}", p["normalise"])

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from wcd_hpc.api import Domain
+
 if TYPE_CHECKING:
     import torch
 
@@ -26,6 +28,10 @@ def autoencoder_logits(outputs: Any) -> torch.Tensor:
     """``Model.logits`` of the autoencoder models: the classifier head's logits."""
     logits: torch.Tensor = outputs.logits
     return logits
+
+
+#: The domain of ``recon_weight`` (:attr:`wcd_hpc.api.Model.domains`).
+RECON_WEIGHT = Domain.number(0, 1e6)
 
 
 def recon_weight(model: str, params: Mapping[str, Any]) -> float:

@@ -18,9 +18,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from wcd_hpc.api import DataSpec, Model
-from wcd_hpc.default_plugins.autoencoder import autoencoder_logits, autoencoder_loss, recon_weight
+from wcd_hpc.api import DataSpec, Domain, Model
+from wcd_hpc.default_plugins.autoencoder import (
+    RECON_WEIGHT,
+    autoencoder_logits,
+    autoencoder_loss,
+    recon_weight,
+)
 from wcd_hpc.default_plugins.common import (
+    WIDTH,
     positive_int,
     space_with,
 )
@@ -58,6 +64,12 @@ def register_models(register: Callable[[Model], None]) -> None:
             space=space_with(**SPACE),
             description="convolutional autoencoder + classifier on the code; loss MSE + CE",
             extra_params=("recon_weight",),
+            domains={
+                "depth": Domain.integer(1, 64),
+                "latent": WIDTH,
+                "channels": WIDTH,
+                "recon_weight": RECON_WEIGHT,
+            },
             loss=autoencoder_loss,
             logits=autoencoder_logits,
         )

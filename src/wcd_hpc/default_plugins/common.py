@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from wcd_hpc.api import DataSpec
+from wcd_hpc.api import DataSpec, Domain
 
 __all__ = [
+    "DROPOUT",
     "TRAINING_SPACE",
+    "WIDTH",
     "check_image",
     "flat_size",
     "int_list",
@@ -31,6 +33,13 @@ TRAINING_SPACE: dict[str, Any] = {
     "optimizer": "choice(['adam', 'sgd'])",
     "reg": "loguniform(1e-4, 1e-1)",
 }
+
+
+#: Domains the built-in models share (:attr:`wcd_hpc.api.Model.domains`): a layer width or a
+#: number of feature maps (far above any WCD model, far below what exhausts memory at build
+#: time), and a dropout rate.
+WIDTH = Domain.integer(1, 65_536)
+DROPOUT = Domain.number(0, 1, high_open=True)
 
 
 def space_with(**model_keys: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from wcd_hpc.default_plugins.h5data import FOOTPRINTS
 from wcd_hpc.default_plugins.simulated import Simulated, require_splits
 from wcd_hpc.hookspecs import hookimpl
 from wcd_hpc.sim.footprints import PRIMARIES, SIM_VERSION, write_footprints
+from wcd_hpc.sim.h5io import MAX_EVENTS
 
 __all__ = ["DEFAULTS", "NAME", "cache_path", "check", "load", "register_datasets", "validate"]
 
@@ -50,7 +51,7 @@ def validate(params: Mapping[str, Any]) -> dict[str, Any]:
         )
     out: dict[str, Any] = {
         "primaries": [str(x) for x in prim],
-        "events": integer(NAME, p, "events", 1),
+        "events": integer(NAME, p, "events", 1, MAX_EVENTS),
         "grid": integer(NAME, p, "grid", 4, _MAX_GRID),
         **common(NAME, p),
     }

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from wcd_hpc.api import DataSpec, Model
+from wcd_hpc.api import DataSpec, Domain, Model
+from wcd_hpc.default_plugins.common import DROPOUT, WIDTH
 from wcd_hpc.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -65,5 +66,9 @@ def register_models(register: Callable[[Model], None]) -> None:
             space=dict(SPACE, channels=list(SPACE["channels"])),
             description="LeNet-5 style CNN: 2x(conv5x5+ReLU+maxpool) + dense 120-84-classes",
             extra_params=("dropout",),
+            domains={
+                "channels": Domain.list_of(WIDTH, min_items=2, max_items=2),
+                "dropout": DROPOUT,
+            },
         )
     )

@@ -10,8 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from wcd_hpc.api import DataSpec, Model
-from wcd_hpc.default_plugins.common import flat_size, int_list, space_with, unit_float
+from wcd_hpc.api import DataSpec, Domain, Model
+from wcd_hpc.default_plugins.common import (
+    DROPOUT,
+    WIDTH,
+    flat_size,
+    int_list,
+    space_with,
+    unit_float,
+)
 from wcd_hpc.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -49,5 +56,6 @@ def register_models(register: Callable[[Model], None]) -> None:
             build=build,
             space=space_with(**SPACE),
             description="dense ReLU layers on the flattened input (a baseline)",
+            domains={"hidden": Domain.list_of(WIDTH), "dropout": DROPOUT},
         )
     )

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from wcd_hpc.api import DataSpec, Model
-from wcd_hpc.default_plugins.common import check_image, int_list, space_with
+from wcd_hpc.api import DataSpec, Domain, Model
+from wcd_hpc.default_plugins.common import WIDTH, check_image, int_list, space_with
 from wcd_hpc.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -55,6 +55,10 @@ def register_models(register: Callable[[Model], None]) -> None:
             name=NAME,
             build=build,
             space=space_with(**SPACE),
+            domains={
+                "blocks": Domain.list_of(Domain.integer(1, 64), min_items=4, max_items=4),
+                "channels": Domain.list_of(WIDTH, min_items=5, max_items=5),
+            },
             description="ResNet: stride-2 stem + 4 stages of basic residual blocks + global pool",
         )
     )

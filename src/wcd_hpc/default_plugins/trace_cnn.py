@@ -14,8 +14,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from wcd_hpc.api import DataSpec, Model
-from wcd_hpc.default_plugins.common import int_list, positive_int, space_with, unit_float
+from wcd_hpc.api import DataSpec, Domain, Model
+from wcd_hpc.default_plugins.common import (
+    DROPOUT,
+    WIDTH,
+    int_list,
+    positive_int,
+    space_with,
+    unit_float,
+)
 from wcd_hpc.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -58,5 +65,11 @@ def register_models(register: Callable[[Model], None]) -> None:
             space=space_with(**SPACE),
             description="1-D CNN over PMT traces (PMTs as channels) for muon tagging",
             extra_params=("dropout",),
+            domains={
+                "channels": Domain.list_of(WIDTH),
+                "kernel": Domain.integer(1, 1024),
+                "hidden": WIDTH,
+                "dropout": DROPOUT,
+            },
         )
     )

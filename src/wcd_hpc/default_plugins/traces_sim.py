@@ -18,6 +18,7 @@ from wcd_hpc.default_plugins._params import COMMON_DEFAULTS, common, fail, integ
 from wcd_hpc.default_plugins.h5data import TRACES
 from wcd_hpc.default_plugins.simulated import Simulated, require_splits
 from wcd_hpc.hookspecs import hookimpl
+from wcd_hpc.sim.h5io import MAX_EVENTS
 from wcd_hpc.sim.traces import TRACES_VERSION, TraceConfig, write_traces
 
 __all__ = ["DEFAULTS", "NAME", "cache_path", "check", "load", "register_datasets", "validate"]
@@ -46,7 +47,7 @@ def validate(params: Mapping[str, Any]) -> dict[str, Any]:
     unknown(NAME, params, DEFAULTS)
     p = {**DEFAULTS, **params}
     out: dict[str, Any] = {
-        "events": integer(NAME, p, "events", 1),
+        "events": integer(NAME, p, "events", 1, MAX_EVENTS),
         "n_pmt": integer(NAME, p, "n_pmt", 1, 16),
         "dt_ns": _positive(p, "dt_ns", 0.5, 10.0),
         "window_ns": _positive(p, "window_ns", 50.0, 1000.0),

@@ -19,9 +19,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from wcd_hpc.api import DataSpec, Model
-from wcd_hpc.default_plugins.autoencoder import autoencoder_logits, autoencoder_loss, recon_weight
+from wcd_hpc.api import DataSpec, Domain, Model
+from wcd_hpc.default_plugins.autoencoder import (
+    RECON_WEIGHT,
+    autoencoder_logits,
+    autoencoder_loss,
+    recon_weight,
+)
 from wcd_hpc.default_plugins.common import (
+    WIDTH,
     int_list,
     space_with,
 )
@@ -65,6 +71,11 @@ def register_models(register: Callable[[Model], None]) -> None:
             space=space_with(**SPACE),
             description="dense variational autoencoder + classifier on the code mean; ELBO + CE",
             extra_params=("beta", "recon_weight"),
+            domains={
+                "layers": Domain.list_of(WIDTH, min_items=2),
+                "beta": Domain.number(0, 1e6),
+                "recon_weight": RECON_WEIGHT,
+            },
             loss=autoencoder_loss,
             logits=autoencoder_logits,
         )

@@ -111,6 +111,9 @@ MAX_TRIALS = 1_000_000
 MAX_EPOCHS = 100_000
 MAX_SEED = 2**32 - 1
 MAX_WORKERS = 100_000
+#: Local workers are processes of this machine, each with its own torch and data: more than a
+#: large node has cores is a typo (``workers: 1000`` with ``executor: local`` would start 1,000).
+MAX_LOCAL_WORKERS = 256
 MAX_GPUS = 64
 MAX_CPUS = 4096
 MAX_MEM_GB = 65_536

@@ -2,7 +2,8 @@
 
 :mod:`wcd_hpc.experiment.config` checks what the settings say; this checks that they name plugins
 that exist (with "did you mean" for a typo), that the model takes the parameters the experiment
-sets, and merges the model's default search space with the experiment's overrides. Errors name
+sets, and merges the model's default search space with the experiment's overrides, whose every
+value must lie in its parameter's domain (:mod:`wcd_hpc.experiment.domains`). Errors name
 where the offending value was written: the file and line, or the flag that set it.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 from wcd_hpc.api import TRAINING_PARAMS
 from wcd_hpc.errors import ConfigError, SpaceError
 from wcd_hpc.experiment.config import DIRECTIONS, Experiment
+from wcd_hpc.experiment.domains import domains_of, problems
 from wcd_hpc.experiment.sources import got, suggest
 from wcd_hpc.experiment.space import Space
 
@@ -74,6 +76,10 @@ def resolve(exp: Experiment, registry: Any) -> tuple[Experiment, Space]:
         space = base.merged(exp.param_space)
     except SpaceError as exc:
         raise fail(f"param_space.{exc.key}", exc.message) from None
+    for key, message in problems(space, domains_of(model)):
+        if key.split("[")[0] in exp.param_space:
+            raise fail(f"param_space.{key}", message)
+        raise fail("model", f"default search space of model {exp.model!r}: {key}: {message}")
     return dataclasses.replace(exp, direction=direction), space
 
 

@@ -29,6 +29,7 @@ from wcd_hpc.errors import (
     SyncError,
 )
 from wcd_hpc.experiment.config import Experiment, load_experiment
+from wcd_hpc.experiment.keys import MAX_LOCAL_WORKERS
 from wcd_hpc.experiment.modelfiles import Loaded
 from wcd_hpc.experiment.paths import with_absolute_paths
 from wcd_hpc.experiment.resolve import error_at, resolve
@@ -115,6 +116,13 @@ def plan(
     _check_dataset(exp, registry)
     if exp.executor == "auto":
         exp = dataclasses.replace(exp, executor="slurm" if shutil.which("sbatch") else "local")
+    if exp.executor == "local" and exp.workers > MAX_LOCAL_WORKERS:
+        raise error_at(
+            exp,
+            "workers",
+            f"expected at most {MAX_LOCAL_WORKERS} local workers (processes on this machine), "
+            f"got {exp.workers:,}; use executor: slurm for more",
+        )
     run_dir = (Path(exp.runs_dir) / exp.name).resolve()
     url = urls.resolve(exp.storage, run_dir)
     return Plan(exp, space, run_dir, url, site, loaded, _warm_start(exp, space, url, run_dir))

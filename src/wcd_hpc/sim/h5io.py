@@ -33,11 +33,18 @@ import numpy as np
 
 from wcd_hpc.output.files import temporary_beside, user_mode
 
-__all__ = ["CHUNK_EVENTS", "publish", "write_events"]
+__all__ = ["CHUNK_EVENTS", "MAX_EVENTS", "MAX_SEED", "publish", "write_events"]
 
 #: Events per HDF5 chunk: 32 footprints of 80×80 float32 are 0.8 MB, inside h5py's 1 MiB chunk
 #: cache, and match the block size the reader shuffles by (wcd_hpc.default_plugins.h5data).
 CHUNK_EVENTS = 32
+#: Most events one simulated file holds (``simulate --events``, a simulated dataset's
+#: ``events``): 10**8 footprints are some 2.5 TB, far above any real training set and far below
+#: the sizes HDF5 cannot even describe (a number too large is a typo, said in one line).
+MAX_EVENTS = 100_000_000
+#: Largest seed: numpy's generators take any, but a seed above 2**32 is a typo, and the
+#: experiment's own ``seed`` key has the same bound.
+MAX_SEED = 2**32 - 1
 
 Chunk = tuple[np.ndarray, Mapping[str, np.ndarray]]
 #: ``os.link`` errors of a filesystem without hard links (FAT, some FUSE and SMB mounts).

@@ -287,3 +287,64 @@ def test_an_empty_set_expression_on_the_command_line(cli, testplugins, tmp_path)
     assert res.err.startswith("error: --set: param_space.lr: empty expression"), res.err
     assert res.err.count("\n") == 1 and "Traceback" not in res.err
     assert not (tmp_path / "runs").exists()
+
+
+# --- numbers no machine could honour --------------------------------------------------------
+
+HUGE = "100000000000000000000"  # 10**20
+
+
+@pytest.mark.parametrize(
+    ("sets", "expected"),
+    [
+        ([f"seed={HUGE}"], "--set: seed: expected an integer >= 0 of at most 4,294,967,295"),
+        ([f"trials={HUGE}"], "--set: trials: expected a positive integer of at most 1,000,000"),
+        ([f"epochs={HUGE}"], "--set: epochs: expected a positive integer of at most 100,000"),
+        (["resources.gpus=1000000"], "--set: resources.gpus: expected an integer >= 0 of at"),
+        (
+            ["workers=1000", "executor=local"],
+            "--set: workers: expected at most 256 local workers (processes on this machine), "
+            "got 1,000",
+        ),
+        ([f"dataset.params.events={HUGE}"], "parameter 'events' must be an integer between 1"),
+        ([f"dataset.params.seed={HUGE}"], "parameter 'seed' must be an integer between 0 and"),
+    ],
+)
+def test_numbers_no_machine_could_honour_are_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sets: list[str], expected: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from wcd_hpc.cli import PROG_NAME, app
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "huge.yaml"
+    path.write_text(
+        "name: huge\ndataset: {name: footprint-sim, params: {events: 200}}\nmodel: mlp\n"
+        "trials: 2\nepochs: 1\n",
+        encoding="utf-8",
+    )
+    args = ["sweep", str(path), "--dry-run", *(a for s in sets for a in ("--set", s))]
+    res = CliRunner().invoke(app, args, prog_name=PROG_NAME)
+    assert isinstance(res.exception, ConfigError), res.output
+    assert expected in str(res.exception)
+    assert len(str(res.exception)) < SHORT
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("kind", ["footprints", "traces"])
+@pytest.mark.parametrize("flag", ["--events", "--seed"])
+def test_simulate_refuses_a_number_too_large_for_a_file_in_one_usage_line(
+    tmp_path: Path, kind: str, flag: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from wcd_hpc.cli import PROG_NAME, app
+
+    out = tmp_path / "sim.h5"
+    res = CliRunner().invoke(
+        app, ["simulate", kind, "-o", str(out), flag, HUGE], prog_name=PROG_NAME
+    )
+    assert res.exit_code == 2, res.output  # click's usage error, not an OverflowError
+    assert "less than or equal to" in res.output
+    assert not out.exists()
