@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # torch only for annotations: registering plugins must not im
     import torch
 
 __all__ = [
+    "DEFAULT_SPACE",
     "TRAINING_PARAMS",
     "DataSpec",
     "Dataset",
@@ -88,6 +89,8 @@ class Splits:
 #: Parameters the training loop itself reads (learning rate, batch size, optimizer, weight decay):
 #: every model accepts them in ``param_space``, whether or not its default space has them.
 TRAINING_PARAMS = ("lr", "batch_size", "optimizer", "reg")
+#: ``model.space`` naming a model's own ``space`` (the other names are its ``spaces``).
+DEFAULT_SPACE = "default"
 
 ModelBuilder = Callable[[Mapping[str, Any], DataSpec], "torch.nn.Module"]
 LossFn = Callable[[Any, "torch.Tensor", "torch.Tensor"], "torch.Tensor"]
@@ -111,6 +114,10 @@ class Model:
     ``space``, :data:`TRAINING_PARAMS`, and ``extra_params``, the optional ones ``build`` reads
     with a default (``("dropout",)``); ``extra_params=True`` accepts any name. So a typo such as
     ``lrr`` is refused before a study exists instead of becoming a parameter nothing reads.
+
+    ``spaces`` holds named variants of the default space that an experiment picks with
+    ``model: {name: NAME, space: VARIANT}`` (the built-in models' ``predecessor``: the SWGO/LIP
+    study's ranges, which SCIENCE.md cites); ``param_space`` then overrides the variant.
     """
 
     name: str
@@ -120,6 +127,7 @@ class Model:
     loss: LossFn | None = None
     logits: LogitsFn | None = None
     extra_params: tuple[str, ...] | bool = ()
+    spaces: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

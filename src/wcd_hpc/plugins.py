@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import pluggy
 
 from wcd_hpc import __version__, hookspecs
-from wcd_hpc.api import Dataset, Metric, Model
+from wcd_hpc.api import DEFAULT_SPACE, Dataset, Metric, Model
 from wcd_hpc.default_plugins import BUILTIN_PLUGINS
 from wcd_hpc.errors import ConfigError, PluginError, one_line
 from wcd_hpc.experiment import modelfiles
@@ -244,6 +244,19 @@ def _malformed(kind: str, obj: object) -> str | None:
             Space.from_mapping(dict(obj.space))
         except SpaceError as exc:
             return f"model '{name}': default space: {exc}"
+        if not hasattr(obj.spaces, "items"):
+            return f"model '{name}': spaces must be a mapping of names to spaces"
+        for variant, space in obj.spaces.items():
+            if (
+                not isinstance(variant, str)
+                or variant == DEFAULT_SPACE
+                or not hasattr(space, "items")
+            ):
+                return f"model '{name}': spaces: {variant!r} must name a mapping (not 'default')"
+            try:
+                Space.from_mapping(dict(space))
+            except SpaceError as exc:
+                return f"model '{name}': space {variant!r}: {exc}"
     elif isinstance(obj, Dataset):
         if not callable(obj.load):
             return f"dataset '{name}': load must be callable"

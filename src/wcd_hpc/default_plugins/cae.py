@@ -23,6 +23,7 @@ from wcd_hpc.default_plugins.autoencoder import autoencoder_logits, autoencoder_
 from wcd_hpc.default_plugins.common import (
     positive_int,
     space_with,
+    spaces_with,
 )
 from wcd_hpc.hookspecs import hookimpl
 
@@ -56,6 +57,7 @@ def register_models(register: Callable[[Model], None]) -> None:
             name=NAME,
             build=build,
             space=space_with(**SPACE),
+            spaces=spaces_with(**SPACE),
             description="convolutional autoencoder + classifier on the code; loss MSE + CE",
             extra_params=("recon_weight",),
             loss=autoencoder_loss,

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from wcd_hpc.api import DataSpec, Model
-from wcd_hpc.default_plugins.common import flat_size, int_list, space_with, unit_float
+from wcd_hpc.default_plugins.common import flat_size, int_list, space_with, spaces_with, unit_float
 from wcd_hpc.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ def register_models(register: Callable[[Model], None]) -> None:
             name=NAME,
             build=build,
             space=space_with(**SPACE),
+            spaces=spaces_with(**SPACE),
             description="dense ReLU layers on the flattened input (a baseline)",
         )
     )

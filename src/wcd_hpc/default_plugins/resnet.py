@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from wcd_hpc.api import DataSpec, Model
-from wcd_hpc.default_plugins.common import check_image, int_list, space_with
+from wcd_hpc.default_plugins.common import check_image, int_list, space_with, spaces_with
 from wcd_hpc.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ def register_models(register: Callable[[Model], None]) -> None:
             name=NAME,
             build=build,
             space=space_with(**SPACE),
+            spaces=spaces_with(**SPACE),
             description="ResNet: stride-2 stem + 4 stages of basic residual blocks + global pool",
         )
     )

@@ -24,6 +24,7 @@ from wcd_hpc.default_plugins.autoencoder import autoencoder_logits, autoencoder_
 from wcd_hpc.default_plugins.common import (
     int_list,
     space_with,
+    spaces_with,
 )
 from wcd_hpc.hookspecs import hookimpl
 
@@ -63,6 +64,7 @@ def register_models(register: Callable[[Model], None]) -> None:
             name=NAME,
             build=build,
             space=space_with(**SPACE),
+            spaces=spaces_with(**SPACE),
             description="dense variational autoencoder + classifier on the code mean; ELBO + CE",
             extra_params=("beta", "recon_weight"),
             loss=autoencoder_loss,
