@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # torch only for annotations: registering plugins must not im
     import torch
 
 __all__ = [
+    "DEFAULT_SPACE",
     "TRAINING_DOMAINS",
     "TRAINING_PARAMS",
     "DataSpec",
@@ -220,6 +221,8 @@ TRAINING_DOMAINS: Mapping[str, Domain] = {
 #: Parameters the training loop itself reads: every model accepts them in ``param_space``,
 #: whether or not its default space has them.
 TRAINING_PARAMS = tuple(TRAINING_DOMAINS)
+#: ``model.space`` naming a model's own ``space`` (the other names are its ``spaces``).
+DEFAULT_SPACE = "default"
 
 ModelBuilder = Callable[[Mapping[str, Any], DataSpec], "torch.nn.Module"]
 LossFn = Callable[[Any, "torch.Tensor", "torch.Tensor"], "torch.Tensor"]
@@ -243,6 +246,10 @@ class Model:
     ``space``, :data:`TRAINING_PARAMS`, and ``extra_params``, the optional ones ``build`` reads
     with a default (``("dropout",)``); ``extra_params=True`` accepts any name. So a typo such as
     ``lrr`` is refused before a study exists instead of becoming a parameter nothing reads.
+
+    ``spaces`` holds named variants of the default space that an experiment picks with
+    ``model: {name: NAME, space: VARIANT}`` (the built-in models' ``predecessor``: the SWGO/LIP
+    study's ranges, which SCIENCE.md cites); ``param_space`` then overrides the variant.
     """
 
     name: str
@@ -256,6 +263,7 @@ class Model:
     #: a search range outside it before a study exists. The training parameters' domains
     #: (:data:`TRAINING_DOMAINS`) apply to every model and are not declared here.
     domains: Mapping[str, Domain] = field(default_factory=dict)
+    spaces: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import pluggy
 
 from wcd_hpc import __version__, hookspecs
-from wcd_hpc.api import Dataset, Domain, Metric, Model
+from wcd_hpc.api import DEFAULT_SPACE, Dataset, Domain, Metric, Model
 from wcd_hpc.default_plugins import BUILTIN_PLUGINS
 from wcd_hpc.errors import ConfigError, PluginError, one_line
 from wcd_hpc.experiment import modelfiles
@@ -252,6 +252,21 @@ def _malformed(kind: str, obj: object) -> str | None:
             return f"model '{name}': default space: {exc}"
         for key, message in problems(space, domains_of(obj)):
             return f"model '{name}': default space: {key}: {message}"
+        if not hasattr(obj.spaces, "items"):
+            return f"model '{name}': spaces must be a mapping of names to spaces"
+        for variant, named in obj.spaces.items():
+            if (
+                not isinstance(variant, str)
+                or variant == DEFAULT_SPACE
+                or not hasattr(named, "items")
+            ):
+                return f"model '{name}': spaces: {variant!r} must name a mapping (not 'default')"
+            try:
+                parsed = Space.from_mapping(dict(named))
+            except SpaceError as exc:
+                return f"model '{name}': space {variant!r}: {exc}"
+            for key, message in problems(parsed, domains_of(obj)):
+                return f"model '{name}': space {variant!r}: {key}: {message}"
     elif isinstance(obj, Dataset):
         if not callable(obj.load):
             return f"dataset '{name}': load must be callable"

@@ -29,6 +29,7 @@ from wcd_hpc.default_plugins.common import (
     WIDTH,
     positive_int,
     space_with,
+    spaces_with,
 )
 from wcd_hpc.hookspecs import hookimpl
 
@@ -62,6 +63,7 @@ def register_models(register: Callable[[Model], None]) -> None:
             name=NAME,
             build=build,
             space=space_with(**SPACE),
+            spaces=spaces_with(**SPACE),
             description="convolutional autoencoder + classifier on the code; loss MSE + CE",
             extra_params=("recon_weight",),
             domains={

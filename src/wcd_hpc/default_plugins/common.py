@@ -1,10 +1,16 @@
 """What the built-in models share: the training keys of every search space and parameter checks.
 
-Every model's space starts from :data:`TRAINING_SPACE` (the predecessor's search ranges for the
-keys the training loop reads), so a sweep over any model explores the same optimiser settings and
-results stay comparable across models. The checks raise one-line ``ValueError`` messages that name
-the model and the parameter, because a builder runs inside a trial on a compute node, far from the
-user who has to fix the experiment file.
+Every model's space starts from :data:`TRAINING_SPACE` (the ranges for the keys the training loop
+reads), so a sweep over any model explores the same optimiser settings and results stay
+comparable across models. The predecessor's ranges (:data:`PREDECESSOR_TRAINING_SPACE`, SCIENCE.md)
+stay available as every model's ``predecessor`` space (``model: {name: lenet, space:
+predecessor}``); they are no longer the default because two of their corners do not train: ``reg``
+is weight decay, and at 0.03-0.1 it holds every Adam network at constant output; SGD at the low
+learning rates of ``lr`` barely moves in the 3-5 epochs a sweep gives a trial. Measured with
+``benchmarks/chance_share.py`` (docs/benchmarks.md): a third of a quickstart's training seconds
+went to such networks. The checks raise one-line ``ValueError`` messages that name the model and
+the parameter, because a builder runs inside a trial on a compute node, far from the user who has
+to fix the experiment file.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from wcd_hpc.api import DataSpec, Domain
 
 __all__ = [
     "DROPOUT",
+    "PREDECESSOR_TRAINING_SPACE",
     "TRAINING_SPACE",
     "WIDTH",
     "check_image",
@@ -23,11 +30,21 @@ __all__ = [
     "int_list",
     "positive_int",
     "space_with",
+    "spaces_with",
     "unit_float",
 ]
 
-#: The predecessor's ranges for what :mod:`wcd_hpc.engine.fit` reads (see SCIENCE.md).
+#: The default ranges for what :mod:`wcd_hpc.engine.fit` reads: Adam, whose learning rates here
+#: all train within a few epochs, and weight decay below the values that pin the weights at zero.
 TRAINING_SPACE: dict[str, Any] = {
+    "lr": "loguniform(3e-4, 5e-3)",
+    "batch_size": "randint(32, 256)",
+    "optimizer": "adam",
+    "reg": "loguniform(1e-6, 1e-3)",
+}
+
+#: The predecessor's ranges (see SCIENCE.md): the ``predecessor`` space of every built-in model.
+PREDECESSOR_TRAINING_SPACE: dict[str, Any] = {
     "lr": "loguniform(1e-4, 1e-2)",
     "batch_size": "randint(32, 256)",
     "optimizer": "choice(['adam', 'sgd'])",
@@ -42,12 +59,20 @@ WIDTH = Domain.integer(1, 65_536)
 DROPOUT = Domain.number(0, 1, high_open=True)
 
 
-def space_with(**model_keys: Any) -> dict[str, Any]:
-    """A fresh default space: the training keys plus ``model_keys`` (lists copied, not shared)."""
-    out: dict[str, Any] = dict(TRAINING_SPACE)
+def space_with(training: Mapping[str, Any] | None = None, /, **model_keys: Any) -> dict[str, Any]:
+    """A fresh space: the ``training`` keys (default :data:`TRAINING_SPACE`) plus ``model_keys``
+    (lists copied, not shared)."""
+    out: dict[str, Any] = dict(TRAINING_SPACE if training is None else training)
     for key, value in model_keys.items():
         out[key] = list(value) if isinstance(value, list) else value
     return out
+
+
+def spaces_with(**space: Any) -> dict[str, dict[str, Any]]:
+    """A built-in model's named spaces (``Model.spaces``) for its default ``space``:
+    ``predecessor``, the predecessor's training ranges with the same model keys."""
+    model_keys = {k: v for k, v in space.items() if k not in TRAINING_SPACE}
+    return {"predecessor": space_with(PREDECESSOR_TRAINING_SPACE, **model_keys)}
 
 
 def _is_int(value: object) -> bool:

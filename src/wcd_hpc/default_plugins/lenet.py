@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from wcd_hpc.api import DataSpec, Domain, Model
-from wcd_hpc.default_plugins.common import DROPOUT, WIDTH
+from wcd_hpc.default_plugins.common import DROPOUT, WIDTH, space_with, spaces_with
 from wcd_hpc.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -21,14 +21,10 @@ if TYPE_CHECKING:
 
 __all__ = ["SPACE", "build", "register_models"]
 
-#: The predecessor's search space (see SCIENCE.md), in the search-space language.
-SPACE: dict[str, Any] = {
-    "lr": "loguniform(1e-4, 1e-2)",
-    "batch_size": "randint(32, 256)",
-    "optimizer": "choice(['adam', 'sgd'])",
-    "reg": "loguniform(1e-4, 1e-1)",
-    "channels": ["randint(2, 20)", "randint(2, 20)"],
-}
+#: The default search space: the shared training ranges and the predecessor's channel widths.
+#: The predecessor's own space (SCIENCE.md) is the ``predecessor`` variant
+#: (``model: {name: lenet, space: predecessor}``).
+SPACE: dict[str, Any] = space_with(channels=["randint(2, 20)", "randint(2, 20)"])
 
 
 def build(params: Mapping[str, Any], spec: DataSpec) -> nn.Module:
@@ -64,6 +60,7 @@ def register_models(register: Callable[[Model], None]) -> None:
             name="lenet",
             build=build,
             space=dict(SPACE, channels=list(SPACE["channels"])),
+            spaces=spaces_with(**SPACE),
             description="LeNet-5 style CNN: 2x(conv5x5+ReLU+maxpool) + dense 120-84-classes",
             extra_params=("dropout",),
             domains={

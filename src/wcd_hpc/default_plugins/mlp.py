@@ -17,6 +17,7 @@ from wcd_hpc.default_plugins.common import (
     flat_size,
     int_list,
     space_with,
+    spaces_with,
     unit_float,
 )
 from wcd_hpc.hookspecs import hookimpl
@@ -55,6 +56,7 @@ def register_models(register: Callable[[Model], None]) -> None:
             name=NAME,
             build=build,
             space=space_with(**SPACE),
+            spaces=spaces_with(**SPACE),
             description="dense ReLU layers on the flattened input (a baseline)",
             domains={"hidden": Domain.list_of(WIDTH), "dropout": DROPOUT},
         )

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from wcd_hpc.api import DataSpec, Domain, Model
-from wcd_hpc.default_plugins.common import WIDTH, check_image, int_list, space_with
+from wcd_hpc.default_plugins.common import WIDTH, check_image, int_list, space_with, spaces_with
 from wcd_hpc.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -59,6 +59,7 @@ def register_models(register: Callable[[Model], None]) -> None:
                 "blocks": Domain.list_of(Domain.integer(1, 64), min_items=4, max_items=4),
                 "channels": Domain.list_of(WIDTH, min_items=5, max_items=5),
             },
+            spaces=spaces_with(**SPACE),
             description="ResNet: stride-2 stem + 4 stages of basic residual blocks + global pool",
         )
     )

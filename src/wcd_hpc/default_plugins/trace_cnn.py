@@ -21,6 +21,7 @@ from wcd_hpc.default_plugins.common import (
     int_list,
     positive_int,
     space_with,
+    spaces_with,
     unit_float,
 )
 from wcd_hpc.hookspecs import hookimpl
@@ -63,6 +64,7 @@ def register_models(register: Callable[[Model], None]) -> None:
             name=NAME,
             build=build,
             space=space_with(**SPACE),
+            spaces=spaces_with(**SPACE),
             description="1-D CNN over PMT traces (PMTs as channels) for muon tagging",
             extra_params=("dropout",),
             domains={

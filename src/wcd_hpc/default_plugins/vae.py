@@ -30,6 +30,7 @@ from wcd_hpc.default_plugins.common import (
     WIDTH,
     int_list,
     space_with,
+    spaces_with,
 )
 from wcd_hpc.hookspecs import hookimpl
 
@@ -69,6 +70,7 @@ def register_models(register: Callable[[Model], None]) -> None:
             name=NAME,
             build=build,
             space=space_with(**SPACE),
+            spaces=spaces_with(**SPACE),
             description="dense variational autoencoder + classifier on the code mean; ELBO + CE",
             extra_params=("beta", "recon_weight"),
             domains={

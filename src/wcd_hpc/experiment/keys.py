@@ -21,6 +21,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+from wcd_hpc.api import DEFAULT_SPACE
 from wcd_hpc.experiment import budget, checks, filerefs, pruning, training
 from wcd_hpc.experiment.checks import Rule
 from wcd_hpc.experiment.sources import Fail
@@ -154,6 +155,10 @@ KEYS: tuple[Key, ...] = (
         "the model plugin, or a Python file PATH.py:NAME (relative to the experiment file) "
         "holding a wcd_hpc.Model or a function build(params, spec)", "lenet", "string",
         field="model"),
+    Key("model.space", checks.text, DEFAULT_SPACE,
+        "which of the model's search spaces param_space overrides: default, or a named variant "
+        "(the built-in models' predecessor: the SWGO/LIP study's ranges)", "predecessor",
+        "string"),
     Key("metric.name", checks.text, "accuracy", "the metric plugin the sweep optimises", "f1",
         "string", field="metric"),
     Key("metric.direction", checks.direction, None, "maximize or minimize; null: the metric's own",

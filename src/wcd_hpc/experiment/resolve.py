@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from wcd_hpc.api import TRAINING_PARAMS
+from wcd_hpc.api import DEFAULT_SPACE, TRAINING_PARAMS
 from wcd_hpc.errors import ConfigError, SpaceError
 from wcd_hpc.experiment.config import DIRECTIONS, Experiment
 from wcd_hpc.experiment.domains import domains_of, problems
@@ -65,11 +65,12 @@ def resolve(exp: Experiment, registry: Any) -> tuple[Experiment, Space]:
             )
     elif direction not in DIRECTIONS:
         raise fail("metric.direction", f"expected maximize or minimize, got {got(direction)}")
+    variant = exp.setting("model.space")
     try:
-        base = Space.from_mapping(getattr(model, "space", None) or {})
+        base = Space.from_mapping(_base_space(exp, model, fail))
     except SpaceError as exc:
         raise fail(
-            "model", f"default search space of model {exp.model!r} is invalid: {exc}"
+            "model", f"{variant} search space of model {exp.model!r} is invalid: {exc}"
         ) from None
     _check_param_names(exp, model, base, fail)
     try:
@@ -81,6 +82,22 @@ def resolve(exp: Experiment, registry: Any) -> tuple[Experiment, Space]:
             raise fail(f"param_space.{key}", message)
         raise fail("model", f"default search space of model {exp.model!r}: {key}: {message}")
     return dataclasses.replace(exp, direction=direction), space
+
+
+def _base_space(
+    exp: Experiment, model: Any, fail: Callable[[str, str], ConfigError]
+) -> Mapping[str, Any]:
+    """The space ``param_space`` overrides: the model's default, or the variant ``model.space``
+    names (``predecessor``)."""
+    variant = exp.setting("model.space")
+    if variant == DEFAULT_SPACE:
+        return getattr(model, "space", None) or {}
+    spaces = getattr(model, "spaces", None) or {}
+    if variant not in spaces:
+        known = [DEFAULT_SPACE, *sorted(spaces)]
+        message = f"model {exp.model!r} has no search space {got(variant)}"
+        raise fail("model.space", message + suggest(variant, known))
+    return spaces[variant]  # type: ignore[no-any-return]
 
 
 def _check_param_names(

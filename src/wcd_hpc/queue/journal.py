@@ -1,7 +1,8 @@
 """Journal-file integrity: find exactly where a log went bad, and salvage its valid prefix.
 
 Optuna's ``JournalFileBackend`` stores a study as one JSON operation per line, appended under a
-lock. How it reacts to damage (checked with Optuna 5.0 on real files, see tests/unit/queue/test_journal.py):
+lock. How it reacts to damage (checked with Optuna 5.0 on real files,
+see tests/unit/queue/test_journal.py):
 
 - a *partial last line* (no newline: a write cut off by a full disk, a quota, a node crash) is
   skipped on read, so the study still opens; but the next append is glued onto that fragment and

@@ -4,7 +4,8 @@ The study is the only channel between the login node and the workers, and a run 
 only channel between workers and ``sync``, ``evaluate`` and people. Both are schemas that outlive
 the code that wrote them (a study resumed a month later by a newer wcd-hpc, a runs directory
 copied to a laptop), so their names are written here once and imported everywhere else; a test
-(``tests/unit/launch/test_layout.py``) fails when one of them appears as a string literal in another module.
+(``tests/unit/launch/test_layout.py``) fails when one of them appears as a string literal in another
+module.
 
 Values are stored as plain JSON (Optuna's user attributes): numbers, strings, lists, mappings.
 Times that programs compare are Unix epoch seconds (floats), as Optuna's heartbeat uses; a time a
