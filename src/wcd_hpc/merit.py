@@ -60,12 +60,14 @@ __all__ = [
     "choose",
     "choose_cuts",
     "clopper_pearson",
+    "format_values",
     "measure",
     "measure_all",
     "percentile_interval",
     "q_at_eff",
     "q_factor",
     "resample_weights",
+    "rounded",
     "selection_curve",
     "survival_efficiency",
 ]
@@ -237,10 +239,11 @@ def resample_weights(n: int, resamples: int = RESAMPLES, seed: int = SEED) -> np
     """(resamples, n) event multiplicities of bootstrap resamples (each row sums to ``n``)."""
     rng = np.random.default_rng(seed)
     if n == 0 or resamples == 0:
-        return np.zeros((resamples, n), dtype=np.float64)
+        return np.zeros((resamples, n), dtype=np.float32)
     picks = rng.integers(0, n, size=(resamples, n))
     flat = (picks + (np.arange(resamples) * n)[:, None]).ravel()
-    return np.bincount(flat, minlength=resamples * n).reshape(resamples, n).astype(np.float64)
+    # float32: exact for multiplicities and their sums below 2**24, half the memory of float64
+    return np.bincount(flat, minlength=resamples * n).reshape(resamples, n).astype(np.float32)
 
 
 def percentile_interval(
@@ -333,9 +336,9 @@ def measure(
     if here:
         boot = _boot_choose(name, w, sig, s, settings)
     else:
-        kept_s = w @ (passed & sig).astype(np.float64)
-        kept_b = w @ (passed & ~sig).astype(np.float64)
-        boot = _q(kept_s, w @ sig.astype(np.float64), kept_b, w @ (~sig).astype(np.float64), floor)
+        kept_s = w @ (passed & sig).astype(w.dtype)
+        kept_b = w @ (passed & ~sig).astype(w.dtype)
+        boot = _q(kept_s, w @ sig.astype(w.dtype), kept_b, w @ (~sig).astype(w.dtype), floor)
     lo_q, hi_q = percentile_interval(boot)
     at_reach = choice.at_reach or k_b < m
     return Value(q, lo_q, hi_q, at_reach=at_reach, extra=counts)
@@ -435,9 +438,42 @@ def bootstrap_f1(
     p = np.asarray(pred).ravel()
     scores = []
     for label in labels:
-        tp = weights @ ((p == label) & (t == label)).astype(np.float64)
-        fp = weights @ ((p == label) & (t != label)).astype(np.float64)
-        fn = weights @ ((p != label) & (t == label)).astype(np.float64)
+        tp = weights @ ((p == label) & (t == label)).astype(weights.dtype)
+        fp = weights @ ((p == label) & (t != label)).astype(weights.dtype)
+        fn = weights @ ((p != label) & (t == label)).astype(weights.dtype)
         with np.errstate(divide="ignore", invalid="ignore"):
             scores.append(np.where(tp > 0, 2 * tp / (2 * tp + fp + fn), 0.0))
     return np.mean(scores, axis=0) if scores else np.full(weights.shape[0], np.nan)
+
+
+def rounded(value: float | None, lo: float | None = None, hi: float | None = None) -> str:
+    """``value`` for people: to two significant digits of its interval, ``+hi-lo`` attached.
+
+    ``n/a`` without a value; three significant digits without an interval.
+    """
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        return f"{value:.3g}"
+    width = max(hi - value, value - lo)
+    if width <= 0:
+        return f"{value:.3g}"
+    digits = max(0, 1 - math.floor(math.log10(width)))
+    return f"{value:.{digits}f} (+{hi - value:.{digits}f} −{value - lo:.{digits}f})"
+
+
+def format_values(values: Mapping[str, object]) -> str:
+    """``name=value (+up −down), …`` for people: each metric with its interval, rounded to it.
+
+    ``name_lo``/``name_hi`` entries are folded into their metric; other keys are left out.
+    """
+    parts = []
+    for name, value in values.items():
+        if name.endswith(("_lo", "_hi")) or not (value is None or isinstance(value, (int, float))):
+            continue
+        lo, hi = values.get(f"{name}_lo"), values.get(f"{name}_hi")
+        number = None if value is None else float(value)
+        low = float(lo) if isinstance(lo, (int, float)) else None
+        high = float(hi) if isinstance(hi, (int, float)) else None
+        parts.append(f"{name}={rounded(number, low, high)}")
+    return ", ".join(parts)

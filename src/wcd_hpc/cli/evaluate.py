@@ -12,10 +12,20 @@ from wcd_hpc.cli.common import out, registry
 from wcd_hpc.queue.urls import ENV_STORAGE
 
 
-def _cell(value: object) -> str:
-    if value is None:
+def _cell(row: dict[str, object], name: str) -> str:
+    """A table cell: the value rounded to its interval, ``–`` without one, ``≥`` at the reach."""
+    from wcd_hpc import merit
+
+    value, lo, hi = row.get(name), row.get(f"{name}_lo"), row.get(f"{name}_hi")
+    if not isinstance(value, (int, float)):
         return "–"
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
+    text = merit.rounded(
+        float(value),
+        float(lo) if isinstance(lo, (int, float)) else None,
+        float(hi) if isinstance(hi, (int, float)) else None,
+    )
+    reach = row.get("at_reach" if name == "q_factor" else f"{name}_at_reach")
+    return f"≥ {text}" if reach else text
 
 
 def evaluate_cmd(
@@ -64,7 +74,10 @@ def evaluate_cmd(
     run = load_run(run_dir, reg, storage)
     result = evaluate_file(run, file, reg, data_key=data_key, normalise=normalise, out=output)
     out.print(f"{result.events} events from {file}, model {run.model} of {run_dir}")
-    out.print(", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
+    from wcd_hpc import merit
+
+    out.print(f"cuts chosen on {result.cuts_chosen_on}; 68 % intervals")
+    out.print(merit.format_values(result.metrics))
     if result.bins:
         table = Table(title="per energy bin, log10(E0/GeV)")
         names = [m for m in BINNED_METRICS if m in result.bins[0]]
@@ -72,7 +85,7 @@ def evaluate_cmd(
             table.add_column(column, justify="right")
         for row in result.bins:
             edges = f"{row['log10_e_min']:.1f}–{row['log10_e_max']:.1f}"
-            table.add_row(edges, str(row["events"]), *(_cell(row[m]) for m in names))
+            table.add_row(edges, str(row["events"]), *(_cell(row, m) for m in names))
         out.print(table)
     else:
         out.print("no energy column in the file's info table: no per-bin table")

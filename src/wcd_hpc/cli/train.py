@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from wcd_hpc import merit
 from wcd_hpc.cli.common import ExperimentArgument, ProfileOption, StorageOption, out, registry
 from wcd_hpc.launch.settings import site_profile
 
@@ -60,7 +61,15 @@ def train_cmd(
         if kept is not None
         else ""
     )
-    out.print(f"validation {exp.metric}={result.result['objective']:.4f}{at}; test " + _show(test))
+    objective = merit.rounded(
+        result.result["objective"],
+        result.result.get("objective_lo"),
+        result.result.get("objective_hi"),
+    )
+    out.print(
+        f"validation {exp.metric}={objective}{at}; test (cuts from validation) "
+        + merit.format_values(test)
+    )
     out.print(f"files: {result.out}")
 
 

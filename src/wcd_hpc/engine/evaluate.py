@@ -13,28 +13,39 @@ from ``model.pt``. The training dataset's normalisation is re-applied when it ca
 stored parameters alone (``log1p``, ``none``); a normalisation fitted on the training data
 (``standard``) cannot and is refused, because silently skipping it would score garbage.
 The signal class is the one the run was trained with (its experiment's ``signal_class``), so
-the file's metrics and figures answer the same question as the trial's.
+the file's metrics and figures answer the same question as the trial's. So are the cuts: a run
+keeps the cuts chosen on its validation split in ``cuts.json`` (overall and per energy bin), and
+the file's cut-based figures of merit apply them, as the trial's test numbers do; a run without
+``cuts.json`` (trained before it existed) has its cuts chosen on the file itself, and the output
+says so (``cuts_chosen_on``).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from wcd_hpc import merit
 from wcd_hpc.api import DataSpec, Metric
-from wcd_hpc.default_plugins.metrics import default_signal_class, signal_index, with_signal_class
+from wcd_hpc.default_plugins.metrics import (
+    default_signal_class,
+    signal_index,
+    with_settings,
+    with_signal_class,
+)
 from wcd_hpc.engine.fit import default_logits, pick_device
 from wcd_hpc.errors import DataError
 from wcd_hpc.plugins import Registry
 from wcd_hpc.queue import files
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.schema import (
+    CUTS_FILE,
     DATA_SPEC_FILE,
     EVALUATION_METRICS_FILE,
     EVALUATIONS_DIR,
@@ -44,6 +55,7 @@ from wcd_hpc.queue.schema import (
     PARAMS_FILE,
 )
 from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.results import provenance as origin
 from wcd_hpc.results.evaluation import (
     Provenance,
     with_primary,
@@ -79,6 +91,10 @@ class RunInfo:
     dataset: str = ""
     #: The experiment's ``signal_class`` (``None``: the dataset's default).
     signal_class: str | None = None
+    #: The run's ``cuts.json`` (``None``: the run has none; cuts are chosen on the file).
+    cuts: dict[str, Any] | None = None
+    #: The experiment's ``metric.min_background`` and ``metric.efficiency``.
+    settings: merit.Settings = field(default_factory=merit.Settings)
 
 
 @dataclass(frozen=True)
@@ -87,8 +103,10 @@ class Evaluation:
 
     out: Path
     events: int
-    metrics: dict[str, float]
+    metrics: dict[str, Any]
     bins: list[dict[str, Any]]
+    #: Where the cuts came from: ``validation split`` (the run's) or ``this sample``.
+    cuts_chosen_on: str = "this sample"
 
 
 def _read_json(path: Path) -> Any:
@@ -129,6 +147,11 @@ def load_run(run_dir: Path, registry: Registry, storage: str | None = None) -> R
     recorded = dict(_read_json(run_dir / PARAMS_FILE))
     params = dict(recorded["params"])
     kind = "train run" if (run_dir / EXPERIMENT_FILE).exists() else "trial"
+    cuts = _read_json(run_dir / CUTS_FILE) if (run_dir / CUTS_FILE).exists() else None
+    chosen = merit.Settings(
+        min_background=int(exp.get("metric.min_background", merit.MIN_BACKGROUND)),
+        efficiency=float(exp.get("metric.efficiency", merit.SIGNAL_EFFICIENCY)),
+    )
     return RunInfo(
         run_dir,
         exp["model"],
@@ -139,6 +162,8 @@ def load_run(run_dir: Path, registry: Registry, storage: str | None = None) -> R
         trial=f"{kind} {recorded['trial']}" if "trial" in recorded else str(run_dir),
         dataset=str(exp.get("dataset", "")),
         signal_class=exp.get("signal_class"),
+        cuts=cuts,
+        settings=chosen,
     )
 
 
@@ -237,23 +262,50 @@ def evaluate_file(
     names = run.spec.class_names
     signal = _signal(run, labels, meta)
     full = with_signal_class(with_primary(meta, labels, names), signal, labels.size)
+    full = with_settings(full, run.settings, labels.size)
     metrics = _scores(labels, probs, full, registry)
     target = out or run.run_dir / EVALUATIONS_DIR / path.stem
     target.mkdir(parents=True, exist_ok=True)
     metric_objs = {name: entry.obj for name, entry in registry.metrics.items()}
+    data = origin.data_provenance(run.dataset, {}, [path])
+    where = "the run's validation split" if run.cuts is not None else "this file"
     provenance = Provenance(
         study=run.study,
         trial=run.trial,
         model=run.model,
         dataset=path.name,
-        split=f"all events (trained on {run.dataset})" if run.dataset else "all events",
+        split=f"all events (trained on {run.dataset}; cuts chosen on {where})"
+        if run.dataset
+        else f"all events (cuts chosen on {where})",
+        software=origin.software_text(origin.software()),
+        data=origin.describe(data),
     )
-    bins = write_evaluation_artifacts(
-        target, labels, probs, meta, names, metric_objs, signal=signal, provenance=provenance
+    payload = write_evaluation_artifacts(
+        target,
+        labels,
+        probs,
+        meta,
+        names,
+        metric_objs,
+        signal=signal,
+        provenance=provenance,
+        settings=run.settings,
+        cuts=run.cuts,
     )
-    payload = {"file": str(path.resolve()), "events": int(labels.size), "metrics": metrics}
-    write_json(target / EVALUATION_METRICS_FILE, payload)
-    return Evaluation(target, int(labels.size), metrics, bins)
+    for key, value in payload["all"].items():
+        if key in metrics or key[:-3] in metrics:
+            metrics[key] = value
+    record = {
+        "file": str(path.resolve()),
+        "events": int(labels.size),
+        "metrics": metrics,
+        "cuts_chosen_on": payload["cuts_chosen_on"],
+        "provenance": {"software": origin.software(), "data": data},
+    }
+    write_json(target / EVALUATION_METRICS_FILE, record)
+    return Evaluation(
+        target, int(labels.size), metrics, payload["bins"], str(payload["cuts_chosen_on"])
+    )
 
 
 def _signal(run: RunInfo, labels: np.ndarray, meta: dict[str, np.ndarray]) -> int:
@@ -288,8 +340,8 @@ def _check_finite(path: Path, block: np.ndarray, start: int) -> None:
 
 def _scores(
     labels: np.ndarray, probs: np.ndarray, meta: Mapping[str, np.ndarray], registry: Registry
-) -> dict[str, float]:
-    out: dict[str, float] = {}
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for name, entry in sorted(registry.metrics.items()):
         metric: Metric = entry.obj
         try:

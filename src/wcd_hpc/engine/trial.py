@@ -41,8 +41,14 @@ import numpy as np
 import optuna
 import torch
 
+from wcd_hpc import merit
 from wcd_hpc.api import Metric, Model, Split, Splits
-from wcd_hpc.default_plugins.metrics import default_signal_class, signal_index, with_signal_class
+from wcd_hpc.default_plugins.metrics import (
+    default_signal_class,
+    signal_index,
+    with_settings,
+    with_signal_class,
+)
 from wcd_hpc.engine.device import Placement, compile_failed, compiled, is_compile_error
 from wcd_hpc.engine.fit import (
     EpochStats,
@@ -62,6 +68,7 @@ from wcd_hpc.plugins import get_registry
 from wcd_hpc.queue import journal
 from wcd_hpc.queue.schema import (
     CHECKPOINT_FILE,
+    CUTS_FILE,
     METRICS_FILE,
     MODEL_FILE,
     PARAMS_FILE,
@@ -76,6 +83,7 @@ from wcd_hpc.queue.schema import (
     TRIAL_TRAIN_STARTED,
     trial_dir,
 )
+from wcd_hpc.results import provenance as origin
 from wcd_hpc.results.evaluation import (
     Provenance,
     write_binned,
@@ -83,6 +91,7 @@ from wcd_hpc.results.evaluation import (
     write_json,
     write_plots,
 )
+from wcd_hpc.results.quote import choose_split_cuts, per_bin_mean, quote
 
 STANDARD_METRICS = ("f1", "accuracy", "roc_auc")
 # One thread draws trial plots in the background; matplotlib's Agg backend is safe off the main
@@ -162,15 +171,86 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def settings(exp: Experiment) -> merit.Settings:
+    """The experiment's figure-of-merit settings (``metric.min_background``, ``.efficiency``)."""
+    return merit.Settings(
+        min_background=int(exp.setting("metric.min_background")),
+        efficiency=float(exp.setting("metric.efficiency")),
+    )
+
+
 def _metric_values(ctx: Context, split: Split, probs: np.ndarray) -> dict[str, float]:
+    """The objective and the standard metrics, each chosen and quoted on ``split``.
+
+    With ``metric.per_bin: mean`` the objective is the metric's mean over the energy bins with
+    enough events (:func:`wcd_hpc.results.quote.per_bin_mean`).
+    """
     y_true = split.y.cpu().numpy()
-    meta = with_signal_class(split.meta, _signal(ctx), y_true.size)
+    chosen = settings(ctx.exp)
+    meta = with_settings(
+        with_signal_class(split.meta, _signal(ctx), y_true.size), chosen, y_true.size
+    )
     names = [ctx.exp.metric] + [m for m in STANDARD_METRICS if m != ctx.exp.metric]
-    return {
+    out = {
         name: float(ctx.metrics[name].compute(y_true, probs, meta))
         for name in names
         if name in ctx.metrics
     }
+    if ctx.exp.setting("metric.per_bin") == "mean" and ctx.exp.metric in ctx.metrics:
+        metric = ctx.metrics[ctx.exp.metric]
+        out[ctx.exp.metric] = per_bin_mean(ctx.exp.metric, y_true, probs, meta, metric, chosen)
+    return out
+
+
+def _test_report(
+    ctx: Context, out: Path, runner: torch.nn.Module, probs: np.ndarray, signal: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Cuts chosen on validation (``cuts.json``), applied to the test split (``binned.json``).
+
+    Returns the test metrics for ``result.json`` — the cut-based ones at the validation cuts,
+    every one with ``_lo``/``_hi`` — and the provenance.
+    """
+    chosen = settings(ctx.exp)
+    val = ctx.splits.val
+    y_val = val.y.cpu().numpy()
+    val_probs = _probs(ctx, runner, val)
+    cuts = choose_split_cuts(y_val, val_probs, val.meta, signal, chosen)
+    write_json(out / CUTS_FILE, cuts)
+    data = origin.data_provenance(ctx.exp.dataset, ctx.exp.dataset_params)
+    where = {"software": origin.software(), "data": data}
+    test_split = ctx.splits.test
+    payload = write_binned(
+        out,
+        test_split.y.cpu().numpy(),
+        probs,
+        test_split.meta,
+        ctx.splits.spec.class_names,
+        ctx.metrics,
+        signal=signal,
+        settings=chosen,
+        cuts=cuts,
+        provenance=where,
+    )
+    test = _metric_values(ctx, test_split, probs)
+    overall = payload["all"]
+    for name in list(test):
+        if name in overall:
+            test[name] = overall[name]
+    for key, value in overall.items():
+        if key[:-3] in test and key.endswith(("_lo", "_hi")):
+            test[key] = value
+    notes = {k: v for k, v in overall.items() if k.endswith(("_reason", "at_reach"))}
+    return test, {**where, "payload": payload, "val_probs": val_probs, "notes": notes}
+
+
+def _objective_interval(ctx: Context, val_probs: np.ndarray, signal: int) -> dict[str, Any]:
+    """The objective's 68 % interval on validation (bootstrap; each resample re-chooses a cut)."""
+    if ctx.exp.setting("metric.per_bin") == "mean":
+        return {}
+    val = ctx.splits.val
+    quoted = quote(val.y.cpu().numpy(), val_probs, val.meta, ctx.metrics, signal, settings(ctx.exp))
+    name = ctx.exp.metric
+    return {"objective_lo": quoted.get(f"{name}_lo"), "objective_hi": quoted.get(f"{name}_hi")}
 
 
 def _probs(ctx: Context, model: torch.nn.Module, split: Split) -> np.ndarray:
@@ -412,21 +492,25 @@ def run_trial(
     broken = not_finite(0.0, probs)
     if broken is not None:  # finite on validation, not on test: still no metric sees them
         _stop(trial, NAN, f"test split: {broken}")
-    test = _metric_values(ctx, ctx.splits.test, probs)
     save_predictions(ctx, probs, out / PREDICTIONS_FILE)
     write_data_spec(out, ctx.splits.spec)
+    test, where = _test_report(ctx, out, runner, probs, signal)
     test_split = ctx.splits.test
     names = ctx.splits.spec.class_names
     y_test = test_split.y.cpu().numpy()
-    write_binned(out, y_test, probs, test_split.meta, names, ctx.metrics, signal=signal)
+    figure_origin = (origin.software_text(where["software"]), origin.describe(where["data"]))
     provenance = Provenance(
         study=ctx.exp.name,
         trial=f"{ctx.run_kind} {trial.number}",
         model=ctx.exp.model,
         dataset=ctx.exp.dataset,
-        split="test split",
+        split="test split (cuts chosen on the validation split)",
+        software=figure_origin[0],
+        data=figure_origin[1],
     )
-    plot = functools.partial(write_plots, signal=signal, provenance=provenance)
+    plot = functools.partial(
+        write_plots, signal=signal, provenance=provenance, binned=where["payload"]
+    )
     args = (out, y_test, probs, test_split.meta, names)
     if background:  # the figures cost ~1-3 s: drawn while the next trial already trains
         _PLOTTER.submit(_logged, plot, *args)
@@ -436,12 +520,16 @@ def run_trial(
     val = next(r for r in records if r["epoch"] == kept["epoch"])
     result = {
         "objective": kept["value"],
+        **_objective_interval(ctx, where["val_probs"], signal),
         "metric": ctx.exp.metric,
         "keep": "best" if keep_best else "last",
         "kept_epoch": kept["epoch"],
         "epochs": records[-1]["epoch"],
         "test": test,
+        "test_cuts_chosen_on": "validation split",
+        "test_notes": where["notes"],
         "val": val,
+        "provenance": {"software": where["software"], "data": where["data"]},
     }
     write_json(out / RESULT_FILE, result)
     trial.set_user_attr(TRIAL_TEST, test)

@@ -150,6 +150,7 @@ MODEL_FILE: Final = "model.pt"  # final weights (state_dict)
 RESULT_FILE: Final = "result.json"  # objective (validation) and test metrics
 ERROR_FILE: Final = "error.txt"  # traceback of a failed trial
 BINNED_FILE: Final = "binned.json"  # metrics per energy bin
+CUTS_FILE: Final = "cuts.json"  # the cuts chosen on validation, applied to test and by evaluate
 DATA_SPEC_FILE: Final = "data_spec.json"  # input shape and classes the model was built for
 PREDICTIONS_FILE: Final = "predictions.npz"  # test labels, probabilities, class names
 EXPERIMENT_FILE: Final = "experiment.json"  # the resolved experiment of a ``train`` run

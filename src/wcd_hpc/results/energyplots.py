@@ -1,143 +1,233 @@
 """Q and signal efficiency against log10(E0/GeV): where in energy a classifier works.
 
 SCIENCE.md asks for every metric per energy bin, because one number hides where a classifier
-fails; ``binned.json`` has the numbers, these two figures show them with their statistics. The
-bins and the cuts are those of ``binned.json`` (:func:`wcd_hpc.results.evaluation.energy_bins`;
-the cut is chosen in each bin, as ``gamma_eff_1e2`` and ``q_factor`` are there), each point
-carries its binomial interval, and a bin whose background is too small for the quantity says so
-instead of showing a number:
+fails. These two figures draw the numbers of ``binned.json`` — the very values, intervals and
+flags the tables and MLflow carry (:mod:`wcd_hpc.results.quote`) — so a figure never shows
+another Q than the table:
 
-- ``q_vs_energy``: the best Q among cuts that keep ≥ :data:`MIN_BACKGROUND` background events,
-  with the propagated band; a bin without such a cut gets a marker at the bottom, not a point.
-  The grey band is the same optimum over all energies. Because a cut must keep ten background
-  events, Q cannot exceed √(N_b/10) in a bin of N_b background events (every signal event kept,
-  ε_b = 10/N_b): this *reach* is drawn per bin, so a point at its reach reads as "limited by the
-  sample", not as the classifier's ceiling.
-- ``eff_vs_energy``: ε_s at ε_b ≤ 10⁻². A bin with fewer than 100 background events cannot
-  resolve 10⁻² — its cut keeps no background at all — and is drawn with an open marker.
+- ``q_vs_energy``: per bin, Q at the ``q_factor`` cut chosen on the validation split (at least
+  ``min_background`` background events kept there) and applied to the sample drawn, with its
+  bootstrap interval. A bin whose value is *at the reach* — the optimum sits at the tightest cut
+  the minimum allows, so a larger sample could show more — is drawn as a lower limit (an upward
+  arrow), and the sample's reach √(N_b/min_background) is drawn per bin on top of the points, so
+  it stays visible. A bin without a value gets a marker at the bottom, not a point.
+- ``eff_vs_energy``: ε_s at the ``gamma_eff_1e2`` cut (ε_b ≤ 10⁻²), Clopper–Pearson interval; a
+  bin with too few background events to measure 10⁻² is marked "not measurable".
 
-Both write each bin's signal/background event counts along the top axis.
+Both write each bin's signal/background event counts along the top axis, and a model whose
+output is constant says so instead of leaving the axes empty.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from wcd_hpc.results.efficiency import FIXED_SURVIVAL, MIN_BACKGROUND, WorkingPoints
-from wcd_hpc.results.plots import CL_TEXT, Classes, figure, plain, save, styled
+from wcd_hpc.results.plots import Classes, constant_note, figure, plain, save, styled
 
-__all__ = ["EnergyBin", "plot_eff_vs_energy", "plot_q_vs_energy"]
+__all__ = ["BinPoint", "plot_eff_vs_energy", "plot_q_vs_energy"]
 
 ENERGY_LABEL = r"$\log_{10}(E_0/\mathrm{GeV})$"
-EnergyBin = tuple[float, float, WorkingPoints | None]
+BOOT_TEXT = "68 % bootstrap interval"
+CP_TEXT = "68 % Clopper–Pearson"
 
 
-def _axis(ax: Any, bins: Sequence[EnergyBin], classes: Classes) -> None:
+@dataclass(frozen=True)
+class BinPoint:
+    """One energy bin (or the whole sample) as ``binned.json`` quotes it."""
+
+    lo: float
+    hi: float
+    n_s: int
+    n_b: int
+    q: float | None
+    q_lo: float | None
+    q_hi: float | None
+    at_reach: bool
+    eff: float | None
+    eff_lo: float | None
+    eff_hi: float | None
+
+
+def _bars(
+    values: list[float], lows: list[float | None], highs: list[float | None]
+) -> list[list[float]]:
+    """Error bar lengths below and above; a missing end draws no bar on that side."""
+    below = [v - (lo if lo is not None else v) for v, lo in zip(values, lows, strict=True)]
+    above = [(hi if hi is not None else v) - v for v, hi in zip(values, highs, strict=True)]
+    return [below, above]
+
+
+def _axis(ax: Any, bins: Sequence[BinPoint], classes: Classes) -> None:
     """Energy axis below; along the top, each bin's signal/background event counts."""
-    ax.set_xlim(min(lo for lo, _, _ in bins), max(hi for _, hi, _ in bins))
+    ax.set_xlim(min(p.lo for p in bins), max(p.hi for p in bins))
     ax.set_xlabel(ENERGY_LABEL)
     ax.grid(alpha=0.3, lw=0.4)
     counts = ax.secondary_xaxis("top")
-    centres = [(lo + hi) / 2 for lo, hi, _ in bins]
-    labels = ["–" if p is None else f"{p.n_s}/{p.n_b}" for _, _, p in bins]
-    counts.set_xticks(centres, labels, fontsize=6.5)
+    centres = [(p.lo + p.hi) / 2 for p in bins]
+    counts.set_xticks(centres, [f"{p.n_s}/{p.n_b}" for p in bins], fontsize=6.5)
     counts.tick_params(length=0, pad=2)
     counts.set_xlabel(f"events per bin, $N_{{{classes.s}}}/N_{{{classes.b}}}$", fontsize=7)
 
 
 def plot_q_vs_energy(
     path: Path,
-    bins: Sequence[EnergyBin],
-    overall: WorkingPoints | None,
+    bins: Sequence[BinPoint],
+    overall: BinPoint | None,
     classes: Classes,
     header: str,
+    *,
+    min_background: int,
+    chosen_on: str,
+    constant: bool = False,
 ) -> str:
-    """Best Q per energy bin with its band (module docstring)."""
+    """Q per energy bin with its interval, lower limits as arrows (module docstring)."""
     bkg = classes.background_text()
     with styled():
         plt, fig, ax = figure()
-        xs, ys, lo, hi, widths, empty = [], [], [], [], [], []
-        signal = plain(classes.names[classes.signal])
-        root = rf"$\sqrt{{N_{{{classes.b}}}/{MIN_BACKGROUND}}}$"
-        reach = f"reach {root}: all {signal}, {MIN_BACKGROUND} {bkg} kept"
-        for low, high, point in bins:
-            centre = (low + high) / 2
-            if point is None or point.best is None:
-                empty.append(centre)
-                continue
-            limit = np.sqrt(point.n_b / MIN_BACKGROUND)  # ε_s = 1 at the fewest allowed ε_b
-            ax.hlines(limit, low, high, color="C1", lw=1.2, ls=":", label=reach)
-            reach = "_"  # one legend entry
-            q, q_lo, q_hi, _ = point.best
-            xs.append(centre)
-            widths.append((high - low) / 2)
-            ys.append(q)
-            lo.append(q - q_lo)
-            hi.append(q_hi - q)
-        top = max([y + e for y, e in zip(ys, hi, strict=True) if np.isfinite(e)] or [1.0])
-        top = max([top] + [np.sqrt(p.n_b / MIN_BACKGROUND) for _, _, p in bins if p and p.best])
-        if overall is not None and overall.best is not None:
-            q, q_lo, q_hi, _ = overall.best
-            ax.axhspan(q_lo, q_hi, color="0.6", alpha=0.25, lw=0)
-            ax.axhline(q, color="0.3", ls="--", lw=0.9, label=f"all energies: {q:.2f}")
-            top = max(top, q_hi)
-        label = f"per bin, {CL_TEXT}"
-        style = {"fmt": "o", "color": "C0", "ms": 4, "capsize": 2}
-        ax.errorbar(xs, ys, xerr=widths, yerr=[lo, hi], label=label, **style)
+        measured = [p for p in bins if p.q is not None and not p.at_reach]
+        limits = [p for p in bins if p.q is not None and p.at_reach]
+        empty = [(p.lo + p.hi) / 2 for p in bins if p.q is None]
+        reaches = [np.sqrt(p.n_b / min_background) for p in bins if p.n_b]
+        top = max([1.0, *reaches, *[p.q_hi or p.q or 0.0 for p in bins if p.q is not None]])
+        if overall is not None and overall.q is not None:
+            lo, hi = overall.q_lo or overall.q, overall.q_hi or overall.q
+            ax.axhspan(lo, hi, color="0.6", alpha=0.25, lw=0)
+            ax.axhline(
+                overall.q, color="0.3", ls="--", lw=0.9, label=f"all energies: {overall.q:.2f}"
+            )
+            top = max(top, hi)
+        if measured:
+            xs = [(p.lo + p.hi) / 2 for p in measured]
+            ys = [float(p.q or 0.0) for p in measured]
+            err = _bars(ys, [p.q_lo for p in measured], [p.q_hi for p in measured])
+            ax.errorbar(
+                xs,
+                ys,
+                xerr=[(p.hi - p.lo) / 2 for p in measured],
+                yerr=err,
+                fmt="o",
+                color="C0",
+                ms=4,
+                capsize=2,
+                label=f"per bin, {BOOT_TEXT}",
+            )
+        if limits:
+            xs = [(p.lo + p.hi) / 2 for p in limits]
+            ys = [float(p.q or 0.0) for p in limits]
+            ax.errorbar(
+                xs,
+                ys,
+                xerr=[(p.hi - p.lo) / 2 for p in limits],
+                yerr=[[0.0] * len(ys), [0.12 * top] * len(ys)],
+                uplims=False,
+                lolims=True,
+                fmt="^",
+                color="C2",
+                ms=5,
+                capsize=3,
+                label="at the sample's reach: lower limit",
+            )
+        reach_label = rf"reach $\sqrt{{N_{{{classes.b}}}/{min_background}}}$"
+        for p in bins:  # drawn last, above the points and their bars
+            if p.n_b:
+                ax.hlines(
+                    np.sqrt(p.n_b / min_background),
+                    p.lo,
+                    p.hi,
+                    color="C1",
+                    lw=1.4,
+                    ls=(0, (2, 1.5)),
+                    zorder=5,
+                    label=reach_label,
+                )
+                reach_label = "_"
         if empty:
-            label = f"no cut keeps ≥ {MIN_BACKGROUND} {bkg} events"
+            label = f"no value (< {min_background} {bkg} events or no cut)"
             ax.plot(empty, [0.0] * len(empty), "v", color="C3", ms=6, clip_on=False, label=label)
         _axis(ax, bins, classes)
-        ax.set_ylim(0.0, top * 1.25)
-        ax.set_ylabel(classes.q_label(best=True) + " over cuts")
+        ax.set_ylim(0.0, top * 1.3)
+        ax.set_ylabel(classes.q_label() + " at the chosen cut")
+        if constant:
+            constant_note(ax)
         ax.legend(loc="best")
-        title = f"best Q per bin (cut chosen in each bin, ≥ {MIN_BACKGROUND} {bkg} events kept)"
+        kept = f"≥ {min_background} {bkg} kept"
+        where = "this sample" if chosen_on == "this sample" else f"the {plain(chosen_on)}"
+        title = f"Q per bin; cut chosen per bin on {where} ({kept})"
         return save(plt, fig, path, title, header)
 
 
 def plot_eff_vs_energy(
     path: Path,
-    bins: Sequence[EnergyBin],
-    overall: WorkingPoints | None,
+    bins: Sequence[BinPoint],
+    overall: BinPoint | None,
     classes: Classes,
     header: str,
+    *,
+    chosen_on: str,
+    constant: bool = False,
 ) -> str:
-    """ε_s at ε_b ≤ 10⁻² per energy bin, open markers where 10⁻² is not resolved."""
-    survival = rf"{classes.eff_b()} $\leq 10^{{{round(np.log10(FIXED_SURVIVAL))}}}$"
-    needed = round(1 / FIXED_SURVIVAL)
+    """ε_s at ε_b ≤ 10⁻² per energy bin; bins that cannot measure 10⁻² are marked."""
+    survival = rf"{classes.eff_b()} $\leq 10^{{-2}}$"
     with styled():
         plt, fig, ax = figure()
-        if overall is not None:
-            value, e_lo, e_hi = overall.fixed
-            ax.axhspan(e_lo, e_hi, color="0.6", alpha=0.25, lw=0)
-            ax.axhline(value, color="0.3", ls="--", lw=0.9, label=f"all energies: {value:.3f}")
-        drawn = [(lo, hi, p) for lo, hi, p in bins if p is not None]
-        for resolved in (True, False):
-            chosen = [(lo, hi, p) for lo, hi, p in drawn if p.fixed_resolved == resolved]
-            if not chosen:
-                continue
-            xs = [(lo + hi) / 2 for lo, hi, _ in chosen]
-            widths = [(hi - lo) / 2 for lo, hi, _ in chosen]
-            points = [p.fixed for _, _, p in chosen]
-            ys = [v for v, _, _ in points]
-            err = [[v - lo for v, lo, _ in points], [hi - v for v, _, hi in points]]
-            label = (
-                f"per bin, {CL_TEXT}"
-                if resolved
-                else f"< {needed} {classes.background_text()} events: cut keeps none"
+        if overall is not None and overall.eff is not None:
+            lo, hi = overall.eff_lo or overall.eff, overall.eff_hi or overall.eff
+            ax.axhspan(lo, hi, color="0.6", alpha=0.25, lw=0)
+            ax.axhline(
+                overall.eff, color="0.3", ls="--", lw=0.9, label=f"all energies: {overall.eff:.3f}"
             )
-            face = "C0" if resolved else "white"
-            style = {"fmt": "o", "color": "C0", "mfc": face, "ms": 4, "capsize": 2}
-            ax.errorbar(xs, ys, xerr=widths, yerr=err, label=label, **style)
+        shown = [p for p in bins if p.eff is not None]
+        if shown:
+            xs = [(p.lo + p.hi) / 2 for p in shown]
+            ys = [float(p.eff or 0.0) for p in shown]
+            err = [
+                [
+                    y - (p.eff_lo if p.eff_lo is not None else y)
+                    for y, p in zip(ys, shown, strict=True)
+                ],
+                [
+                    (p.eff_hi if p.eff_hi is not None else y) - y
+                    for y, p in zip(ys, shown, strict=True)
+                ],
+            ]
+            ax.errorbar(
+                xs,
+                ys,
+                xerr=[(p.hi - p.lo) / 2 for p in shown],
+                yerr=err,
+                fmt="o",
+                color="C0",
+                ms=4,
+                capsize=2,
+                label=f"per bin, {CP_TEXT}",
+            )
+        missing = [(p.lo + p.hi) / 2 for p in bins if p.eff is None]
+        if missing:
+            label = f"not measurable (too few {classes.background_text()} events)"
+            ax.plot(
+                missing,
+                [0.0] * len(missing),
+                "o",
+                mfc="white",
+                color="C0",
+                ms=5,
+                clip_on=False,
+                label=label,
+            )
         _axis(ax, bins, classes)
         ax.set_ylim(0.0, 1.05)
         ax.set_ylabel(
             f"{classes.eff_s()} at {survival} ({plain(classes.names[classes.signal])} kept)"
         )
+        if constant:
+            constant_note(ax)
         ax.legend(loc="best")
-        title = "signal efficiency at fixed background (cut chosen in each bin)"
+        title = (
+            f"signal efficiency at fixed background; cut chosen per bin on the {plain(chosen_on)}"
+        )
         return save(plt, fig, path, title, header)

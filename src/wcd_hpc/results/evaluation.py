@@ -15,9 +15,7 @@ The energy figures use the very bins of ``binned.json`` (:func:`energy_bins`).
 
 from __future__ import annotations
 
-import itertools
 import json
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from wcd_hpc import merit
 from wcd_hpc.api import DataSpec, Metric
 from wcd_hpc.default_plugins.metrics import (
     SIGNAL_KEY,
     default_signal_class,
-    roc_auc,
     signal_class,
     with_signal_class,
 )
@@ -44,13 +42,22 @@ from wcd_hpc.queue.schema import (
     ROC_PLOT,
 )
 from wcd_hpc.results import energyplots, plots
-from wcd_hpc.results.efficiency import select, working_points
+from wcd_hpc.results.efficiency import select
 from wcd_hpc.results.plots import Classes, Provenance
+from wcd_hpc.results.quote import (
+    BINNED_METRICS,
+    ENERGY_BIN_WIDTH,
+    bin_cuts,
+    energy_bins,
+    energy_edges,
+    quote,
+)
 
 __all__ = [
     "BINNED_METRICS",
     "ENERGY_BIN_WIDTH",
     "Provenance",
+    "binned_payload",
     "binned_table",
     "energy_bins",
     "energy_edges",
@@ -61,28 +68,6 @@ __all__ = [
     "write_json",
     "write_plots",
 ]
-
-ENERGY_BIN_WIDTH = 0.5
-#: Metrics of the per-bin table (when registered); third-party metrics stay out of it because
-#: a bin may hold a handful of events or a single class, which not every formula survives.
-BINNED_METRICS = ("f1", "accuracy", "roc_auc", "q_factor", "gamma_eff_1e2", "gamma_eff_1e3")
-
-
-def _finite(value: float) -> float | None:
-    """NaN (undefined, e.g. one class in a bin) becomes JSON ``null`` instead of invalid JSON."""
-    return None if math.isnan(value) or math.isinf(value) else float(value)
-
-
-def energy_edges(energy_gev: np.ndarray, width: float = ENERGY_BIN_WIDTH) -> np.ndarray:
-    """Bin edges in log10(E0/GeV) on multiples of ``width`` covering every positive energy."""
-    e = np.asarray(energy_gev, dtype=np.float64)
-    e = e[np.isfinite(e) & (e > 0)]
-    if e.size == 0:
-        return np.zeros(0)
-    log_e = np.log10(e)
-    lo = math.floor(log_e.min() / width + 1e-9) * width
-    hi = math.floor(log_e.max() / width + 1e-9) * width + width
-    return np.round(np.arange(lo, hi + width / 2, width), 6)
 
 
 def with_primary(
@@ -101,40 +86,27 @@ def with_primary(
     return out
 
 
-def energy_bins(
-    energy: np.ndarray | None, n: int, width: float = ENERGY_BIN_WIDTH
-) -> list[tuple[float, float, np.ndarray]]:
-    """(low edge, high edge, event mask) of every non-empty bin of log10(E0/GeV).
-
-    The one definition of the bins, shared by ``binned.json`` and the energy figures. Empty when
-    there is no energy per event.
-    """
-    if energy is None or len(energy) != n:
-        return []
-    log_e = np.log10(np.clip(np.asarray(energy, dtype=np.float64), 1e-300, None))
-    bins = []
-    for lo, hi in itertools.pairwise(energy_edges(np.asarray(energy), width)):
-        mask = (log_e >= lo - 1e-9) & (log_e < hi - 1e-9)
-        if mask.any():
-            bins.append((float(lo), float(hi), mask))
-    return bins
-
-
 def binned_table(
     y_true: np.ndarray,
     probs: np.ndarray,
     meta: Mapping[str, np.ndarray],
     metrics: Mapping[str, Metric],
-    width: float = ENERGY_BIN_WIDTH,
+    *,
+    signal: int | None = None,
+    settings: merit.Settings | None = None,
+    cuts: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per energy bin: edges, event counts per class, and each of :data:`BINNED_METRICS`.
+    """One row per energy bin: edges, event counts per class, each of :data:`BINNED_METRICS`
+    with its interval (:func:`wcd_hpc.results.quote.quote`).
 
-    Empty when the metadata carry no ``energy``; bins without events are left out.
+    ``cuts``: a ``cuts.json`` payload whose per-bin cuts are applied; ``None``: each bin's cuts
+    are chosen on its own events. Empty when the metadata carry no ``energy``.
     """
     truth = np.asarray(y_true, dtype=np.int64)
-    names = [m for m in BINNED_METRICS if m in metrics]
+    label = signal_class(truth, meta) if signal is None else int(signal)
+    chosen = settings or merit.Settings()
     rows = []
-    for lo, hi, mask in energy_bins(meta.get("energy"), truth.size, width):
+    for lo, hi, mask in energy_bins(meta.get("energy"), truth.size):
         sub = {k: np.asarray(v)[mask] for k, v in meta.items() if len(v) == truth.size}
         row: dict[str, Any] = {
             "log10_e_min": lo,
@@ -142,8 +114,7 @@ def binned_table(
             "events": int(mask.sum()),
             "per_class": np.bincount(truth[mask], minlength=probs.shape[1]).tolist(),
         }
-        for name in names:
-            row[name] = _finite(float(metrics[name].compute(truth[mask], probs[mask], sub)))
+        row |= quote(truth[mask], probs[mask], sub, metrics, label, chosen, bin_cuts(cuts, lo))
         rows.append(row)
     return rows
 
@@ -165,18 +136,22 @@ def write_evaluation_artifacts(
     *,
     signal: int | None = None,
     provenance: Provenance | None = None,
-) -> list[dict[str, Any]]:
-    """Write ``out/binned.json`` and the figures under ``out/plots/``; return the per-bin rows.
+    settings: merit.Settings | None = None,
+    cuts: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write ``out/binned.json`` and the figures under ``out/plots/``; return ``binned.json``.
 
-    ``binned.json`` also holds the same metrics over the whole sample under ``all`` (the trial's
-    ``result.json`` carries only the objective and the standard metrics).
-
-    ROC and Q curves need both the signal class and some background in the sample; when one is
-    missing only the confusion matrix is drawn. The energy figures need ``meta['energy']``.
+    ``binned.json`` also holds the same metrics over the whole sample under ``all``. ``cuts``
+    (a ``cuts.json`` payload) are applied; without them every cut is chosen on this sample.
+    The figures quote the very numbers of ``binned.json``.
     """
-    rows = write_binned(out, y_true, probs, meta, class_names, metrics, signal=signal)
-    write_plots(out, y_true, probs, meta, class_names, signal=signal, provenance=provenance)
-    return rows
+    payload = write_binned(
+        out, y_true, probs, meta, class_names, metrics, signal=signal, settings=settings, cuts=cuts
+    )
+    write_plots(
+        out, y_true, probs, meta, class_names, signal=signal, provenance=provenance, binned=payload
+    )
+    return payload
 
 
 def signal_of(
@@ -203,30 +178,61 @@ def write_binned(
     metrics: Mapping[str, Metric],
     *,
     signal: int | None = None,
-) -> list[dict[str, Any]]:
-    """``out/binned.json``: the metrics per energy bin and over the whole sample."""
+    settings: merit.Settings | None = None,
+    cuts: Mapping[str, Any] | None = None,
+    provenance: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``out/binned.json`` (:func:`binned_payload`), returned too."""
+    payload = binned_payload(
+        y_true, probs, meta, class_names, metrics, signal=signal, settings=settings, cuts=cuts
+    )
+    if provenance:
+        payload["provenance"] = dict(provenance)
+    write_json(out / BINNED_FILE, payload)
+    return payload
+
+
+def binned_payload(
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    meta: Mapping[str, np.ndarray],
+    class_names: Sequence[str],
+    metrics: Mapping[str, Metric],
+    *,
+    signal: int | None = None,
+    settings: merit.Settings | None = None,
+    cuts: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The metrics per energy bin and over the whole sample, each with its interval.
+
+    ``cuts_chosen_on`` says where the cuts came from: the ``chosen_on`` of ``cuts`` (the
+    validation split), or ``this sample`` when none were given; ``cuts`` holds the overall
+    thresholds applied.
+    """
     truth = np.asarray(y_true, dtype=np.int64)
     full = with_primary(meta, truth, class_names)
     if signal is not None:
         full = with_signal_class(full, signal, truth.size)
-    rows = binned_table(truth, probs, full, metrics)
-    overall = {
-        name: _finite(float(metrics[name].compute(truth, probs, full)))
-        for name in BINNED_METRICS
-        if name in metrics
-    }
     label = signal_of(truth, full, class_names, signal)
-    write_json(
-        out / BINNED_FILE,
-        {
-            "variable": "log10(E0/GeV)",
-            "width": ENERGY_BIN_WIDTH,
-            "signal_class": _name(class_names, label),
-            "all": overall,
-            "bins": rows,
-        },
-    )
-    return rows
+    chosen = settings or merit.Settings()
+    rows = binned_table(truth, probs, full, metrics, signal=label, settings=chosen, cuts=cuts)
+    overall = quote(truth, probs, full, metrics, label, chosen, bin_cuts(cuts))
+    applied = cuts.get("all") if cuts else None
+    if applied is None and 0 <= label < probs.shape[1]:
+        here = merit.choose_cuts(truth == label, probs[:, label], chosen)
+        applied = {name: choice.to_json() for name, choice in here.items()}
+    return {
+        "variable": "log10(E0/GeV)",
+        "width": ENERGY_BIN_WIDTH,
+        "signal_class": _name(class_names, label),
+        "cuts_chosen_on": str(cuts.get("chosen_on", "validation split")) if cuts else "this sample",
+        "min_background": chosen.min_background,
+        "efficiency": chosen.efficiency,
+        "confidence": merit.CONFIDENCE,
+        "cuts": applied or {},
+        "all": overall,
+        "bins": rows,
+    }
 
 
 def _name(class_names: Sequence[str], label: int) -> str:
@@ -260,11 +266,14 @@ def write_plots(
     *,
     signal: int | None = None,
     provenance: Provenance | None = None,
+    binned: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, Metric] | None = None,
 ) -> dict[str, str]:
     """``out/plots/``: confusion matrix; ROC, Q and the two energy figures where defined.
 
-    Returns each PNG's name with the full title drawn on it (header with the provenance, then
-    the figure's own title); every PNG has a PDF twin.
+    The numbers drawn are those of ``binned`` (``binned.json``, as :func:`write_binned` returns
+    it); without it they are quoted here with every cut chosen on this sample. Returns each
+    PNG's name with the full title drawn on it; every PNG has a PDF twin.
     """
     truth = np.asarray(y_true, dtype=np.int64)
     full = with_primary(meta, truth, class_names)
@@ -283,25 +292,122 @@ def write_plots(
     is_signal = truth == label
     if not (is_signal.any() and not is_signal.all() and 0 <= label < classes):
         return titles
+    if binned is None:
+        binned = binned_payload(truth, probs, meta, names, metrics or _cut_metrics(), signal=label)
     kinds = Classes(tuple(names), label)
     score = probs[:, label]
+    constant = bool(np.ptp(score) == 0)
     sel = select(is_signal, score)
-    auc = roc_auc(is_signal.astype(np.int64), np.stack([1 - score, score], 1), {})
-    titles[ROC_PLOT] = plots.plot_roc(folder / ROC_PLOT, sel, auc, kinds, header)
-    titles[Q_PLOT] = plots.plot_q(folder / Q_PLOT, sel, kinds, header)
-    bins = [
-        (lo, hi, working_points(is_signal[mask], score[mask]))
-        for lo, hi, mask in energy_bins(full.get("energy"), truth.size)
-    ]
-    if bins:
-        overall = working_points(is_signal, score)
+    overall = binned["all"]
+    chosen_on = str(binned.get("cuts_chosen_on", "this sample"))
+    least = int(binned.get("min_background", merit.MIN_BACKGROUND))
+    auc = _auc_text(overall, classes, is_signal, score)
+    titles[ROC_PLOT] = plots.plot_roc(folder / ROC_PLOT, sel, auc, kinds, header, constant=constant)
+    marked = _marked(overall, binned, is_signal, score, chosen_on)
+    titles[Q_PLOT] = plots.plot_q(
+        folder / Q_PLOT,
+        sel,
+        kinds,
+        header,
+        marked=marked,
+        min_background=least,
+        reason=overall.get("q_factor_reason"),
+        constant=constant,
+    )
+    points = [_point(row, label) for row in binned.get("bins", [])]
+    if points:
+        total = _point(
+            {
+                **overall,
+                "per_class": np.bincount(truth, minlength=classes).tolist(),
+                "events": int(truth.size),
+                "log10_e_min": 0.0,
+                "log10_e_max": 0.0,
+            },
+            label,
+        )
         titles[Q_VS_ENERGY_PLOT] = energyplots.plot_q_vs_energy(
-            folder / Q_VS_ENERGY_PLOT, bins, overall, kinds, header
+            folder / Q_VS_ENERGY_PLOT,
+            points,
+            total,
+            kinds,
+            header,
+            min_background=least,
+            chosen_on=chosen_on,
+            constant=constant,
         )
         titles[EFF_VS_ENERGY_PLOT] = energyplots.plot_eff_vs_energy(
-            folder / EFF_VS_ENERGY_PLOT, bins, overall, kinds, header
+            folder / EFF_VS_ENERGY_PLOT,
+            points,
+            total,
+            kinds,
+            header,
+            chosen_on=chosen_on,
+            constant=constant,
         )
     return titles
+
+
+def _cut_metrics() -> dict[str, Metric]:
+    """The built-in metrics, for figures drawn without the registry at hand."""
+    from wcd_hpc.default_plugins import metrics as builtin
+
+    found: dict[str, Metric] = {}
+    builtin.register_metrics(lambda m: found.__setitem__(m.name, m))
+    return found
+
+
+def _auc_text(
+    overall: Mapping[str, Any], classes: int, is_signal: np.ndarray, score: np.ndarray
+) -> str:
+    """The ROC figure's AUC: ``binned.json``'s with its interval for two classes."""
+    if classes == 2 and overall.get("roc_auc") is not None:
+        return merit.rounded(
+            overall["roc_auc"], overall.get("roc_auc_lo"), overall.get("roc_auc_hi")
+        )
+    w = merit.resample_weights(score.size)
+    boot = merit.bootstrap_auc(is_signal, score, np.ones((1, score.size)))
+    lo, hi = merit.percentile_interval(merit.bootstrap_auc(is_signal, score, w))
+    return merit.rounded(float(boot[0]), lo, hi)
+
+
+def _marked(
+    overall: Mapping[str, Any],
+    binned: Mapping[str, Any],
+    is_signal: np.ndarray,
+    score: np.ndarray,
+    chosen_on: str,
+) -> plots.Marked | None:
+    """The ``q_factor`` cut of ``binned.json`` as the Q figure marks it."""
+    value = overall.get("q_factor")
+    threshold = ((binned.get("cuts") or {}).get("q_factor") or {}).get("threshold")
+    if value is None or threshold is None:
+        return None
+    passed = score >= float(threshold)
+    eff_s = float((passed & is_signal).sum() / max(int(is_signal.sum()), 1))
+    kept_b = int((passed & ~is_signal).sum())
+    lo, hi = overall.get("q_factor_lo"), overall.get("q_factor_hi")
+    return plots.Marked(
+        eff_s, float(value), lo, hi, kept_b, bool(overall.get("at_reach")), chosen_on
+    )
+
+
+def _point(row: Mapping[str, Any], label: int) -> energyplots.BinPoint:
+    counts = list(row.get("per_class") or [])
+    n_s = int(counts[label]) if label < len(counts) else 0
+    return energyplots.BinPoint(
+        float(row["log10_e_min"]),
+        float(row["log10_e_max"]),
+        n_s,
+        int(row["events"]) - n_s,
+        row.get("q_factor"),
+        row.get("q_factor_lo"),
+        row.get("q_factor_hi"),
+        bool(row.get("at_reach")),
+        row.get("gamma_eff_1e2"),
+        row.get("gamma_eff_1e2_lo"),
+        row.get("gamma_eff_1e2_hi"),
+    )
 
 
 def write_data_spec(out: Path, spec: DataSpec) -> None:

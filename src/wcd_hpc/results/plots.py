@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from wcd_hpc import merit
 from wcd_hpc.output.files import atomic
 from wcd_hpc.queue.schema import VECTOR_PLOT_SUFFIX
 from wcd_hpc.results.efficiency import CONFIDENCE, MIN_BACKGROUND, Selection
@@ -31,8 +32,10 @@ from wcd_hpc.results.efficiency import CONFIDENCE, MIN_BACKGROUND, Selection
 __all__ = [
     "DPI",
     "Classes",
+    "Marked",
     "Provenance",
     "confusion_matrix",
+    "constant_note",
     "figure",
     "plot_confusion",
     "plot_q",
@@ -172,17 +175,21 @@ class Classes:
 class Provenance:
     """Who drew a figure from what. The trial (or ``train``/``evaluate``) fills what it knows;
     :func:`wcd_hpc.results.evaluation.write_plots` adds the sample: events per class and the
-    energy range. Empty fields are left out of the header."""
+    energy range. Empty fields are left out of the header. ``software`` (wcd-hpc version and
+    commit) and ``data`` (the file's checksum, or the simulator and its seed, with "simulated
+    (order-of-magnitude physics)") come from :mod:`wcd_hpc.results.provenance`."""
 
     study: str = ""
     trial: str = ""
     model: str = ""
     dataset: str = ""
     split: str = "test split"
+    software: str = ""
+    data: str = ""
 
     def header(self, sample: str) -> str:
-        """The lines on top of a figure: the run and dataset, then the split and ``sample``
-        (which may hold a line break of its own)."""
+        """The lines on top of a figure: the run and dataset, the software and data, then the
+        split and ``sample`` (which may hold a line break of its own)."""
         run = [
             f"study {self.study}" if self.study else "",
             self.trial,
@@ -190,7 +197,32 @@ class Provenance:
             f"dataset {self.dataset}" if self.dataset else "",
         ]
         first = " · ".join(plain(p) for p in run if p) or "provenance not recorded"
+        origin = " · ".join(plain(p) for p in (self.software, self.data) if p)
+        if origin:
+            first += "\n" + origin
         return f"{first}\n{plain(self.split)}: {sample}" if self.split else f"{first}\n{sample}"
+
+
+@dataclass(frozen=True)
+class Marked:
+    """The cut a figure marks: chosen elsewhere (``chosen_on``), quoted on the sample drawn."""
+
+    eff_s: float
+    q: float
+    lo: float | None
+    hi: float | None
+    kept_b: int
+    at_reach: bool
+    chosen_on: str
+
+
+CONSTANT_TEXT = "constant output:\nthe model gives every event the same score,\nno cut separates"
+
+
+def constant_note(ax: Any) -> None:
+    """Say "constant output" across the axes of a figure that would otherwise look empty."""
+    ax.text(0.5, 0.5, CONSTANT_TEXT, transform=ax.transAxes, ha="center", va="center",
+            color="C3", fontsize=9, bbox={"fc": "white", "ec": "C3", "alpha": 0.9})  # fmt: skip
 
 
 def figure() -> tuple[Any, Any, Any]:
@@ -256,7 +288,15 @@ def plot_confusion(path: Path, matrix: np.ndarray, names: Sequence[str], header:
         return save(plt, fig, path, "confusion matrix: counts and fraction of each row", header)
 
 
-def plot_roc(path: Path, sel: Selection, auc: float, classes: Classes, header: str) -> str:
+def plot_roc(
+    path: Path,
+    sel: Selection,
+    auc: str,
+    classes: Classes,
+    header: str,
+    *,
+    constant: bool = False,
+) -> str:
     """ε_s against ε_b on a log axis, with the box-union band of both binomial intervals.
 
     Each cut is uncertain in both coordinates; the band is the union of the rectangles
@@ -290,7 +330,7 @@ def plot_roc(path: Path, sel: Selection, auc: float, classes: Classes, header: s
             color="C0",
             lw=1.2,
             drawstyle="steps-post",
-            label=f"cuts on the test split, AUC = {auc:.4f}",
+            label=f"cuts on the sample, AUC = {auc}",
         )
         bkg = classes.background_text()
         ax.axvspan(left, floor, color="0.85", lw=0, label=f"no {bkg} event kept")
@@ -305,19 +345,33 @@ def plot_roc(path: Path, sel: Selection, auc: float, classes: Classes, header: s
         ax.set_ylim(0.0, 1.02)
         ax.set_xlabel(classes.background_label())
         ax.set_ylabel(classes.signal_label())
+        if constant:
+            constant_note(ax)
         ax.legend(loc="lower right")
         ax.grid(alpha=0.3, which="both", lw=0.4)
         title = f"ROC curve: cuts on the {plain(classes.names[classes.signal])} score"
         return save(plt, fig, path, title, header)
 
 
-def plot_q(path: Path, sel: Selection, classes: Classes, header: str) -> str:
+def plot_q(
+    path: Path,
+    sel: Selection,
+    classes: Classes,
+    header: str,
+    *,
+    marked: Marked | None = None,
+    min_background: int = MIN_BACKGROUND,
+    reason: str | None = None,
+    constant: bool = False,
+) -> str:
     """Q against ε_s as a step curve with its band; the optimum only with enough background.
 
     One step per cut (a cut between two events gives no new point, so nothing is drawn between
     them), from the first cut that keeps an event — not from the empty cut at (0, 0). Cuts that
-    keep fewer than :data:`MIN_BACKGROUND` background events are drawn dotted; the optimum is
-    marked among the others only, and when there are none the figure says so.
+    keep fewer than ``min_background`` background events are drawn dotted. The marked point is
+    the ``q_factor`` cut chosen on ``marked.chosen_on`` (the validation split) and quoted on
+    the sample drawn, with its bootstrap interval — the number of ``binned.json``; without one
+    the figure says why (``reason``).
     """
     with styled():
         plt, fig, ax = figure()
@@ -325,7 +379,7 @@ def plot_q(path: Path, sel: Selection, classes: Classes, header: str) -> str:
         keep = slice(1, None)
         x, q, lo, hi, k_b = sel.eff_s[keep], q[keep], lo[keep], hi[keep], sel.k_b[keep]
         top = float(np.max(q)) * 1.6 if q.size else 1.0
-        few = k_b < MIN_BACKGROUND
+        few = k_b < min_background
         bkg = classes.background_text()
         none = k_b == 0  # ε_b floored at 1/N_b: a convention, not a measurement
         band = np.where(none, np.nan, np.minimum(hi, top * 2))
@@ -340,23 +394,25 @@ def plot_q(path: Path, sel: Selection, classes: Classes, header: str) -> str:
             ax.axvspan(0.0, edge, color="0.93", lw=0, zorder=0)
         for sparse, style in ((False, "-"), (True, ":")):
             shown = np.where((few == sparse) & ~none, q, np.nan)
-            label = f"{'1–' + str(MIN_BACKGROUND - 1) if sparse else '≥ ' + str(MIN_BACKGROUND)}"
+            label = f"{'1–' + str(min_background - 1) if sparse else '≥ ' + str(min_background)}"
             label += f" {bkg} events kept"
             ax.plot(x, shown, color="C0", lw=1.2, ls=style, drawstyle="steps-post", label=label)
-        best = sel.best_q()
-        if best is not None:
-            i = best - 1  # x, q, lo, hi start after the empty cut
-            err = [[q[i] - lo[i]], [hi[i] - q[i]]]
-            label = _optimum_text(sel, best, classes)
-            ax.errorbar([x[i]], [q[i]], yerr=err, fmt="o", color="C3", ms=4, capsize=2, label=label)
-            title = f"quality factor; optimum among cuts keeping ≥ {MIN_BACKGROUND} {bkg} events"
+        if marked is not None:
+            err = [[marked.q - (marked.lo if marked.lo is not None else marked.q)],
+                   [(marked.hi if marked.hi is not None else marked.q) - marked.q]]  # fmt: skip
+            label = _marked_text(marked, sel.n_b, classes)
+            ax.errorbar([marked.eff_s], [marked.q], yerr=err, fmt="^" if marked.at_reach else "o",
+                        color="C3", ms=5, capsize=2, label=label)  # fmt: skip
+            title = _q_title(marked.chosen_on, min_background, bkg)
         else:
-            note = (
-                f"no optimum quoted:\nno cut keeps ≥ {MIN_BACKGROUND} {bkg} events\n"
-                f"({sel.n_b} in the whole sample)"
-            )
-            ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center", color="C3")
-            title = f"quality factor; no cut keeps ≥ {MIN_BACKGROUND} {bkg} events"
+            note = f"no Q quoted:\n{plain(reason or 'no cut')}"
+            if not constant:
+                ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center",
+                        color="C3")  # fmt: skip
+            title = f"quality factor; no cut keeps ≥ {min_background} {bkg} events"
+        if constant:
+            constant_note(ax)
+            title = "quality factor: constant output"
         ax.set_xlim(0.0, 1.02)
         ax.set_ylim(0.0, top)
         ax.set_xlabel(classes.signal_label())
@@ -366,8 +422,17 @@ def plot_q(path: Path, sel: Selection, classes: Classes, header: str) -> str:
         return save(plt, fig, path, title, header)
 
 
-def _optimum_text(sel: Selection, best: int, classes: Classes) -> str:
-    q, lo, hi = (float(v[best]) for v in sel.q())
-    value = rf"$Q_{{\max}} = {q:.2f}^{{+{hi - q:.2f}}}_{{-{q - lo:.2f}}}$"
-    where = f"{classes.eff_s()} = {sel.eff_s[best]:.2f}"
-    return f"{value} at {where}\n({sel.k_b[best]} of {sel.n_b} {classes.background_text()} kept)"
+def _q_title(chosen_on: str, min_background: int, bkg: str) -> str:
+    """The Q figure's title: where the marked cut was chosen, and the background minimum."""
+    kept = f"cuts keeping ≥ {min_background} {bkg} events"
+    if chosen_on == "this sample":
+        return f"quality factor; optimum among {kept}"
+    return f"quality factor at the optimum of the {plain(chosen_on)} (among {kept} there)"
+
+
+def _marked_text(marked: Marked, n_b: int, classes: Classes) -> str:
+    value = f"Q = {merit.rounded(marked.q, marked.lo, marked.hi)}"
+    if marked.at_reach:
+        value += " (lower limit: at the reach)"
+    where = f"{classes.eff_s()} = {marked.eff_s:.2f}"
+    return f"{value} at {where}\n({marked.kept_b} of {n_b} {classes.background_text()} kept)"

@@ -37,6 +37,7 @@ from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.schema import (
     BINNED_FILE,
     CONFUSION_PLOT,
+    CUTS_FILE,
     DATA_SPEC_FILE,
     ERROR_FILE,
     EXPERIMENT_FILE,
@@ -125,7 +126,15 @@ ATTR_TAGS = (
     TRIAL_SLURM_ARRAY_JOB_ID,
     TRIAL_SLURM_ARRAY_TASK_ID,
 )
-TRIAL_FILES = (PARAMS_FILE, RESULT_FILE, METRICS_FILE, ERROR_FILE, BINNED_FILE, DATA_SPEC_FILE)
+TRIAL_FILES = (
+    PARAMS_FILE,
+    RESULT_FILE,
+    METRICS_FILE,
+    ERROR_FILE,
+    BINNED_FILE,
+    CUTS_FILE,
+    DATA_SPEC_FILE,
+)
 # The names the trial itself uses when it draws plots (wcd_hpc.results.evaluation): its own
 # ones win.
 CONFUSION, ROC, CURVES = CONFUSION_PLOT, ROC_PLOT, LEARNING_CURVES_PLOT
@@ -301,6 +310,8 @@ class _Syncer:
         finals = {f"test_{k}": v for k, v in (result.get("test") or {}).items()}
         if trial.value is not None:
             finals["objective"] = trial.value
+            finals["objective_lo"] = result.get("objective_lo")
+            finals["objective_hi"] = result.get("objective_hi")
         for key, value in finals.items():
             if isinstance(value, (int, float)):
                 out.append(Metric(key, float(value), end, 0))
@@ -340,7 +351,10 @@ class _Syncer:
                 y_true, y_score = data["y_true"], data["y_score"]
                 names = [str(n) for n in data["class_names"]] if "class_names" in data else []
             if y_score.ndim == 2 and len(y_true) and y_score.shape[1] >= 2:
-                write_plots(tmp, y_true, y_score, {}, names)
+                binned = read_json(folder / BINNED_FILE) if (folder / BINNED_FILE).exists() else {}
+                write_plots(
+                    tmp, y_true, y_score, {}, names, binned=binned if "all" in binned else None
+                )
                 drawn += [tmp / PLOTS_DIR / name for name in (CONFUSION, ROC) if name not in own]
         return [p for p in drawn if p is not None and p.exists()]
 

@@ -117,10 +117,11 @@ def test_artifacts_are_json_and_png_files(tmp_path: Path, all_metrics: dict) -> 
     y = rng.integers(0, 2, 300)
     p0 = np.clip(np.where(y == 0, 0.7, 0.3) + rng.normal(0, 0.2, 300), 0, 1)
     meta = {"energy": 10 ** rng.uniform(2.5, 4.5, 300)}
-    rows = write_evaluation_artifacts(
+    payload = write_evaluation_artifacts(
         tmp_path, y, _probs(p0), meta, ("gamma", "proton"), all_metrics
     )
     stored = json.loads((tmp_path / "binned.json").read_text())
+    rows = payload["bins"]
     assert stored["variable"] == "log10(E0/GeV)" and stored["bins"] == rows
     assert sum(r["events"] for r in rows) == 300
     for name in ("confusion.png", "roc.png", "q.png"):
