@@ -46,7 +46,9 @@ class Printer:
         if prep.created:
             out.print(f"created study {p.exp.name} with a budget of {prep.budget} trials")
             return
-        was = f" (budget was {prep.previous_budget})" if prep.previous_budget != prep.budget else ""
+        was = ""
+        if prep.previous_budget is not None and prep.previous_budget != prep.budget:
+            was = f" (budget was {prep.previous_budget})"
         out.print(
             f"resuming study {p.exp.name}: {prep.finished} of {prep.budget} trials finished{was}"
         )
