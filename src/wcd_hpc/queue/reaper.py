@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from wcd_hpc.errors import SlurmError
@@ -290,6 +291,14 @@ class Heartbeat:
         while not self._stop.wait(self.interval):
             try:
                 self._beat()
-                reap(self.study, self.url, run_dir=self.run_dir, ask_slurm=False)
+            except UpdateFinishedTrialError:
+                # Reaped while this worker was not heard from: nothing left to beat for. The
+                # worker says so, once, when its training next writes to the trial.
+                return
             except Exception as exc:  # keep training through a storage hiccup
+                log.warning("heartbeat: %s: %s", type(exc).__name__, exc)
+                continue
+            try:
+                reap(self.study, self.url, run_dir=self.run_dir, ask_slurm=False)
+            except Exception as exc:  # a peer's trial that just finished, a storage hiccup
                 log.warning("heartbeat: %s: %s", type(exc).__name__, exc)
