@@ -192,3 +192,39 @@ def test_cancel_stops_local_workers_and_retry_reenqueues_the_failed_trials(
     assert cli("retry", "stopped", plugins=testplugins, env=TOY).out.startswith("re-enqueued 0")
     waiting = [t for t in _study(journal, "stopped").get_trials() if t.state == TrialState.WAITING]
     assert [t.user_attrs["retry_of"] for t in waiting] == [victim.number]
+
+
+def test_a_worker_that_wakes_after_its_trial_was_reaped_says_so_in_one_line_and_goes_on(
+    cli, testplugins, toy_experiment, tmp_path
+) -> None:
+    exp = _slow_experiment(toy_experiment, "woke", trials=1)
+    exp.write_text(exp.read_text().replace("epochs: 3\n", "epochs: 2\n"))
+    short = {**TOY, "WCD_HPC_HEARTBEAT_S": "2"}  # stored in the study by render
+    assert cli("render", str(exp), "--out", "scripts", plugins=testplugins, env=short).code == 0
+    journal = tmp_path / "runs/woke/journal.log"
+    env = {**_env(testplugins), "WCD_HPC_STORAGE": f"journal:{journal}"}
+    log = (tmp_path / "worker.log").open("w")
+    sleeper = subprocess.Popen(
+        [sys.executable, "-m", "wcd_hpc", "worker", "--study", "woke"],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        victim = _wait_for_running(journal, "woke")
+        sleeper.send_signal(signal.SIGSTOP)  # a laptop lid closed, a node frozen
+        time.sleep(4)  # past the 3 s a heartbeat of 2 s may go stale
+        reaped = cli("status", "woke", plugins=testplugins, env=short)
+        assert reaped.code == 0 and "heartbeat stale" in reaped.out, reaped.out + reaped.err
+    finally:
+        sleeper.send_signal(signal.SIGCONT)
+    assert sleeper.wait(timeout=300) == 0  # it went on with the re-enqueued parameters
+    text = (tmp_path / "worker.log").read_text()
+    assert "Traceback" not in text and "UpdateFinishedTrialError" not in text, text
+    dropped = [line for line in text.splitlines() if "finished by another process" in line]
+    assert len(dropped) == 1 and f"trial {victim.number} " in dropped[0], text
+    assert "heartbeat stale" in dropped[0]
+    trials = _study(journal, "woke").get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert trials[1].user_attrs["retry_of"] == victim.number

@@ -49,7 +49,9 @@ class Printer:
             out.print(p.warm.summary())
         if prep.created:
             return
-        was = f" (budget was {prep.previous_budget})" if prep.previous_budget != prep.budget else ""
+        was = ""
+        if prep.previous_budget is not None and prep.previous_budget != prep.budget:
+            was = f" (budget was {prep.previous_budget})"
         out.print(
             f"resuming study {p.exp.name}: {prep.finished} of {prep.budget} trials finished{was}"
         )

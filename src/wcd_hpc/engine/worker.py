@@ -14,9 +14,11 @@ import signal
 import socket
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import Any
 
 import optuna
 import torch
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from wcd_hpc.engine.device import (
@@ -31,7 +33,7 @@ from wcd_hpc.engine.startup import ENV_THREADS, paused_gc, warm_up_optimizers
 from wcd_hpc.engine.trial import Context, run_trial, wait_for_artifacts
 from wcd_hpc.errors import DataError, one_line
 from wcd_hpc.experiment.resolve import resolve
-from wcd_hpc.output.masking import masked_traceback
+from wcd_hpc.output.masking import mask_text, masked_traceback
 from wcd_hpc.plugins import blame, get_registry
 from wcd_hpc.queue import claims, files
 from wcd_hpc.queue import study as studies
@@ -43,6 +45,7 @@ from wcd_hpc.queue.schema import (
     EXIT_SUSPENDED,
     EXIT_TOO_MANY_FAILURES,
     EXIT_USAGE,
+    TRIAL_FAIL_REASON,
     trial_dir,
 )
 from wcd_hpc.queue.storage import open_storage
@@ -184,37 +187,99 @@ def run_worker(
         trial, resume = claimed
         summary.trials.append(trial.number)
         try:
-            with Heartbeat(study, url, trial._trial_id, ctx.run_dir):
-                value = run_trial(ctx, trial, stop, resume=resume, background=True)
-        except optuna.TrialPruned as exc:
-            study.tell(trial, state=TrialState.PRUNED)
-            summary.pruned += 1
-            streak = 0
-            log.info("trial %d pruned: %s", trial.number, exc)
-        except Interrupted:
-            _suspend(study, trial, worker, stop.signum or signal.SIGTERM)
+            kind, result = _attempt(ctx, study, url, trial, stop, resume, worker)
+        except Exception as exc:
+            if not _finished_elsewhere(exc):
+                raise
+            _dropped(study, trial)
+            continue
+        if kind == "interrupted":
             summary.interrupted = True
             break
-        except Exception as exc:
-            _failed(ctx, study, trial, exc)
+        if kind == "pruned":
+            summary.pruned += 1
+            streak = 0
+            log.info("trial %d pruned: %s", trial.number, result)
+        elif kind == "complete":
+            summary.complete += 1
+            streak = 0
+            log.info("trial %d complete: %s=%.4g", trial.number, exp.metric, result)
+        else:
             summary.failed += 1
             streak += 1
-            if isinstance(exc, DataError):
+            if isinstance(result, DataError):
                 summary.reason = DATA_ERROR  # the next trial would read the same data
                 break
             if streak >= MAX_CONSECUTIVE_FAILURES:
                 summary.reason = TOO_MANY_FAILURES
                 break
-        else:
-            study.tell(trial, value)
-            summary.complete += 1
-            streak = 0
-            log.info("trial %d complete: %s=%.4g", trial.number, exp.metric, value)
     wait_for_artifacts()
     if stop() and not summary.reason:
         summary.interrupted = True
         summary.reason = f"stopped by {signal.Signals(stop.signum or signal.SIGTERM).name}"
     return summary
+
+
+def _attempt(
+    ctx: Context,
+    study: optuna.Study,
+    url: str,
+    trial: optuna.Trial,
+    stop: _StopFlag,
+    resume: bool,
+    worker: str,
+) -> tuple[str, Any]:
+    """Run one claimed trial and record how it ended: ``("complete", value)``, ``("pruned",
+    why)``, ``("failed", exception)`` or ``("interrupted", None)`` (suspended).
+
+    Raises only what is not the trial's own doing: a trial finished by another process
+    meanwhile (:func:`_finished_elsewhere`; the caller drops it in one line) or a bug here.
+    """
+    try:
+        with Heartbeat(study, url, trial._trial_id, ctx.run_dir):
+            value = run_trial(ctx, trial, stop, resume=resume, background=True)
+    except optuna.TrialPruned as exc:
+        study.tell(trial, state=TrialState.PRUNED)
+        return "pruned", exc
+    except Interrupted:
+        _suspend(study, trial, worker, stop.signum or signal.SIGTERM)
+        return "interrupted", None
+    except Exception as exc:
+        if _finished_elsewhere(exc):
+            raise
+        _failed(ctx, study, trial, exc)
+        return "failed", exc
+    study.tell(trial, value)
+    return "complete", value
+
+
+def _finished_elsewhere(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from or while handling) says that the
+    trial was finished by another process: the reaper, while this worker was not heard from
+    (stopped, suspended with its laptop, cut off from the storage) for longer than its grace."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, UpdateFinishedTrialError):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _dropped(study: optuna.Study, trial: optuna.Trial) -> None:
+    """One line, no traceback, for a trial reaped while its worker was away; the worker goes
+    on with the next claim (the reaper has re-enqueued the parameters already)."""
+    try:
+        reason = study._storage.get_trial(trial._trial_id).user_attrs.get(TRIAL_FAIL_REASON)
+    except Exception:  # the line matters more than its detail
+        reason = None
+    log.warning(
+        "trial %d was finished by another process while this worker was not heard from (%s); "
+        "its result is dropped, and its parameters were queued again",
+        trial.number,
+        mask_text(str(reason or "no reason recorded")),
+    )
 
 
 def _failed(ctx: Context, study: optuna.Study, trial: optuna.Trial, exc: Exception) -> None:

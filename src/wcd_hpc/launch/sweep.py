@@ -180,13 +180,16 @@ def _check_grid(exp: Experiment, space: Space) -> None:
 def start(p: Plan) -> tuple[optuna.Study, studies.Prepared]:
     """Create or resume the study of plan ``p`` (the first point where anything is written)."""
     storage = stores.open_storage(p.url)
-    files.check_resume(storage, p.exp, p.files, p.run_dir)
-    prepared = studies.prepare(p.exp, p.space, storage, p.url, p.run_dir)
-    p.run_dir.mkdir(parents=True, exist_ok=True)
-    study = optuna.load_study(study_name=p.exp.name, storage=storage)
-    files.record(study, p.run_dir, p.files)
-    if p.warm is not None and warmstart.enqueue(study, p.url, p.warm):
-        prepared = dataclasses.replace(prepared, warm_started=len(p.warm.configs))
+    # Under the study's claim lock: two sweeps starting the same new study at once must not
+    # both create it (or one resume it half-made); the second waits and resumes it.
+    with stores.claim_lock(p.url, storage, p.exp.name):
+        files.check_resume(storage, p.exp, p.files, p.run_dir)
+        prepared = studies.prepare(p.exp, p.space, storage, p.url, p.run_dir)
+        p.run_dir.mkdir(parents=True, exist_ok=True)
+        study = optuna.load_study(study_name=p.exp.name, storage=storage)
+        files.record(study, p.run_dir, p.files)
+        if p.warm is not None and warmstart.enqueue(study, p.url, p.warm):
+            prepared = dataclasses.replace(prepared, warm_started=len(p.warm.configs))
     return study, prepared
 
 

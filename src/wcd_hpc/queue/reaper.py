@@ -4,7 +4,8 @@ Optuna's own heartbeat only works inside ``study.optimize`` and only on RDB stor
 worker runs a small thread that stamps its running trial's ``heartbeat`` user attribute, on any
 storage. The reaper — run by every worker before it claims a trial, by that heartbeat thread, and
 by ``status`` — marks a RUNNING trial FAIL with its cause when its heartbeat is stale or Slurm
-says its job died (FAILED, OUT_OF_MEMORY, NODE_FAIL, TIMEOUT, CANCELLED), and enqueues the same
+says its job died (FAILED, OUT_OF_MEMORY, NODE_FAIL, TIMEOUT, CANCELLED), or when it never got
+a claim stamp at all within :func:`claim_grace_s` of its creation, and enqueues the same
 parameters again, at most ``max_retries`` times per parameter set. Suspended trials (a worker
 stopped by a signal after saving a checkpoint) are left alone: they are waiting to be resumed.
 """
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from wcd_hpc.errors import SlurmError
@@ -67,9 +69,33 @@ def heartbeat_interval(study: optuna.Study) -> float:
     return max(0.5, float(value))
 
 
+def claim_grace_s(interval: float) -> float:
+    """How long a RUNNING trial may go without any claim stamp before it counts as dead.
+
+    A wcd-hpc claim creates a trial and stamps it (``claimed``, ``heartbeat``) under the claim
+    lock, so a trial seen unstamped outside the lock was made by a claimer that died in between,
+    by a journal cut after its create-trial line (or salvaged there), or by plain Optuna
+    (``study.ask()``). It gets the time a stale heartbeat gets, counted from its creation.
+    """
+    return STALE_AFTER * interval
+
+
+def _stamp(t: FrozenTrial) -> float | None:
+    """The trial's last sign of life written by a worker: heartbeat, else claim time."""
+    for key in (TRIAL_HEARTBEAT, TRIAL_CLAIMED):
+        value = t.user_attrs.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
+def _created(t: FrozenTrial) -> float | None:
+    return t.datetime_start.timestamp() if t.datetime_start is not None else None
+
+
 def _missed_beat(t: FrozenTrial, now: float, interval: float) -> bool:
-    beat = t.user_attrs.get(TRIAL_HEARTBEAT, t.user_attrs.get(TRIAL_CLAIMED))
-    return not isinstance(beat, (int, float)) or now - beat > interval
+    beat = _stamp(t)
+    return beat is None or now - beat > interval
 
 
 def _slurm_states(trials: list[FrozenTrial], sacct: SacctFn) -> dict[str, str]:
@@ -142,11 +168,20 @@ def cause_of_death(
         oom = state == "OUT_OF_MEMORY" or _oom_logged(t, run_dir)
         what = "out of memory" if oom else state.lower().replace("_", " ")
         return f"slurm job {a.get(TRIAL_SLURM_JOB_ID)} ended {state} ({what})"
-    beat = a.get(TRIAL_HEARTBEAT, a.get(TRIAL_CLAIMED))
-    if isinstance(beat, (int, float)) and now - beat > STALE_AFTER * interval:
+    beat = _stamp(t)
+    if beat is not None:
+        if now - beat > STALE_AFTER * interval:
+            return (
+                f"heartbeat stale for {now - beat:.0f}s (worker {a.get(TRIAL_WORKER)} "
+                f"on {a.get(TRIAL_HOST)}, pid {a.get(TRIAL_PID)})"
+            )
+        return None
+    created = _created(t)
+    if created is None or now - created > claim_grace_s(interval):
+        age = "" if created is None else f" {now - created:.0f}s after its creation"
         return (
-            f"heartbeat stale for {now - beat:.0f}s (worker {a.get(TRIAL_WORKER)} "
-            f"on {a.get(TRIAL_HOST)}, pid {a.get(TRIAL_PID)})"
+            f"never claimed: no heartbeat or claim stamp{age} (its worker died before "
+            "claiming it, its journal was cut, or it was made outside wcd-hpc)"
         )
     return None
 
@@ -256,6 +291,14 @@ class Heartbeat:
         while not self._stop.wait(self.interval):
             try:
                 self._beat()
-                reap(self.study, self.url, run_dir=self.run_dir, ask_slurm=False)
+            except UpdateFinishedTrialError:
+                # Reaped while this worker was not heard from: nothing left to beat for. The
+                # worker says so, once, when its training next writes to the trial.
+                return
             except Exception as exc:  # keep training through a storage hiccup
+                log.warning("heartbeat: %s: %s", type(exc).__name__, exc)
+                continue
+            try:
+                reap(self.study, self.url, run_dir=self.run_dir, ask_slurm=False)
+            except Exception as exc:  # a peer's trial that just finished, a storage hiccup
                 log.warning("heartbeat: %s: %s", type(exc).__name__, exc)

@@ -66,11 +66,61 @@ def open_storage(url: str, *, connections: int | None = None) -> BaseStorage:
             engine.update(pool_size=1, max_overflow=2, pool_recycle=300)
             if connections:  # the proxy: its threads wait for a connection, never time out
                 engine.update(pool_size=connections, max_overflow=0, pool_timeout=3600)
-        return RetryingRDBStorage(for_driver(url), masked=mask(url), engine_kwargs=engine)
+        with _schema_creation(url):
+            return RetryingRDBStorage(for_driver(url), masked=mask(url), engine_kwargs=engine)
     except StorageError:
         raise
     except Exception as exc:
         raise StorageError(f"cannot open storage {mask(url)}: {mask_text(one_line(exc))}") from None
+
+
+#: The PostgreSQL advisory lock under which Optuna's tables are created in an empty database.
+SCHEMA_LOCK = zlib.crc32(b"wcd-hpc:schema")
+
+
+@contextlib.contextmanager
+def _schema_creation(url: str) -> Iterator[None]:
+    """Serialise creating Optuna's tables in an empty PostgreSQL database.
+
+    Optuna creates them (and its version rows) when a storage is opened, without a lock: two
+    ``sweep``s opening the same empty database at once both create them and one fails with an
+    ``IntegrityError``. A database whose schema is complete (the last row Optuna writes,
+    ``alembic_version``, is there: every open after the first) is opened without the lock.
+    """
+    if kind(url) != "postgresql":
+        yield
+        return
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    engine = sqlalchemy.create_engine(for_driver(url), poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            complete = _schema_complete(conn)
+        if complete:  # the connection is closed again: a worker's open keeps one, not two
+            yield
+            return
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": SCHEMA_LOCK})
+            conn.commit()
+            try:
+                yield
+            finally:
+                with contextlib.suppress(Exception):  # closing the session releases it anyway
+                    conn.execute(
+                        sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": SCHEMA_LOCK}
+                    )
+    finally:
+        engine.dispose()
+
+
+def _schema_complete(conn: Any) -> bool:
+    import sqlalchemy
+
+    if not sqlalchemy.inspect(conn).has_table("alembic_version"):
+        return False
+    rows = conn.execute(sqlalchemy.text("SELECT count(*) FROM alembic_version")).scalar()
+    return bool(rows)
 
 
 def study_exists(storage: BaseStorage, name: str) -> bool:

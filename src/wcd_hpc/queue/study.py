@@ -154,9 +154,17 @@ def prepare(
     resources, storage, runs directory, precision, data on the device, compile) may change on
     resume; anything else would mix trials of two different experiments in one study. The
     caller creates ``run_dir``, once nothing can be refused any more.
+
+    Creating takes several writes (the study, then its attributes, the budget last), so the
+    caller holds the study's claim lock (:func:`~wcd_hpc.queue.storage.claim_lock`): of two
+    sweeps creating the same study at once, one creates it and the other then resumes it. A
+    study left half-created by a creator killed in between (no budget, no trial yet) is
+    finished here rather than refused.
     """
     if study_exists(storage, exp.name):
         study = optuna.load_study(study_name=exp.name, storage=storage)
+        if _half_created(study, exp):
+            return _create(exp, space, storage, url, run_dir)
         stored = study.user_attrs.get(STUDY_EXPERIMENT)
         if stored is None:
             raise StudyConflict(
@@ -168,7 +176,8 @@ def prepare(
                 f"study '{exp.name}' already exists with a different experiment "
                 f"(changed: {', '.join(changed)}); use a new name, or restore those keys to resume"
             )
-        previous = budget_of(study)
+        recorded = study.user_attrs.get(STUDY_BUDGET)
+        previous = None if recorded is None else int(recorded)
         if exp.trials != previous:
             study.set_user_attr(STUDY_BUDGET, exp.trials)
         if study.user_attrs.get(STUDY_GPU_HOURS) != exp.gpu_hours:
@@ -179,6 +188,26 @@ def prepare(
         _name_for_people(study, exp)  # studies created before wcd-hpc named them
         done = finished(study.get_trials(deepcopy=False))
         return Prepared(exp.name, url, run_dir, False, exp.trials, previous, done)
+    return _create(exp, space, storage, url, run_dir)
+
+
+def _half_created(study: optuna.Study, exp: Experiment) -> bool:
+    """Whether ``study`` is one a creating ``sweep`` left unfinished: no budget, no trial, and
+    either this very experiment or no attribute at all (killed right after creating it)."""
+    attrs = study.user_attrs
+    if STUDY_BUDGET in attrs or study.get_trials(deepcopy=False):
+        return False
+    wanted = "minimize" if exp.direction == "minimize" else "maximize"
+    if len(study.directions) != 1 or study.direction.name.lower() != wanted:
+        return False
+    stored = attrs.get(STUDY_EXPERIMENT)
+    return not attrs if stored is None else not changed_keys(stored, exp)
+
+
+def _create(
+    exp: Experiment, space: Space, storage: BaseStorage, url: str, run_dir: Path
+) -> Prepared:
+    """Create the study (or finish a half-created one) with every attribute, the budget last."""
     direction: Literal["minimize", "maximize"] = (
         "minimize" if exp.direction == "minimize" else "maximize"
     )

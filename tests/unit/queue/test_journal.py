@@ -12,6 +12,7 @@ import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 from optuna.storages.journal._storage import JournalOperation
+from optuna.trial import TrialState
 
 from wcd_hpc.errors import StorageError
 from wcd_hpc.queue import journal
@@ -331,3 +332,40 @@ def test_journal_check_reports_an_unreplayable_operation_in_one_line(tmp_path: P
         f"error: {path}:{len(lines) + 1}: corrupt journal: unknown op_code 42; keep the "
         f"{len(lines)} valid line(s) before it"
     )
+
+
+@pytest.mark.slow
+def test_a_journal_cut_after_a_create_trial_line_then_salvaged_finishes_its_budget(
+    tmp_path: Path, cli, testplugins, toy_experiment
+) -> None:
+    """The trial whose create-trial line ends the salvaged journal is RUNNING without any claim
+    stamp, as is one made by plain Optuna (`study.ask()` then nothing): `sweep` reaps both
+    after the claim grace period (1.5 heartbeats, 2 s here) and meets its budget."""
+    import subprocess
+
+    toy = {"WCD_HPC_PLUGINS": "toy", "WCD_HPC_HEARTBEAT_S": "2"}  # stored in the study
+    exp = toy_experiment(name="cut", trials=2)
+    first = cli("sweep", str(exp), "--no-sync", plugins=testplugins, env=toy)
+    assert first.code == 0, first.err
+    path = tmp_path / "runs/cut/journal.log"
+    lines = path.read_bytes().splitlines(keepends=True)
+    creates = [
+        i for i, line in enumerate(lines)
+        if json.loads(line)["op_code"] == JournalOperation.CREATE_TRIAL
+    ]  # fmt: skip
+    path.write_bytes(b"".join(lines[: creates[-1] + 1]) + b'{"op_code": 5, "wor')
+    salvaged = cli("journal", "salvage", str(path))
+    assert salvaged.code == 0, salvaged.err
+    swap = next(line for line in salvaged.out.splitlines() if line.strip().startswith("mv "))
+    subprocess.run(swap, shell=True, check=True)  # the instructions, as printed
+    study = optuna.load_study(study_name="cut", storage=open_storage(f"journal:{path}"))
+    study.ask()  # plain Optuna: a RUNNING trial nobody will ever stamp
+
+    again = cli("sweep", str(exp), "--no-sync", plugins=testplugins, env=toy, timeout=240)
+    assert again.code == 0, again.err
+    trials = study.get_trials()
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 2
+    assert not [t.number for t in trials if t.state == TrialState.RUNNING]
+    orphans = [t for t in trials if t.number in (1, 2)]
+    assert [t.state for t in orphans] == [TrialState.FAIL, TrialState.FAIL]
+    assert all(t.user_attrs["fail_reason"].startswith("never claimed") for t in orphans)

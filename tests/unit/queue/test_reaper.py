@@ -80,3 +80,23 @@ def test_cause_of_death_falls_back_to_the_claim_time(tmp_path) -> None:
     frozen = study.get_trials()[trial.number]
     assert cause_of_death(frozen, now=200.0, interval=10.0, states={}) is not None
     assert cause_of_death(frozen, now=110.0, interval=10.0, states={}) is None
+
+
+def test_a_running_trial_without_claim_stamps_is_reaped_after_the_claim_grace_period(
+    tmp_path,
+) -> None:
+    # Plain Optuna (`study.ask()` then nothing), a claimer killed between creating and stamping
+    # its trial, a journal cut after a create-trial line: RUNNING with no heartbeat and no claim.
+    study, url = _study(tmp_path)
+    orphan = study.ask()
+    junk = _running(study, heartbeat="soon")  # a stamp that is no time counts as none
+    created = study.get_trials()[orphan.number].datetime_start.timestamp()
+    frozen = study.get_trials()[orphan.number]
+    assert cause_of_death(frozen, now=created + 5.0, interval=10.0, states={}) is None
+    assert reap(study, url, now=created + 5.0, ask_slurm=False) == []
+    reaped = reap(study, url, now=created + 60.0, ask_slurm=False)
+    assert sorted(r.number for r in reaped) == [orphan.number, junk.number]
+    trials = study.get_trials()
+    assert trials[orphan.number].state == TrialState.FAIL
+    assert trials[orphan.number].user_attrs["fail_reason"].startswith("never claimed:")
+    assert [t.state for t in trials[2:]] == [TrialState.WAITING, TrialState.WAITING]
