@@ -29,17 +29,18 @@ from wcd_hpc.engine.preemption import requeue_own_task, worker_requeues
 from wcd_hpc.engine.search import make_pruner, make_sampler
 from wcd_hpc.engine.startup import ENV_THREADS, paused_gc, warm_up_optimizers
 from wcd_hpc.engine.trial import Context, run_trial, wait_for_artifacts
-from wcd_hpc.errors import DataError, one_line
+from wcd_hpc.errors import DataError, StorageUnreachable, one_line
 from wcd_hpc.experiment.resolve import resolve
 from wcd_hpc.output.masking import masked_traceback
 from wcd_hpc.plugins import blame, get_registry
-from wcd_hpc.queue import claims, files
+from wcd_hpc.queue import claims, files, outage
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.reaper import Heartbeat, reap
 from wcd_hpc.queue.schema import (
     CACHE_DIR,
     ERROR_FILE,
     EXIT_OK,
+    EXIT_STORAGE_LOST,
     EXIT_SUSPENDED,
     EXIT_TOO_MANY_FAILURES,
     EXIT_USAGE,
@@ -52,6 +53,7 @@ log = logging.getLogger("wcd_hpc.worker")
 MAX_CONSECUTIVE_FAILURES = 3
 TOO_MANY_FAILURES = "too many failures"
 DATA_ERROR = "data error"
+STORAGE_LOST = "storage unreachable"
 
 
 @dataclass
@@ -74,6 +76,8 @@ class Summary:
             return EXIT_TOO_MANY_FAILURES
         if self.reason == DATA_ERROR:
             return EXIT_USAGE  # deterministic: a restarted worker would fail the same way
+        if self.reason == STORAGE_LOST:
+            return EXIT_STORAGE_LOST  # not restarted: it would meet the same outage
         return EXIT_OK
 
 
@@ -168,6 +172,33 @@ def run_worker(
     )
     study.pruner = make_pruner(exp.pruner, exp.epochs, exp.pruner_options)
     summary = Summary()
+    try:
+        _work_off(study, url, ctx, worker, stop, summary, max_trials)
+    except StorageUnreachable as exc:
+        summary.reason = STORAGE_LOST
+        log.error("worker %s stops: %s", worker, exc)
+    wait_for_artifacts()
+    if stop() and not summary.reason:
+        summary.interrupted = True
+        summary.reason = f"stopped by {signal.Signals(stop.signum or signal.SIGTERM).name}"
+    return summary
+
+
+def _work_off(
+    study: optuna.Study,
+    url: str,
+    ctx: Context,
+    worker: str,
+    stop: _StopFlag,
+    summary: Summary,
+    max_trials: int | None,
+) -> None:
+    """The loop of :func:`run_worker`: claim, run, tell, until there is nothing left to do.
+
+    A trial held when the storage proves unreachable is left for resumption
+    (:mod:`wcd_hpc.queue.outage`) before :class:`StorageUnreachable` ends the loop: it can be
+    neither told nor failed, and its checkpoint is where the next worker goes on.
+    """
     streak = 0
     while not stop():
         if max_trials is not None and len(summary.trials) >= max_trials:
@@ -184,37 +215,57 @@ def run_worker(
         trial, resume = claimed
         summary.trials.append(trial.number)
         try:
-            with Heartbeat(study, url, trial._trial_id, ctx.run_dir):
-                value = run_trial(ctx, trial, stop, resume=resume, background=True)
-        except optuna.TrialPruned as exc:
-            study.tell(trial, state=TrialState.PRUNED)
-            summary.pruned += 1
-            streak = 0
-            log.info("trial %d pruned: %s", trial.number, exc)
-        except Interrupted:
-            _suspend(study, trial, worker, stop.signum or signal.SIGTERM)
-            summary.interrupted = True
+            failed = _run_one(ctx, study, url, (trial, resume), stop, worker, summary)
+        except StorageUnreachable as exc:
+            why = f"worker {worker} lost the storage: {exc}"
+            if outage.leave(ctx.run_dir, trial.number, why):
+                log.error("trial %d left to be resumed from its checkpoint: %s", trial.number, exc)
+            raise
+        if summary.interrupted:
             break
-        except Exception as exc:
-            _failed(ctx, study, trial, exc)
-            summary.failed += 1
-            streak += 1
-            if isinstance(exc, DataError):
-                summary.reason = DATA_ERROR  # the next trial would read the same data
-                break
-            if streak >= MAX_CONSECUTIVE_FAILURES:
-                summary.reason = TOO_MANY_FAILURES
-                break
-        else:
-            study.tell(trial, value)
-            summary.complete += 1
-            streak = 0
-            log.info("trial %d complete: %s=%.4g", trial.number, exp.metric, value)
-    wait_for_artifacts()
-    if stop() and not summary.reason:
+        streak = streak + 1 if failed else 0
+        if failed and summary.reason == DATA_ERROR:
+            break  # the next trial would read the same data
+        if streak >= MAX_CONSECUTIVE_FAILURES:
+            summary.reason = TOO_MANY_FAILURES
+            break
+
+
+def _run_one(
+    ctx: Context,
+    study: optuna.Study,
+    url: str,
+    claimed: claims.Claim,
+    stop: _StopFlag,
+    worker: str,
+    summary: Summary,
+) -> bool:
+    """Run one claimed trial and tell the study how it ended; whether it failed."""
+    trial, resume = claimed
+    try:
+        with Heartbeat(study, url, trial._trial_id, ctx.run_dir):
+            value = run_trial(ctx, trial, stop, resume=resume, background=True)
+    except StorageUnreachable:
+        raise  # neither to be told nor failed: see _work_off
+    except optuna.TrialPruned as exc:
+        study.tell(trial, state=TrialState.PRUNED)
+        summary.pruned += 1
+        log.info("trial %d pruned: %s", trial.number, exc)
+        return False
+    except Interrupted:
+        _suspend(study, trial, worker, stop.signum or signal.SIGTERM)
         summary.interrupted = True
-        summary.reason = f"stopped by {signal.Signals(stop.signum or signal.SIGTERM).name}"
-    return summary
+        return False
+    except Exception as exc:
+        _failed(ctx, study, trial, exc)
+        summary.failed += 1
+        if isinstance(exc, DataError):
+            summary.reason = DATA_ERROR
+        return True
+    study.tell(trial, value)
+    summary.complete += 1
+    log.info("trial %d complete: %s=%.4g", trial.number, ctx.exp.metric, value)
+    return False
 
 
 def _failed(ctx: Context, study: optuna.Study, trial: optuna.Trial, exc: Exception) -> None:

@@ -6,7 +6,8 @@ storage. The reaper — run by every worker before it claims a trial, by that he
 by ``status`` — marks a RUNNING trial FAIL with its cause when its heartbeat is stale or Slurm
 says its job died (FAILED, OUT_OF_MEMORY, NODE_FAIL, TIMEOUT, CANCELLED), and enqueues the same
 parameters again, at most ``max_retries`` times per parameter set. Suspended trials (a worker
-stopped by a signal after saving a checkpoint) are left alone: they are waiting to be resumed.
+stopped by a signal after saving a checkpoint) are left alone: they are waiting to be resumed;
+so is a trial whose worker gave it up when the storage went away (:mod:`wcd_hpc.queue.outage`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from wcd_hpc.errors import SlurmError
-from wcd_hpc.queue import accounting
+from wcd_hpc.queue import accounting, outage
 from wcd_hpc.queue.schema import (
     SLURM_DIR,
     STUDY_HEARTBEAT_S,
@@ -208,6 +209,7 @@ def reap(
         return done
     with claim_lock(url, study._storage, study.study_name):
         running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        running = outage.take_back(study, running, run_dir)  # given up in an outage: resumed
         clock = time.time() if now is None else now
         suspects = (
             running if ask_slurm else [t for t in running if _missed_beat(t, clock, interval)]
