@@ -70,6 +70,9 @@ TRIAL_PID: Final = "pid"
 #: and pid, what proves that a process found later is still that worker and not a reused pid.
 TRIAL_PID_START: Final = "pid_start"
 TRIAL_BOOT_ID: Final = "boot_id"
+#: Instead of a start time, why the worker's identity cannot be verified (its ``/proc`` is
+#: another PID namespace's, or missing): ``cancel`` never signals on such a record.
+TRIAL_PID_UNVERIFIED: Final = "pid_unverified"
 TRIAL_WORKER: Final = "worker"  # a label: local-3, slurm-12_3, or host:pid
 #: RUNNING but waiting to be resumed from its checkpoint (its worker was stopped by a signal).
 TRIAL_SUSPENDED: Final = "suspended"
