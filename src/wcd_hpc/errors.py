@@ -90,6 +90,17 @@ class StorageError(WcdHpcError):
     """A study storage that cannot be used; the message names the masked URL and the cause."""
 
 
+class StorageUnreachable(StorageError):
+    """The storage stayed unreachable for the whole retry window (a database or proxy outage).
+
+    Not bad input and not a bug: the same command succeeds once the storage is back, so the
+    exit status is 69 (``EX_UNAVAILABLE``), which a launcher tells apart from a crash (never
+    restarted: a fresh worker would meet the same outage) and from bad input.
+    """
+
+    exit_code = 69
+
+
 class StudyNotFound(StorageError):
     """No study of that name where it was looked for (the message lists the ones that exist).
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from wcd_hpc.cli.common import RunsDirOption, StorageOption, StudyArgument, out
+from wcd_hpc.cli.common import RunsDirOption, StorageOption, StudyArgument, out, warn
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.control import cancel, retry
 
@@ -23,6 +23,12 @@ def cancel_cmd(
         f"local workers stopped: {len(result.local_pids)}; "
         f"running trials marked failed: {len(result.trials)}"
     )
+    if result.unverified:
+        pids = " ".join(map(str, result.unverified))
+        warn(
+            f"not signalled: local process(es) {pids}, whose identity cannot be verified "
+            f"({result.why_unverified}); stop them yourself if they are this study's"
+        )
     out.print(
         f"finished trials are kept; resume with: wcd-hpc sweep <experiment>  "
         f"(or retry the failed ones: {shlex.join(['wcd-hpc', 'retry', name])})"

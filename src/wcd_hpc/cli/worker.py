@@ -41,7 +41,8 @@ def worker_cmd(
     """Pull trials from the study until its global budget is met, then exit.
 
     Exit status: 0 budget met, 2 unusable input (not restarted), 3 too many failed trials in a
-    row, 75 stopped by a signal with its trial suspended (a fresh worker resumes it).
+    row, 75 stopped by a signal with its trial suspended (a fresh worker resumes it), 69 the
+    storage unreachable for the whole retry window (its trial is left to be resumed).
     """
     code = work(WorkerSpec(study, storage, label=worker_id, max_trials=max_trials))
     if code:

@@ -31,17 +31,18 @@ from wcd_hpc.engine.preemption import requeue_own_task, worker_requeues
 from wcd_hpc.engine.search import make_pruner, make_sampler
 from wcd_hpc.engine.startup import ENV_THREADS, paused_gc, warm_up_optimizers
 from wcd_hpc.engine.trial import Context, run_trial, wait_for_artifacts
-from wcd_hpc.errors import DataError, one_line
+from wcd_hpc.errors import DataError, StorageUnreachable, one_line
 from wcd_hpc.experiment.resolve import resolve
 from wcd_hpc.output.masking import mask_text, masked_traceback
 from wcd_hpc.plugins import blame, get_registry
-from wcd_hpc.queue import claims, files
+from wcd_hpc.queue import claims, files, outage
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.reaper import Heartbeat, reap
 from wcd_hpc.queue.schema import (
     CACHE_DIR,
     ERROR_FILE,
     EXIT_OK,
+    EXIT_STORAGE_LOST,
     EXIT_SUSPENDED,
     EXIT_TOO_MANY_FAILURES,
     EXIT_USAGE,
@@ -54,6 +55,7 @@ from wcd_hpc.queue.urls import mask
 log = logging.getLogger("wcd_hpc.worker")
 MAX_CONSECUTIVE_FAILURES = 3
 TOO_MANY_FAILURES = "too many failures"
+STORAGE_LOST = "storage unreachable"
 DATA_ERROR = "data error"
 
 
@@ -77,6 +79,8 @@ class Summary:
             return EXIT_TOO_MANY_FAILURES
         if self.reason == DATA_ERROR:
             return EXIT_USAGE  # deterministic: a restarted worker would fail the same way
+        if self.reason == STORAGE_LOST:
+            return EXIT_STORAGE_LOST  # not restarted: it would meet the same outage
         return EXIT_OK
 
 
@@ -171,6 +175,33 @@ def run_worker(
     )
     study.pruner = make_pruner(exp.pruner, exp.epochs, exp.pruner_options)
     summary = Summary()
+    try:
+        _work_off(study, url, ctx, worker, stop, summary, max_trials)
+    except StorageUnreachable as exc:
+        summary.reason = STORAGE_LOST
+        log.error("worker %s stops: %s", worker, exc)
+    wait_for_artifacts()
+    if stop() and not summary.reason:
+        summary.interrupted = True
+        summary.reason = f"stopped by {signal.Signals(stop.signum or signal.SIGTERM).name}"
+    return summary
+
+
+def _work_off(
+    study: optuna.Study,
+    url: str,
+    ctx: Context,
+    worker: str,
+    stop: _StopFlag,
+    summary: Summary,
+    max_trials: int | None,
+) -> None:
+    """The loop of :func:`run_worker`: claim, run, tell, until there is nothing left to do.
+
+    A trial held when the storage proves unreachable is left for resumption
+    (:mod:`wcd_hpc.queue.outage`) before :class:`StorageUnreachable` ends the loop: it can be
+    neither told nor failed, and its checkpoint is where the next worker goes on.
+    """
     streak = 0
     while not stop():
         if max_trials is not None and len(summary.trials) >= max_trials:
@@ -188,6 +219,11 @@ def run_worker(
         summary.trials.append(trial.number)
         try:
             kind, result = _attempt(ctx, study, url, trial, stop, resume, worker)
+        except StorageUnreachable as exc:
+            why = f"worker {worker} lost the storage: {exc}"
+            if outage.leave(ctx.run_dir, trial.number, why):
+                log.error("trial %d left to be resumed from its checkpoint: %s", trial.number, exc)
+            raise
         except Exception as exc:
             if not _finished_elsewhere(exc):
                 raise
@@ -203,7 +239,7 @@ def run_worker(
         elif kind == "complete":
             summary.complete += 1
             streak = 0
-            log.info("trial %d complete: %s=%.4g", trial.number, exp.metric, result)
+            log.info("trial %d complete: %s=%.4g", trial.number, ctx.exp.metric, result)
         else:
             summary.failed += 1
             streak += 1
@@ -213,11 +249,6 @@ def run_worker(
             if streak >= MAX_CONSECUTIVE_FAILURES:
                 summary.reason = TOO_MANY_FAILURES
                 break
-    wait_for_artifacts()
-    if stop() and not summary.reason:
-        summary.interrupted = True
-        summary.reason = f"stopped by {signal.Signals(stop.signum or signal.SIGTERM).name}"
-    return summary
 
 
 def _attempt(
@@ -238,6 +269,8 @@ def _attempt(
     try:
         with Heartbeat(study, url, trial._trial_id, ctx.run_dir):
             value = run_trial(ctx, trial, stop, resume=resume, background=True)
+    except StorageUnreachable:
+        raise  # neither to be told nor failed: see _work_off
     except optuna.TrialPruned as exc:
         study.tell(trial, state=TrialState.PRUNED)
         return "pruned", exc

@@ -37,12 +37,15 @@ from wcd_hpc.engine.startup import (
     THREAD_POOL_VARS,
     visible_gpus,
 )
+from wcd_hpc.errors import StorageUnreachable
 from wcd_hpc.launch.base import Handle, Launcher, Outcome, Tick, WorkerInfo
 from wcd_hpc.launch.spec import WorkerSpec
 from wcd_hpc.queue import control
 from wcd_hpc.queue import study as studies
+from wcd_hpc.queue.rdb import retry_window
 from wcd_hpc.queue.reaper import fail_and_retry, max_retries
 from wcd_hpc.queue.schema import (
+    EXIT_STORAGE_LOST,
     EXIT_SUSPENDED,
     LOGS_DIR,
     RESTARTABLE,
@@ -51,7 +54,7 @@ from wcd_hpc.queue.schema import (
     TRIAL_SUSPENDED,
 )
 from wcd_hpc.queue.storage import open_storage
-from wcd_hpc.queue.urls import ENV_STORAGE
+from wcd_hpc.queue.urls import ENV_STORAGE, mask
 
 log = logging.getLogger("wcd_hpc.launch")
 MAX_RESTARTS_PER_WORKER = 2
@@ -223,6 +226,12 @@ class LocalHandle(Handle):
             w.log.close()
             self.active.remove(w)
             self.outcome.exit_codes[w.index] = code
+            if code == EXIT_STORAGE_LOST:  # its trial is left for resumption; stop them all
+                raise StorageUnreachable(
+                    f"storage {mask(self.url)} unreachable for {retry_window():g} s "
+                    f"(worker {self.pool.label(w.index)} gave up: "
+                    f"{self.logs / self.pool.log_name(w.index)})"
+                )
             if code != 0:
                 reap_dead(self.study, w.proc.pid, code)
                 if _crashed(code) and w.restarts < MAX_RESTARTS_PER_WORKER and self._budget_left():
@@ -238,6 +247,12 @@ class LocalHandle(Handle):
         Slurm's SIGUSR2) is passed on to every worker, which suspends its trial; the first one
         counts (``Outcome.signal``), later ones find the workers stopping already. Ctrl-C sends
         them SIGTERM. The same command resumes the suspended trials later.
+
+        A storage outage (this process's own calls, or a worker's, unanswered for the whole
+        retry window) stops every worker the same way before :class:`StorageUnreachable` is
+        raised, one line that says so: no worker is left running unwatched, and each trial is
+        either suspended or left with its outage note (:mod:`wcd_hpc.queue.outage`) to be
+        resumed by the next sweep.
         """
 
         def stop(signum: int, frame: FrameType | None) -> None:
@@ -245,6 +260,7 @@ class LocalHandle(Handle):
                 self.outcome.signal = signum
                 raise KeyboardInterrupt
 
+        lost: StorageUnreachable | None = None
         previous = {sig: signal.signal(sig, stop) for sig in self.pool.stop_signals}
         try:
             while self.active:
@@ -255,21 +271,35 @@ class LocalHandle(Handle):
         except KeyboardInterrupt:
             self.outcome.interrupted = True
             self.cancel(self.outcome.signal or signal.SIGTERM)
+        except StorageUnreachable as exc:
+            lost = exc
+            log.warning("%s; stopping the workers", exc)
+            self.outcome.interrupted = True
+            # A worker may be inside a retrying call (one window) when the signal comes, and
+            # suspending its trial is one more call: wait for both before killing it.
+            self.cancel(signal.SIGTERM, timeout=2 * retry_window() + 30)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            if self.local_sweep:
-                control.clear_local_sweep(self.study)
+            if self.local_sweep and lost is None:  # with the storage away: a stale record
+                control.clear_local_sweep(self.study)  # that cancel recognises as ended
+        if lost is not None:
+            again = (
+                "rerun the same `wcd-hpc sweep` command to resume"
+                if self.local_sweep
+                else "the next `wcd-hpc sweep` resumes their trials"
+            )
+            raise StorageUnreachable(f"{lost}; workers stopped; {again}") from lost
         return self.outcome
 
-    def cancel(self, signum: int = signal.SIGTERM) -> None:
-        """Send ``signum`` to every worker and wait for them (a minute each, then SIGKILL)."""
+    def cancel(self, signum: int = signal.SIGTERM, timeout: float = 60) -> None:
+        """Send ``signum`` to every worker and wait for them (``timeout`` s each, then SIGKILL)."""
         for w in self.active:
             if w.proc.poll() is None:
                 w.proc.send_signal(signum)
         for w in self.active:
             try:
-                w.proc.wait(timeout=60)
+                w.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 w.proc.kill()
                 w.proc.wait()

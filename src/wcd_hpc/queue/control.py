@@ -3,6 +3,8 @@
 ``cancel`` signals only processes proven to be this study's (host, pid, start time and boot id
 all match a record, see :mod:`wcd_hpc.queue.processes`) and Slurm jobs only through ``scancel``
 of the arrays the study recorded; a record whose process has ended is cleared, never signalled.
+A record whose identity cannot be verified (taken, or read, where ``/proc`` is another PID
+namespace's) is never signalled either: its pid is reported for the person to judge.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
@@ -24,7 +27,9 @@ from wcd_hpc.queue.schema import (
     STUDY_LOCAL_SWEEP,
     SYSTEM_FIXED_PARAMS,
     TRIAL_FAIL_REASON,
+    TRIAL_HOST,
     TRIAL_PID,
+    TRIAL_PID_UNVERIFIED,
     TRIAL_RETRY_OF,
     TRIAL_SLURM_JOB_ID,
 )
@@ -39,6 +44,10 @@ class Cancelled:
     jobs: list[str]
     local_pids: list[int]
     trials: list[int]
+    #: Recorded local pids left alone because their identity cannot be verified (see
+    #: :mod:`wcd_hpc.queue.processes`), and why; the person must stop them.
+    unverified: list[int] = field(default_factory=list)
+    why_unverified: str = ""
 
 
 def record_local_sweep(study: optuna.Study) -> None:
@@ -81,6 +90,8 @@ def cancel(study: optuna.Study, url: str) -> Cancelled:
         pids.insert(0, sweep_pid)  # first, so that it starts no replacements
     elif launcher:
         clear_local_sweep(study)  # it has ended (or its pid now belongs to someone else)
+    records = [t.user_attrs for t in running if not t.user_attrs.get(TRIAL_SLURM_JOB_ID)]
+    unverified, why = _unverified([launcher, *records])
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):  # it may have just finished
             os.kill(pid, signal.SIGTERM)
@@ -91,7 +102,22 @@ def cancel(study: optuna.Study, url: str) -> Cancelled:
             study._storage.set_trial_user_attr(t._trial_id, TRIAL_FAIL_REASON, CANCELLED)
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
             failed.append(t.number)
-    return Cancelled(jobs, workers, failed)
+    return Cancelled(jobs, workers, failed, unverified, why)
+
+
+def _unverified(records: list[Mapping[str, Any] | None]) -> tuple[list[int], str]:
+    """Local pids among ``records`` that cannot be proven ours, so never signalled, and why."""
+    here = socket.gethostname()
+    now = processes.unverifiable()
+    pids, why = set(), ""
+    for rec in records:
+        if not rec or rec.get(TRIAL_HOST) != here or not isinstance(rec.get(TRIAL_PID), int):
+            continue
+        reason = rec.get(TRIAL_PID_UNVERIFIED) or now
+        if reason:
+            pids.add(int(rec[TRIAL_PID]))
+            why = why or str(reason)
+    return sorted(pids), why
 
 
 def _wait_gone(pids: list[int], timeout: float = 60) -> None:

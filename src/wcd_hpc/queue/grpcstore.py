@@ -14,8 +14,8 @@ relies on, and this module adds them:
   retried with the same backoff (0.5 s, 1 s, … for up to 60 s); finishing a trial treats "already
   finished in the state we asked for" after a retry as its own write; creating a trial tags it
   with a token and, after a lost answer, looks for that token before creating another. When the
-  proxy stays away longer, the call fails with one line and the worker stops; trials it held are
-  reaped (stale heartbeat) and re-enqueued once the proxy is back.
+  proxy stays away longer, the call fails with one line and the worker stops; a trial it held is
+  left to be resumed from its checkpoint once the proxy is back (:mod:`wcd_hpc.queue.outage`).
 - **The claim lock.** Journal files have a lock file and PostgreSQL an advisory lock; a gRPC
   client has neither. ``storage serve`` also serves a small lock service (``wcd_hpc.ClaimLock``,
   methods ``Acquire``/``Release``, JSON bytes, so no protoc step): an acquire is a non-blocking
@@ -55,12 +55,13 @@ from optuna.storages._grpc.auto_generated import api_pb2_grpc
 from optuna.storages._grpc.client import GrpcClientCache
 from optuna.trial import FrozenTrial, TrialState
 
-from wcd_hpc.errors import MAX_LINE, ConfigError, StorageError, clip, one_line
+from wcd_hpc.errors import MAX_LINE, ConfigError, StorageError, StorageUnreachable, clip, one_line
 from wcd_hpc.experiment.addresses import grpc_address
 from wcd_hpc.queue.rdb import (
     IDEMPOTENT,
     Backoff,
     create_once,
+    recovered,
     retry_while,
     set_state_once,
     tagged,
@@ -185,7 +186,9 @@ class RetryingGrpcStorageProxy(GrpcStorageProxy):
 
     def retry(self, what: str, call: Callable[[], T]) -> T:
         """Run ``call``; while the proxy is unreachable wait and run it again (idempotent only)."""
-        return retry_while(call, lost=unavailable, pause=self.pause(what))
+        result = retry_while(call, lost=unavailable, pause=self.pause(what))
+        recovered(self.where)
+        return result
 
     def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
         token = uuid.uuid4().hex
@@ -219,7 +222,10 @@ class RetryingGrpcStorageProxy(GrpcStorageProxy):
 def pause_or_fail(backoff: Backoff, exc: BaseException, host: str, port: int) -> None:
     """One backoff pause logged with the proxy's own words, or one line when time is up."""
     backoff.wait(
-        StorageError(f"proxy {backoff.where} unreachable ({_details(exc)}); {hint(host, port)}")
+        StorageUnreachable(
+            f"proxy {backoff.where} unreachable for {backoff.window:g} s ({_details(exc)}); "
+            f"{hint(host, port)}"
+        )
     )
 
 

@@ -7,6 +7,15 @@ reboot) the kernel hands it to an unrelated process of the same user, which a ba
 start time (field 22 of ``/proc/<pid>/stat``, in clock ticks since boot) and the kernel's boot
 id; a process is ours only when all four match. Where ``/proc`` is missing nothing can be proven
 and nothing is signalled.
+
+Nor where ``/proc`` is another PID namespace's: a container (or ``unshare --pid``) that did not
+mount its own ``/proc`` sees the host's, where ``/proc/<pid>`` is whichever *host* process has
+that number, not the process ``os.getpid()`` and ``kill`` mean. Its start time would prove the
+identity of a stranger. ``/proc`` is trusted only when ``/proc/self`` names this process's own
+pid; otherwise a record says that the identity cannot be verified
+(:data:`~wcd_hpc.queue.schema.TRIAL_PID_UNVERIFIED`, with the reason), holds no start time, and
+is never signalled on; likewise ``cancel`` signals nothing while its own ``/proc`` is foreign.
+The ``/proc`` looked at is :data:`PROC` unless a caller names another (the tests fake one).
 """
 
 from __future__ import annotations
@@ -17,22 +26,46 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from wcd_hpc.queue.schema import TRIAL_BOOT_ID, TRIAL_HOST, TRIAL_PID, TRIAL_PID_START
+from wcd_hpc.queue.schema import (
+    TRIAL_BOOT_ID,
+    TRIAL_HOST,
+    TRIAL_PID,
+    TRIAL_PID_START,
+    TRIAL_PID_UNVERIFIED,
+)
 
-_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+PROC = Path("/proc")
+FOREIGN_PROC = "/proc is not this PID namespace's (/proc/self is not this process)"
+NO_PROC = "no /proc to read the process's start time from"
 
 
-def boot_id() -> str | None:
+def _root(proc: Path | None) -> Path:
+    return PROC if proc is None else proc
+
+
+def unverifiable(proc: Path | None = None) -> str | None:
+    """Why ``/proc`` cannot tell this PID namespace's processes apart, or None when it can."""
     try:
-        return _BOOT_ID.read_text().strip() or None
+        own = os.readlink(_root(proc) / "self")
+    except OSError:
+        return NO_PROC
+    return None if own == str(os.getpid()) else FOREIGN_PROC
+
+
+def boot_id(proc: Path | None = None) -> str | None:
+    try:
+        return (_root(proc) / "sys/kernel/random/boot_id").read_text().strip() or None
     except OSError:
         return None
 
 
-def start_time(pid: int) -> int | None:
-    """When process ``pid`` started, in clock ticks since boot; None if it does not exist."""
+def start_time(pid: int, proc: Path | None = None) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot; None if it does not exist, or
+    if ``/proc`` describes another PID namespace (where ``pid`` is someone else)."""
+    if unverifiable(proc) is not None:
+        return None
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = (_root(proc) / str(pid) / "stat").read_text()
     except OSError:
         return None
     # The command name (field 2) is in parentheses and may itself hold spaces or ')'.
@@ -43,22 +76,35 @@ def start_time(pid: int) -> int | None:
         return None
 
 
-def record(pid: int | None = None) -> dict[str, Any]:
-    """Host, pid, start time and boot id of ``pid`` (default: this process), to store."""
+def record(pid: int | None = None, proc: Path | None = None) -> dict[str, Any]:
+    """Host, pid, start time and boot id of ``pid`` (default: this process), to store.
+
+    Where ``/proc`` cannot prove who ``pid`` is, the record says why instead of a start time.
+    """
     pid = os.getpid() if pid is None else pid
-    return {
+    why = unverifiable(proc)
+    rec: dict[str, Any] = {
         TRIAL_HOST: socket.gethostname(),
         TRIAL_PID: pid,
-        TRIAL_PID_START: start_time(pid),
-        TRIAL_BOOT_ID: boot_id(),
+        TRIAL_PID_START: None if why else start_time(pid, proc),
+        TRIAL_BOOT_ID: boot_id(proc),
     }
+    if why:
+        rec[TRIAL_PID_UNVERIFIED] = why
+    return rec
 
 
-def is_running(rec: Mapping[str, Any]) -> bool:
-    """Whether the process a record describes is still running here (and is that process)."""
+def is_running(rec: Mapping[str, Any], proc: Path | None = None) -> bool:
+    """Whether the process a record describes is still running here (and is that process).
+
+    False for a record whose identity could not be verified when it was taken, and whenever
+    this process's own ``/proc`` cannot verify one: never signal on a guess.
+    """
     pid, start, boot = rec.get(TRIAL_PID), rec.get(TRIAL_PID_START), rec.get(TRIAL_BOOT_ID)
     if rec.get(TRIAL_HOST) != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
         return False
-    if start is None or boot is None or boot != boot_id():
+    if rec.get(TRIAL_PID_UNVERIFIED) or unverifiable(proc) is not None:
         return False
-    return bool(start_time(pid) == start)
+    if start is None or boot is None or boot != boot_id(proc):
+        return False
+    return bool(start_time(pid, proc) == start)

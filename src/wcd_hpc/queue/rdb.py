@@ -1,10 +1,10 @@
 """Riding out a lost database connection (a PostgreSQL restart, a fail-over, a network blip).
 
 Every storage call of a worker goes through :class:`RetryingRDBStorage`. When a call fails because
-the connection was lost, it waits with exponential backoff (0.5 s, 1 s, 2 s, … for up to
-``RETRY_SECONDS`` in all), logs one line per retry naming the masked URL, and tries again; the
-pool's pre-ping replaces the dead connections. Anything else (a constraint, a finished trial) is
-raised at once, as before.
+the connection was lost, it waits with exponential backoff (0.5 s, 1 s, 2 s, … at most 10 s
+apart, for up to ``RETRY_SECONDS`` in all), logs one line per retry naming the masked URL, and
+tries again; the pool's pre-ping replaces the dead connections. Anything else (a constraint, a
+finished trial) is raised at once, as before.
 
 Retrying is only safe for calls whose second run cannot write twice:
 
@@ -22,6 +22,16 @@ Retrying is only safe for calls whose second run cannot write twice:
   dropped is returned instead of created again. (Optuna's own five quick retries inside
   ``_create_new_trial`` cover deadlocks and lie below this; they see the same lost connection.)
 
+When the window (:data:`RETRY_SECONDS`, or ``$WCD_HPC_STORAGE_RETRY_S``) is spent the call
+raises :class:`~wcd_hpc.errors.StorageUnreachable`, one line naming the masked URL, the window and
+the driver's last words, never the chain of Optuna's and SQLAlchemy's wrappers. From then on this
+process counts that storage as unreachable: every further call gets one try and no wait, until
+one succeeds. A worker that meets the outage inside a trial therefore gives up within one window
+(not one window per call still to come: the report, the training time, the heartbeat), leaves the
+trial for resumption (:mod:`wcd_hpc.queue.outage`) and exits with status 69; a local sweep stops
+its workers the same way (:mod:`wcd_hpc.launch.local`). Between tries the delay doubles up to
+:data:`MAX_DELAY`, so a database back after 90 s is found within seconds of its return.
+
 Not retried: ``create_new_study`` and ``delete_study`` (login-node operations where a clear error is
 better than a guess), and storage construction (a wrong URL should fail fast).
 """
@@ -29,6 +39,8 @@ better than a guess), and storage construction (a wrong URL should fail fast).
 from __future__ import annotations
 
 import logging
+import math
+import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -39,12 +51,20 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from wcd_hpc.errors import one_line
+from wcd_hpc.errors import StorageUnreachable, one_line
 from wcd_hpc.queue.schema import SYSTEM_CREATE_TOKEN
 
 log = logging.getLogger("wcd_hpc.queue.storage")
+#: How long a call is retried across a lost connection before the storage counts as
+#: unreachable (seconds); ``$WCD_HPC_STORAGE_RETRY_S`` sets another window.
 RETRY_SECONDS = 60.0
+ENV_RETRY = "WCD_HPC_STORAGE_RETRY_S"
 FIRST_DELAY = 0.5
+#: Longest wait between two tries: after an outage the storage is found again within seconds.
+MAX_DELAY = 10.0
+#: Storages (by masked URL) this process found unreachable for a whole window, and since when
+#: (epoch s): their calls get one try each until one succeeds (see the module docstring).
+UNREACHABLE: dict[str, float] = {}
 TOKEN_ATTR = SYSTEM_CREATE_TOKEN
 T = TypeVar("T")
 R = TypeVar("R")
@@ -110,17 +130,46 @@ def _first_line(exc: BaseException) -> str:
     return one_line(exc)
 
 
+def retry_window() -> float:
+    """The retry window in seconds: ``$WCD_HPC_STORAGE_RETRY_S`` when it is a positive number,
+    else :data:`RETRY_SECONDS`."""
+    try:
+        value = float(os.environ.get(ENV_RETRY, ""))
+    except ValueError:
+        return RETRY_SECONDS
+    return value if math.isfinite(value) and value > 0 else RETRY_SECONDS
+
+
+def recovered(where: str) -> None:
+    """A call to ``where`` succeeded: its calls are retried for a whole window again."""
+    UNREACHABLE.pop(where, None)
+
+
 class Backoff:
-    """Exponential delays until ``RETRY_SECONDS`` are spent; each wait logs one line."""
+    """Exponential delays until the retry window is spent; each wait logs one line.
+
+    A storage this process already found unreachable gets no wait at all (see the module
+    docstring): the first lost connection raises at once.
+    """
 
     def __init__(self, where: str, what: str) -> None:
-        self.where, self.what, self.budget = where, what, RETRY_SECONDS
+        self.where, self.what, self.window = where, what, retry_window()
+        self.budget = 0.0 if where in UNREACHABLE else self.window
         self.spent, self.delay, self.count = 0.0, FIRST_DELAY, 0
 
     def wait(self, exc: BaseException) -> None:
-        """Sleep before the next try, or re-raise ``exc`` when the time is up."""
+        """Sleep before the next try, or raise :class:`StorageUnreachable` when time is up.
+
+        ``exc`` is what the try raised; one of ours (a proxy's own line) is raised as it is
+        once it is a :class:`StorageUnreachable`, anything else becomes one.
+        """
         if self.spent >= self.budget:
-            raise exc
+            UNREACHABLE.setdefault(self.where, time.time())
+            if isinstance(exc, StorageUnreachable):
+                raise exc
+            raise StorageUnreachable(
+                f"storage {self.where} unreachable for {self.window:g} s ({_first_line(exc)})"
+            ) from exc
         self.count += 1
         delay = min(self.delay, self.budget - self.spent)
         log.warning(
@@ -133,12 +182,14 @@ class Backoff:
         )
         time.sleep(delay)
         self.spent += delay
-        self.delay *= 2
+        self.delay = min(self.delay * 2, MAX_DELAY)
 
 
 def retry_call(where: str, what: str, call: Callable[[], T]) -> T:
     """Run ``call``; on a lost connection wait and run it again (it must be idempotent)."""
-    return retry_while(call, lost=connection_lost, pause=Backoff(where, what).wait)
+    result = retry_while(call, lost=connection_lost, pause=Backoff(where, what).wait)
+    recovered(where)
+    return result
 
 
 def retry_while(
@@ -176,23 +227,27 @@ class RetryingRDBStorage(RDBStorage):
         given = template_trial.system_attrs.get(TOKEN_ATTR) if template_trial else None
         token = given if isinstance(given, str) else uuid.uuid4().hex
         template = tagged(template_trial, token)
-        return create_once(
+        created = create_once(
             lambda: super(RetryingRDBStorage, self)._create_new_trial(study_id, template),
             lost=connection_lost,
             pause=Backoff(self.masked_url, "create_new_trial").wait,
             search=lambda: with_token(self.get_all_trials(study_id, deepcopy=False), token),
             where=self.masked_url,
         )
+        recovered(self.masked_url)
+        return created
 
     def set_trial_state_values(
         self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
     ) -> bool:
-        return set_state_once(
+        done = set_state_once(
             lambda: super(RetryingRDBStorage, self).set_trial_state_values(trial_id, state, values),
             lost=connection_lost,
             pause=Backoff(self.masked_url, "set_trial_state_values").wait,
             arrived=lambda: self.get_trial(trial_id).state == state,
         )
+        recovered(self.masked_url)
+        return done
 
 
 def create_once(

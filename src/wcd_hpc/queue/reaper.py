@@ -7,7 +7,8 @@ by ``status`` — marks a RUNNING trial FAIL with its cause when its heartbeat i
 says its job died (FAILED, OUT_OF_MEMORY, NODE_FAIL, TIMEOUT, CANCELLED), or when it never got
 a claim stamp at all within :func:`claim_grace_s` of its creation, and enqueues the same
 parameters again, at most ``max_retries`` times per parameter set. Suspended trials (a worker
-stopped by a signal after saving a checkpoint) are left alone: they are waiting to be resumed.
+stopped by a signal after saving a checkpoint) are left alone: they are waiting to be resumed;
+so is a trial whose worker gave it up when the storage went away (:mod:`wcd_hpc.queue.outage`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from wcd_hpc.errors import SlurmError
-from wcd_hpc.queue import accounting
+from wcd_hpc.queue import accounting, outage
 from wcd_hpc.queue.schema import (
     SLURM_DIR,
     STUDY_HEARTBEAT_S,
@@ -243,6 +244,7 @@ def reap(
         return done
     with claim_lock(url, study._storage, study.study_name):
         running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        running = outage.take_back(study, running, run_dir)  # given up in an outage: resumed
         clock = time.time() if now is None else now
         suspects = (
             running if ask_slurm else [t for t in running if _missed_beat(t, clock, interval)]

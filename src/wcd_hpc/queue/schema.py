@@ -19,6 +19,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
+from wcd_hpc.errors import StorageUnreachable
+
 # --------------------------------------------------------------------------------------------
 # Study user attributes, written by ``sweep``/``render`` (and the launchers), read by everyone.
 
@@ -72,6 +74,9 @@ TRIAL_PID: Final = "pid"
 #: and pid, what proves that a process found later is still that worker and not a reused pid.
 TRIAL_PID_START: Final = "pid_start"
 TRIAL_BOOT_ID: Final = "boot_id"
+#: Instead of a start time, why the worker's identity cannot be verified (its ``/proc`` is
+#: another PID namespace's, or missing): ``cancel`` never signals on such a record.
+TRIAL_PID_UNVERIFIED: Final = "pid_unverified"
 TRIAL_WORKER: Final = "worker"  # a label: local-3, slurm-12_3, or host:pid
 #: RUNNING but waiting to be resumed from its checkpoint (its worker was stopped by a signal).
 TRIAL_SUSPENDED: Final = "suspended"
@@ -149,6 +154,9 @@ CHECKPOINT_FILE: Final = "checkpoint.pt"  # model + optimizer after the last fin
 MODEL_FILE: Final = "model.pt"  # final weights (state_dict)
 RESULT_FILE: Final = "result.json"  # objective (validation) and test metrics
 ERROR_FILE: Final = "error.txt"  # traceback of a failed trial
+#: Left by a worker that lost the storage while it held the trial (``{"at": epoch s, "why": …}``):
+#: the trial is to be suspended, not reaped, once the storage is back (:mod:`wcd_hpc.queue.outage`).
+OUTAGE_FILE: Final = "storage_lost.json"
 BINNED_FILE: Final = "binned.json"  # metrics per energy bin
 CUTS_FILE: Final = "cuts.json"  # the cuts chosen on validation, applied to test and by evaluate
 DATA_SPEC_FILE: Final = "data_spec.json"  # input shape and classes the model was built for
@@ -175,6 +183,9 @@ EXIT_USAGE: Final = 2
 EXIT_TOO_MANY_FAILURES: Final = 3
 #: Stopped by a signal after suspending its trial (EX_TEMPFAIL): a fresh worker resumes it.
 EXIT_SUSPENDED: Final = 75
+#: The storage stayed unreachable for the whole retry window (EX_UNAVAILABLE): the worker left
+#: its trial to be resumed; not restarted, since a fresh worker would meet the same outage.
+EXIT_STORAGE_LOST: Final = StorageUnreachable.exit_code
 #: Exit statuses after which a launcher starts a fresh worker in the same slot.
 RESTARTABLE: Final = (EXIT_CRASHED, EXIT_SUSPENDED)
 

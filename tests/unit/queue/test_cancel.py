@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 from pathlib import Path
@@ -62,3 +63,55 @@ def test_a_record_matches_only_the_very_process_it_was_taken_of(bystander) -> No
     assert not processes.is_running({**rec, "boot_id": "another-boot"})
     assert not processes.is_running({**rec, "host": "another-host"})
     assert not processes.is_running({"host": rec["host"], "pid": bystander.pid})  # no proof
+
+
+def _fake_proc(root: Path, self_pid: int, *pids: int) -> Path:
+    """A /proc with the real stat of ``pids`` and boot id, whose ``self`` names ``self_pid``."""
+    proc = root / "proc"
+    boot = "sys/kernel/random/boot_id"
+    (proc / boot).parent.mkdir(parents=True)
+    (proc / boot).write_text((Path("/proc") / boot).read_text())
+    for pid in pids:
+        (proc / str(pid)).mkdir()
+        (proc / str(pid) / "stat").write_text(Path(f"/proc/{pid}/stat").read_text())
+    (proc / "self").symlink_to(str(self_pid))
+    return proc
+
+
+def test_cancel_signals_nothing_when_proc_is_another_pid_namespaces(
+    tmp_path, bystander, monkeypatch
+) -> None:
+    """A sweep in a PID namespace without its own /proc: /proc/<pid> is a host process."""
+    from wcd_hpc.queue import control
+
+    study, journal = _study(tmp_path)
+    # Seen through the host's /proc, the bystander's pid and start time look like a record.
+    trial = study.ask()
+    for key, value in processes.record(bystander.pid).items():
+        trial.set_user_attr(key, value)
+    foreign = _fake_proc(tmp_path, os.getpid() + 100_000, bystander.pid)
+    monkeypatch.setattr(processes, "PROC", foreign, raising=False)
+    result = control.cancel(study, f"journal:{journal}")
+    assert bystander.poll() is None  # not signalled
+    assert result.local_pids == [] and result.unverified == [bystander.pid]
+    assert "PID namespace" in result.why_unverified
+
+
+def test_a_record_taken_where_proc_is_another_namespaces_says_so_and_never_matches(
+    tmp_path, bystander
+) -> None:
+    foreign = _fake_proc(tmp_path, os.getpid() + 100_000, bystander.pid, os.getpid())
+    rec = processes.record(bystander.pid, proc=foreign)
+    assert rec["pid_start"] is None
+    assert "PID namespace" in rec["pid_unverified"]
+    assert not processes.is_running(rec, proc=foreign)
+    genuine = processes.record(bystander.pid)  # taken where /proc is this namespace's
+    assert processes.is_running(genuine)
+    assert not processes.is_running(genuine, proc=foreign)  # read where it is not
+
+
+def test_a_proc_of_this_namespace_is_trusted(tmp_path, bystander) -> None:
+    own = _fake_proc(tmp_path, os.getpid(), bystander.pid)
+    rec = processes.record(bystander.pid, proc=own)
+    assert "pid_unverified" not in rec and rec["pid_start"] is not None
+    assert processes.is_running(rec, proc=own)

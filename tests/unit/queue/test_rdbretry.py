@@ -17,6 +17,7 @@ from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 from sqlalchemy.exc import OperationalError
 
+from wcd_hpc.errors import StorageUnreachable
 from wcd_hpc.queue import rdb as rdbretry
 from wcd_hpc.queue.rdb import RetryingRDBStorage, connection_lost
 
@@ -31,6 +32,7 @@ def _lost() -> OperationalError:
 @pytest.fixture
 def storage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RetryingRDBStorage:
     monkeypatch.setattr(rdbretry, "FIRST_DELAY", 0.01)
+    monkeypatch.setattr(rdbretry, "UNREACHABLE", {})
     return RetryingRDBStorage(
         f"sqlite:///{tmp_path / 'db.sqlite'}", masked="postgresql://wcd:***@db.example:5432/x"
     )
@@ -93,7 +95,7 @@ def test_retries_give_up_after_the_time_budget(
     monkeypatch.setattr(rdbretry, "RETRY_SECONDS", 0.05)
     study = optuna.create_study(study_name="s", storage=storage)
     _fail_after(monkeypatch, "_get_trials", times=1000)
-    with pytest.raises(optuna.exceptions.StorageInternalError):
+    with pytest.raises(StorageUnreachable, match=r"unreachable for 0\.05 s"):
         study.get_trials()
 
 

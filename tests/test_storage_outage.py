@@ -1,0 +1,199 @@
+"""A storage outage longer than the retry window: one line, no worker left unwatched, nothing lost.
+
+The database is a private PostgreSQL cluster made for the test (initdb in a temporary directory,
+its own port), so stopping it for a while disturbs no other test and no other user of the shared
+server. The retry window is shortened through ``$WCD_HPC_STORAGE_RETRY_S`` so that the outage
+(three windows) takes seconds, not minutes; the default window runs the same code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import IN_CI
+from optuna.trial import TrialState
+
+from wcd_hpc.queue.schema import OUTAGE_FILE, TRIAL_SUSPENDED, TRIAL_SUSPENDED_BY, trial_dir
+from wcd_hpc.queue.storage import open_storage
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+WINDOW_S = 4
+OUTAGE_S = 3 * WINDOW_S
+TOY = {"WCD_HPC_PLUGINS": "toy", "WCD_HPC_STORAGE_RETRY_S": str(WINDOW_S)}
+EXPERIMENT = """\
+name: {name}
+dataset: {{name: toy-blobs, params: {{events: 1500}}}}
+model: toy-mlp
+metric: {{name: accuracy}}
+trials: {trials}
+epochs: 12
+pruner: none
+storage: {storage}
+workers: 2
+executor: local
+"""
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+@dataclass
+class Cluster:
+    """A private PostgreSQL server: its data directory, port, and how to stop and start it."""
+
+    bin: Path
+    data: Path
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://wcd:outage-secret@127.0.0.1:{self.port}/outage"
+
+    def _ctl(self, *args: str) -> None:
+        opts = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1"
+        cmd = [str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", opts, *args]
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", *cmd], check=True, capture_output=True, timeout=60
+        )
+
+    def start(self) -> None:
+        self._ctl("-l", str(self.data / "server.log"), "-w", "start")
+
+    def stop(self) -> None:
+        self._ctl("-m", "fast", "-w", "stop")
+
+    def sql(self, statement: str) -> None:
+        psql = [str(self.bin / "psql"), "-h", str(self.data), "-p", str(self.port)]
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", *psql, "-d", "postgres", "-c", statement],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def private_pg() -> Iterator[Cluster]:
+    """A PostgreSQL cluster of the test's own (needs root, a postgres user and initdb)."""
+    pg = _pg_bin()
+    usable = os.geteuid() == 0 and pg is not None and shutil.which("runuser") is not None
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        usable = False
+    if not usable:
+        reason = "a private PostgreSQL cluster needs root, runuser, a postgres user and initdb"
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    assert pg is not None
+    data = Path(tempfile.mkdtemp(prefix="wcd-pg-"))
+    shutil.chown(data, "postgres", "postgres")
+    subprocess.run(
+        ["runuser", "-u", "postgres", "--", str(pg / "initdb"), "-D", str(data), "-A", "trust"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    cluster = Cluster(pg, data, _free_port())
+    cluster.start()
+    try:
+        cluster.sql("CREATE ROLE wcd LOGIN PASSWORD 'outage-secret'")
+        cluster.sql("CREATE DATABASE outage OWNER wcd")
+        yield cluster
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):  # stopped already
+            cluster.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def _training(url: str, name: str) -> bool:
+    """Whether a trial of the study is mid-training (has reported two epochs, not finished)."""
+    try:
+        study = optuna.load_study(study_name=name, storage=open_storage(url))
+    except Exception:
+        return False  # not created yet
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return any(len(t.intermediate_values) >= 2 for t in running)
+
+
+def _workers_of(name: str) -> list[str]:
+    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True)
+    return [line for line in ps.stdout.splitlines() if f"--study {name}" in line]
+
+
+@pytest.mark.slow
+def test_a_storage_outage_longer_than_the_window_stops_the_sweep_in_one_line_and_loses_nothing(
+    cli, testplugins, tmp_path: Path, private_pg: Cluster
+) -> None:
+    name = f"outage-{uuid.uuid4().hex[:8]}"
+    budget = 3
+    exp = tmp_path / "outage.yaml"
+    exp.write_text(EXPERIMENT.format(name=name, trials=budget, storage=private_pg.url))
+    stopped: list[int] = []
+
+    def outage() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if _training(private_pg.url, name):
+                private_pg.stop()
+                stopped.append(1)
+                time.sleep(OUTAGE_S)
+                private_pg.start()
+                return
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=outage)
+    thread.start()
+    res = cli("sweep", str(exp), "--no-sync", plugins=testplugins, env=TOY)
+    thread.join()
+    assert stopped, "the database was never stopped"
+    errors = [line for line in res.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, res.err[-3000:]
+    assert "unreachable" in errors[0] and "workers stopped" in errors[0], errors[0]
+    assert "outage-secret" not in res.err + res.out
+    assert "Traceback" not in res.err
+    assert res.code == 69
+    assert _workers_of(name) == []
+
+    run_dir = tmp_path / "runs" / name
+    study = optuna.load_study(study_name=name, storage=open_storage(private_pg.url))
+    held = [t for t in study.get_trials() if t.state in (TrialState.RUNNING, TrialState.FAIL)]
+    assert held, "the outage hit no trial: nothing was tested"
+    for t in held:
+        note = trial_dir(run_dir, t.number) / OUTAGE_FILE
+        if t.state == TrialState.RUNNING:
+            assert t.user_attrs.get(TRIAL_SUSPENDED) or note.exists(), t.user_attrs
+        else:
+            assert "unreachable" in t.user_attrs.get("fail_reason", ""), t.user_attrs
+
+    again = cli("sweep", str(exp), "--no-sync", plugins=testplugins, env=TOY)
+    assert again.code == 0, again.err[-3000:]
+    study = optuna.load_study(study_name=name, storage=open_storage(private_pg.url))
+    trials = study.get_trials()
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == budget
+    resumed = [t for t in trials if t.number in {h.number for h in held}]
+    assert all(t.state == TrialState.COMPLETE for t in resumed)
+    assert any(TRIAL_SUSPENDED_BY in t.user_attrs for t in resumed)
