@@ -64,7 +64,8 @@ def evaluate_cmd(
     run = load_run(run_dir, reg, storage)
     result = evaluate_file(run, file, reg, data_key=data_key, normalise=normalise, out=output)
     out.print(f"{result.events} events from {file}, model {run.model} of {run_dir}")
-    out.print(", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
+    shown = (f"{k}={'undefined' if v is None else f'{v:.4f}'}" for k, v in result.metrics.items())
+    out.print(", ".join(shown))
     if result.bins:
         table = Table(title="per energy bin, log10(E0/GeV)")
         names = [m for m in BINNED_METRICS if m in result.bins[0]]
