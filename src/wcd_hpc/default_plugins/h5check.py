@@ -14,7 +14,6 @@ clips to 0) is a warning, once per file.
 from __future__ import annotations
 
 import logging
-import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +22,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from wcd_hpc.errors import DataError
+from wcd_hpc.output.files import not_a_file
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["FileInfo", "check_block", "check_classes", "inspect_file", "not_a_file"]
+__all__ = ["FileInfo", "check_block", "check_classes", "inspect_file"]
 
 log = logging.getLogger("wcd_hpc.data")
 
@@ -52,28 +52,6 @@ class FileInfo:
 
 def _fail(path: Path, problem: str) -> DataError:
     return DataError(f"{path}: {problem}")
-
-
-def not_a_file(path: Path) -> str | None:
-    """Why ``path`` cannot be read as a file (missing, a directory, a FIFO …), or ``None``.
-
-    A FIFO would block the reader forever, and "file not found" for a directory misleads.
-    """
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        return "file not found"
-    except OSError as exc:
-        return f"cannot read: {exc.strerror or exc}"
-    if stat.S_ISREG(mode):
-        return None
-    what = {
-        stat.S_ISDIR(mode): "a directory",
-        stat.S_ISFIFO(mode): "a FIFO (named pipe)",
-        stat.S_ISSOCK(mode): "a socket",
-        stat.S_ISCHR(mode) or stat.S_ISBLK(mode): "a device",
-    }.get(True, "not a regular file")
-    return f"is {what}, expected a file" if what != "not a regular file" else what
 
 
 def inspect_file(

@@ -33,6 +33,7 @@ from typing import Any, cast
 import yaml
 
 from wcd_hpc.errors import MAX_ECHO, ConfigError, clip
+from wcd_hpc.output.files import not_a_file
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -104,7 +105,11 @@ def suggest(word: str, known: Sequence[str]) -> str:
 
 
 def read_text(path: Path) -> str:
-    """The file's text, or a one-line :class:`ConfigError` instead of an ``OSError`` traceback."""
+    """The file's text, or a one-line :class:`ConfigError` instead of an ``OSError`` traceback
+    (or a read that never ends: a FIFO is refused before it is opened)."""
+    problem = not_a_file(path)
+    if problem is not None and problem != "file not found":
+        raise ConfigError(str(path), None, None, problem)
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
