@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from wcd_hpc.errors import ConfigError
-from wcd_hpc.experiment.sources import load_profile
+from wcd_hpc.experiment.config import validate_profile
+from wcd_hpc.experiment.sources import load_profile, profile_path
 
 _NAME = re.compile(r"^[A-Za-z0-9_.,:=+@%-]+$")
 RUNTIMES = ("apptainer", "singularity")
@@ -253,8 +254,16 @@ def profile_dirs() -> list[Path]:
 
 
 def site_profile(name: str | None) -> dict[str, Any] | None:
-    """The profile named by ``--profile`` (a name or a path), else ``$WCD_HPC_PROFILE``."""
+    """The profile named by ``--profile`` (a name or a path), else ``$WCD_HPC_PROFILE``.
+
+    Checked whole, as ``wcd-hpc profiles`` checks it: a key no profile takes (``runs_dri``) or
+    a bad ``[slurm]`` value is refused here, never dropped silently.
+    """
     chosen = name or os.environ.get(ENV_PROFILE)
     if not chosen:
         return None
-    return load_profile(chosen, profile_dirs())
+    path = profile_path(chosen, profile_dirs())
+    profile = load_profile(str(path), [])
+    validate_profile(profile, str(path))
+    parse_site(profile, str(path))
+    return profile
