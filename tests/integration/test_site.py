@@ -6,6 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -67,3 +69,34 @@ def test_doctor_passes_on_the_dev_cluster(cli, tmp_path, slurm_cluster) -> None:
     assert any(
         line.startswith("ok") and "slurm partitions" in line for line in res.out.splitlines()
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'runs_dri = "/scratch"\n',  # a key no profile takes
+        '[slurm]\npartiton = "gpu"\n',
+        'description = 3\n[slurm]\nconstraint = "a &"\n',
+    ],
+)
+def test_sweep_refuses_a_profile_that_profiles_marks_invalid_with_the_same_line(
+    tmp_path, monkeypatch, text
+) -> None:
+    from typer.testing import CliRunner
+
+    from wcd_hpc.cli import PROG_NAME, app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WCD_HPC_PROFILE", raising=False)
+    (tmp_path / "slurm" / "profiles").mkdir(parents=True)
+    (tmp_path / "slurm" / "profiles" / "odd.toml").write_text(text, encoding="utf-8")
+    listed = CliRunner().invoke(app, ["profiles", "--json"], prog_name=PROG_NAME)
+    rows = {r["name"]: r for r in json.loads(listed.output)["profiles"]}
+    assert rows["odd"]["error"], rows["odd"]
+    exp = tmp_path / "q.yaml"
+    exp.write_text("name: q\ndataset: footprint-sim\nmodel: mlp\ntrials: 1\n", encoding="utf-8")
+    res = CliRunner().invoke(
+        app, ["sweep", str(exp), "--dry-run", "--profile", "odd"], prog_name=PROG_NAME
+    )
+    assert str(res.exception) == rows["odd"]["error"]
+    assert not (tmp_path / "runs").exists()

@@ -7,6 +7,10 @@
   a terminal should break, so single line breaks inside a paragraph become spaces.
 - ``--show-completion SHELL`` and ``--install-completion SHELL`` take the shell asked for
   (typer's own options ignore it and detect the current shell); without one they detect it.
+- A path starting with ``~`` is expanded, whichever verb (a plugin's too) receives it: a shell
+  leaves ``--runs-dir ~/x`` alone when quoted or written ``--runs-dir=~/x``, and a directory
+  literally named ``~`` is never what was meant. Keys of an experiment file are expanded by
+  their rule (:func:`wcd_hpc.experiment.checks.path`).
 
 :class:`Group` is the root command's click class (``cls=`` of the typer app), which is where
 click builds the tree of commands, parses the root's options and raises usage errors.
@@ -14,8 +18,12 @@ click builds the tree of commands, parses the root's options and raises usage er
 
 from __future__ import annotations
 
+import functools
 import inspect
+import os
 import re
+from collections.abc import Callable
+from pathlib import Path, PurePath
 from typing import Annotated, Any
 
 import typer
@@ -44,7 +52,27 @@ def reflow(text: str | None) -> str | None:
     return "\n\n".join(paragraphs) + cut + rest
 
 
+def expand_user(value: Any) -> Any:
+    """``value`` with a leading ``~`` expanded if it is a path (or a list of paths)."""
+    if isinstance(value, PurePath) and str(value).startswith("~"):
+        return Path(os.path.expanduser(value))
+    if isinstance(value, (list, tuple)) and any(isinstance(v, PurePath) for v in value):
+        return type(value)(expand_user(v) for v in value)
+    return value
+
+
+def _expanding(callback: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(callback)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return callback(*args, **{k: expand_user(v) for k, v in kwargs.items()})
+
+    call.__wcd_expands__ = True  # type: ignore[attr-defined]
+    return call
+
+
 def _reflow_tree(command: Command) -> None:
+    if command.callback is not None and not hasattr(command.callback, "__wcd_expands__"):
+        command.callback = _expanding(command.callback)
     command.help = reflow(command.help)
     for param in command.params:
         if getattr(param, "help", None):
@@ -78,7 +106,7 @@ class Group(TyperGroup):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        _reflow_tree(self)  # subcommands and plugin verbs are built before the root
+        _reflow_tree(self)  # subcommands and plugin verbs are built before the root; ~ expanded
 
     def get_params(self, ctx: Context) -> list[Parameter]:
         params = super().get_params(ctx)

@@ -12,6 +12,7 @@ import typer
 
 from wcd_hpc.cli.common import out
 from wcd_hpc.errors import StorageError
+from wcd_hpc.output.files import not_a_file
 from wcd_hpc.queue.journal import JournalCorrupt, check_journal, salvage, scan
 
 app = typer.Typer(help="Check or salvage a journal-file study.", no_args_is_help=True)
@@ -31,8 +32,7 @@ def check_cmd(
 
     The exit status is the same with --json: 0 for a sound journal, 2 for a damaged one.
     """
-    if not path.is_file():
-        raise StorageError(f"{path}: no such journal file")
+    _check_file(path)
     if not as_json:
         check_journal(path)
         out.print(f"{path}: ok")
@@ -52,6 +52,15 @@ def check_cmd(
         raise typer.Exit(JournalCorrupt.exit_code)
 
 
+def _check_file(path: Path) -> None:
+    """A journal is a regular file: say what else PATH is (a FIFO would block the read)."""
+    problem = not_a_file(path)
+    if problem == "file not found":
+        raise StorageError(f"{path}: no such journal file")
+    if problem is not None:
+        raise StorageError(f"{path}: {problem}")
+
+
 @app.command("salvage")
 def salvage_cmd(
     path: Annotated[Path, typer.Argument(metavar="PATH", help="The damaged journal file.")],
@@ -65,6 +74,7 @@ def salvage_cmd(
     ] = None,
 ) -> None:
     """Write the longest valid prefix of PATH to a new file; PATH itself is never modified."""
+    _check_file(path)
     done = salvage(path, new)
     if not done.problem:
         out.print(f"{path}: no damage found; copied all {done.kept} line(s) to {done.out}")

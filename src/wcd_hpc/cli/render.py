@@ -30,6 +30,9 @@ def render_cmd(
         int | None, typer.Option("--workers", "-w", min=1, help="Array tasks.")
     ] = None,
     storage: StorageOption = None,
+    runs_dir: Annotated[
+        Path | None, typer.Option("--runs-dir", help="Override the runs root.")
+    ] = None,
     profile: ProfileOption = None,
     sets: SetOption = None,
 ) -> None:
@@ -41,6 +44,8 @@ def render_cmd(
     flags: dict[str, tuple[str, Any]] = {"storage": ("--storage", storage)}
     if workers is not None:
         flags["workers"] = ("--workers", workers)
+    if runs_dir is not None:  # as sweep takes it: the scripts and the study are the same
+        flags["runs_dir"] = ("--runs-dir", runs_dir)
     p = plan(experiment, registry(), profile=profile, sets=sets or [], flags=flags)
     scripts = render_scripts(p.job())  # a value no script can hold is refused before the study
     start(p)

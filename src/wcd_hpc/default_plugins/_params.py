@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from wcd_hpc.api import DataSpec, Splits
+from wcd_hpc.default_plugins.h5check import check_classes
 from wcd_hpc.default_plugins.h5data import (
     NORMALISATIONS,
     FileInfo,
@@ -115,12 +116,14 @@ def split_sizes(events: int, fractions: Sequence[float]) -> list[int]:
 def check_files(
     name: str, p: Mapping[str, Any], train: FileInfo, test: FileInfo | None
 ) -> list[float]:
-    """Refuse files that cannot give the splits asked for; returns the split fractions.
+    """Refuse files that cannot give the splits asked for (too few events, a single class in
+    the training file); returns the split fractions.
 
     Part of a dataset's ``check`` as well as of ``load``, so that ``sweep`` refuses such files
     on the login node instead of every worker failing the same way on a compute node.
     """
     fractions = [p["val_fraction"]] + ([] if test is not None else [p["test_fraction"]])
+    check_classes(train, "training")
     if min(split_sizes(train.events, fractions)) < 1:
         raise DataError(
             f"{train.path}: {train.events} events are too few for non-empty splits at "

@@ -10,7 +10,8 @@ the training loop's shuffle window instead of the file size.
 Splits are made of whole 32-event blocks assigned at random (seeded by the dataset, never by the
 trial): every split reads contiguous runs, yet a file whose events are sorted by class still
 gives class-mixed splits. Every problem with a file — missing key, wrong shape, NaN, truncation,
-labels out of range — is one ``ValueError`` line that names the file and the problem.
+labels out of range — is one ``ValueError`` line that names the file and the problem; the checks
+themselves are :mod:`wcd_hpc.default_plugins.h5check`, which ``evaluate`` applies too.
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from wcd_hpc.api import Split
+from wcd_hpc.default_plugins.h5check import FileInfo, check_block, inspect_file
 from wcd_hpc.errors import DataError
 
 if TYPE_CHECKING:  # h5py and torch load when a file is read, not when a dataset registers
     import h5py
-    import pandas as pd
     import torch
 
 __all__ = [
@@ -93,15 +94,6 @@ TRACES = Layout(
 )
 
 
-@dataclass(frozen=True)
-class FileInfo:
-    path: Path
-    events: int
-    sample_shape: tuple[int, ...]
-    classes: tuple[str, ...]
-    info: pd.DataFrame
-
-
 def _open(path: Path) -> h5py.File:
     """``path`` opened read-only. h5py is imported here, when a file is read, so that
     registering the datasets (every command does) does not import it."""
@@ -115,77 +107,22 @@ def _fail(path: Path, problem: str) -> DataError:
     return DataError(f"{path}: {problem}")
 
 
-def _first_nan(values: np.ndarray) -> int | None:
-    bad = np.flatnonzero(~np.isfinite(values))
-    return int(bad[0]) if bad.size else None
-
-
 def inspect(path: str | Path, layout: Layout, classes: Sequence[str] | None = None) -> FileInfo:
     """Open ``path``, check its structure and ``info`` table, and return what a split needs.
 
-    Reads the info table and the last event (a truncated file fails there), not the whole data
-    set: the NaN scan of ``data`` happens as events are read.
+    The one check of :mod:`~wcd_hpc.default_plugins.h5check`, which ``evaluate`` applies too;
+    it reads the info table and the last event, not the whole data set: the NaN scan of
+    ``data`` happens as events are read.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise _fail(p, f"file not found (expected a {layout.kind} file: {layout.expected})")
-    import h5py
-
-    try:
-        fh = _open(p)
-    except OSError as err:
-        raise _fail(p, f"not a readable HDF5 file (truncated or corrupt?): {err}") from None
-    with fh:
-        if "data" not in fh or not isinstance(fh["data"], h5py.Dataset):
-            raise _fail(p, f"missing dataset 'data' ({layout.expected}); found keys {list(fh)}")
-        dset = fh["data"]
-        if dset.ndim != 1 + layout.sample_ndim or dset.shape[0] < 1:
-            raise _fail(p, f"'data' has shape {dset.shape}, expected {layout.expected}")
-        if dset.dtype.kind not in "fiu":
-            raise _fail(p, f"'data' has dtype {dset.dtype}, expected float32")
-        try:
-            dset[dset.shape[0] - 1]
-        except (OSError, RuntimeError) as err:
-            raise _fail(p, f"'data' cannot be read to the end (truncated?): {err}") from None
-        attr = dset.attrs.get("class_names")
-        events, shape = int(dset.shape[0]), tuple(int(s) for s in dset.shape[1:])
-    try:
-        import pandas as pd  # slow to import: only when a file is opened
-
-        info = pd.read_hdf(p, "info")
-    except KeyError:
-        raise _fail(p, "missing table 'info' (a pandas DataFrame.to_hdf(key='info'))") from None
-    except (OSError, ValueError, TypeError, ImportError) as err:
-        raise _fail(p, f"cannot read table 'info': {err}") from None
-    if not isinstance(info, pd.DataFrame):
-        raise _fail(p, "'info' is not a pandas DataFrame table")
-    if len(info) != events:
-        raise _fail(p, f"'info' has {len(info)} rows but 'data' has {events} events")
-    names = tuple(classes or ([str(c) for c in attr] if attr is not None else layout.classes))
-    _check_labels(p, info, names)
-    for columns in layout.meta.values():
-        col = next((c for c in columns if c in info.columns), None)
-        if col is not None and info[col].dtype.kind == "f":
-            row = _first_nan(info[col].to_numpy())
-            if row is not None:
-                raise _fail(p, f"column '{col}' of 'info' is NaN at row {row}")
-    return FileInfo(p, events, shape, names, info)
-
-
-def _check_labels(p: Path, info: pd.DataFrame, names: tuple[str, ...]) -> None:
-    if "Y_class" not in info.columns:
-        raise _fail(p, f"'info' has no 'Y_class' column; columns: {list(info.columns)}")
-    import pandas as pd
-
-    y = pd.to_numeric(info["Y_class"], errors="coerce").to_numpy(dtype=np.float64)
-    ok = np.isfinite(y) & (y == np.round(y)) & (y >= 0) & (y < len(names))
-    if not ok.all():
-        row = int(np.flatnonzero(~ok)[0])
-        raise _fail(
-            p,
-            f"'Y_class' must be an integer 0..{len(names) - 1} (classes {list(names)}), "
-            f"got {info['Y_class'].iloc[row]} at row {row}",
-        )
+    return inspect_file(
+        path,
+        kind=layout.kind,
+        expected=layout.expected,
+        default_classes=layout.classes,
+        meta=layout.meta,
+        sample_ndim=layout.sample_ndim,
+        classes=classes,
+    )
 
 
 def assign_rows(events: int, fractions: Sequence[float], seed: int) -> list[np.ndarray]:
@@ -215,11 +152,7 @@ def _read_rows(dset: h5py.Dataset, path: Path, rows: np.ndarray) -> np.ndarray:
             out[a:b] = dset[lo : lo + (b - a)]
         except (OSError, RuntimeError) as err:
             raise _fail(path, f"cannot read 'data' events {lo}–{lo + b - a - 1}: {err}") from None
-    flat = out.reshape(rows.size, -1)
-    finite = np.isfinite(flat).all(axis=1)
-    if not finite.all():
-        row = int(rows[np.flatnonzero(~finite)[0]])
-        raise _fail(path, f"'data' holds NaN or inf in event {row}")
+    check_block(path, out, rows)
     return out
 
 

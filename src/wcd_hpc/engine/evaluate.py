@@ -23,7 +23,7 @@ says so (``cuts_chosen_on``).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,8 @@ import torch
 
 from wcd_hpc import merit
 from wcd_hpc.api import DataSpec, Metric
+from wcd_hpc.default_plugins.h5check import check_block, inspect_file
+from wcd_hpc.default_plugins.h5data import FOOTPRINTS, TRACES
 from wcd_hpc.default_plugins.metrics import (
     default_signal_class,
     signal_index,
@@ -167,45 +169,54 @@ def load_run(run_dir: Path, registry: Registry, storage: str | None = None) -> R
     )
 
 
-def read_events(
-    path: Path, data_key: str = "data"
-) -> tuple[Any, np.ndarray, dict[str, np.ndarray]]:
-    """The open h5py dataset (read lazily), the labels and per-event metadata of ``path``."""
-    import h5py
-    import pandas as pd
+#: The ``info`` columns evaluate reads (and checks, as training does): those of both layouts.
+EVALUATE_META: dict[str, tuple[str, ...]] = {**TRACES.meta, **FOOTPRINTS.meta}
 
+
+def read_events(
+    path: Path, data_key: str = "data", spec: DataSpec | None = None
+) -> tuple[Any, np.ndarray, dict[str, np.ndarray]]:
+    """The open h5py dataset (read lazily), the labels and per-event metadata of ``path``.
+
+    The file is checked by the checker training uses (:func:`inspect_file`): structure, dtype,
+    ``info`` table, labels, metadata; with ``spec``, its events must have the model's input
+    shape (or that shape without its channel of one) and its labels the model's classes.
+    """
+    import h5py
+
+    shapes: list[tuple[int, ...]] = []
+    if spec is not None:
+        shapes = [tuple(spec.input_shape)]
+        if len(spec.input_shape) > 1 and spec.input_shape[0] == 1:
+            shapes.append(tuple(spec.input_shape[1:]))
     try:
-        handle = h5py.File(path, "r")
-    except (FileNotFoundError, OSError) as exc:
-        raise EvaluateError(f"{path}: cannot open as HDF5 ({exc})") from None
-    if data_key not in handle:
-        keys = ", ".join(sorted(handle.keys()))
-        raise EvaluateError(f"{path}: no dataset '{data_key}' (keys: {keys}); see --data-key")
-    try:
-        info = pd.read_hdf(path, "info")
-    except (KeyError, ValueError, TypeError, OSError) as exc:
-        raise EvaluateError(f"{path}: cannot read the 'info' table ({exc})") from None
-    data = handle[data_key]
-    if len(info) != data.shape[0]:
-        raise EvaluateError(
-            f"{path}: '{data_key}' has {data.shape[0]} events but 'info' {len(info)} rows"
+        found = inspect_file(
+            path,
+            kind="event",
+            expected="(N, …) float32 events with a pandas 'info' table",
+            default_classes=spec.class_names if spec is not None else (),
+            classes=spec.class_names if spec is not None else None,
+            meta=EVALUATE_META,
+            data_key=data_key,
+            sample_shapes=shapes,
+            hint="; see --data-key",
+            match_classes=True,
         )
-    if "Y_class" not in info.columns:
-        raise EvaluateError(f"{path}: 'info' has no Y_class column (columns: {list(info.columns)})")
-    labels = info["Y_class"].to_numpy()
-    if np.isnan(labels.astype(np.float64)).any():
-        raise EvaluateError(f"{path}: 'info' column Y_class contains NaN")
+    except DataError as exc:
+        raise EvaluateError(str(exc)) from None
+    info = found.info
     meta: dict[str, np.ndarray] = {}
     for column in ENERGY_COLUMNS:
         if column in info.columns:
             meta["energy"] = info[column].to_numpy(dtype=np.float64)
             break
     for column, key in (("theta0 (deg)", "zenith"), ("theta0", "zenith"), ("Nmuons", "Nmuons")):
-        if column in info.columns:
+        if column in info.columns and key not in meta:
             meta[key] = info[column].to_numpy(dtype=np.float64)
     if "primary" in info.columns:
         meta["primary"] = info["primary"].astype(str).to_numpy()
-    return data, labels.astype(np.int64), meta
+    labels = info["Y_class"].to_numpy(dtype=np.float64).astype(np.int64)
+    return h5py.File(path, "r")[data_key], labels, meta
 
 
 def evaluate_file(
@@ -233,18 +244,7 @@ def evaluate_file(
     model.load_state_dict(state)
     device = pick_device()
     model.to(device).eval()
-    data, labels, meta = read_events(path, data_key)
-    size = int(np.prod(run.spec.input_shape))
-    if int(np.prod(data.shape[1:])) != size:
-        raise EvaluateError(
-            f"{path}: events of shape {tuple(data.shape[1:])} do not fit the model's input "
-            f"{run.spec.input_shape}"
-        )
-    if labels.size and (labels.min() < 0 or labels.max() >= run.spec.num_classes):
-        raise EvaluateError(
-            f"{path}: Y_class must lie in 0..{run.spec.num_classes - 1} for this model "
-            f"(classes {', '.join(run.spec.class_names)}), got {labels.min()}..{labels.max()}"
-        )
+    data, labels, meta = read_events(path, data_key, run.spec)
     logits_fn = plugin.logits or default_logits
     norm = NORMALISERS[kind]
     parts = []
@@ -252,7 +252,10 @@ def evaluate_file(
         with torch.no_grad():
             for start in range(0, data.shape[0], chunk):
                 raw = np.asarray(data[start : start + chunk], dtype=np.float32)
-                _check_finite(path, raw, start)
+                try:  # before the normalisation, which hides NaN (log1p clips -inf to 0)
+                    check_block(path, raw, np.arange(start, start + len(raw)), data_key)
+                except DataError as exc:
+                    raise EvaluateError(str(exc)) from None
                 x = torch.from_numpy(np.ascontiguousarray(norm(raw), dtype=np.float32))
                 x = x.reshape(-1, *run.spec.input_shape).to(device)
                 parts.append(torch.softmax(logits_fn(model(x)).float(), dim=1).cpu().numpy())
@@ -302,6 +305,9 @@ def evaluate_file(
         "cuts_chosen_on": payload["cuts_chosen_on"],
         "provenance": {"software": origin.software(), "data": data},
     }
+    undefined = _undefined(metrics, labels, names)
+    if undefined:  # JSON has no NaN: the value is null, and here is why
+        record["undefined"] = undefined
     write_json(target / EVALUATION_METRICS_FILE, record)
     return Evaluation(
         target, int(labels.size), metrics, payload["bins"], str(payload["cuts_chosen_on"])
@@ -322,30 +328,28 @@ def _signal(run: RunInfo, labels: np.ndarray, meta: dict[str, np.ndarray]) -> in
     return found
 
 
-def _check_finite(path: Path, block: np.ndarray, start: int) -> None:
-    """Refuse a chunk with NaN or inf, naming the first such event as training does.
-
-    Training rejects the same file (:mod:`wcd_hpc.default_plugins.h5data`), so evaluating it
-    would score events the model was never allowed to see; and the check must come before the
-    normalisation, which hides them (``log1p`` clips ``-inf`` to 0) or lets a NaN turn into an
-    arbitrary class. One pass of ``isfinite`` over the chunk costs a fraction of ``log1p`` and of
-    reading it; the per-event search runs only once something is found.
-    """
-    if np.isfinite(block).all():
-        return
-    bad = ~np.isfinite(block.reshape(block.shape[0], -1)).all(axis=1)
-    row = start + int(np.flatnonzero(bad)[0])
-    raise EvaluateError(f"{path}: 'data' holds NaN or inf in event {row}")
-
-
 def _scores(
     labels: np.ndarray, probs: np.ndarray, meta: Mapping[str, np.ndarray], registry: Registry
 ) -> dict[str, Any]:
+    """Every metric on the file; ``None`` where it is undefined (NaN or inf: one class only)."""
     out: dict[str, Any] = {}
     for name, entry in sorted(registry.metrics.items()):
         metric: Metric = entry.obj
         try:
-            out[name] = float(metric.compute(labels, probs, meta))
+            value = float(metric.compute(labels, probs, meta))
         except Exception:  # a third-party metric that cannot score this file is left out
             continue
+        out[name] = value if np.isfinite(value) else None
     return out
+
+
+def _undefined(
+    metrics: Mapping[str, float | None], labels: np.ndarray, names: Sequence[str]
+) -> dict[str, str]:
+    """Why each metric without a value has none, for ``metrics.json`` and the terminal."""
+    present = np.unique(labels)
+    if present.size == 1 and 0 <= int(present[0]) < len(names):
+        why = f"undefined: every event is of class {names[int(present[0])]!r}"
+    else:
+        why = "undefined on this file (NaN or inf)"
+    return {name: why for name, value in metrics.items() if value is None}

@@ -347,6 +347,7 @@ def load_experiment(
         raise ConfigError(file, None, 1, f"expected a mapping of settings, got {got(data)}")
     if raw_space is not None:
         data["param_space"] = raw_space
+    data = {k: v for k, v in data.items() if not _holder(k)}
     settings = _Settings()
     if profile:
         settings.apply(_profile_settings(profile), "<profile>", {})
@@ -364,6 +365,16 @@ def load_experiment(
     exp.lines = lines
     exp.origins = {k: f for k, (f, _) in settings.origin.items() if f.startswith(("-", "$"))}
     return exp
+
+
+#: A top-level key starting with this holds YAML anchors for the rest of the file
+#: (``x-common: &common {…}``, then ``params: *common``), as in Docker Compose files: it is
+#: read for its anchors and otherwise ignored, so that no real key is ever spelled this way.
+HOLDER_PREFIX = "x-"
+
+
+def _holder(key: object) -> bool:
+    return isinstance(key, str) and key.startswith(HOLDER_PREFIX)
 
 
 def _profile_settings(profile: Mapping[str, Any]) -> dict[str, Any]:

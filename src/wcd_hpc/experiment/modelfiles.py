@@ -41,6 +41,7 @@ from wcd_hpc.experiment.config import Experiment
 from wcd_hpc.experiment.filerefs import is_file_reference
 from wcd_hpc.experiment.resolve import error_at
 from wcd_hpc.hookspecs import hookimpl
+from wcd_hpc.output.files import not_a_file
 
 __all__ = ["FileRef", "Loaded", "load_copy", "load_file", "of_experiment", "parse"]
 
@@ -116,6 +117,9 @@ def shown(path: Path) -> str:
 
 def load_file(ref: FileRef, blame: Blame, direction: str | None = None) -> Loaded:
     """Read, hash, import and check the file a reference names (at sweep time)."""
+    problem = not_a_file(ref.path)
+    if problem is not None and problem != "file not found":  # a FIFO would block the read
+        raise blame(f"{shown(ref.path)} {problem} (from {ref.reference!r})")
     try:
         data = ref.path.read_bytes()
     except FileNotFoundError:

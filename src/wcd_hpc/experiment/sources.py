@@ -33,6 +33,7 @@ from typing import Any, cast
 import yaml
 
 from wcd_hpc.errors import MAX_ECHO, ConfigError, clip
+from wcd_hpc.output.files import not_a_file
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -104,7 +105,11 @@ def suggest(word: str, known: Sequence[str]) -> str:
 
 
 def read_text(path: Path) -> str:
-    """The file's text, or a one-line :class:`ConfigError` instead of an ``OSError`` traceback."""
+    """The file's text, or a one-line :class:`ConfigError` instead of an ``OSError`` traceback
+    (or a read that never ends: a FIFO is refused before it is opened)."""
+    problem = not_a_file(path)
+    if problem is not None and problem != "file not found":
+        raise ConfigError(str(path), None, None, problem)
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -330,8 +335,9 @@ def _split_by_yaml(root: yaml.SequenceNode) -> bool:
 # Site profiles
 
 
-def load_profile(name_or_path: str, search_dirs: Sequence[Path]) -> dict[str, Any]:
-    """Read a TOML site profile given by path or by name (``<name>.toml`` in ``search_dirs``)."""
+def profile_path(name_or_path: str, search_dirs: Sequence[Path]) -> Path:
+    """The file of a site profile given by path or by name (``<name>.toml`` in ``search_dirs``,
+    the first found)."""
     path = Path(name_or_path)
     if path.suffix != ".toml" and "/" not in name_or_path:
         found = [Path(d) / f"{name_or_path}.toml" for d in search_dirs]
@@ -344,6 +350,12 @@ def load_profile(name_or_path: str, search_dirs: Sequence[Path]) -> dict[str, An
             hint = suggest(name_or_path, known) if known else ""
             raise ConfigError(name_or_path, None, None, f"no such profile in {where}{hint}")
         path = existing[0]
+    return path
+
+
+def load_profile(name_or_path: str, search_dirs: Sequence[Path]) -> dict[str, Any]:
+    """Read a TOML site profile given by path or by name (``<name>.toml`` in ``search_dirs``)."""
+    path = profile_path(name_or_path, search_dirs)
     text = read_text(path)
     try:
         profile: dict[str, Any] = tomllib.loads(text)

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from wcd_hpc.errors import ConfigError
-from wcd_hpc.experiment.sources import load_profile
+from wcd_hpc.experiment.config import validate_profile
+from wcd_hpc.experiment.sources import load_profile, profile_path
 
 _NAME = re.compile(r"^[A-Za-z0-9_.,:=+@%-]+$")
 RUNTIMES = ("apptainer", "singularity")
@@ -43,7 +44,9 @@ class SlurmSettings:
     )
     qos: str | None = _doc(None, "`--qos`: the quality of service, where the site uses one.")
     constraint: str | None = _doc(
-        None, '`--constraint`: node features, e.g. `"a100"` (`sinfo -o "%N %f"`).'
+        None,
+        '`--constraint`: node features in Slurm\'s grammar, e.g. `"a100"`, `"a100&ib"`, '
+        '`"[rack1|rack2]"` (`sinfo -o "%N %f"`).',
     )
     gres: str = _doc(
         "gpu:{gpus}",
@@ -112,6 +115,60 @@ def _opt_name(table: Mapping[str, Any], key: str, source: str, prefix: str) -> s
     return value
 
 
+#: One token of Slurm's ``--constraint`` grammar: a feature (with an optional node count
+#: ``*N``), an operator (``&`` and, ``|`` or), or a bracket (``[…]`` matching or, ``(…)``
+#: grouping). See ``man sbatch``, ``--constraint``.
+_CONSTRAINT_TOKEN = re.compile(r"([A-Za-z0-9_.:=+@%-]+(?:\*\d+)?)|([&|])|([\[\]()])")
+
+
+def _constraint_problem(text: str) -> str | None:
+    """Why ``text`` is not a Slurm constraint expression, or ``None`` when it is one."""
+    stack: list[str] = []
+    want_operand = True  # an operand (a feature or an opening bracket) comes next
+    pos = 0
+    while pos < len(text):  # no blanks: an #SBATCH line splits at them
+        match = _CONSTRAINT_TOKEN.match(text, pos)
+        if match is None:
+            return f"unexpected {text[pos]!r} at column {pos + 1}"
+        feature, operator, bracket = match.groups()
+        pos = match.end()
+        if feature is not None or bracket in ("[", "("):
+            if not want_operand:
+                return f"an operator (& or |) is missing before column {match.start() + 1}"
+            if bracket:
+                stack.append(bracket)
+            else:
+                want_operand = False
+        elif operator is not None:
+            if want_operand:
+                return f"{operator!r} at column {pos} has nothing before it"
+            want_operand = True
+        else:  # a closing bracket
+            opening = {"]": "[", ")": "("}[str(bracket)]
+            if want_operand or not stack or stack.pop() != opening:
+                return f"unbalanced or empty {bracket!r} at column {pos}"
+    if want_operand or stack:
+        return "it ends before an operand" if want_operand else f"{stack[-1]!r} is not closed"
+    return None
+
+
+def _constraint(table: Mapping[str, Any], source: str) -> str | None:
+    """``slurm.constraint``: node features in Slurm's grammar (``a100``, ``a&b|c``,
+    ``[rack1|rack2]``, ``(a|b)&c``, ``knl*2``), checked here rather than refused by sbatch."""
+    value = table.get("constraint")
+    if value in (None, ""):
+        return None
+    problem = _constraint_problem(value) if isinstance(value, str) else "not a string"
+    if problem is not None:
+        raise _err(
+            source,
+            "slurm.constraint",
+            "expected node features joined by & (and) and | (or), with [ ] or ( ) around "
+            f"groups, e.g. 'a100&ib' or '[rack1|rack2]'; {problem}, got {value!r}",
+        )
+    return str(value)
+
+
 def _int(table: Mapping[str, Any], key: str, source: str, prefix: str, default: int | None) -> Any:
     value = table.get(key, default)
     if value is None:
@@ -155,7 +212,7 @@ def parse_site(profile: Mapping[str, Any] | None, source: str = "<profile>") -> 
         partition=_opt_name(raw_slurm, "partition", source, "slurm"),
         account=_opt_name(raw_slurm, "account", source, "slurm"),
         qos=_opt_name(raw_slurm, "qos", source, "slurm"),
-        constraint=_opt_name(raw_slurm, "constraint", source, "slurm"),
+        constraint=_constraint(raw_slurm, source),
         gres=gres,
         array_parallelism=_int(raw_slurm, "array_parallelism", source, "slurm", None),
         grace_s=_int(raw_slurm, "grace_s", source, "slurm", DEFAULT_GRACE_S),
@@ -197,8 +254,16 @@ def profile_dirs() -> list[Path]:
 
 
 def site_profile(name: str | None) -> dict[str, Any] | None:
-    """The profile named by ``--profile`` (a name or a path), else ``$WCD_HPC_PROFILE``."""
+    """The profile named by ``--profile`` (a name or a path), else ``$WCD_HPC_PROFILE``.
+
+    Checked whole, as ``wcd-hpc profiles`` checks it: a key no profile takes (``runs_dri``) or
+    a bad ``[slurm]`` value is refused here, never dropped silently.
+    """
     chosen = name or os.environ.get(ENV_PROFILE)
     if not chosen:
         return None
-    return load_profile(chosen, profile_dirs())
+    path = profile_path(chosen, profile_dirs())
+    profile = load_profile(str(path), [])
+    validate_profile(profile, str(path))
+    parse_site(profile, str(path))
+    return profile

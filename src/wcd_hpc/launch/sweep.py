@@ -10,6 +10,7 @@ the CLI implements with rich and a library caller may leave silent.
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -158,7 +159,27 @@ def _check_dataset(exp: Experiment, registry: Registry) -> None:
     try:
         dataset.check({**dataset.defaults, **exp.dataset_params})
     except ValueError as exc:
-        raise ConfigError(exp.source, "dataset", exp.lines.get("dataset"), str(exc)) from None
+        raise _dataset_error(exp, str(exc)) from None
+
+
+def _dataset_error(exp: Experiment, message: str) -> ConfigError:
+    """The dataset's refusal, blamed where the parameter it names was written.
+
+    A dataset says which parameter it refuses only in its words (``parameter 'events' must
+    be …``); when a parameter of the experiment is named there, where it was written is blamed:
+    the flag that set it (``--set dataset.params.events=-5``), else its line of the file.
+    """
+    for name in exp.dataset_params:
+        key = f"dataset.params.{name}"
+        if re.search(rf"\b{re.escape(str(name))}\b", message):
+            flag = exp.origins.get(key) or exp.origins.get("dataset.params")
+            if flag is None and exp.origins.get("dataset") is None:
+                return ConfigError(exp.source, key, exp.lines.get(key), message)
+            return ConfigError(flag or exp.origins["dataset"], key, None, message)
+    flag = exp.origins.get("dataset.params") or exp.origins.get("dataset")
+    if flag is not None:
+        return ConfigError(flag, "dataset.params", None, message)
+    return ConfigError(exp.source, "dataset", exp.lines.get("dataset"), message)
 
 
 def _check_grid(exp: Experiment, space: Space) -> None:

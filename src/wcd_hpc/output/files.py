@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -116,3 +117,26 @@ def disk_full_text(path: Path) -> str:
     free = free_bytes(path)
     left = "" if free is None else f" ({size_text(free)} free)"
     return f"no space left on the filesystem of {path}{left}"
+
+
+def not_a_file(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a file (missing, a directory, a FIFO …), or ``None``.
+
+    Said before anything opens it: reading a FIFO blocks until a writer comes, forever if none
+    does, and "file not found" for a directory sends the user looking for the wrong mistake.
+    """
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "file not found"
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a directory, expected a file"
+    if stat.S_ISFIFO(mode):
+        return "is a FIFO (named pipe), expected a file"
+    if stat.S_ISSOCK(mode):
+        return "is a socket, expected a file"
+    return "is a device, expected a file"

@@ -27,6 +27,7 @@ from wcd_hpc import __version__
 from wcd_hpc.errors import ConfigError, StorageError, StudyConflict, StudyNotFound
 from wcd_hpc.experiment.config import NAME_RULE, Experiment, changed_keys, valid_name
 from wcd_hpc.experiment.space import Space
+from wcd_hpc.output.files import not_a_file
 from wcd_hpc.queue.journal import CheckedJournalBackend, scan
 from wcd_hpc.queue.schema import (
     JOURNAL_FILE,
@@ -275,6 +276,9 @@ def locate(name: str, storage: str | None, runs_dir: Path) -> str:
     path = journal_file(url) if family == "journal" else None
     if family == "sqlite":
         path = Path(url.removeprefix("sqlite:///"))
+    problem = not_a_file(path) if path is not None else None
+    if problem is not None and problem != "file not found":  # a directory, a FIFO …
+        raise StudyNotFound(f"no study '{name}': {path} {problem}")
     if path is not None and not path.is_file():
         hint = ""
         if origin == "--runs-dir":

@@ -81,7 +81,8 @@ def resolve(spec: str, run_dir: Path) -> str:
     """Turn an experiment's ``storage`` value into a URL every worker can open.
 
     ``journal`` means the journal file inside the study's run directory; relative journal and
-    sqlite paths become absolute because workers may start in another working directory.
+    sqlite paths become absolute because workers may start in another working directory, and a
+    leading ``~`` is expanded (a directory named ``~`` is never what was meant).
     """
     remember(spec)
     if spec == "journal":
@@ -91,7 +92,7 @@ def resolve(spec: str, run_dir: Path) -> str:
     if spec.startswith("sqlite:///"):
         path = spec.removeprefix("sqlite:///")
         if path and not path.startswith("/"):
-            return f"sqlite:///{Path(path).resolve()}"
+            return f"sqlite:///{Path(path).expanduser().resolve()}"
     return spec
 
 

@@ -291,3 +291,42 @@ def test_a_zero_time_limit_is_refused(cli, testplugins, toy_experiment) -> None:
     exp = toy_experiment(extra='resources: {time: "00:00:00"}\n')
     res = cli("sweep", str(exp), "--dry-run", plugins=testplugins, env=TOY)
     assert res.code == 2 and "resources.time: expected a time limit above zero" in res.err
+
+
+DATASET = """\
+name: blame
+dataset:
+  name: footprint-sim
+  params:
+    events: {events}
+    grid: 8
+model: mlp
+trials: 1
+"""
+
+
+@pytest.mark.parametrize(
+    ("events", "sets", "blamed"),
+    [
+        (200, ["dataset.params.events=-5"], "--set: dataset.params.events: "),
+        (200, ["dataset.params={events: -5}"], "--set: dataset.params.events: "),
+        (-5, [], "blame.yaml:5: dataset.params.events: "),
+        (-5, ["dataset.params.grid=8"], "blame.yaml:5: dataset.params.events: "),
+    ],
+)
+def test_a_dataset_parameter_the_dataset_refuses_is_blamed_where_it_was_written(
+    tmp_path, monkeypatch, events, sets, blamed
+) -> None:
+    from typer.testing import CliRunner
+
+    from wcd_hpc.cli import PROG_NAME, app
+    from wcd_hpc.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "blame.yaml"
+    path.write_text(DATASET.format(events=events), encoding="utf-8")
+    args = ["sweep", str(path), "--dry-run", *(a for s in sets for a in ("--set", s))]
+    res = CliRunner().invoke(app, args, prog_name=PROG_NAME)
+    assert isinstance(res.exception, ConfigError), res.output
+    message = str(res.exception).removeprefix(f"{tmp_path}/")
+    assert message.startswith(blamed + "dataset 'footprint-sim': parameter 'events'"), message

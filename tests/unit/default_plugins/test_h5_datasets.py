@@ -259,3 +259,26 @@ def test_footprint_sim_check_validates_params_without_simulating(tmp_path: Path)
     footprint_sim.check({"events": 100})
     with pytest.raises(ValueError, match="'window_ns / dt_ns' must be at least 8 samples"):
         traces_sim.check({"dt_ns": 10.0, "window_ns": 60.0})
+
+
+def test_a_single_class_training_file_is_refused_by_check_and_load(tmp_path: Path) -> None:
+    path = _write(tmp_path / "iron.h5", np.ones((40, 4, 4)), _info(40, Y_class=np.zeros(40)))
+    message = r"every event is of class 'iron': training needs at least two classes"
+    with pytest.raises(ValueError, match=message):
+        h5_datasets.check("footprint-h5", {"path": str(path)})
+    with pytest.raises(ValueError, match=message):
+        load({"path": str(path)})
+
+
+def test_negative_data_trains_with_one_warning_naming_file_and_event(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = np.ones((64, 4, 4), np.float32)
+    data[[9, 40], 2, 2] = -3.0
+    path = _write(tmp_path / "neg.h5", data, _info(64))
+    with caplog.at_level("WARNING", logger="wcd_hpc.data"):
+        load({"path": str(path), "in_memory": True, "normalise": "none"})
+        load({"path": str(path), "in_memory": True, "normalise": "none"})
+    warned = [r.getMessage() for r in caplog.records if "negative" in r.getMessage()]
+    assert len(warned) == 1, warned
+    assert warned[0].startswith(f"{path}: 'data' holds negative values (first in event ")

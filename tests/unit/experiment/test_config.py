@@ -224,6 +224,8 @@ def test_wrong_trials_type_names_file_line_key_and_value() -> None:
         ("seed: -3", "seed", "expected an integer >= 0, got -3"),
         ("name: 'bad name!'", "name", "expected a study name"),
         ("name: " + "x" * 65, "name", "at most 64 characters"),
+        ("name: 123", "name", "got 123"),  # YAML's integer, never a name by accident
+        ("name: 1.5", "name", "got 1.5"),
         ("sampler: tpee", "sampler", "expected one of tpe, random, cmaes, grid, qmc, got 'tpee'"),
         ("pruner: medain", "pruner", "did you mean 'median'?"),
         ("executor: slurmm", "executor", "expected one of auto, local, slurm"),
@@ -558,3 +560,22 @@ def test_param_space_names_the_model_does_not_take_are_refused_with_a_suggestion
         + "param_space:\n  dropout: 0.1\n  reg: 0\n"
     )
     resolve(load_experiment(write(ok)), reg)  # declared extras and training keys are fine
+
+
+def test_top_level_x_keys_hold_yaml_anchors_and_are_otherwise_ignored() -> None:
+    path = write(
+        "x-common: &c {events: 100, grid: 8}\n"
+        "x-space: &s {lr: 'loguniform(1e-4, 1e-2)'}\n"
+        "name: anchors\ndataset: {name: footprint-sim, params: *c}\nmodel: lenet\ntrials: 2\n"
+        "param_space: *s\n"
+    )
+    exp = load_experiment(path)
+    assert exp.dataset_params == {"events": 100, "grid": 8}
+    assert exp.param_space == {"lr": "loguniform(1e-4, 1e-2)"}
+    assert not any(k.startswith("x-") for k in exp.to_dict())
+
+
+def test_no_key_of_the_table_could_be_taken_for_an_anchor_holder() -> None:
+    from wcd_hpc.experiment import keys
+
+    assert not [name for name in keys.top_names() if name.startswith("x-")]

@@ -222,3 +222,34 @@ def test_sacct_output_is_parsed_and_summarized() -> None:
 def test_malformed_sacct_output_is_one_clear_error() -> None:
     with pytest.raises(SlurmError, match="unexpected sacct line"):
         parse_sacct("12_0|COMPLETED|garbage\n")
+
+
+@pytest.mark.parametrize(
+    "constraint", ["a100", "a&b|c", "[rack1|rack2]", "(a|b)&c", "knl&[r1*2|r2*3]", "gpu:a100"]
+)
+def test_slurm_constraint_grammar_is_accepted_and_rendered_as_written(
+    tmp_path: Path, constraint: str
+) -> None:
+    site = {"slurm": {"partition": "gpu", "constraint": constraint}}
+    text = render_worker(_job(tmp_path, site=site))
+    assert f"#SBATCH --constraint={constraint}\n" in text
+
+
+@pytest.mark.parametrize(
+    ("constraint", "problem"),
+    [
+        ("a&", "it ends before an operand"),
+        ("a & b", "unexpected ' ' at column 2"),
+        ("(a|b", "'(' is not closed"),
+        ("a\n#SBATCH --wrap=rm", "unexpected '\\n' at column 2"),
+        ("a;rm", "unexpected ';' at column 2"),
+    ],
+)
+def test_a_constraint_outside_slurm_grammar_is_refused_in_one_line(
+    constraint: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_site({"slurm": {"constraint": constraint}}, source="site.toml")
+    message = str(caught.value)
+    assert message.startswith("site.toml: slurm.constraint: expected node features")
+    assert problem in message and "\n" not in message
