@@ -157,3 +157,29 @@ def test_a_bad_prune_chance_is_one_precise_line(tmp_path, value: str, where: str
     assert f"p.yaml:5: {where}" in str(info.value) and "\n" not in str(info.value)
     path.write_text(f"{head}prune_chance: false\n")
     assert load_experiment(path).setting("prune_chance") is False
+
+
+def test_status_shows_why_each_trial_was_pruned_in_text_and_json(tmp_path) -> None:
+    from rich.console import Console
+
+    from wcd_hpc.cli.status import render
+    from wcd_hpc.queue.status import summarize
+
+    study = optuna.create_study(direction="maximize")
+    for because in ("chance", "chance", "nan", "pruner", None):
+        trial = study.ask()
+        if because is not None:
+            trial.set_user_attr("pruned_because", because)
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    done = study.ask()
+    done.set_user_attr("kept_epoch", 2)
+    study.tell(done, 0.9)
+    info = summarize(study, tmp_path)
+    assert info["pruned_because"] == {"chance": 2, "nan": 1, "pruner": 1, "unknown": 1}
+    assert [r["pruned_because"] for r in info["trials"]][:3] == ["chance", "chance", "nan"]
+    assert info["best"]["kept_epoch"] == 2 and info["trials"][-1]["kept_epoch"] == 2
+    console = Console(width=200, record=True)
+    console.print(render(info))
+    text = console.export_text()
+    assert "pruned because: chance 2, nan 1, pruner 1, unknown 1" in text
+    assert "best trial 5: None=0.9000 (epoch 2)" in text
