@@ -97,7 +97,7 @@ def test_outputs_of_the_wrong_shape_fail_the_trial_naming_the_model_and_its_plug
 
 
 def test_constant_predictions_are_pruned_at_chance_before_they_are_reported(mlp_context) -> None:
-    ctx = _with_model(mlp_context(epochs=3), Constant)
+    ctx = _with_model(mlp_context(epochs=3, prune_chance=True), Constant)
     study, trial = _study()
     with pytest.raises(optuna.TrialPruned, match="epoch 1: constant validation predictions"):
         run_trial(ctx, trial)
@@ -107,9 +107,7 @@ def test_constant_predictions_are_pruned_at_chance_before_they_are_reported(mlp_
 
 
 def test_prune_chance_false_lets_a_constant_network_finish(mlp_context) -> None:
-    ctx = mlp_context(epochs=1)
-    exp = dataclasses.replace(ctx.exp, extras={**ctx.exp.extras, "prune_chance": False})
-    ctx = _with_model(dataclasses.replace(ctx, exp=exp), Constant)
+    ctx = _with_model(mlp_context(epochs=1, prune_chance=False), Constant)
     study, trial = _study()
     run_trial(ctx, trial)
     assert "pruned_because" not in study.trials[0].user_attrs
@@ -117,8 +115,14 @@ def test_prune_chance_false_lets_a_constant_network_finish(mlp_context) -> None:
 
 def test_a_learning_network_is_not_at_chance(mlp_context) -> None:
     study, trial = _study()
-    run_trial(mlp_context(epochs=2), trial)
+    run_trial(mlp_context(epochs=2, prune_chance=True), trial)
     assert "pruned_because" not in study.trials[0].user_attrs
+
+
+def test_a_one_class_validation_set_is_never_judged_at_chance() -> None:
+    # One event (the scheduling benchmarks' data set): constant by construction, AUC undefined.
+    probs = np.array([[0.5, 0.5]])
+    assert at_chance(probs, np.array([0]), 1, ChanceRule(), 1) is None
 
 
 def test_the_auc_interval_is_hanley_mcneil_and_judges_from_report_after() -> None:

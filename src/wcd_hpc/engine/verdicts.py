@@ -89,14 +89,16 @@ def at_chance(
     probs: np.ndarray, y_true: np.ndarray, signal: int, rule: ChanceRule, report: int
 ) -> str | None:
     """Why a trial at its ``report``-th report is at chance level, or None (see the module)."""
-    if report < rule.after or probs.size == 0:
+    truth = np.asarray(y_true).ravel()
+    if report < rule.after or signal >= probs.shape[1]:
         return None
+    is_signal = truth == signal
+    if is_signal.all() or not is_signal.any():
+        return None  # one class only (a one-event set): neither constant nor AUC says anything
     spread = float(np.ptp(probs, axis=0).max())
     if spread < CONSTANT_SPREAD:
         return f"constant validation predictions (they vary by {spread:.2g})"
-    if signal >= probs.shape[1]:
-        return None
-    auc, error = auc_with_error(np.asarray(y_true).ravel() == signal, probs[:, signal])
+    auc, error = auc_with_error(is_signal, probs[:, signal])
     if math.isnan(auc) or abs(auc - 0.5) > error + rule.auc_margin:
         return None
     margin = f" + margin {rule.auc_margin:g}" if rule.auc_margin else ""
