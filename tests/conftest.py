@@ -179,6 +179,7 @@ pruner: {pruner}
 storage: {storage}
 workers: {workers}
 executor: local
+prune_chance: false
 """
 
 
@@ -214,10 +215,14 @@ def toy_experiment(tmp_path: Path) -> Callable[..., Path]:
 def mlp_context(tmp_path: Path) -> Callable[..., Any]:
     """A trial context on blobs the ``mlp`` model learns in a second: run_trial without a study.
 
-    ``mlp_context(epochs=2, placement=None)``; imports torch only when called.
+    ``mlp_context(epochs=2, placement=None)``; imports torch only when called. Chance-level
+    pruning is off unless ``prune_chance`` says otherwise: a network at random initialisation
+    sits near AUC 0.5 now and then, and the tests that use this are about something else.
     """
 
-    def make(epochs: int = 2, placement: Any = None, where: Path | None = None) -> Any:
+    def make(
+        epochs: int = 2, placement: Any = None, where: Path | None = None, prune_chance: Any = False
+    ) -> Any:
         import numpy as np
         import torch
 
@@ -242,6 +247,7 @@ def mlp_context(tmp_path: Path) -> Callable[..., Any]:
             name="ctx", dataset="x", dataset_params={}, model="mlp", metric="accuracy",
             direction="maximize", trials=1, epochs=epochs, param_space={},
         )  # fmt: skip
+        exp.extras["prune_chance"] = prune_chance
         splits = Splits(split(200), split(60), split(60), DataSpec((8,), 2, ("a", "b")))
         metrics = {name: entry.obj for name, entry in registry.metrics.items()}
         extra = {} if placement is None else {"placement": placement}

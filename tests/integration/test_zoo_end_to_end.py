@@ -35,6 +35,7 @@ def _experiment(tmp_path: Path, model: str, space: str, runs: Path | None = None
         "dataset: {name: footprint-sim, params: {primaries: [gamma, proton], events: 600, "
         "grid: 40}}\n"
         f"model: {model}\nmetric: f1\ntrials: 1\nepochs: 2\npruner: none\nexecutor: local\n"
+        "prune_chance: false\n"  # about artifacts: a tiny trial may well sit at chance
         f"param_space:\n  batch_size: 64\n  optimizer: adam\n{space}"
     )
     return path
@@ -124,6 +125,13 @@ def test_train_uses_midpoints_then_evaluate_scores_a_new_file(cli, tmp_path) -> 
     assert params["channels"] == [6, 6] and params["lr"] == 3e-3 and params["optimizer"] == "sgd"
     assert params["batch_size"] == 64
     _assert_trial_files(run)
+    # keep: best (the default): the objective is the best validation value of metrics.jsonl
+    result = json.loads((run / "result.json").read_text())
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    name = f"val_{result['metric']}"
+    best = max(history, key=lambda r: r[name])  # the first of equal values: ties keep the earlier
+    assert (result["objective"], result["kept_epoch"]) == (best[name], best["epoch"])
+    assert f"(epoch {best['epoch']} of {len(history)}, keep: best)" in res.out
     assert json.loads((run / "experiment.json").read_text())["model"] == "lenet"
     again = cli("train", str(exp))
     assert again.code == 0 and (run.parent / "1" / "model.pt").exists()  # never overwrites

@@ -45,6 +45,10 @@ def render(info: dict[str, Any]) -> Group:
         f"running {c['RUNNING']}  waiting {c['WAITING']}",
     )
     parts: list[Any] = [head]
+    reasons = info.get("pruned_because") or {}
+    if reasons:
+        shown = ", ".join(f"{why} {n}" for why, n in reasons.items())
+        parts.append(Text(f"pruned because: {shown}"))
     if info.get("gpu_hours_budget") is not None:
         used = info.get("gpu_hours_used")
         shown = "unknown (no Slurm accounting yet)" if used is None else f"{used:.3f}"
@@ -59,8 +63,10 @@ def render(info: dict[str, Any]) -> Group:
     best = info["best"]
     if best:
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in best["params"].items())
+        epoch = best.get("kept_epoch")
+        at = f" (epoch {epoch})" if epoch is not None else ""
         parts.append(
-            Text(f"best trial {best['number']}: {info['metric']}={best['value']:.4f}  {params}")
+            Text(f"best trial {best['number']}: {info['metric']}={best['value']:.4f}{at}  {params}")
         )
     if info["running"]:
         table = Table(title="running", title_justify="left")
@@ -108,7 +114,7 @@ def _slurm_view(slurm: dict[str, Any], trials: list[dict[str, Any]]) -> Group:
         wait = t["queue_wait_s"]
         table.add_row(
             str(t["number"]),
-            t["state"],
+            f"{t['state']} ({t['pruned_because']})" if t.get("pruned_because") else t["state"],
             "-" if t["value"] is None else f"{t['value']:.4f}",
             task,
             str(t[TRIAL_WORKER] or "-"),

@@ -10,7 +10,8 @@ value is reported, so it never enters the median or the ASHA rungs the other tri
 against (its value would pull the median down and let bad trials through).
 
 Chance level (``prune_chance``, on by default; ``false`` turns it off): from report ``after`` on,
-a trial is at chance when its validation predictions are constant, or when 0.5 lies within its
+a trial is at chance when its validation predictions are constant (every class probability
+varies by less than :data:`CONSTANT_SPREAD` over the validation events), or when 0.5 lies within its
 ROC AUC's 68 % interval (± one standard error), widened by ``auc_margin``. The AUC is the signal
 class against the rest on the signal-class score; its standard error is Hanley & McNeil's
 approximation (1982, Radiology 143, 29: from the AUC and the two class counts alone, no
@@ -34,9 +35,12 @@ from wcd_hpc.default_plugins.metrics import roc_auc
 NAN = "nan"
 CHANCE = "chance"
 PRUNER = "pruner"
-#: Probabilities that vary by less than this over all validation events are "constant": float32
-#: softmax noise of a network whose weights decayed to nothing.
-CONSTANT_SPREAD = 1e-6
+#: Class probabilities that vary by less than this over all validation events are "constant".
+#: A network whose weights decayed to nothing (quickstart with ``reg: 0.5``) still varies by
+#: ~1e-3 — enough float noise for its AUC to read 0.37 or 0.58 on 60 events and escape the
+#: interval test — while a freshly initialised LeNet already spreads its outputs by several
+#: hundredths: 0.01 separates the two.
+CONSTANT_SPREAD = 0.01
 
 
 @dataclass(frozen=True)
@@ -85,13 +89,16 @@ def at_chance(
     probs: np.ndarray, y_true: np.ndarray, signal: int, rule: ChanceRule, report: int
 ) -> str | None:
     """Why a trial at its ``report``-th report is at chance level, or None (see the module)."""
-    if report < rule.after or probs.size == 0:
+    truth = np.asarray(y_true).ravel()
+    if report < rule.after or signal >= probs.shape[1]:
         return None
-    if float(np.ptp(probs, axis=0).max()) < CONSTANT_SPREAD:
-        return "constant validation predictions"
-    if signal >= probs.shape[1]:
-        return None
-    auc, error = auc_with_error(np.asarray(y_true).ravel() == signal, probs[:, signal])
+    is_signal = truth == signal
+    if is_signal.all() or not is_signal.any():
+        return None  # one class only (a one-event set): neither constant nor AUC says anything
+    spread = float(np.ptp(probs, axis=0).max())
+    if spread < CONSTANT_SPREAD:
+        return f"constant validation predictions (they vary by {spread:.2g})"
+    auc, error = auc_with_error(is_signal, probs[:, signal])
     if math.isnan(auc) or abs(auc - 0.5) > error + rule.auc_margin:
         return None
     margin = f" + margin {rule.auc_margin:g}" if rule.auc_margin else ""

@@ -1,10 +1,12 @@
 """A study's state as one JSON-serialisable dict: what ``wcd-hpc status`` prints.
 
 The dict is a stable interface for scripts: ``counts`` keyed by Optuna's state names, ``budget``,
-``best`` (number, value, params), ``running`` (number, host, pid, worker, elapsed_s), ``failures``
+``best`` (number, value, params, ``kept_epoch``), ``pruned_because`` (PRUNED trials by reason:
+``chance``, ``nan``, ``pruner``), ``running`` (number, host, pid, worker, elapsed_s), ``failures``
 (number, cause), ``throughput_per_h`` and ``trials`` (per trial: its worker, Slurm array task,
-node, GPU and ``gpu_hours``, its share of the GPU-hours: training time times the GPUs its worker
-held over the workers sharing them). New keys may be added; existing ones keep their meaning.
+node, GPU, ``pruned_because``, ``kept_epoch`` and ``gpu_hours``, its share of the GPU-hours:
+training time times the GPUs its worker held over the workers sharing them). New keys may be
+added; existing ones keep their meaning.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ from wcd_hpc.queue.schema import (
     TRIAL_GPU_HOURS,
     TRIAL_GPU_SHARE,
     TRIAL_HOST,
+    TRIAL_KEPT_EPOCH,
     TRIAL_NODE,
     TRIAL_PID,
+    TRIAL_PRUNED_BECAUSE,
     TRIAL_SLURM_ARRAY_JOB_ID,
     TRIAL_SLURM_ARRAY_TASK_ID,
     TRIAL_SLURM_JOB_ID,
@@ -53,9 +57,21 @@ def _best(study: optuna.Study, trials: list[FrozenTrial]) -> dict[str, Any] | No
         "number": best.number,
         "value": best.value,
         "params": studies.params_of(study, best),
+        TRIAL_KEPT_EPOCH: best.user_attrs.get(TRIAL_KEPT_EPOCH),
         "optuna_params": best.params,
         TRIAL_TEST: best.user_attrs.get(TRIAL_TEST, {}),
     }
+
+
+def _pruned_because(trials: list[FrozenTrial]) -> dict[str, int]:
+    """PRUNED trials by reason (``chance``, ``nan``, ``pruner``; ``unknown`` for a trial pruned
+    before reasons were recorded)."""
+    reasons: dict[str, int] = {}
+    for t in trials:
+        if t.state == TrialState.PRUNED:
+            why = str(t.user_attrs.get(TRIAL_PRUNED_BECAUSE, "unknown"))
+            reasons[why] = reasons.get(why, 0) + 1
+    return dict(sorted(reasons.items()))
 
 
 def _throughput(trials: list[FrozenTrial]) -> float | None:
@@ -89,6 +105,8 @@ def _trial_rows(trials: list[FrozenTrial], waits: dict[str, float | None]) -> li
                 TRIAL_NODE: a.get(TRIAL_NODE),
                 TRIAL_GPU: a.get(TRIAL_GPU),
                 "gpu_hours": a.get(TRIAL_GPU_HOURS),
+                TRIAL_PRUNED_BECAUSE: a.get(TRIAL_PRUNED_BECAUSE),
+                TRIAL_KEPT_EPOCH: a.get(TRIAL_KEPT_EPOCH),
                 "queue_wait_s": waits.get(f"{job}_{task}") if job is not None else None,
             }
         )
@@ -195,6 +213,7 @@ def summarize(study: optuna.Study, run_dir: Path) -> dict[str, Any]:
         "gpu_hours_budget": gpu_budget,
         "gpu_hours_used": gpu_used,
         "counts": counts,
+        "pruned_because": _pruned_because(trials),
         "best": _best(study, trials),
         "running": running,
         "failures": failures,

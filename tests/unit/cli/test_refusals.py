@@ -55,6 +55,7 @@ def test_a_relative_dataset_path_is_recorded_absolute_and_workers_elsewhere_find
         "name: rel\n"
         "dataset: {name: footprint-h5, params: {path: data/small.h5}}\n"
         "model: mlp\nmetric: accuracy\ntrials: 1\nepochs: 1\nexecutor: local\n"
+        "prune_chance: false\n"  # 18 validation events: about paths, not about learning
         "param_space: {hidden: [8, 4], batch_size: 32}\n"
     )
     rendered = cli("render", str(exp), "--out", "scripts")

@@ -97,7 +97,7 @@ def test_outputs_of_the_wrong_shape_fail_the_trial_naming_the_model_and_its_plug
 
 
 def test_constant_predictions_are_pruned_at_chance_before_they_are_reported(mlp_context) -> None:
-    ctx = _with_model(mlp_context(epochs=3), Constant)
+    ctx = _with_model(mlp_context(epochs=3, prune_chance=True), Constant)
     study, trial = _study()
     with pytest.raises(optuna.TrialPruned, match="epoch 1: constant validation predictions"):
         run_trial(ctx, trial)
@@ -107,9 +107,7 @@ def test_constant_predictions_are_pruned_at_chance_before_they_are_reported(mlp_
 
 
 def test_prune_chance_false_lets_a_constant_network_finish(mlp_context) -> None:
-    ctx = mlp_context(epochs=1)
-    exp = dataclasses.replace(ctx.exp, extras={**ctx.exp.extras, "prune_chance": False})
-    ctx = _with_model(dataclasses.replace(ctx, exp=exp), Constant)
+    ctx = _with_model(mlp_context(epochs=1, prune_chance=False), Constant)
     study, trial = _study()
     run_trial(ctx, trial)
     assert "pruned_because" not in study.trials[0].user_attrs
@@ -117,8 +115,14 @@ def test_prune_chance_false_lets_a_constant_network_finish(mlp_context) -> None:
 
 def test_a_learning_network_is_not_at_chance(mlp_context) -> None:
     study, trial = _study()
-    run_trial(mlp_context(epochs=2), trial)
+    run_trial(mlp_context(epochs=2, prune_chance=True), trial)
     assert "pruned_because" not in study.trials[0].user_attrs
+
+
+def test_a_one_class_validation_set_is_never_judged_at_chance() -> None:
+    # One event (the scheduling benchmarks' data set): constant by construction, AUC undefined.
+    probs = np.array([[0.5, 0.5]])
+    assert at_chance(probs, np.array([0]), 1, ChanceRule(), 1) is None
 
 
 def test_the_auc_interval_is_hanley_mcneil_and_judges_from_report_after() -> None:
@@ -157,3 +161,29 @@ def test_a_bad_prune_chance_is_one_precise_line(tmp_path, value: str, where: str
     assert f"p.yaml:5: {where}" in str(info.value) and "\n" not in str(info.value)
     path.write_text(f"{head}prune_chance: false\n")
     assert load_experiment(path).setting("prune_chance") is False
+
+
+def test_status_shows_why_each_trial_was_pruned_in_text_and_json(tmp_path) -> None:
+    from rich.console import Console
+
+    from wcd_hpc.cli.status import render
+    from wcd_hpc.queue.status import summarize
+
+    study = optuna.create_study(direction="maximize")
+    for because in ("chance", "chance", "nan", "pruner", None):
+        trial = study.ask()
+        if because is not None:
+            trial.set_user_attr("pruned_because", because)
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    done = study.ask()
+    done.set_user_attr("kept_epoch", 2)
+    study.tell(done, 0.9)
+    info = summarize(study, tmp_path)
+    assert info["pruned_because"] == {"chance": 2, "nan": 1, "pruner": 1, "unknown": 1}
+    assert [r["pruned_because"] for r in info["trials"]][:3] == ["chance", "chance", "nan"]
+    assert info["best"]["kept_epoch"] == 2 and info["trials"][-1]["kept_epoch"] == 2
+    console = Console(width=200, record=True)
+    console.print(render(info))
+    text = console.export_text()
+    assert "pruned because: chance 2, nan 1, pruner 1, unknown 1" in text
+    assert "best trial 5: None=0.9000 (epoch 2)" in text
