@@ -403,7 +403,7 @@ def plot_q(
             label = _marked_text(marked, sel.n_b, classes)
             ax.errorbar([marked.eff_s], [marked.q], yerr=err, fmt="^" if marked.at_reach else "o",
                         color="C3", ms=5, capsize=2, label=label)  # fmt: skip
-            title = _q_title(marked.chosen_on, min_background, bkg)
+            title = _q_title(marked, min_background, bkg)
         else:
             note = f"no Q quoted:\n{plain(reason or 'no cut')}"
             if not constant:
@@ -422,12 +422,15 @@ def plot_q(
         return save(plt, fig, path, title, header)
 
 
-def _q_title(chosen_on: str, min_background: int, bkg: str) -> str:
-    """The Q figure's title: where the marked cut was chosen, and the background minimum."""
+def _q_title(marked: Marked, min_background: int, bkg: str) -> str:
+    """The Q figure's title: the value quoted, where its cut was chosen, the background minimum."""
     kept = f"cuts keeping ≥ {min_background} {bkg} events"
-    if chosen_on == "this sample":
-        return f"quality factor; optimum among {kept}"
-    return f"quality factor at the optimum of the {plain(chosen_on)} (among {kept} there)"
+    value = f"Q = {merit.rounded(marked.q, marked.lo, marked.hi)}"
+    if marked.at_reach:
+        value = f"{value}, a lower limit"
+    if marked.chosen_on == "this sample":
+        return f"{value}: optimum among {kept}"
+    return f"{value}: cut at the optimum of the {plain(marked.chosen_on)} (among {kept} there)"
 
 
 def _marked_text(marked: Marked, n_b: int, classes: Classes) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from wcd_hpc import __version__
+from wcd_hpc.default_plugins import footprint_sim, traces_sim
 
 __all__ = [
     "SIMULATED",
@@ -36,8 +37,12 @@ __all__ = [
 ]
 
 SIMULATED = "simulated (order-of-magnitude physics)"
-#: The dataset plugins that simulate their data with wcd-hpc's simulators.
-SIMULATED_DATASETS = ("footprint-sim", "traces-sim")
+#: The dataset plugins that simulate their data with wcd-hpc's simulators, and their defaults.
+SIMULATED_DEFAULTS: dict[str, Mapping[str, Any]] = {
+    footprint_sim.NAME: footprint_sim.DEFAULTS,
+    traces_sim.NAME: traces_sim.DEFAULTS,
+}
+SIMULATED_DATASETS = tuple(SIMULATED_DEFAULTS)
 #: Dataset parameters that name data files (the HDF5 plugins' ``path_params``).
 FILE_PARAMS = ("path", "train", "test")
 
@@ -117,12 +122,9 @@ def data_provenance(
             out["kind"] = SIMULATED
         return out
     if dataset in SIMULATED_DATASETS:
-        return {
-            "dataset": dataset,
-            "simulator": dataset,
-            "seed": params.get("seed"),
-            "kind": SIMULATED,
-        }
+        seed = params.get("seed")
+        seed = SIMULATED_DEFAULTS[dataset].get("seed") if seed is None else seed
+        return {"dataset": dataset, "simulator": dataset, "seed": seed, "kind": SIMULATED}
     return {"dataset": dataset}
 
 

@@ -77,12 +77,13 @@ def test_a_caller_that_passes_no_signal_class_gets_the_old_rules() -> None:
 
 def test_the_cut_metrics_select_the_signal_class_of_meta() -> None:
     y = np.r_[[0] * 30, [1] * 50]
-    p0 = np.r_[[0.8] * 30, [0.3] * 50]  # perfectly separated
+    p0 = np.r_[np.linspace(0.7, 0.9, 30), np.linspace(0.1, 0.3, 50)]  # perfectly separated
     probs = np.stack([p0, 1 - p0], axis=1)
     one = metrics.with_signal_class({}, 1, y.size)
     zero = metrics.with_signal_class({}, 0, y.size)
-    assert metrics.q_factor(y, probs, one) == pytest.approx(np.sqrt(30))  # 30 background
-    assert metrics.q_factor(y, probs, zero) == pytest.approx(np.sqrt(50))
+    # The reach sqrt(N_b / 10): all signal kept with the ten least signal-like background.
+    assert metrics.q_factor(y, probs, one) == pytest.approx(np.sqrt(3))  # 30 background
+    assert metrics.q_factor(y, probs, zero) == pytest.approx(np.sqrt(5))
 
 
 def test_the_signal_class_rides_in_meta_as_a_per_event_array_through_the_bins() -> None:
