@@ -182,5 +182,6 @@ def journal_path(run_dir: Path) -> Path:
 
 Q_VS_ENERGY_PLOT: Final = "q_vs_energy.png"  # best Q per bin of log10(E0/GeV)
 EFF_VS_ENERGY_PLOT: Final = "eff_vs_energy.png"  # signal efficiency at ε_b ≤ 1e-2 per bin
+BASELINE_PLOT: Final = "baseline_vs_energy.png"  # Q at ε_γ = 0.5: model vs classical baseline
 #: Every ``*_PLOT`` PNG has a PDF twin of the same stem, for print.
 VECTOR_PLOT_SUFFIX: Final = ".pdf"
