@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from wcd_hpc.cli.common import out, registry
+from wcd_hpc.cli.common import fail, out, registry
 from wcd_hpc.queue.urls import ENV_STORAGE
 
 
@@ -91,15 +91,13 @@ def evaluate_cmd(
     """
     if baseline_file is not None:
         if run_dir is not None or file is not None:
-            raise typer.BadParameter(
-                "--baseline FILE.h5 evaluates the baseline alone: give no RUN_DIR or FILE"
-            )
+            fail("--baseline FILE.h5 evaluates the baseline alone: give no RUN_DIR or FILE")
         _baseline(baseline_file, baseline_train, output)
         return
     if baseline_train is not None:
-        raise typer.BadParameter("--baseline-train needs --baseline FILE.h5")
+        fail("--baseline-train needs --baseline FILE.h5")
     if run_dir is None or file is None:
-        raise typer.BadParameter("give RUN_DIR and FILE (or --baseline FILE.h5)")
+        fail("give RUN_DIR and FILE (or --baseline FILE.h5)")
     from wcd_hpc.engine.evaluate import evaluate_file, load_run  # torch: only here
     from wcd_hpc.results.evaluation import BINNED_METRICS
 
