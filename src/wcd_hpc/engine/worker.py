@@ -33,7 +33,7 @@ from wcd_hpc.errors import DataError, one_line
 from wcd_hpc.experiment.resolve import resolve
 from wcd_hpc.output.masking import masked_traceback
 from wcd_hpc.plugins import blame, get_registry
-from wcd_hpc.queue import claims, files
+from wcd_hpc.queue import claims, files, finalists
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.reaper import Heartbeat, reap
 from wcd_hpc.queue.schema import (
@@ -177,6 +177,10 @@ def run_worker(
         claimed = claims.claim(study, url, worker, sample=ctx.space.suggest)
         if claimed is None:
             claimed = claims.linger(study, url, worker, stop, ctx.run_dir, ctx.space.suggest)
+        if claimed is None and not stop():  # the budget is met: the finalists, if asked for
+            claimed = finalists.claim(study, url, worker, ctx.space.suggest)
+            if claimed is None:
+                claimed = finalists.linger(study, url, worker, stop, ctx.run_dir, ctx.space.suggest)
         if claimed is None:
             spent = claims.gpu_budget_spent(study)
             summary.reason = "GPU-hour budget spent" if spent else "budget met"

@@ -54,6 +54,9 @@ STUDY_SLURM_JOBS: Final = "slurm_jobs"
 STUDY_FILES: Final = "files"
 #: The running local ``sweep`` process, as a :data:`PROCESS` record (``cancel`` stops it first).
 STUDY_LOCAL_SWEEP: Final = "local_sweep"
+#: Trial numbers of the configurations retrained as finalists (``finalists: {top, seeds}``),
+#: written once, under the claim lock, when their trials are enqueued: what makes it idempotent.
+STUDY_FINALISTS: Final = "finalists_of"
 
 # --------------------------------------------------------------------------------------------
 # Trial user attributes, written by the worker that claims a trial.
@@ -75,6 +78,9 @@ TRIAL_SUSPENDED_BY: Final = "suspended_by"
 TRIAL_FAIL_REASON: Final = "fail_reason"  # one line: why a FAIL trial failed
 TRIAL_RETRY: Final = "retry"  # how many times these parameters were re-enqueued
 TRIAL_RETRY_OF: Final = "retry_of"  # the trial number whose parameters this one reruns
+#: A finalist: the number of the ordinary trial whose configuration it retrains with a new seed.
+#: Finalists are counted apart from the budget.
+TRIAL_FINALIST: Final = "finalist_of"
 TRIAL_RESUMED_FROM_EPOCH: Final = "resumed_from_epoch"
 TRIAL_TRAIN_STARTED: Final = "train_started"  # epoch s; with the next: the training time
 TRIAL_TRAIN_FINISHED: Final = "train_finished"
