@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from wcd_hpc.cli.common import out, registry
+from wcd_hpc.cli.common import fail, out, registry
 from wcd_hpc.queue.urls import ENV_STORAGE
 
 
@@ -30,13 +30,21 @@ def _cell(row: dict[str, object], name: str) -> str:
 
 def evaluate_cmd(
     run_dir: Annotated[
-        Path,
-        typer.Argument(metavar="RUN_DIR", help="A trial or train run directory (holds model.pt)."),
-    ],
+        Path | None,
+        typer.Argument(
+            metavar="RUN_DIR",
+            help="A trial or train run directory (holds model.pt).",
+            show_default=False,
+        ),
+    ] = None,
     file: Annotated[
-        Path,
-        typer.Argument(metavar="FILE", help="HDF5 file in the SWGO/LIP layout (data + info)."),
-    ],
+        Path | None,
+        typer.Argument(
+            metavar="FILE",
+            help="HDF5 file in the SWGO/LIP layout (data + info).",
+            show_default=False,
+        ),
+    ] = None,
     data_key: Annotated[
         str, typer.Option("--data-key", help="HDF5 dataset with the events.")
     ] = "data",
@@ -61,12 +69,45 @@ def evaluate_cmd(
         Path | None,
         typer.Option(
             "--out",
-            help="Where to write (default RUN_DIR/evaluations/<file stem>).",
+            help="Where to write (default RUN_DIR/evaluations/<file stem>; with --baseline "
+            "./baseline-<file stem>).",
+            show_default=False,
+        ),
+    ] = None,
+    baseline_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--baseline",
+            metavar="FILE.h5",
+            help="Evaluate the classical baseline alone (compactness / muon-like hits, no "
+            "model) on this gamma/hadron footprint file.",
+            show_default=False,
+        ),
+    ] = None,
+    baseline_train: Annotated[
+        Path | None,
+        typer.Option(
+            "--baseline-train",
+            metavar="TRAIN.h5",
+            help="With --baseline: choose the cuts on this file (default: on half of FILE.h5, "
+            "quoted on the other half).",
             show_default=False,
         ),
     ] = None,
 ) -> None:
-    """Score a trained model on any file: metrics, a per-energy-bin table and plots."""
+    """Score a trained model on any file: metrics, a per-energy-bin table and plots.
+
+    With --baseline FILE.h5 and no run: the classical gamma/hadron baseline alone.
+    """
+    if baseline_file is not None:
+        if run_dir is not None or file is not None:
+            fail("--baseline FILE.h5 evaluates the baseline alone: give no RUN_DIR or FILE")
+        _baseline(baseline_file, baseline_train, output)
+        return
+    if baseline_train is not None:
+        fail("--baseline-train needs --baseline FILE.h5")
+    if run_dir is None or file is None:
+        fail("give RUN_DIR and FILE (or --baseline FILE.h5)")
     from wcd_hpc.engine.evaluate import evaluate_file, load_run  # torch: only here
     from wcd_hpc.results.evaluation import BINNED_METRICS
 
@@ -89,6 +130,28 @@ def evaluate_cmd(
         out.print(table)
     else:
         out.print("no energy column in the file's info table: no per-bin table")
+    out.print(f"files: {result.out}")
+
+
+def _baseline(path: Path, train: Path | None, output: Path | None) -> None:
+    from wcd_hpc.results.baselinefile import evaluate_baseline
+
+    result = evaluate_baseline(path, train=train, out=output)
+    out.print(f"classical baseline on {result.events} events of {path}")
+    out.print(f"cuts chosen on {result.chosen_on}; Q at 50% gamma efficiency:")
+    table = Table(title="per energy bin, log10(E0/GeV)")
+    for column in ("bin", "events", "baseline", "Q (68 % interval)"):
+        table.add_column(column, justify="right")
+    for row in [{"log10_e_min": None, **result.overall}, *result.bins]:
+        lo = row.get("log10_e_min")
+        edges = "all" if lo is None else f"{lo:.1f}–{row['log10_e_max']:.1f}"
+        table.add_row(
+            edges,
+            str(row.get("events", result.events if lo is None else "–")),
+            str(row.get("baseline_variant", "–")),
+            _cell(row, "baseline_q_at_eff"),
+        )
+    out.print(table)
     out.print(f"files: {result.out}")
 
 

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from wcd_hpc.cli.common import RunsDirOption, StorageOption, StudyArgument, out
+from wcd_hpc.queue import finalists
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.reaper import reap
 from wcd_hpc.queue.schema import (
@@ -68,6 +69,16 @@ def render(info: dict[str, Any]) -> Group:
         parts.append(
             Text(f"best trial {best['number']}: {info['metric']}={best['value']:.4f}{at}  {params}")
         )
+    if info.get("finalists"):
+        fin = info["finalists"]
+        parts.append(
+            Text(
+                f"finalists: top {fin['top']} × {fin['seeds']} seeds, "
+                f"{len(fin['trials'])} trials, {fin['left']} left"
+            )
+        )
+    if info.get("final"):
+        parts.append(Text(finalists.line(info["final"])))
     if info["running"]:
         table = Table(title="running", title_justify="left")
         for col in ("trial", "host", "pid", "worker", "elapsed", "epoch", "state"):

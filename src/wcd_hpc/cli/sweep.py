@@ -31,6 +31,7 @@ from wcd_hpc.cli.progress import sweep_progress, sync_progress
 from wcd_hpc.launch.base import Handle, Launcher, Tick
 from wcd_hpc.launch.slurm import SlurmHandle
 from wcd_hpc.launch.sweep import Plan, SyncProgress, best_line, plan, run_sweep
+from wcd_hpc.queue import finalists
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.claims import gpu_budget_spent, gpu_hours_used
 from wcd_hpc.queue.schema import SLURM_DIR
@@ -113,6 +114,9 @@ def _summary(p: Plan, study: optuna.Study, budget: int) -> None:
     line = best_line(study, p.exp.metric)
     if line:
         out.print(line)
+    final = finalists.report(study, trials)
+    if final is not None:
+        out.print(finalists.line(final))
     # A journal is found from the runs directory; any other storage must be named again, without
     # its password: a command to copy must not teach putting one on a command line (ps, history).
     if kind(p.url) == "journal":

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -48,6 +48,8 @@ class FileInfo:
     sample_shape: tuple[int, ...]
     classes: tuple[str, ...]
     info: pd.DataFrame
+    #: Attributes of ``data`` (our simulators write ``half_width_m``, ``class_names`` …).
+    attrs: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _fail(path: Path, problem: str) -> DataError:
@@ -115,6 +117,7 @@ def inspect_file(
         except (OSError, RuntimeError) as err:
             raise _fail(p, f"'{data_key}' cannot be read to the end (truncated?): {err}") from None
         attr = dset.attrs.get("class_names")
+        attrs = {str(k): v for k, v in dset.attrs.items()}
     info = _info_table(p, shape[0])
     named = _class_names(p, None, attr, ()) if attr is not None else None
     names = _class_names(p, classes, attr, default_classes)
@@ -122,7 +125,7 @@ def inspect_file(
         raise _fail(p, f"class_names {list(named)} differ from the model's {list(names)}")
     _check_labels(p, info, names)
     _check_meta(p, info, meta)
-    return FileInfo(p, shape[0], shape[1:], names, info)
+    return FileInfo(p, shape[0], shape[1:], names, info, attrs)
 
 
 def _info_table(p: Path, events: int) -> pd.DataFrame:

@@ -27,6 +27,7 @@ import numpy as np
 from wcd_hpc.api import Split
 from wcd_hpc.default_plugins.h5check import FileInfo, check_block, inspect_file
 from wcd_hpc.errors import DataError
+from wcd_hpc.sim import discriminants
 
 if TYPE_CHECKING:  # h5py and torch load when a file is read, not when a dataset registers
     import h5py
@@ -50,6 +51,8 @@ NORMALISATIONS = ("log1p", "standard", "none")
 _READ = 1024  # events per read while materialising or computing statistics (~26 MB footprints)
 
 Transform = Callable[[np.ndarray], np.ndarray]
+#: Per-event columns computed from the raw events of a block and the file's ``data`` attributes.
+Features = Callable[[np.ndarray, Mapping[str, Any]], dict[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,9 @@ class Layout:
 
     ``meta`` maps a metadata key (what metrics bin by) to the column names that may hold it, in
     order of preference: the predecessor wrote ``E0 (GeV)``, version 1 of our simulator ``E0``.
+    ``features`` computes further per-event ``meta`` columns from the raw (un-normalised)
+    events: the classical gamma/hadron discriminants of footprints, which the baseline of
+    :mod:`wcd_hpc.results.baseline` cuts on.
     """
 
     kind: str
@@ -66,6 +72,13 @@ class Layout:
     add_channel: bool
     expected: str
     meta: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    features: Features | None = None
+
+
+def footprint_features(raw: np.ndarray, attrs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Compactness and muon-like hits of raw footprints (VEM), in the file's tank layout."""
+    half = float(attrs.get("half_width_m", discriminants.DEFAULT_HALF_WIDTH_M))
+    return discriminants.features(raw, half)
 
 
 #: SWGO/LIP footprints: the predecessor's files hold iron (class 0) and proton (class 1).
@@ -82,6 +95,7 @@ FOOTPRINTS = Layout(
         "Nmuons": ("Nmuons",),
         "weight": ("weight",),
     },
+    features=footprint_features,
 )
 #: Station traces: class 0 electromagnetic only, class 1 with at least one muon.
 TRACES = Layout(
@@ -182,26 +196,49 @@ class H5Inputs:
             self._file = _open(self.path)
         return self._file["data"]
 
-    def __getitem__(self, key: slice) -> torch.Tensor:
-        if not isinstance(key, slice) or key.step not in (None, 1):
-            raise TypeError("H5Inputs supports contiguous slices x[a:b] only")
-        start, stop, _ = key.indices(len(self))
-        rows = self.rows[start:stop]
-        x = self.transform(_read_rows(self._dataset(), self.path, rows))
+    def raw(self, start: int, stop: int) -> np.ndarray:
+        """Events ``start…stop−1`` of the split as stored (no normalisation, no channel)."""
+        return _read_rows(self._dataset(), self.path, self.rows[start:stop])
+
+    def _tensor(self, raw: np.ndarray) -> torch.Tensor:
+        x = self.transform(raw)
         if self.channel:
             x = x[:, None]
         import torch
 
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 
-    def materialise(self) -> torch.Tensor:
-        """The whole split as one tensor, read in bounded pieces."""
+    def __getitem__(self, key: slice) -> torch.Tensor:
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise TypeError("H5Inputs supports contiguous slices x[a:b] only")
+        start, stop, _ = key.indices(len(self))
+        return self._tensor(self.raw(start, stop))
+
+    def materialise(
+        self, features: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None
+    ) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
+        """The whole split as one tensor, read in bounded pieces, and ``features`` of its raw
+        events computed in the same pass (empty without ``features``)."""
         import torch
 
         out = torch.empty(self.shape, dtype=torch.float32)
+        parts: list[dict[str, np.ndarray]] = []
         for a in range(0, len(self), _READ):
-            out[a : a + _READ] = self[a : a + _READ]
-        return out
+            raw = self.raw(a, a + _READ)
+            out[a : a + _READ] = self._tensor(raw)
+            if features is not None:
+                parts.append(features(raw))
+        return out, _joined(parts)
+
+    def scan(
+        self, features: Callable[[np.ndarray], dict[str, np.ndarray]]
+    ) -> dict[str, np.ndarray]:
+        """``features`` of every raw event, read in bounded pieces (the split stays lazy)."""
+        return _joined([features(self.raw(a, a + _READ)) for a in range(0, len(self), _READ)])
+
+
+def _joined(parts: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
 
 
 def normaliser(kind: str, path: Path, rows: np.ndarray) -> Transform:
@@ -226,6 +263,15 @@ def normaliser(kind: str, path: Path, rows: np.ndarray) -> Transform:
     return lambda x: x
 
 
+def _bound(
+    features: Features, attrs: Mapping[str, Any]
+) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+    def compute(raw: np.ndarray) -> dict[str, np.ndarray]:
+        return features(raw, attrs)
+
+    return compute
+
+
 def make_split(
     src: FileInfo, rows: np.ndarray, layout: Layout, transform: Transform, in_memory: bool
 ) -> Split:
@@ -244,5 +290,12 @@ def make_split(
     elif "primary" in meta:
         meta["primary"] = meta["primary"].astype(str)
     lazy = H5Inputs(src.path, rows, transform, layout.add_channel)
-    x: torch.Tensor | H5Inputs = lazy.materialise() if in_memory else lazy
+    extra = None if layout.features is None else _bound(layout.features, src.attrs)
+    x: torch.Tensor | H5Inputs = lazy
+    if in_memory:
+        x, computed = lazy.materialise(extra)
+    else:
+        computed = lazy.scan(extra) if extra is not None else {}
+    if computed:  # an empty split has no rows to compute from
+        meta.update(computed)
     return Split(x=x, y=y, meta=meta)

@@ -83,6 +83,7 @@ from wcd_hpc.queue.schema import (
     TRIAL_TRAIN_STARTED,
     trial_dir,
 )
+from wcd_hpc.results import baseline
 from wcd_hpc.results import provenance as origin
 from wcd_hpc.results.evaluation import (
     Provenance,
@@ -276,6 +277,22 @@ def save_predictions(ctx: Context, probs: np.ndarray, path: Path) -> None:
         tmp, y_true=ctx.splits.test.y.cpu().numpy(), y_score=probs, class_names=names
     )
     os.replace(tmp, path)
+
+
+def write_baseline(ctx: Context, out: Path, probs: np.ndarray, signal: int) -> None:
+    """The classical baseline beside the model in ``binned.json`` (gamma/hadron footprints):
+    its cut chosen on the training split, applied to the test split, and the gain."""
+    train, test = ctx.splits.train, ctx.splits.test
+    if not baseline.applies(ctx.splits.spec.class_names, signal, train.meta, test.meta):
+        return
+    baseline.add_to_binned(
+        out,
+        baseline.Sample(train.y.cpu().numpy() == signal, train.meta),
+        baseline.Sample(test.y.cpu().numpy() == signal, test.meta),
+        scores=probs[:, signal],
+        train_energy=train.meta.get("energy"),
+        test_energy=test.meta.get("energy"),
+    )
 
 
 def _restore(
@@ -499,6 +516,7 @@ def run_trial(
     names = ctx.splits.spec.class_names
     y_test = test_split.y.cpu().numpy()
     figure_origin = (origin.software_text(where["software"]), origin.describe(where["data"]))
+    write_baseline(ctx, out, probs, signal)
     provenance = Provenance(
         study=ctx.exp.name,
         trial=f"{ctx.run_kind} {trial.number}",

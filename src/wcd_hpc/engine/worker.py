@@ -35,7 +35,7 @@ from wcd_hpc.errors import DataError, StorageUnreachable, one_line
 from wcd_hpc.experiment.resolve import resolve
 from wcd_hpc.output.masking import mask_text, masked_traceback
 from wcd_hpc.plugins import blame, get_registry
-from wcd_hpc.queue import claims, files, outage
+from wcd_hpc.queue import claims, files, finalists, outage
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.reaper import Heartbeat, reap
 from wcd_hpc.queue.schema import (
@@ -211,6 +211,10 @@ def _work_off(
         claimed = claims.claim(study, url, worker, sample=ctx.space.suggest)
         if claimed is None:
             claimed = claims.linger(study, url, worker, stop, ctx.run_dir, ctx.space.suggest)
+        if claimed is None and not stop():  # the budget is met: the finalists, if asked for
+            claimed = finalists.claim(study, url, worker, ctx.space.suggest)
+            if claimed is None:
+                claimed = finalists.linger(study, url, worker, stop, ctx.run_dir, ctx.space.suggest)
         if claimed is None:
             spent = claims.gpu_budget_spent(study)
             summary.reason = "GPU-hour budget spent" if spent else "budget met"

@@ -61,3 +61,27 @@ def gpu_hours(most: float) -> Callable[[Any, str, Fail], float | None]:
         return float(value)
 
     return check
+
+
+#: Most configurations and seeds a study retrains as finalists (far above any real use).
+MAX_FINALISTS = 1000
+
+
+def finalists(value: Any, key: str, fail: Fail) -> dict[str, int] | None:
+    """The check of ``finalists``: null (off), or ``{top: K, seeds: S}`` with K, S ≥ 1.
+
+    Once the budget is spent, the K best configurations are retrained with S new seeds each,
+    as trials of the same study counted apart from the budget (the winner's curse: the best of
+    N noisy trials is luckier than it is good; :mod:`wcd_hpc.queue.finalists`).
+    """
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or set(value) != {"top", "seeds"}:
+        raise fail(key, f"expected null or {{top: K, seeds: S}}, got {got(value)}")
+    out = {}
+    for name in ("top", "seeds"):
+        n = value[name]
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_FINALISTS:
+            raise fail(f"{key}.{name}", f"expected an integer 1 to {MAX_FINALISTS}, got {got(n)}")
+        out[name] = n
+    return out

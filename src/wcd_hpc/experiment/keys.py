@@ -230,6 +230,11 @@ KEYS: tuple[Key, ...] = (
                                  budget.gpu_hours(MAX_GPU_HOURS)),
         None, "cap in GPU-hours allocated to the study's Slurm jobs", "10", "number",
         mutable=True, field="gpu_hours"),
+    Key("finalists", Rule("null, or {top: K, seeds: S} with K, S from 1 to "
+                          f"{budget.MAX_FINALISTS:,}", budget.finalists),
+        None, "once the budget is spent, retrain the K best configurations with S new seeds "
+        "each (counted apart from the budget); the final pick is the best mean on validation",
+        "{top: 3, seeds: 3}", "mapping or null"),
     Key("precision", checks.choice(training.PRECISIONS), "auto",
         "autocast precision of training; auto: bf16 where supported, fp16, else fp32", "bf16",
         "string", mutable=True),

@@ -215,8 +215,7 @@ class LocalHandle(Handle):
         return [WorkerInfo(self.pool.label(w.index), "running") for w in self.active]
 
     def _budget_left(self) -> bool:
-        trials = self.study.get_trials(deepcopy=False)
-        return studies.finished(trials) < studies.budget_of(self.study)
+        return studies.work_left(self.study)  # the budget, or finalists still to run
 
     def _poll(self) -> None:
         for w in list(self.active):

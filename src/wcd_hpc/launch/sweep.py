@@ -307,7 +307,8 @@ def run_sweep(
     study, prep = start(p)
     show.prepared(p, prep)
     result = SweepResult(study, prep)
-    remaining = prep.budget - prep.finished
+    trials = study.get_trials(deepcopy=False)
+    remaining = max(prep.budget - prep.finished, studies.finalists_left(study, trials))
     if remaining <= 0:
         return result
     launcher = launcher_for(p, sync_job=sync and not wait)

@@ -75,7 +75,11 @@ def _over_budget(study: optuna.Study, number: int) -> bool:
     """
     trials = study.get_trials(deepcopy=False)
     room = studies.budget_of(study) - studies.finished(trials)
-    running = sorted(t.number for t in trials if t.state == TrialState.RUNNING)
+    running = sorted(
+        t.number
+        for t in trials
+        if t.state == TrialState.RUNNING and not studies.is_finalist(t)  # apart from the budget
+    )
     return number not in running[: max(room, 0)]
 
 
@@ -127,7 +131,9 @@ def claim(study: optuna.Study, url: str, worker: str, sample: Sample | None = No
             trial, resume = optuna.Trial(study, frozen._trial_id), True
         else:
             done = studies.finished(trials)
-            running = sum(1 for t in trials if t.state == TrialState.RUNNING)
+            running = sum(
+                1 for t in trials if t.state == TrialState.RUNNING and not studies.is_finalist(t)
+            )
             if done + running >= studies.budget_of(study):
                 return None
             trial, resume = study.ask(), False
@@ -140,17 +146,22 @@ def claim(study: optuna.Study, url: str, worker: str, sample: Sample | None = No
                 # would take the worker down while it holds the lock.
                 with contextlib.suppress(Exception):
                     sample(trial)
-        now = time.time()
-        stamps = {
-            TRIAL_HEARTBEAT: now,
-            **processes.record(),
-            TRIAL_WORKER: worker,
-            TRIAL_CLAIMED: now,
-            TRIAL_CLAIMED_AT: iso_utc(now),
-            **placement(),
-        }
-        journal.set_user_attrs(trial, stamps)
+        stamp(trial, worker)
     return trial, resume
+
+
+def stamp(trial: optuna.Trial, worker: str) -> None:
+    """Mark ``trial`` as claimed by ``worker`` now: heartbeat, process, placement."""
+    now = time.time()
+    stamps = {
+        TRIAL_HEARTBEAT: now,
+        **processes.record(),
+        TRIAL_WORKER: worker,
+        TRIAL_CLAIMED: now,
+        TRIAL_CLAIMED_AT: iso_utc(now),
+        **placement(),
+    }
+    journal.set_user_attrs(trial, stamps)
 
 
 def linger(

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -33,6 +34,7 @@ from wcd_hpc.queue.schema import (
     STUDY_MAX_RETRIES,
     TRIAL_CLAIMED,
     TRIAL_FAIL_REASON,
+    TRIAL_FINALIST,
     TRIAL_HEARTBEAT,
     TRIAL_HOST,
     TRIAL_PID,
@@ -195,9 +197,10 @@ def fail_and_retry(study: optuna.Study, t: FrozenTrial, cause: str, max_retries:
     retry = int(t.user_attrs.get(TRIAL_RETRY, 0))
     if retry >= max_retries:
         return False
-    study.enqueue_trial(
-        dict(t.params), user_attrs={TRIAL_RETRY: retry + 1, TRIAL_RETRY_OF: t.number}
-    )
+    attrs: dict[str, Any] = {TRIAL_RETRY: retry + 1, TRIAL_RETRY_OF: t.number}
+    if TRIAL_FINALIST in t.user_attrs:  # a finalist's rerun is a finalist, apart from the budget
+        attrs[TRIAL_FINALIST] = t.user_attrs[TRIAL_FINALIST]
+    study.enqueue_trial(dict(t.params), user_attrs=attrs)
     return True
 
 

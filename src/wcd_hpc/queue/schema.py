@@ -60,6 +60,9 @@ STUDY_LOCAL_SWEEP: Final = "local_sweep"
 #: The warm start done (``start_from``): ``{"study", "storage" (masked), "trials", "enqueued"}``;
 #: present once its configurations are enqueued, so that a resumed sweep never enqueues them again.
 STUDY_WARM_START: Final = "warm_start"
+#: Trial numbers of the configurations retrained as finalists (``finalists: {top, seeds}``),
+#: written once, under the claim lock, when their trials are enqueued: what makes it idempotent.
+STUDY_FINALISTS: Final = "finalists_of"
 
 # --------------------------------------------------------------------------------------------
 # Trial user attributes, written by the worker that claims a trial.
@@ -84,6 +87,9 @@ TRIAL_SUSPENDED_BY: Final = "suspended_by"
 TRIAL_FAIL_REASON: Final = "fail_reason"  # one line: why a FAIL trial failed
 TRIAL_RETRY: Final = "retry"  # how many times these parameters were re-enqueued
 TRIAL_RETRY_OF: Final = "retry_of"  # the trial number whose parameters this one reruns
+#: A finalist: the number of the ordinary trial whose configuration it retrains with a new seed.
+#: Finalists are counted apart from the budget.
+TRIAL_FINALIST: Final = "finalist_of"
 TRIAL_RESUMED_FROM_EPOCH: Final = "resumed_from_epoch"
 TRIAL_TRAIN_STARTED: Final = "train_started"  # epoch s; with the next: the training time
 TRIAL_TRAIN_FINISHED: Final = "train_finished"
@@ -205,5 +211,6 @@ def journal_path(run_dir: Path) -> Path:
 
 Q_VS_ENERGY_PLOT: Final = "q_vs_energy.png"  # best Q per bin of log10(E0/GeV)
 EFF_VS_ENERGY_PLOT: Final = "eff_vs_energy.png"  # signal efficiency at ε_b ≤ 1e-2 per bin
+BASELINE_PLOT: Final = "baseline_vs_energy.png"  # Q at ε_γ = 0.5: model vs classical baseline
 #: Every ``*_PLOT`` PNG has a PDF twin of the same stem, for print.
 VECTOR_PLOT_SUFFIX: Final = ".pdf"

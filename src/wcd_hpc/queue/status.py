@@ -5,7 +5,10 @@ The dict is a stable interface for scripts: ``counts`` keyed by Optuna's state n
 ``chance``, ``nan``, ``pruner``), ``running`` (number, host, pid, worker, elapsed_s), ``failures``
 (number, cause), ``throughput_per_h`` and ``trials`` (per trial: its worker, Slurm array task,
 node, GPU, ``pruned_because``, ``kept_epoch`` and ``gpu_hours``, its share of the GPU-hours:
-training time times the GPUs its worker held over the workers sharing them). New keys may be
+training time times the GPUs its worker held over the workers sharing them), ``finalists`` (the
+setting, the configurations retrained, their trials, how many are left) and ``final`` (the
+finalists' pick with mean ± std on validation and test, :func:`wcd_hpc.queue.finalists.report`).
+``finished`` counts ordinary trials only: finalists are apart from the budget. New keys may be
 added; existing ones keep their meaning.
 """
 
@@ -20,11 +23,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from wcd_hpc.errors import SlurmError
 from wcd_hpc.output.masking import mask_text
-from wcd_hpc.queue import accounting
+from wcd_hpc.queue import accounting, finalists
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.schema import (
     STUDY_BUDGET,
     STUDY_EXPERIMENT,
+    STUDY_FINALISTS,
     STUDY_GPU_HOURS,
     STUDY_RUN_DIR,
     TRIAL_FAIL_REASON,
@@ -166,6 +170,22 @@ def _slurm(
     return {"jobs": jobs, **summary}, {r.job_id: r.queue_wait_s for r in records}
 
 
+def finalists_block(
+    study: optuna.Study, trials: list[FrozenTrial], left: int
+) -> dict[str, Any] | None:
+    """``finalists: {top, seeds}`` as set, the configurations retrained, the finalist trials
+    and how many are still to run; None when the study has no finalists."""
+    setting = studies.finalists_setting(study)
+    if setting is None:
+        return None
+    return {
+        **setting,
+        "of": study.user_attrs.get(STUDY_FINALISTS),
+        "trials": [t.number for t in trials if studies.is_finalist(t)],
+        "left": left,
+    }
+
+
 def summarize(study: optuna.Study, run_dir: Path) -> dict[str, Any]:
     """Collect counts, best trial, running trials, failures and throughput of ``study``.
 
@@ -201,6 +221,7 @@ def summarize(study: optuna.Study, run_dir: Path) -> dict[str, Any]:
     gpu_budget = study.user_attrs.get(STUDY_GPU_HOURS)
     gpu_used = slurm.get("gpu_hours") if slurm else None
     gpu_spent = gpu_budget is not None and gpu_used is not None and gpu_used >= gpu_budget
+    left = studies.finalists_left(study, trials)
     return {
         "study": study.study_name,
         "direction": study.direction.name.lower(),
@@ -208,8 +229,10 @@ def summarize(study: optuna.Study, run_dir: Path) -> dict[str, Any]:
         "model": exp.get("model"),
         "dataset": exp.get("dataset"),
         "budget": budget,
-        "finished": counts["COMPLETE"] + counts["PRUNED"],
-        "done": counts["COMPLETE"] + counts["PRUNED"] >= budget > 0 or gpu_spent,
+        "finished": studies.finished(trials),  # ordinary trials: finalists are apart
+        "done": (studies.finished(trials) >= budget > 0 and not left) or gpu_spent,
+        "finalists": finalists_block(study, trials, left),
+        "final": finalists.report(study, trials),
         "gpu_hours_budget": gpu_budget,
         "gpu_hours_used": gpu_used,
         "counts": counts,

@@ -34,6 +34,7 @@ from wcd_hpc.queue.schema import (
     STUDY_BUDGET,
     STUDY_DATASET,
     STUDY_EXPERIMENT,
+    STUDY_FINALISTS,
     STUDY_GPU_HOURS,
     STUDY_HEARTBEAT_S,
     STUDY_METRIC,
@@ -42,6 +43,7 @@ from wcd_hpc.queue.schema import (
     STUDY_SLURM_JOBS,
     STUDY_SPACE,
     STUDY_VERSION,
+    TRIAL_FINALIST,
 )
 from wcd_hpc.queue.storage import open_storage, study_exists
 from wcd_hpc.queue.urls import chosen, journal_file, kind, mask, resolve
@@ -74,8 +76,39 @@ def counts(trials: Iterable[FrozenTrial]) -> dict[str, int]:
     return {name: tally.get(name, 0) for name in STATE_NAMES}
 
 
+def is_finalist(t: FrozenTrial) -> bool:
+    """A finalist retrains a configuration with a new seed; it is not part of the budget."""
+    return TRIAL_FINALIST in t.user_attrs
+
+
 def finished(trials: Iterable[FrozenTrial]) -> int:
-    return sum(1 for t in trials if t.state in FINISHED)
+    """Finished ordinary trials: what the budget counts (finalists are counted apart)."""
+    return sum(1 for t in trials if t.state in FINISHED and not is_finalist(t))
+
+
+def finalists_setting(study: optuna.Study) -> dict[str, int] | None:
+    """The experiment's ``finalists: {top, seeds}``, or None when off (or a foreign study)."""
+    stored = study.user_attrs.get(STUDY_EXPERIMENT)
+    value = stored.get("finalists") if isinstance(stored, dict) else None
+    return dict(value) if isinstance(value, dict) else None
+
+
+def finalists_left(study: optuna.Study, trials: list[FrozenTrial]) -> int:
+    """Finalist trials still to run: all of them before they are enqueued, then the waiting
+    and running ones (a re-enqueued finalist whose worker died included)."""
+    setting = finalists_setting(study)
+    if setting is None:
+        return 0
+    if STUDY_FINALISTS not in study.user_attrs:
+        return int(setting["top"]) * int(setting["seeds"])
+    open_states = (TrialState.WAITING, TrialState.RUNNING)
+    return sum(1 for t in trials if is_finalist(t) and t.state in open_states)
+
+
+def work_left(study: optuna.Study) -> bool:
+    """Whether the study still wants workers: budget not met, or finalists to run."""
+    trials = study.get_trials(deepcopy=False)
+    return finished(trials) < budget_of(study) or finalists_left(study, trials) > 0
 
 
 def experiment_of(study: optuna.Study) -> Experiment:

@@ -32,6 +32,7 @@ from wcd_hpc.default_plugins.metrics import (
     with_signal_class,
 )
 from wcd_hpc.queue.schema import (
+    BASELINE_PLOT,
     BINNED_FILE,
     CONFUSION_PLOT,
     DATA_SPEC_FILE,
@@ -41,7 +42,7 @@ from wcd_hpc.queue.schema import (
     Q_VS_ENERGY_PLOT,
     ROC_PLOT,
 )
-from wcd_hpc.results import energyplots, plots
+from wcd_hpc.results import baselineplots, energyplots, plots
 from wcd_hpc.results.efficiency import select
 from wcd_hpc.results.plots import Classes, Provenance
 from wcd_hpc.results.quote import (
@@ -345,6 +346,11 @@ def write_plots(
             chosen_on=chosen_on,
             constant=constant,
         )
+    compared = baseline_bins(out)
+    if compared:
+        titles[BASELINE_PLOT] = baselineplots.plot_baseline_vs_energy(
+            folder / BASELINE_PLOT, compared, kinds, header
+        )
     return titles
 
 
@@ -408,6 +414,16 @@ def _point(row: Mapping[str, Any], label: int) -> energyplots.BinPoint:
         row.get("gamma_eff_1e2_lo"),
         row.get("gamma_eff_1e2_hi"),
     )
+
+
+def baseline_bins(out: Path) -> list[dict[str, Any]]:
+    """The rows of ``out/binned.json`` that carry the classical baseline
+    (:mod:`wcd_hpc.results.baseline` adds it for gamma/hadron footprints); none otherwise."""
+    try:
+        rows = json.loads((out / BINNED_FILE).read_text()).get("bins") or []
+    except (OSError, ValueError):
+        return []
+    return [r for r in rows if isinstance(r, dict) and "baseline_q_at_eff" in r]
 
 
 def write_data_spec(out: Path, spec: DataSpec) -> None:

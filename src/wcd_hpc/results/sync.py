@@ -32,7 +32,7 @@ from wcd_hpc import __version__
 from wcd_hpc.errors import SyncError, one_line
 from wcd_hpc.experiment.written import as_written
 from wcd_hpc.plugins import Registry, get_registry
-from wcd_hpc.queue import files
+from wcd_hpc.queue import files, finalists
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.schema import (
     BINNED_FILE,
@@ -377,7 +377,8 @@ class _Syncer:
     def finish_parent(
         self, run_id: str, trials: list[FrozenTrial], best: FrozenTrial | None
     ) -> None:
-        """Resolved experiment, counts, best value and the study plots on the parent run."""
+        """Resolved experiment, counts, best value and the study plots on the parent run; with
+        finalists, the pick's mean ± std on validation and test (``final_*``)."""
         experiment = {k: v for k, v in self.exp.items() if not is_secret(k)}
         have = self.client.get_run(run_id).data.params
         params = clean(flatten(as_written(experiment)))  # dataset.params.events, as --set
@@ -387,6 +388,7 @@ class _Syncer:
         }
         if best is not None and best.value is not None:
             values.update(best_value=best.value, best_trial=float(best.number))
+        values.update(finalists.metrics(finalists.report(self.study, trials)))
         metrics = [Metric(k, v, now, 0) for k, v in values.items()]
         log_batched(
             self.client,
@@ -448,6 +450,7 @@ class _Syncer:
                 metrics=finals,
             )
         metric = str(self.exp.get("metric", "objective"))
+        final = finalists.report(self.study)  # with finalists, the pick's mean ± std
         report.registered = mlflow_model.register(
             self.client,
             self.uri,
@@ -455,9 +458,11 @@ class _Syncer:
             logged.model_id,
             run_id,
             model_tags={TAG_STUDY: self.name, "metric": metric},
-            model_description=f"Best trial of wcd-hpc study {self.name} by validation {metric}.",
+            model_description=f"Best trial of wcd-hpc study {self.name} by validation {metric}."
+            + ("" if final is None else f" {finalists.line(final)}."),
             tags={TAG_TRIAL: str(best.number), metric: f"{best.value}"},
-            description=f"trial {best.number}: validation {metric} = {best.value}",
+            description=f"trial {best.number}: validation {metric} = {best.value}"
+            + ("" if final is None else f"; {finalists.line(final)}"),
         )
 
 
@@ -512,6 +517,9 @@ def _sync(s: _Syncer, progress: Callable[[int, int], None] | None) -> SyncReport
         if progress is not None:
             progress(done, len(todo))
     best = _best(s.study, trials)
+    final = finalists.report(s.study, trials)
+    if final is not None:  # the registered model is the final pick's best seed on validation
+        best = next((t for t in trials if t.number == final["model_trial"]), best)
     if parent is None or report.created or report.updated or not _parent_done(parent):
         s.finish_parent(parent_id, trials, best)
     if best is not None and best.number in report.runs:

@@ -49,6 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wcd_hpc.sim.discriminants import tank_centres
 from wcd_hpc.sim.h5io import write_events
 
 __all__ = [
@@ -311,8 +312,7 @@ def iter_footprints(
     ev = _event_parameters(rng, primary, cfg)
     weight = spectral_weight(ev["energy"], primary, cfg)
 
-    cell = 2.0 * cfg.half_width_m / grid
-    centres = -cfg.half_width_m + cell * (np.arange(grid) + 0.5)
+    centres = tank_centres(grid, cfg.half_width_m)  # the one definition of the layout
     for i, seq in enumerate(chunk_seqs[: -(-events // _CHUNK)]):
         sl = slice(i * _CHUNK, min(events, (i + 1) * _CHUNK))
         sub = {k: v[sl] for k, v in ev.items()}

@@ -52,7 +52,10 @@ def test_predecessor_file_loads_with_its_classes_and_metadata(tmp_path: Path) ->
     splits = load({"path": str(path), "normalise": "none"})
     assert (len(splits.train), len(splits.val), len(splits.test)) == (112, 24, 24)
     assert splits.spec.class_names == ("iron", "proton") and splits.spec.input_shape == (1, 80, 80)
-    assert set(splits.val.meta) == {"energy", "zenith", "Nmuons", "primary"}
+    truth = {k for k in splits.val.meta if not k.startswith("classical_")}
+    assert truth == {"energy", "zenith", "Nmuons", "primary"}
+    # The classical gamma/hadron discriminants, from the raw events (issue 23 point 4).
+    assert len(splits.val.meta["classical_hit_tanks"]) == len(splits.val)
     names = np.array(["iron", "proton"])[splits.test.y.numpy()]
     assert np.array_equal(splits.test.meta["primary"], names)
     with h5py.File(path, "r") as fh:  # rows are the file's rows, values untouched
@@ -246,9 +249,11 @@ def test_lazy_read_of_nan_fails_with_the_event_number(tmp_path: Path) -> None:
     data = np.zeros((64, 4, 4), np.float32)
     data[50, 1, 1] = np.inf
     path = _write(tmp_path / "f.h5", data, _info(64))
-    splits = load({"path": str(path), "in_memory": False, "normalise": "none"})
-    parts = [s for s in (splits.train, splits.val, splits.test) if isinstance(s, Split)]
+    # A lazy split stays lazy, but its footprints' classical discriminants are computed at
+    # load in one bounded pass: the event is named there already, or at the latest on reading.
     with pytest.raises(ValueError, match=f"{path}: 'data' holds NaN or inf in event 50"):
+        splits = load({"path": str(path), "in_memory": False, "normalise": "none"})
+        parts = [s for s in (splits.train, splits.val, splits.test) if isinstance(s, Split)]
         for s in parts:
             s.x[0 : len(s)]
 
