@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import subprocess as _subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -73,6 +74,8 @@ def testplugins(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
+LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"  # as configure_logging's
+
 # The ``wcd-hpc`` entry point in a process where ``import torch`` fails (None in sys.modules):
 # what must work on a login node without paying for torch.
 WITHOUT_TORCH = (
@@ -81,12 +84,106 @@ WITHOUT_TORCH = (
 )
 
 
-@pytest.fixture
-def cli(tmp_path: Path) -> Callable[..., Result]:
-    """Run ``python -m wcd_hpc`` in a subprocess in ``tmp_path``, as a user would.
+def _in_process(
+    args: tuple[str, ...], env: dict[str, str], cwd: Path, plugins: Path | None
+) -> Result:
+    """Run ``wcd-hpc ARGS`` in this process as :func:`wcd_hpc.__main__.main` would in its own.
 
-    ``without_torch=True`` runs the command where torch cannot be imported at all.
+    What a fresh process would not share with the tests around it is set up and put back: the
+    environment, the working directory, ``sys.path`` and the plugin registry (rebuilt from
+    ``plugins`` and the environment's allow-list), the modules of ``plugins``, signal handlers,
+    a copy of the app (plugin verbs are added to the copy), masked standard streams and a log
+    handler on them (pytest's own handlers would swallow our INFO lines otherwise). Our error
+    family becomes the one ``error:`` line through the app's own ``__call__``; a bug prints its
+    traceback on stderr and exits 1, as Python does.
     """
+    import copy
+    import importlib
+    import logging
+    import signal
+    import traceback
+
+    from click.testing import CliRunner
+
+    import wcd_hpc.plugins as registry_module
+    from wcd_hpc.cli import PROG_NAME, app
+    from wcd_hpc.engine.startup import configure_logging
+    from wcd_hpc.output.masking import mask_standard_streams
+    from wcd_hpc.queue.urls import SECRET_VARIABLES
+
+    saved_env, saved_cwd, saved_path = dict(os.environ), os.getcwd(), list(sys.path)
+    signals = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2]
+    saved_signals = {sig: signal.getsignal(sig) for sig in signals}
+    root = logging.getLogger()
+    saved_level = root.level
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    if plugins is not None:
+        sys.path.insert(0, str(plugins))
+    importlib.invalidate_caches()
+    registry_module._CACHE = None
+    fresh = copy.copy(app)
+    fresh.registered_commands = list(app.registered_commands)
+    fresh.registered_groups = list(app.registered_groups)
+    code = 0
+    runner = CliRunner()
+    try:
+        with runner.isolation() as (out, err, _):
+            mask_standard_streams(*SECRET_VARIABLES)
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(
+                logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s")
+            )
+            root.addHandler(handler)
+            root.setLevel(logging.WARNING)
+            try:
+                configure_logging()
+                registry_module.get_registry().add_commands(fresh)
+                fresh(args=list(args), prog_name=PROG_NAME)
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+                if exc.code is not None and not isinstance(exc.code, int):
+                    print(exc.code, file=sys.stderr)
+            except BaseException:
+                traceback.print_exc()
+                code = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                root.removeHandler(handler)
+            stdout = out.getvalue().decode(errors="replace")
+            stderr = (err.getvalue() if err is not None else b"").decode(errors="replace")
+    finally:
+        root.setLevel(saved_level)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.chdir(saved_cwd)
+        sys.path[:] = saved_path
+        for sig, handler_ in saved_signals.items():
+            signal.signal(sig, handler_)
+        registry_module._CACHE = None
+        if plugins is not None:
+            for name, module in list(sys.modules.items()):
+                if str(getattr(module, "__file__", "") or "").startswith(str(plugins)):
+                    del sys.modules[name]
+        importlib.invalidate_caches()
+    return Result(code, stdout, stderr)
+
+
+@pytest.fixture
+def cli(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Result]:
+    """Run ``wcd-hpc ARGS`` in ``tmp_path``, as a user would, and return its exit status and output.
+
+    In this process by default (:func:`_in_process`: a second each saved, and a traceback that
+    points into the test). ``subprocess=True`` — or ``CLI_IN_A_PROCESS = True`` in the test
+    module — runs ``python -m wcd_hpc`` in a real process instead: for the few end-to-end runs
+    that must see what a process sees (signals, exit on a timeout, streams of a real terminal);
+    ``without_torch=True`` (always a process) runs it where torch cannot be imported at all.
+    """
+    module_wants_process = bool(getattr(request.module, "CLI_IN_A_PROCESS", False)) or (
+        os.environ.get("WCD_HPC_TEST_CLI") == "process"  # to compare both ways of running it
+    )
 
     def run(
         *args: str,
@@ -95,14 +192,18 @@ def cli(tmp_path: Path) -> Callable[..., Result]:
         timeout: float = 600,
         cwd: Path | None = None,
         without_torch: bool = False,
+        subprocess: bool | None = None,
     ) -> Result:
         full = {k: v for k, v in os.environ.items() if not k.startswith("WCD_HPC_")}
         full["COLUMNS"] = "200"
         if plugins is not None:
             full["PYTHONPATH"] = str(plugins)
         full.update(env or {})
+        as_process = module_wants_process if subprocess is None else subprocess
+        if not (as_process or without_torch):
+            return _in_process(args, full, cwd or tmp_path, plugins)
         entry = ["-c", WITHOUT_TORCH] if without_torch else ["-m", "wcd_hpc"]
-        proc = subprocess.run(
+        proc = _subprocess.run(
             [sys.executable, *entry, *args],
             cwd=cwd or tmp_path,
             env=full,
