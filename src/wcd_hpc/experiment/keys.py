@@ -189,7 +189,7 @@ KEYS: tuple[Key, ...] = (
         "prune a trial at chance level (constant predictions, or 0.5 within its ROC AUC's "
         "68 % interval widened by auc_margin) from report `after` on, before any pruner's "
         "warm-up; a NaN/inf loss is pruned whatever this says",
-        "{after: 1, auc_margin: 0.02}", "boolean or mapping", profile=True),
+        "{after: 1, auc_margin: 0.02}", "boolean or mapping", profile=True, merge=True),
     Key("keep", checks.choice(("best", "last")), "best",
         "which epoch's weights a trial keeps: the best validation objective (ties: the earlier "
         "epoch) or the last", "last", "string"),

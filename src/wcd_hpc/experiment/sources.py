@@ -97,7 +97,18 @@ def one_of(value: Any, allowed: Sequence[str], key: str, fail: Fail) -> str:
 def suggest(word: str, known: Sequence[str]) -> str:
     """A hint after an unknown name: the likely typo fix, or else the whole list to pick from."""
     close = difflib.get_close_matches(word, known, n=1)
-    return f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(known)})"
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    shown: list[str] = []
+    for name in known:  # the line stays one line: a long list is cut, and says how much is left
+        if shown and len(", ".join([*shown, name])) > HINT_WIDTH:
+            return f" (known: {', '.join(shown)}, … {len(known) - len(shown)} more)"
+        shown.append(name)
+    return f" (known: {', '.join(shown)})"
+
+
+#: How many characters of known names an error line lists before it says "… N more".
+HINT_WIDTH = 160
 
 
 # --------------------------------------------------------------------------------------------
