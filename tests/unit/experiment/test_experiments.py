@@ -39,7 +39,7 @@ def test_predecessor_experiments_are_iron_vs_proton_for_five_epochs(path: Path) 
     assert exp.epochs == 5 and exp.metric == "f1"
 
 
-SHIPPED = [*EXPERIMENTS, Path(__file__).resolve().parents[1] / "examples" / "quickstart.yaml"]
+SHIPPED = [*EXPERIMENTS, Path(__file__).resolve().parents[3] / "examples" / "quickstart.yaml"]
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
