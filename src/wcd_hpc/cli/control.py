@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 import typer
 
-from wcd_hpc.cli.common import RunsDirOption, StorageOption, StudyArgument, out
+from wcd_hpc.cli.common import RunsDirOption, StorageOption, StudyArgument, command_for, out
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.control import cancel, retry
 
@@ -23,9 +22,10 @@ def cancel_cmd(
         f"local workers stopped: {len(result.local_pids)}; "
         f"running trials marked failed: {len(result.trials)}"
     )
+    again = command_for(["wcd-hpc", "retry", name], opened.url, opened.run_dir.parent)
     out.print(
-        f"finished trials are kept; resume with: wcd-hpc sweep <experiment>  "
-        f"(or retry the failed ones: {shlex.join(['wcd-hpc', 'retry', name])})"
+        "finished trials are kept; resume with: wcd-hpc sweep <experiment>  "
+        f"(or retry the failed ones: {again})"
     )
 
 

@@ -54,6 +54,9 @@ STUDY_SLURM_JOBS: Final = "slurm_jobs"
 STUDY_FILES: Final = "files"
 #: The running local ``sweep`` process, as a :data:`PROCESS` record (``cancel`` stops it first).
 STUDY_LOCAL_SWEEP: Final = "local_sweep"
+#: In that record: the :data:`PROCESS` records of the sweep's worker processes (``cancel``
+#: counts and stops them, whether or not they hold a trial at that moment).
+LOCAL_SWEEP_WORKERS: Final = "workers"
 
 # --------------------------------------------------------------------------------------------
 # Trial user attributes, written by the worker that claims a trial.

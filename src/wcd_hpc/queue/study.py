@@ -75,6 +75,14 @@ def finished(trials: Iterable[FrozenTrial]) -> int:
     return sum(1 for t in trials if t.state in FINISHED)
 
 
+def finished_of(done: int, budget: int | None) -> str:
+    """Finished trials against the budget for people: ``3/5``; ``4 (budget 1)`` when a budget
+    lowered on resume is below what had finished already (never ``4/1``); ``4/-`` without one."""
+    if budget is None:
+        return f"{done}/-"
+    return f"{done}/{budget}" if done <= budget else f"{done} (budget {budget})"
+
+
 def experiment_of(study: optuna.Study) -> Experiment:
     return Experiment.from_dict(study.user_attrs[STUDY_EXPERIMENT])
 
