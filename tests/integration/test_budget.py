@@ -111,3 +111,21 @@ def test_a_spent_gpu_hour_budget_stops_claiming_and_the_sweep_ends_cleanly(
         claimed = datetime.fromtimestamp(t.user_attrs["claimed"])
         assert _gpu_seconds_at(records, claimed) <= budget_h * 3600 + allowance, t.number
     assert json.dumps(info)  # the status document stays JSON
+
+
+@pytest.mark.slow
+def test_a_budget_lowered_below_the_finished_trials_never_shows_more_finished_than_budgeted(
+    cli, testplugins, toy_experiment, tmp_path
+) -> None:
+    exp = toy_experiment(name="lowered", trials=2)
+    assert cli("sweep", str(exp), "--no-sync", plugins=testplugins, env=TOY).code == 0
+    res = cli("sweep", str(exp), "--trials", "1", "--no-sync", plugins=testplugins, env=TOY)
+    assert res.code == 0, res.err
+    status = cli("status", "lowered", plugins=testplugins, env=TOY)
+    listing = cli("studies", plugins=testplugins, env=TOY)
+    shown = res.out + res.err + status.out + listing.out
+    assert "2/1" not in shown and "2 of 1" not in shown, shown
+    assert "resuming study lowered: 2, more than the budget of 1, trials finished" in res.out
+    assert "2 (budget 1) trials finished: 2 complete" in res.out
+    assert "finished 2 (budget 1)" in status.out
+    assert "lowered: done, 2 (budget 1) finished" in listing.out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -228,3 +229,30 @@ def test_a_worker_that_wakes_after_its_trial_was_reaped_says_so_in_one_line_and_
     trials = _study(journal, "woke").get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
     assert trials[1].user_attrs["retry_of"] == victim.number
+
+
+def test_cancel_counts_the_local_workers_it_stopped_and_its_retry_hint_finds_the_study(
+    cli, testplugins, toy_experiment, tmp_path
+) -> None:
+    # Workers that are still loading their data hold no trial: cancel stopped them all the same
+    # and said "local workers stopped: 0". Its retry hint lacked the --runs-dir it was given.
+    exp = _slow_experiment(toy_experiment, "early", trials=2)
+    exp.write_text(exp.read_text().replace("workers: 1\n", "workers: 2\n"))
+    runs = tmp_path / "elsewhere"
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "wcd_hpc", "sweep", str(exp), "--runs-dir", str(runs)],
+        cwd=tmp_path, env=_env(testplugins), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    logs = runs / "early/logs"
+    deadline = time.monotonic() + 120
+    while len(list(logs.glob("worker-*.log"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1)  # both spawned and recorded; still importing torch, no trial claimed
+    res = cli("cancel", "early", "--runs-dir", str(runs), plugins=testplugins, env=TOY)
+    sweep.communicate(timeout=120)
+    assert res.code == 0, res.err
+    assert "local workers stopped: 2" in res.out, res.out
+    hint = res.out.split("retry the failed ones: ", 1)[1].strip().rstrip(")")
+    assert shlex.split(hint) == ["wcd-hpc", "retry", "early", "--runs-dir", str(runs)]
+    assert cli(*shlex.split(hint)[1:], plugins=testplugins, env=TOY).code == 0

@@ -6,6 +6,8 @@ application (:class:`wcd_hpc.cli.App`) turns exactly that family into one line, 
 
 from __future__ import annotations
 
+import os
+import shlex
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -15,7 +17,7 @@ from rich.markup import escape
 
 from wcd_hpc.errors import UsageError
 from wcd_hpc.plugins import Registry, get_registry
-from wcd_hpc.queue.urls import ENV_STORAGE
+from wcd_hpc.queue.urls import ENV_STORAGE, has_secret, kind, without_secrets
 
 # Markup and emoji codes off by default: what we print is full of user text (search spaces such
 # as "[randint(2, 20), randint(2, 20)]", file names with ':100:' in file:line, error causes) that
@@ -64,3 +66,20 @@ def registry(warn_problems: bool = True) -> Registry:
         for line in [*reg.warnings, *reg.errors]:
             warn(line)
     return reg
+
+
+def command_for(args: list[str], url: str, runs_root: Path) -> str:
+    """A command line to copy that finds the study at ``url`` again, in this same shell.
+
+    A URL that ``$WCD_HPC_STORAGE`` holds is left to it: the shell has it, password and all,
+    whereas ``--storage`` spelled without the password would override it and fail. A journal is
+    found from its runs root (``--runs-dir``). Any other storage is named again without its
+    password: a command to copy must not teach putting one on a command line (``ps``, shell
+    history), so the note points at ``~/.pgpass`` instead.
+    """
+    if os.environ.get(ENV_STORAGE) == url:
+        return f"{shlex.join(args)}  (storage: ${ENV_STORAGE})"
+    if kind(url) == "journal":
+        return shlex.join([*args, "--runs-dir", str(runs_root)])
+    line = shlex.join([*args, "--storage", without_secrets(url)])
+    return f"{line}  (password: ~/.pgpass)" if has_secret(url) else line

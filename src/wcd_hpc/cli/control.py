@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 import typer
 
-from wcd_hpc.cli.common import RunsDirOption, StorageOption, StudyArgument, out, warn
+from wcd_hpc.cli.common import (
+    RunsDirOption,
+    StorageOption,
+    StudyArgument,
+    command_for,
+    out,
+    warn,
+)
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.control import cancel, retry
 
@@ -29,9 +35,10 @@ def cancel_cmd(
             f"not signalled: local process(es) {pids}, whose identity cannot be verified "
             f"({result.why_unverified}); stop them yourself if they are this study's"
         )
+    again = command_for(["wcd-hpc", "retry", name], opened.url, opened.run_dir.parent)
     out.print(
-        f"finished trials are kept; resume with: wcd-hpc sweep <experiment>  "
-        f"(or retry the failed ones: {shlex.join(['wcd-hpc', 'retry', name])})"
+        "finished trials are kept; resume with: wcd-hpc sweep <experiment>  "
+        f"(or retry the failed ones: {again})"
     )
 
 

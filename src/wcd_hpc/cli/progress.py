@@ -37,7 +37,8 @@ def sweep_progress(
             pick = min if direction == "minimize" else max
             best = f" best {metric} {pick(values):.4f}" if values else ""
             info = f"{extra}{c['RUNNING']} running, {c['PRUNED']} pruned, {c['FAIL']} failed{best}"
-            progress.update(task, completed=studies.finished(trials), info=info)
+            done = studies.finished(trials)  # a lowered budget may be below it: never 4/1
+            progress.update(task, completed=done, total=max(budget, done), info=info)
 
         yield tick
 

@@ -41,7 +41,7 @@ def render(info: dict[str, Any]) -> Group:
     head = Text.assemble(
         (f"{info['study']}", "bold"),
         f"  {info['model']} on {info['dataset']}, {info['metric']} ({info['direction']})\n",
-        f"finished {info['finished']}/{info['budget']}  ",
+        f"finished {studies.finished_of(info['finished'], info['budget'])}  ",
         f"complete {c['COMPLETE']}  pruned {c['PRUNED']}  failed {c['FAIL']}  ",
         f"running {c['RUNNING']}  waiting {c['WAITING']}",
     )

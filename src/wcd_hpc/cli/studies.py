@@ -59,11 +59,11 @@ def studies_cmd(
         # One line per study, not a table: legible in 80 columns, and each line greps whole.
         out.print(f"studies in {listing.where}:")
         for row in listing.studies:
-            budget = "-" if row.budget is None else str(row.budget)
             metric = row.metric or "value"
             best = "-" if row.best_value is None else f"{metric}={row.best_value:.4f}"
             out.print(
-                f"{row.name}: {row.state}, {row.finished}/{budget} finished ({row.complete} "
+                f"{row.name}: {row.state}, {studies.finished_of(row.finished, row.budget)} "
+                f"finished ({row.complete} "
                 f"complete, {row.pruned} pruned, {row.failed} failed, {row.running} running), "
                 f"best {best}, run dir {_cell(row.run_dir)}"
             )

@@ -20,6 +20,7 @@ from wcd_hpc.cli.common import (
     ProfileOption,
     SetOption,
     StorageOption,
+    command_for,
     err,
     fail,
     out,
@@ -35,7 +36,7 @@ from wcd_hpc.queue import finalists
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.claims import gpu_budget_spent, gpu_hours_used
 from wcd_hpc.queue.schema import SLURM_DIR
-from wcd_hpc.queue.urls import has_secret, kind, mask, without_secrets
+from wcd_hpc.queue.urls import mask
 
 EXIT_INTERRUPTED = 130
 
@@ -53,9 +54,10 @@ class Printer:
         was = ""
         if prep.previous_budget is not None and prep.previous_budget != prep.budget:
             was = f" (budget was {prep.previous_budget})"
-        out.print(
-            f"resuming study {p.exp.name}: {prep.finished} of {prep.budget} trials finished{was}"
-        )
+        done = f"{prep.finished} of {prep.budget}"
+        if prep.finished > prep.budget:
+            done = f"{prep.finished}, more than the budget of {prep.budget},"
+        out.print(f"resuming study {p.exp.name}: {done} trials finished{was}")
 
     def launched(self, p: Plan, launcher: Launcher, handle: Handle) -> None:
         if not isinstance(handle, SlurmHandle):
@@ -105,7 +107,8 @@ def _summary(p: Plan, study: optuna.Study, budget: int) -> None:
     trials = study.get_trials(deepcopy=False)
     counts = studies.counts(trials)
     out.print(
-        f"{studies.finished(trials)}/{budget} trials finished: {counts['COMPLETE']} complete, "
+        f"{studies.finished_of(studies.finished(trials), budget)} trials finished: "
+        f"{counts['COMPLETE']} complete, "
         f"{counts['PRUNED']} pruned, {counts['FAIL']} failed"
     )
     if gpu_budget_spent(study):
@@ -117,15 +120,7 @@ def _summary(p: Plan, study: optuna.Study, budget: int) -> None:
     final = finalists.report(study, trials)
     if final is not None:
         out.print(finalists.line(final))
-    # A journal is found from the runs directory; any other storage must be named again, without
-    # its password: a command to copy must not teach putting one on a command line (ps, history).
-    if kind(p.url) == "journal":
-        where = ["--runs-dir", str(p.run_dir.parent)]
-    else:
-        where = ["--storage", without_secrets(p.url)]
-    details = shlex.join(["wcd-hpc", "status", p.exp.name, *where])
-    if has_secret(p.url):
-        details += "  (password: ~/.pgpass)"
+    details = command_for(["wcd-hpc", "status", p.exp.name], p.url, p.run_dir.parent)
     out.print(f"details: {details}")
 
 

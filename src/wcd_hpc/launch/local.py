@@ -207,6 +207,12 @@ class LocalHandle(Handle):
         self.jobs: list[str] = []
         self.active = [self._spawn(i) for i in range(pool.size)]
         self.outcome = Outcome(exit_codes=[0] * pool.size)
+        self._record()
+
+    def _record(self) -> None:
+        """A local sweep's record on the study names its current workers (``cancel``)."""
+        if self.local_sweep:
+            control.record_local_sweep(self.study, [w.proc.pid for w in self.active])
 
     def _spawn(self, index: int) -> Worker:
         return _spawn(index, self.pool, self.study.study_name, self.url, self.logs)
@@ -238,6 +244,7 @@ class LocalHandle(Handle):
                     fresh.restarts = w.restarts + 1
                     self.outcome.restarts += 1
                     self.active.append(fresh)
+                    self._record()
 
     def wait(self, tick: Tick | None = None, poll_s: float = 0.5) -> Outcome:
         """Watch the workers until all have exited; Ctrl-C or a stop signal stops them.

@@ -15,7 +15,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 
 from wcd_hpc.queue import processes
 from wcd_hpc.queue.schema import (
+    LOCAL_SWEEP_WORKERS,
     STUDY_LOCAL_SWEEP,
     SYSTEM_FIXED_PARAMS,
     TRIAL_FAIL_REASON,
@@ -50,9 +51,14 @@ class Cancelled:
     why_unverified: str = ""
 
 
-def record_local_sweep(study: optuna.Study) -> None:
-    """Remember this process as the study's running local sweep (``cancel`` stops it first)."""
-    study.set_user_attr(STUDY_LOCAL_SWEEP, processes.record())
+def record_local_sweep(study: optuna.Study, workers: Sequence[int] = ()) -> None:
+    """Remember this process as the study's running local sweep (``cancel`` stops it first),
+    with its worker processes: a worker that is loading its data or waiting for the last
+    trials holds no trial, and ``cancel`` stops and counts it all the same."""
+    record = processes.record()
+    if workers:
+        record[LOCAL_SWEEP_WORKERS] = [processes.record(pid) for pid in workers]
+    study.set_user_attr(STUDY_LOCAL_SWEEP, record)
 
 
 def clear_local_sweep(study: optuna.Study) -> None:
@@ -76,14 +82,16 @@ def cancel(study: optuna.Study, url: str) -> Cancelled:
     if jobs:
         subprocess.run(["scancel", *jobs], capture_output=True, text=True, timeout=60)
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    launcher = study.user_attrs.get(STUDY_LOCAL_SWEEP)
+    recorded = launcher.get(LOCAL_SWEEP_WORKERS, []) if isinstance(launcher, dict) else []
     workers = sorted(
         {
             pid
             for t in running
             if not t.user_attrs.get(TRIAL_SLURM_JOB_ID) and (pid := _ours(t.user_attrs))
         }
+        | {pid for rec in recorded if isinstance(rec, dict) and (pid := _ours(rec))}
     )
-    launcher = study.user_attrs.get(STUDY_LOCAL_SWEEP)
     pids = list(workers)
     sweep_pid = _ours(launcher)
     if sweep_pid is not None:

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import random
 import time
 
 from optuna.storages.journal import JournalFileOpenLock
+
+log = logging.getLogger("wcd_hpc.queue.storage")
 
 
 class PollingLock(JournalFileOpenLock):
@@ -28,15 +31,20 @@ class PollingLock(JournalFileOpenLock):
     waiter sleeps a random time up to a small cap (full jitter), so the waiters do not wake in
     step and none falls behind for long. A lock file whose mtime has not changed for
     ``grace_period`` seconds was left by a killed process and is removed, as Optuna does.
+    Neither the wait nor the removal is silent: a lock file unchanged for a few seconds is
+    announced once (which file, how long until it is taken as stale), and its removal too.
     """
 
     #: Longest sleep between two attempts: what a waiter may lose after the lock is freed.
     MAX_WAIT_S = 0.05
+    #: A lock file unchanged this long (or half the grace period, if shorter) is announced.
+    ANNOUNCE_S = 5.0
 
     def acquire(self) -> bool:
         wait = 0.001
         seen: float | None = None
         unchanged_since = time.monotonic()
+        announced = False
         while True:
             try:
                 os.close(os.open(self._lock_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
@@ -51,11 +59,26 @@ class PollingLock(JournalFileOpenLock):
                     mtime = None  # released meanwhile: try again at once
                 if mtime is None:
                     continue
+                unchanged = time.monotonic() - unchanged_since
                 if mtime != seen:
                     seen, unchanged_since = mtime, time.monotonic()
-                elif time.monotonic() - unchanged_since > self.grace_period:
+                elif unchanged > self.grace_period:
                     with contextlib.suppress(RuntimeError):  # another waiter broke it first
                         self.release()  # left by a dead process
+                        log.warning(
+                            "removed lock file %s: unchanged for %.0f s, left by a killed process",
+                            self._lock_file,
+                            unchanged,
+                        )
                     continue
+                elif not announced and unchanged > min(self.ANNOUNCE_S, self.grace_period / 2):
+                    announced = True
+                    log.warning(
+                        "waiting for lock file %s, unchanged for %.0f s: if no process holds it "
+                        "any more it is taken as stale after %.0f s",
+                        self._lock_file,
+                        unchanged,
+                        self.grace_period,
+                    )
             time.sleep(random.uniform(0, wait))
             wait = min(wait * 2, self.MAX_WAIT_S)

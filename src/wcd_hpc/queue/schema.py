@@ -63,6 +63,9 @@ STUDY_WARM_START: Final = "warm_start"
 #: Trial numbers of the configurations retrained as finalists (``finalists: {top, seeds}``),
 #: written once, under the claim lock, when their trials are enqueued: what makes it idempotent.
 STUDY_FINALISTS: Final = "finalists_of"
+#: In that record: the :data:`PROCESS` records of the sweep's worker processes (``cancel``
+#: counts and stops them, whether or not they hold a trial at that moment).
+LOCAL_SWEEP_WORKERS: Final = "workers"
 
 # --------------------------------------------------------------------------------------------
 # Trial user attributes, written by the worker that claims a trial.

@@ -111,6 +111,14 @@ def work_left(study: optuna.Study) -> bool:
     return finished(trials) < budget_of(study) or finalists_left(study, trials) > 0
 
 
+def finished_of(done: int, budget: int | None) -> str:
+    """Finished trials against the budget for people: ``3/5``; ``4 (budget 1)`` when a budget
+    lowered on resume is below what had finished already (never ``4/1``); ``4/-`` without one."""
+    if budget is None:
+        return f"{done}/-"
+    return f"{done}/{budget}" if done <= budget else f"{done} (budget {budget})"
+
+
 def experiment_of(study: optuna.Study) -> Experiment:
     return Experiment.from_dict(study.user_attrs[STUDY_EXPERIMENT])
 

@@ -245,6 +245,28 @@ def test_the_closing_status_command_names_a_database_storage(
     assert cli(*command[1:]).code == 0  # the printed command finds the study
 
 
+@pytest.mark.slow
+def test_the_closing_status_command_keeps_a_storage_from_the_environment(
+    cli, testplugins, toy_experiment, pg_url
+) -> None:
+    # Spelled out without its password, --storage would override $WCD_HPC_STORAGE (which has
+    # it) and fail in the very shell the sweep ran in; the printed command leaves it to the
+    # variable instead.
+    import uuid
+
+    name = f"envstore{uuid.uuid4().hex[:8]}"
+    env = {**TOY, "WCD_HPC_STORAGE": pg_url}
+    res = cli("sweep", str(toy_experiment(name=name, trials=1)), "--no-sync",
+              plugins=testplugins, env=env)  # fmt: skip
+    assert res.code == 0, res.err
+    line = next(x for x in res.out.splitlines() if x.startswith("details: "))
+    command, _, note = line.removeprefix("details: ").partition("  ")
+    assert shlex.split(command) == ["wcd-hpc", "status", name]
+    assert note == "(storage: $WCD_HPC_STORAGE)"
+    assert "wcd-secret" not in res.out + res.err
+    assert cli(*shlex.split(command)[1:], env=env).code == 0  # the same shell finds it
+
+
 def test_a_refused_resume_leaves_no_run_directory(
     cli, testplugins, toy_experiment, tmp_path
 ) -> None:

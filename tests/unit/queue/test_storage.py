@@ -51,3 +51,24 @@ def test_unreachable_database_is_one_line_without_the_password() -> None:
     text = str(info.value)
     assert "hunter2" not in text and "\n" not in text
     assert text.startswith("cannot open storage postgresql://wcd:***@127.0.0.1:1/nowhere: ")
+
+
+@pytest.mark.filterwarnings("ignore:The value of `grace_period` might be too small")
+def test_a_stale_lock_file_is_announced_while_waiting_and_when_removed(
+    tmp_path: Path, caplog
+) -> None:
+    # Left by a killed process, a lock file held every command up for its grace period (30 s)
+    # without a word; the wait is announced, with the file, and so is the removal.
+    from wcd_hpc.queue.filelock import PollingLock
+
+    journal = tmp_path / "journal.log"
+    lock = PollingLock(str(journal), grace_period=2)
+    Path(lock._lock_file).touch()  # what a killed holder leaves
+    with caplog.at_level("WARNING", logger="wcd_hpc.queue.storage"):
+        assert lock.acquire()
+    lock.release()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(f"waiting for lock file {lock._lock_file}, unchanged for ")
+    assert "taken as stale after 2 s" in lines[0]
+    assert lines[1].startswith(f"removed lock file {lock._lock_file}: unchanged for ")
