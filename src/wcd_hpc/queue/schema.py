@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
-from wcd_hpc.errors import StorageUnreachable
+from wcd_hpc.errors import StorageUnavailable
 
 # --------------------------------------------------------------------------------------------
 # Study user attributes, written by ``sweep``/``render`` (and the launchers), read by everyone.
@@ -171,9 +171,10 @@ EXIT_USAGE: Final = 2
 EXIT_TOO_MANY_FAILURES: Final = 3
 #: Stopped by a signal after suspending its trial (EX_TEMPFAIL): a fresh worker resumes it.
 EXIT_SUSPENDED: Final = 75
-#: The storage stayed unreachable for the whole retry window (EX_UNAVAILABLE): the worker left
-#: its trial to be resumed; not restarted, since a fresh worker would meet the same outage.
-EXIT_STORAGE_LOST: Final = StorageUnreachable.exit_code
+#: The storage stayed unreachable for the whole retry window, or its journal cannot be written
+#: (EX_UNAVAILABLE): the worker left its trial to be resumed; not restarted, since a fresh worker
+#: would meet the same outage.
+EXIT_STORAGE_LOST: Final = StorageUnavailable.exit_code
 #: Exit statuses after which a launcher starts a fresh worker in the same slot.
 RESTARTABLE: Final = (EXIT_CRASHED, EXIT_SUSPENDED)
 
