@@ -81,6 +81,9 @@ TRIAL_FAIL_REASON: Final = "fail_reason"  # one line: why a FAIL trial failed
 TRIAL_RETRY: Final = "retry"  # how many times these parameters were re-enqueued
 TRIAL_RETRY_OF: Final = "retry_of"  # the trial number whose parameters this one reruns
 TRIAL_RESUMED_FROM_EPOCH: Final = "resumed_from_epoch"
+#: Set when a resumed trial that had trained found no checkpoint (deleted) and restarted from
+#: epoch 1: the one line that says so (also logged).
+TRIAL_CHECKPOINT_MISSING: Final = "checkpoint_missing"
 TRIAL_TRAIN_STARTED: Final = "train_started"  # epoch s; with the next: the training time
 TRIAL_TRAIN_FINISHED: Final = "train_finished"
 TRIAL_TEST: Final = "test"  # test-split metrics {name: value}, never used for selection
