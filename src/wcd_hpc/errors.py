@@ -90,8 +90,9 @@ class StorageError(WcdHpcError):
     """A study storage that cannot be used; the message names the masked URL and the cause."""
 
 
-class StorageUnreachable(StorageError):
-    """The storage stayed unreachable for the whole retry window (a database or proxy outage).
+class StorageUnavailable(StorageError):
+    """A storage that cannot be used now, through no fault of the command: a database or proxy
+    outage, a journal whose filesystem is full or read-only.
 
     Not bad input and not a bug: the same command succeeds once the storage is back, so the
     exit status is 69 (``EX_UNAVAILABLE``), which a launcher tells apart from a crash (never
@@ -99,6 +100,10 @@ class StorageUnreachable(StorageError):
     """
 
     exit_code = 69
+
+
+class StorageUnreachable(StorageUnavailable):
+    """The storage stayed unreachable for the whole retry window (a database or proxy outage)."""
 
 
 class StudyNotFound(StorageError):

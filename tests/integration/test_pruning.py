@@ -196,3 +196,35 @@ def test_asha_prunes_at_its_rungs_across_a_four_task_array_and_the_sweep_meets_i
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     assert pruned, "asha pruned nothing"
     assert {t.last_step for t in pruned} <= {1, 2}  # rungs at 1·2^k epochs, never the last
+
+
+def test_a_resumed_trial_whose_checkpoint_was_deleted_says_so_in_one_line(
+    tmp_path, mlp_context, caplog
+) -> None:
+    ctx = mlp_context(epochs=3)
+    study = optuna.create_study(direction="maximize", pruner=Recording())
+    trial = study.ask()
+    history = tmp_path / "trials" / "0" / "metrics.jsonl"
+
+    def stop_in_epoch_3() -> bool:
+        return history.exists() and len(history.read_text().splitlines()) >= 2
+
+    with pytest.raises(Interrupted):
+        run_trial(ctx, trial, stop_in_epoch_3)
+    (tmp_path / "trials/0/checkpoint.pt").unlink()
+    with caplog.at_level("WARNING", logger="wcd_hpc.trial"):
+        run_trial(ctx, optuna.Trial(study, trial._trial_id), resume=True)
+    said = study.trials[0].user_attrs["checkpoint_missing"]
+    assert "checkpoint" in said and "reached epoch 2" in said and "epoch 1" in said
+    assert [r.getMessage() for r in caplog.records if "checkpoint" in r.getMessage()] == [said]
+
+
+def test_a_resumed_trial_that_never_reached_a_checkpoint_starts_without_a_warning(
+    tmp_path, mlp_context
+) -> None:
+    ctx = mlp_context(epochs=1)
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    ctx.space.suggest(trial)  # claimed, sampled, stopped before its first epoch ended
+    run_trial(ctx, optuna.Trial(study, trial._trial_id), resume=True)
+    assert "checkpoint_missing" not in study.trials[0].user_attrs

@@ -13,7 +13,8 @@ import typer
 from wcd_hpc.cli.common import out
 from wcd_hpc.errors import StorageError
 from wcd_hpc.output.files import not_a_file
-from wcd_hpc.queue.journal import JournalCorrupt, check_journal, salvage, scan
+from wcd_hpc.queue.journal import JournalCorrupt, check_journal, scan
+from wcd_hpc.queue.salvage import salvage
 
 app = typer.Typer(help="Check or salvage a journal-file study.", no_args_is_help=True)
 
@@ -90,7 +91,10 @@ def salvage_cmd(
     keep = shlex.join(["mv", str(path), str(damaged)])
     swap = shlex.join(["mv", str(done.out), str(path)])
     out.print(f"  {keep} && {swap}")
-    out.print("Trials that were running become RUNNING without a worker; the reaper retries them.")
+    out.print(
+        "Trials running at the cut are failed in the salvaged copy (the reason is in status; "
+        "wcd-hpc retry runs their parameters again); suspended ones resume from their checkpoints."
+    )
 
 
 def register(root: typer.Typer) -> None:

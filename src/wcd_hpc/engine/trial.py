@@ -74,6 +74,7 @@ from wcd_hpc.queue.schema import (
     PARAMS_FILE,
     PREDICTIONS_FILE,
     RESULT_FILE,
+    TRIAL_CHECKPOINT_MISSING,
     TRIAL_GPU_HOURS,
     TRIAL_KEPT_EPOCH,
     TRIAL_PRUNED_BECAUSE,
@@ -415,9 +416,16 @@ def run_trial(
     start_epoch, kept = 0, dict[str, Any]()
     judged: set[int] = set()  # epochs the pruner has already seen (a resumed trial's)
     if resume:
+        judged = set(trial.study._storage.get_trial(trial._trial_id).intermediate_values)
         start_epoch, kept = _restore(out, model, optimizer)
         trial.set_user_attr(TRIAL_RESUMED_FROM_EPOCH, start_epoch)
-        judged = set(trial.study._storage.get_trial(trial._trial_id).intermediate_values)
+        if start_epoch == 0 and judged:  # it had trained: its checkpoint was deleted
+            lost = (
+                f"checkpoint {out / CHECKPOINT_FILE} is missing: trial {trial.number} had "
+                f"reached epoch {max(judged)} and restarts from epoch 1"
+            )
+            trial.set_user_attr(TRIAL_CHECKPOINT_MISSING, lost)
+            log.warning("%s", lost)
     else:
         history.unlink(missing_ok=True)
     keep_best = ctx.exp.setting("keep") != "last"

@@ -31,7 +31,7 @@ from wcd_hpc.engine.preemption import requeue_own_task, worker_requeues
 from wcd_hpc.engine.search import make_pruner, make_sampler
 from wcd_hpc.engine.startup import ENV_THREADS, paused_gc, warm_up_optimizers
 from wcd_hpc.engine.trial import Context, run_trial, wait_for_artifacts
-from wcd_hpc.errors import DataError, StorageUnreachable, one_line
+from wcd_hpc.errors import DataError, StorageUnavailable, one_line
 from wcd_hpc.experiment.resolve import resolve
 from wcd_hpc.output.masking import mask_text, masked_traceback
 from wcd_hpc.plugins import blame, get_registry
@@ -177,7 +177,7 @@ def run_worker(
     summary = Summary()
     try:
         _work_off(study, url, ctx, worker, stop, summary, max_trials)
-    except StorageUnreachable as exc:
+    except StorageUnavailable as exc:
         summary.reason = STORAGE_LOST
         log.error("worker %s stops: %s", worker, exc)
     wait_for_artifacts()
@@ -199,7 +199,7 @@ def _work_off(
     """The loop of :func:`run_worker`: claim, run, tell, until there is nothing left to do.
 
     A trial held when the storage proves unreachable is left for resumption
-    (:mod:`wcd_hpc.queue.outage`) before :class:`StorageUnreachable` ends the loop: it can be
+    (:mod:`wcd_hpc.queue.outage`) before :class:`StorageUnavailable` ends the loop: it can be
     neither told nor failed, and its checkpoint is where the next worker goes on.
     """
     streak = 0
@@ -223,7 +223,7 @@ def _work_off(
         summary.trials.append(trial.number)
         try:
             kind, result = _attempt(ctx, study, url, trial, stop, resume, worker)
-        except StorageUnreachable as exc:
+        except StorageUnavailable as exc:
             why = f"worker {worker} lost the storage: {exc}"
             if outage.leave(ctx.run_dir, trial.number, why):
                 log.error("trial %d left to be resumed from its checkpoint: %s", trial.number, exc)
@@ -273,7 +273,7 @@ def _attempt(
     try:
         with Heartbeat(study, url, trial._trial_id, ctx.run_dir):
             value = run_trial(ctx, trial, stop, resume=resume, background=True)
-    except StorageUnreachable:
+    except StorageUnavailable:
         raise  # neither to be told nor failed: see _work_off
     except optuna.TrialPruned as exc:
         study.tell(trial, state=TrialState.PRUNED)

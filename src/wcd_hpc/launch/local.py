@@ -37,7 +37,7 @@ from wcd_hpc.engine.startup import (
     THREAD_POOL_VARS,
     visible_gpus,
 )
-from wcd_hpc.errors import StorageUnreachable
+from wcd_hpc.errors import StorageUnavailable
 from wcd_hpc.launch.base import Handle, Launcher, Outcome, Tick, WorkerInfo
 from wcd_hpc.launch.spec import WorkerSpec
 from wcd_hpc.queue import control
@@ -57,6 +57,8 @@ from wcd_hpc.queue.storage import open_storage
 from wcd_hpc.queue.urls import ENV_STORAGE, mask
 
 log = logging.getLogger("wcd_hpc.launch")
+#: What a worker's log says before the reason it gave the storage up (:mod:`wcd_hpc.engine.worker`).
+STOPS = " stops: "
 MAX_RESTARTS_PER_WORKER = 2
 
 
@@ -217,6 +219,18 @@ class LocalHandle(Handle):
     def _spawn(self, index: int) -> Worker:
         return _spawn(index, self.pool, self.study.study_name, self.url, self.logs)
 
+    def _why_lost(self, w: Worker) -> str:
+        """What worker ``w`` said when it gave the storage up (its log's last "stops:" line)."""
+        log_file = self.logs / self.pool.log_name(w.index)
+        try:
+            lines = log_file.read_text(errors="replace").splitlines()[-50:]
+        except OSError:
+            lines = []
+        said = [line.split(STOPS, 1)[1] for line in lines if STOPS in line]
+        if said:
+            return said[-1].strip()
+        return f"storage {mask(self.url)} unusable (worker {self.pool.label(w.index)}: {log_file})"
+
     def workers(self) -> list[WorkerInfo]:
         return [WorkerInfo(self.pool.label(w.index), "running") for w in self.active]
 
@@ -232,11 +246,7 @@ class LocalHandle(Handle):
             self.active.remove(w)
             self.outcome.exit_codes[w.index] = code
             if code == EXIT_STORAGE_LOST:  # its trial is left for resumption; stop them all
-                raise StorageUnreachable(
-                    f"storage {mask(self.url)} unreachable for {retry_window():g} s "
-                    f"(worker {self.pool.label(w.index)} gave up: "
-                    f"{self.logs / self.pool.log_name(w.index)})"
-                )
+                raise StorageUnavailable(self._why_lost(w))
             if code != 0:
                 reap_dead(self.study, w.proc.pid, code)
                 if _crashed(code) and w.restarts < MAX_RESTARTS_PER_WORKER and self._budget_left():
@@ -255,10 +265,10 @@ class LocalHandle(Handle):
         them SIGTERM. The same command resumes the suspended trials later.
 
         A storage outage (this process's own calls, or a worker's, unanswered for the whole
-        retry window) stops every worker the same way before :class:`StorageUnreachable` is
-        raised, one line that says so: no worker is left running unwatched, and each trial is
-        either suspended or left with its outage note (:mod:`wcd_hpc.queue.outage`) to be
-        resumed by the next sweep.
+        retry window; a journal that cannot be written) stops every worker the same way before
+        :class:`StorageUnavailable` is raised, one line that says so: no worker is left
+        running unwatched, and each trial is either suspended or left with its outage note
+        (:mod:`wcd_hpc.queue.outage`) to be resumed by the next sweep.
         """
 
         def stop(signum: int, frame: FrameType | None) -> None:
@@ -266,7 +276,7 @@ class LocalHandle(Handle):
                 self.outcome.signal = signum
                 raise KeyboardInterrupt
 
-        lost: StorageUnreachable | None = None
+        lost: StorageUnavailable | None = None
         previous = {sig: signal.signal(sig, stop) for sig in self.pool.stop_signals}
         try:
             while self.active:
@@ -277,7 +287,7 @@ class LocalHandle(Handle):
         except KeyboardInterrupt:
             self.outcome.interrupted = True
             self.cancel(self.outcome.signal or signal.SIGTERM)
-        except StorageUnreachable as exc:
+        except StorageUnavailable as exc:
             lost = exc
             log.warning("%s; stopping the workers", exc)
             self.outcome.interrupted = True
@@ -295,7 +305,7 @@ class LocalHandle(Handle):
                 if self.local_sweep
                 else "the next `wcd-hpc sweep` resumes their trials"
             )
-            raise StorageUnreachable(f"{lost}; workers stopped; {again}") from lost
+            raise StorageUnavailable(f"{lost}; workers stopped; {again}") from lost
         return self.outcome
 
     def cancel(self, signum: int = signal.SIGTERM, timeout: float = 60) -> None:

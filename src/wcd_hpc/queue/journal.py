@@ -27,10 +27,10 @@ traceback: :data:`_OPERATIONS` says what Optuna 5 writes and replays for each op
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
-import shutil
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,14 +46,38 @@ from optuna.storages.journal._storage import JournalOperation as Op
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
-from wcd_hpc.errors import StorageError
+from wcd_hpc.errors import StorageError, StorageUnavailable
+from wcd_hpc.output.files import disk_full_text, free_bytes, is_disk_full
 from wcd_hpc.queue import snapshots
 
 _TAIL = 1 << 16  # how much of the end of the file the cheap tail check reads
+#: Free bytes under which a damaged journal's filesystem counts as full (the likely cause).
+FULL_BELOW = 1 << 20
 
 
 class JournalCorrupt(StorageError):
     """A journal file with a bad line; the message is one line with the salvage command."""
+
+
+class JournalUnwritable(StorageUnavailable):
+    """A journal that cannot be written now: its filesystem is full or read-only, or it is not
+    writable to us. Nothing was half-written: the journal is as valid as before."""
+
+
+def unwritable(path: Path, exc: OSError) -> JournalUnwritable:
+    """The one line for a write to the journal ``path`` (or its lock file) that failed."""
+    if is_disk_full(exc):
+        why = disk_full_text(path)
+    elif exc.errno == errno.EROFS:
+        why = "its filesystem is read-only"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        why = f"permission denied ({exc.filename or path})"
+    else:
+        why = exc.strerror or str(exc)
+    return JournalUnwritable(
+        f"{path}: cannot write to the journal: {why}; nothing was half-written: make room or "
+        "make it writable, then run the same command again"
+    )
 
 
 @dataclass(frozen=True)
@@ -73,10 +97,14 @@ class Scan:
 
     def message(self) -> str:
         after = f" ({self.lines_after} more line(s) follow it)" if self.lines_after else ""
-        return (
+        text = (
             f"{self.path}:{self.bad_line}: corrupt journal: {self.problem}{after}; keep the "
             f"{self.good_lines} valid line(s) before it with: wcd-hpc journal salvage {self.path}"
         )
+        free = free_bytes(self.path)
+        if free is not None and free < FULL_BELOW:  # the likely cause, and salvage needs room
+            text += f" (first make room: {disk_full_text(self.path)})"
+        return text
 
 
 # --- What Optuna's replay needs from each operation -----------------------------------------------
@@ -429,62 +457,39 @@ class CheckedJournalBackend(JournalFileBackend, BaseJournalSnapshot):
         """Append under the lock, refusing to glue a record onto a fragment.
 
         If our own write fails part-way (disk full, quota), the bytes it did write are cut off
-        again while the lock is still held, so the log stays valid for the other workers.
+        again while the lock is still held, so the log stays valid for the other workers. The
+        write goes straight to the file descriptor: a buffered file would try the unwritten
+        rest again when it is closed, after the cut, and leave the very fragment the cut
+        removed. Any failure to write (full, read-only, not ours) is :class:`JournalUnwritable`.
         """
         data = ("\n".join(json.dumps(r, separators=(",", ":")) for r in logs) + "\n").encode()
-        self._file_lock.acquire()
+        try:
+            self._file_lock.acquire()
+        except OSError as exc:  # the lock file cannot be created: the directory is not writable
+            raise unwritable(self._path, exc) from exc
         try:
             if self._path.exists() and not _tail_ok(self._path):
                 raise JournalCorrupt(scan(self._path).message())
-            with self._path.open("ab") as fh:
-                start = fh.tell()
-                try:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                except OSError:
-                    fh.truncate(start)
-                    raise
+            _append(self._path, data)
         finally:
             self._file_lock.release()
 
 
-@dataclass(frozen=True)
-class Salvaged:
-    """What :func:`salvage` wrote."""
-
-    source: Path
-    out: Path
-    kept: int
-    dropped: int
-    problem: str
-
-
-def default_out(path: Path) -> Path:
-    return path.with_name(f"{path.name}.salvaged")
-
-
-def salvage(path: Path, out: Path | None = None) -> Salvaged:
-    """Copy the longest valid prefix of ``path`` (complete JSON records only) to a new file.
-
-    The original is never touched; an existing ``out`` is never overwritten, so running salvage
-    twice cannot destroy the first result.
-    """
-    if not path.is_file():
-        raise StorageError(f"{path}: no such journal file")
-    target = out or default_out(path)
-    if target.exists():
-        raise StorageError(f"{target}: already exists; choose another --out")
-    found = scan(path)
-    with path.open("rb") as src, target.open("xb") as dst:
-        remaining = found.good_bytes
-        while remaining:
-            chunk = src.read(min(remaining, 1 << 20))
-            if not chunk:
-                break
-            dst.write(chunk)
-            remaining -= len(chunk)
-    shutil.copymode(path, target)
-    dropped = 0 if found.ok else 1 + found.lines_after
-    where = f"line {found.bad_line}: {found.problem}" if not found.ok else ""
-    return Salvaged(path, target, found.good_lines, dropped, where)
+def _append(path: Path, data: bytes) -> None:
+    """Append ``data`` to ``path`` whole and synced, or not at all (:class:`JournalUnwritable`)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise unwritable(path, exc) from exc
+    try:
+        start = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except OSError as exc:
+            os.ftruncate(fd, start)
+            raise unwritable(path, exc) from exc
+    finally:
+        os.close(fd)

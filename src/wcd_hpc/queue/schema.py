@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
-from wcd_hpc.errors import StorageUnreachable
+from wcd_hpc.errors import StorageUnavailable
 
 # --------------------------------------------------------------------------------------------
 # Study user attributes, written by ``sweep``/``render`` (and the launchers), read by everyone.
@@ -94,6 +94,9 @@ TRIAL_RETRY_OF: Final = "retry_of"  # the trial number whose parameters this one
 #: Finalists are counted apart from the budget.
 TRIAL_FINALIST: Final = "finalist_of"
 TRIAL_RESUMED_FROM_EPOCH: Final = "resumed_from_epoch"
+#: Set when a resumed trial that had trained found no checkpoint (deleted) and restarted from
+#: epoch 1: the one line that says so (also logged).
+TRIAL_CHECKPOINT_MISSING: Final = "checkpoint_missing"
 TRIAL_TRAIN_STARTED: Final = "train_started"  # epoch s; with the next: the training time
 TRIAL_TRAIN_FINISHED: Final = "train_finished"
 #: Why a PRUNED trial was stopped: ``nan`` (loss or outputs not finite), ``chance`` (a network at
@@ -192,9 +195,10 @@ EXIT_USAGE: Final = 2
 EXIT_TOO_MANY_FAILURES: Final = 3
 #: Stopped by a signal after suspending its trial (EX_TEMPFAIL): a fresh worker resumes it.
 EXIT_SUSPENDED: Final = 75
-#: The storage stayed unreachable for the whole retry window (EX_UNAVAILABLE): the worker left
-#: its trial to be resumed; not restarted, since a fresh worker would meet the same outage.
-EXIT_STORAGE_LOST: Final = StorageUnreachable.exit_code
+#: The storage stayed unreachable for the whole retry window, or its journal cannot be written
+#: (EX_UNAVAILABLE): the worker left its trial to be resumed; not restarted, since a fresh worker
+#: would meet the same outage.
+EXIT_STORAGE_LOST: Final = StorageUnavailable.exit_code
 #: Exit statuses after which a launcher starts a fresh worker in the same slot.
 RESTARTABLE: Final = (EXIT_CRASHED, EXIT_SUSPENDED)
 

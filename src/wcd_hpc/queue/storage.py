@@ -148,7 +148,10 @@ def claim_lock(url: str, storage: BaseStorage, study: str) -> Iterator[None]:
     if family in ("journal", "sqlite"):
         target = journal_file(url) if family == "journal" else Path(url.removeprefix("sqlite:///"))
         lock = PollingLock(f"{target}.{study}.claim")
-        lock.acquire()
+        try:
+            lock.acquire()
+        except OSError as exc:  # its directory is read-only or full: one line, not a traceback
+            raise journal.unwritable(target, exc) from exc
         try:
             yield
         finally:

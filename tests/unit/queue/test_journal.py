@@ -16,7 +16,8 @@ from optuna.trial import TrialState
 
 from wcd_hpc.errors import StorageError
 from wcd_hpc.queue import journal
-from wcd_hpc.queue.journal import JournalCorrupt, check_journal, salvage, scan
+from wcd_hpc.queue.journal import JournalCorrupt, check_journal, scan
+from wcd_hpc.queue.salvage import salvage
 from wcd_hpc.queue.storage import open_storage
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -129,7 +130,7 @@ def test_salvage_keeps_the_valid_prefix_in_a_new_file_and_leaves_the_original(
     assert path.read_bytes() == damaged
     assert done.out == tmp_path / "j.log.salvaged"
     assert done.kept == 5 and done.dropped == len(lines) - 5 + 1
-    assert done.out.read_bytes() == b"".join(lines[:5])
+    assert done.out.read_bytes().startswith(b"".join(lines[:5]))  # then its orphans failed
     check_journal(done.out)
     _load(done.out)  # opens as a study again
     with pytest.raises(StorageError, match="already exists"):
@@ -307,7 +308,7 @@ def test_check_names_the_line_of_an_operation_optuna_cannot_replay(
     assert f"; keep the {line - 1} valid line(s) before it" in message
     done = salvage(path)
     assert done.kept == line - 1 and done.dropped == len(lines) - line + 1
-    assert done.out.read_bytes() == b"".join(lines[: line - 1])
+    assert done.out.read_bytes().startswith(b"".join(lines[: line - 1]))
     check_journal(done.out)
 
 
