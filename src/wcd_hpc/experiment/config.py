@@ -211,12 +211,21 @@ def _mutable_names() -> set[str]:
     return {"source"} | every - {n for k in keys.KEYS if not k.mutable for n in _stored_names(k)}
 
 
-def changed_keys(stored: Mapping[str, Any], exp: Experiment) -> list[str]:
+def changed_keys(
+    stored: Mapping[str, Any],
+    exp: Experiment,
+    *,
+    stored_space: Mapping[str, Any] | None = None,
+    space: Space | None = None,
+) -> list[str]:
     """What makes ``exp`` a different experiment from the one a study ``stored``: the keys a
     resume may not change (the table's ``mutable``) that differ.
 
     A key the table gained since the study was stored compares as its default; search spaces
-    compare as spaces (``randint(32,64)`` is ``randint(32, 64)``).
+    compare as spaces (``randint(32,64)`` is ``randint(32, 64)``). Given the study's whole
+    search space (``stored_space``) and the one ``exp`` resolves to (``space``), overrides that
+    differ only in spelling out the model's default (``lr: loguniform(1e-4, 1e-2)`` written or
+    not) are no change either: the space sampled is the same.
     """
     try:
         old = Experiment.from_dict(stored).to_dict()
@@ -227,11 +236,21 @@ def changed_keys(stored: Mapping[str, Any], exp: Experiment) -> list[str]:
     for name in sorted((set(old) | set(new)) - _mutable_names()):
         before, after = old.get(name), new.get(name)
         if name == "param_space" and isinstance(before, dict) and isinstance(after, dict):
-            if _space_changes(before, after):
+            if _space_changes(before, after) and not _same_space(stored_space, space):
                 changed.append(name)
         elif before != after:
             changed.append(name)
     return changed
+
+
+def _same_space(stored: Mapping[str, Any] | None, space: Space | None) -> bool:
+    """Whether the study's whole stored space is ``space`` (unknown: not the same)."""
+    if stored is None or space is None:
+        return False
+    try:
+        return Space.from_mapping(stored) == space
+    except SpaceError:
+        return False
 
 
 def _space_changes(old: dict[str, Any], new: dict[str, Any]) -> bool:
