@@ -31,6 +31,7 @@ from wcd_hpc.experiment.checks import DIRECTIONS, NAME_RULE, valid_name
 from wcd_hpc.experiment.keys import GROUPS, Key, default, find
 from wcd_hpc.experiment.sources import (
     ConfigError,
+    anchor_holder,
     compose,
     got,
     key_text,
@@ -39,7 +40,7 @@ from wcd_hpc.experiment.sources import (
     read_value,
     suggest,
 )
-from wcd_hpc.experiment.space import Space, SpaceError
+from wcd_hpc.experiment.space import Space, SpaceError, same_space
 
 __all__ = [
     "DEFAULTS",
@@ -236,21 +237,11 @@ def changed_keys(
     for name in sorted((set(old) | set(new)) - _mutable_names()):
         before, after = old.get(name), new.get(name)
         if name == "param_space" and isinstance(before, dict) and isinstance(after, dict):
-            if _space_changes(before, after) and not _same_space(stored_space, space):
+            if _space_changes(before, after) and not same_space(stored_space, space):
                 changed.append(name)
         elif before != after:
             changed.append(name)
     return changed
-
-
-def _same_space(stored: Mapping[str, Any] | None, space: Space | None) -> bool:
-    """Whether the study's whole stored space is ``space`` (unknown: not the same)."""
-    if stored is None or space is None:
-        return False
-    try:
-        return Space.from_mapping(stored) == space
-    except SpaceError:
-        return False
 
 
 def _space_changes(old: dict[str, Any], new: dict[str, Any]) -> bool:
@@ -366,7 +357,7 @@ def load_experiment(
         raise ConfigError(file, None, 1, f"expected a mapping of settings, got {got(data)}")
     if raw_space is not None:
         data["param_space"] = raw_space
-    data = {k: v for k, v in data.items() if not _holder(k)}
+    data = {k: v for k, v in data.items() if not anchor_holder(k)}
     settings = _Settings()
     if profile:
         settings.apply(_profile_settings(profile), "<profile>", {})
@@ -384,16 +375,6 @@ def load_experiment(
     exp.lines = lines
     exp.origins = {k: f for k, (f, _) in settings.origin.items() if f.startswith(("-", "$"))}
     return exp
-
-
-#: A top-level key starting with this holds YAML anchors for the rest of the file
-#: (``x-common: &common {…}``, then ``params: *common``), as in Docker Compose files: it is
-#: read for its anchors and otherwise ignored, so that no real key is ever spelled this way.
-HOLDER_PREFIX = "x-"
-
-
-def _holder(key: object) -> bool:
-    return isinstance(key, str) and key.startswith(HOLDER_PREFIX)
 
 
 def _profile_settings(profile: Mapping[str, Any]) -> dict[str, Any]:
