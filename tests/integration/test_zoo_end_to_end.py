@@ -148,7 +148,7 @@ def test_train_uses_midpoints_then_evaluate_scores_a_new_file(cli, tmp_path) -> 
     assert (out / "plots" / "q.png").read_bytes()[:8] == PNG
 
     wrong = cli("evaluate", str(run), str(h5), "--data-key", "traces")
-    assert wrong.code == 2 and "no dataset 'traces'" in wrong.err
+    assert wrong.code == 2 and "missing dataset 'traces'" in wrong.err
     assert len(wrong.err.strip().splitlines()) == 1
     with pytest.raises(EvaluateError, match="no such run directory"):
         load_run(tmp_path / "nowhere", get_registry())

@@ -70,7 +70,8 @@ def _expanding(callback: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-def _reflow_tree(command: Command) -> None:
+def _prepare_tree(command: Command) -> None:
+    """Every command of the tree: paths expanded (``~``), help reflowed."""
     if command.callback is not None and not hasattr(command.callback, "__wcd_expands__"):
         command.callback = _expanding(command.callback)
     command.help = reflow(command.help)
@@ -78,7 +79,7 @@ def _reflow_tree(command: Command) -> None:
         if getattr(param, "help", None):
             param.help = reflow(param.help)  # type: ignore[attr-defined]
     for sub in getattr(command, "commands", {}).values():
-        _reflow_tree(sub)
+        _prepare_tree(sub)
 
 
 #: The completion options, their callbacks (which print or install, then exit) and help.
@@ -106,7 +107,7 @@ class Group(TyperGroup):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        _reflow_tree(self)  # subcommands and plugin verbs are built before the root; ~ expanded
+        _prepare_tree(self)  # subcommands and plugin verbs are built before the root; ~ expanded
 
     def get_params(self, ctx: Context) -> list[Parameter]:
         params = super().get_params(ctx)

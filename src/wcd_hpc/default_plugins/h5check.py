@@ -156,7 +156,8 @@ def _class_names(
     names = tuple(v.decode() if isinstance(v, bytes) else str(v) for v in raw)
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
-        raise _fail(p, f"class_names {list(names)} name {twice[0]!r} twice; each class once")
+        where = "the dataset's classes" if given else "class_names"
+        raise _fail(p, f"{where} {list(names)} name {twice[0]!r} twice; each class once")
     return names
 
 

@@ -31,6 +31,7 @@ from wcd_hpc.experiment.checks import DIRECTIONS, NAME_RULE, valid_name
 from wcd_hpc.experiment.keys import GROUPS, Key, default, find
 from wcd_hpc.experiment.sources import (
     ConfigError,
+    anchor_holder,
     compose,
     got,
     key_text,
@@ -39,7 +40,7 @@ from wcd_hpc.experiment.sources import (
     read_value,
     suggest,
 )
-from wcd_hpc.experiment.space import Space, SpaceError
+from wcd_hpc.experiment.space import Space, SpaceError, same_space
 
 __all__ = [
     "DEFAULTS",
@@ -211,12 +212,21 @@ def _mutable_names() -> set[str]:
     return {"source"} | every - {n for k in keys.KEYS if not k.mutable for n in _stored_names(k)}
 
 
-def changed_keys(stored: Mapping[str, Any], exp: Experiment) -> list[str]:
+def changed_keys(
+    stored: Mapping[str, Any],
+    exp: Experiment,
+    *,
+    stored_space: Mapping[str, Any] | None = None,
+    space: Space | None = None,
+) -> list[str]:
     """What makes ``exp`` a different experiment from the one a study ``stored``: the keys a
     resume may not change (the table's ``mutable``) that differ.
 
     A key the table gained since the study was stored compares as its default; search spaces
-    compare as spaces (``randint(32,64)`` is ``randint(32, 64)``).
+    compare as spaces (``randint(32,64)`` is ``randint(32, 64)``). Given the study's whole
+    search space (``stored_space``) and the one ``exp`` resolves to (``space``), overrides that
+    differ only in spelling out the model's default (``lr: loguniform(1e-4, 1e-2)`` written or
+    not) are no change either: the space sampled is the same.
     """
     try:
         old = Experiment.from_dict(stored).to_dict()
@@ -227,7 +237,7 @@ def changed_keys(stored: Mapping[str, Any], exp: Experiment) -> list[str]:
     for name in sorted((set(old) | set(new)) - _mutable_names()):
         before, after = old.get(name), new.get(name)
         if name == "param_space" and isinstance(before, dict) and isinstance(after, dict):
-            if _space_changes(before, after):
+            if _space_changes(before, after) and not same_space(stored_space, space):
                 changed.append(name)
         elif before != after:
             changed.append(name)
@@ -347,7 +357,7 @@ def load_experiment(
         raise ConfigError(file, None, 1, f"expected a mapping of settings, got {got(data)}")
     if raw_space is not None:
         data["param_space"] = raw_space
-    data = {k: v for k, v in data.items() if not _holder(k)}
+    data = {k: v for k, v in data.items() if not anchor_holder(k)}
     settings = _Settings()
     if profile:
         settings.apply(_profile_settings(profile), "<profile>", {})
@@ -365,16 +375,6 @@ def load_experiment(
     exp.lines = lines
     exp.origins = {k: f for k, (f, _) in settings.origin.items() if f.startswith(("-", "$"))}
     return exp
-
-
-#: A top-level key starting with this holds YAML anchors for the rest of the file
-#: (``x-common: &common {…}``, then ``params: *common``), as in Docker Compose files: it is
-#: read for its anchors and otherwise ignored, so that no real key is ever spelled this way.
-HOLDER_PREFIX = "x-"
-
-
-def _holder(key: object) -> bool:
-    return isinstance(key, str) and key.startswith(HOLDER_PREFIX)
 
 
 def _profile_settings(profile: Mapping[str, Any]) -> dict[str, Any]:

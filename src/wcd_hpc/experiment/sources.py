@@ -41,11 +41,14 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 __all__ = [
+    "HOLDER_PREFIX",
     "ConfigError",
+    "anchor_holder",
     "compose",
     "got",
     "key_text",
     "load_profile",
+    "profile_path",
     "read_text",
     "read_value",
     "suggest",
@@ -113,6 +116,17 @@ HINT_WIDTH = 160
 
 # --------------------------------------------------------------------------------------------
 # Reading files
+
+
+#: A top-level key starting with this holds YAML anchors for the rest of the file
+#: (``x-common: &common {…}``, then ``params: *common``), as in Docker Compose files: it is
+#: read for its anchors and otherwise ignored, so that no real key is ever spelled this way.
+HOLDER_PREFIX = "x-"
+
+
+def anchor_holder(key: object) -> bool:
+    """Whether a top-level ``key`` of an experiment file only holds anchors (``x-…``)."""
+    return isinstance(key, str) and key.startswith(HOLDER_PREFIX)
 
 
 def read_text(path: Path) -> str:

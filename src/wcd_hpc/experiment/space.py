@@ -65,6 +65,7 @@ __all__ = [
     "SpaceError",
     "Uniform",
     "parse_param",
+    "same_space",
 ]
 
 
@@ -478,3 +479,13 @@ class Space:
             return samples
         finally:
             optuna.logging.set_verbosity(verbosity)
+
+
+def same_space(stored: Mapping[str, object] | None, space: Space | None) -> bool:
+    """Whether a stored space (its :meth:`Space.describe`) is ``space``; unknown: not the same."""
+    if stored is None or space is None:
+        return False
+    try:
+        return Space.from_mapping(stored) == space
+    except SpaceError:
+        return False

@@ -212,7 +212,9 @@ def prepare(
             raise StudyConflict(
                 f"study '{exp.name}' in {mask(url)} was not created by wcd-hpc; choose another name"
             )
-        changed = changed_keys(stored, exp)
+        changed = changed_keys(
+            stored, exp, stored_space=study.user_attrs.get(STUDY_SPACE), space=space
+        )
         if changed:
             raise StudyConflict(
                 f"study '{exp.name}' already exists with a different experiment "

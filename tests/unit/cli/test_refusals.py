@@ -353,3 +353,29 @@ def test_a_dataset_parameter_the_dataset_refuses_is_blamed_where_it_was_written(
     assert isinstance(res.exception, ConfigError), res.output
     message = str(res.exception).removeprefix(f"{tmp_path}/")
     assert message.startswith(blamed + "dataset 'footprint-sim': parameter 'events'"), message
+
+
+def test_spelling_out_the_model_default_range_on_resume_is_not_a_change(
+    tmp_path, monkeypatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from wcd_hpc.cli import PROG_NAME, app
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "spell.yaml"
+    base = "name: spell\ndataset: footprint-sim\nmodel: mlp\ntrials: 1\nexecutor: slurm\n"
+
+    def render(extra: str) -> BaseException | None:
+        path.write_text(base + extra, encoding="utf-8")
+        args = ["render", str(path), "--out", "scripts"]
+        return CliRunner().invoke(app, args, prog_name=PROG_NAME).exception
+
+    assert render("") is None
+    # mlp's default lr, written out (and spelled differently): the same space is sampled.
+    assert render("param_space: {lr: 'loguniform(0.0001, 0.01)'}\n") is None
+    assert (
+        render("param_space: {lr: 'loguniform(1e-4, 1e-2)', dropout: 'uniform(0, 0.5)'}\n") is None
+    )
+    refused = render("param_space: {lr: 'loguniform(1e-3, 1e-2)'}\n")
+    assert refused is not None and "changed: param_space" in str(refused)

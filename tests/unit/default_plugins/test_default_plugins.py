@@ -125,7 +125,7 @@ def test_normalisations(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ({"events": -5}, "'events' must be an integer >= 1"),
+        ({"events": -5}, "'events' must be an integer between 1 and 100000000"),
         ({"events": "many"}, "'events' must be an integer"),
         ({"events": True}, "'events' must be an integer"),
         ({"events": 3}, "'events' must be large enough"),
@@ -136,7 +136,7 @@ def test_normalisations(tmp_path: Path) -> None:
         ({"normalise": "zscore"}, "'normalise' must be one of"),
         ({"val_fraction": 1.5}, "'val_fraction' must be a number strictly between 0 and 1"),
         ({"val_fraction": 0.5, "test_fraction": 0.5}, "val_fraction \\+ test_fraction"),
-        ({"seed": -1}, "'seed' must be an integer >= 0"),
+        ({"seed": -1}, "'seed' must be an integer between 0 and 4294967295"),
         ({"evnts": 10}, "unknown parameter\\(s\\) \\['evnts'\\]"),
     ],
 )
