@@ -93,7 +93,7 @@ class Experiment:
     sampler: str = default("sampler")
     pruner: str = default("pruner")
     #: The knobs the experiment set for its pruner (defaults: ``wcd_hpc.experiment.pruning``).
-    pruner_options: dict[str, int] = field(default_factory=dict)
+    pruner_options: dict[str, float] = field(default_factory=dict)
     storage: str = default("storage")
     seed: int = default("seed")
     runs_dir: str = default("runs_dir")
