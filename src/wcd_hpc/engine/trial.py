@@ -318,7 +318,7 @@ def run_trial(
     optimizer = make_optimizer(model, params)
     history, reports = out / METRICS_FILE, out / REPORTS_FILE
     start_epoch, kept = 0, dict[str, Any]()
-    judged: set[int] = set()  # epochs the pruner has already seen (a resumed trial's)
+    judged: set[int] = set()  # steps the pruner has already seen (a resumed trial's)
     if resume:
         start_epoch, kept = _restore(out, model, optimizer)
         subepoch.trim(reports, start_epoch)
@@ -340,7 +340,8 @@ def run_trial(
 
     def during_epoch(epoch: int, samples: int) -> None:
         """A report inside the epoch, on the validation subsample (see :mod:`.subepoch`)."""
-        assert sub is not None
+        if sub is None:  # only called with reports inside the epoch
+            return
         step = (epoch - 1) * unit + samples
         probs = _probs(ctx, runner, sub)
         broken = not_finite(0.0, probs)
