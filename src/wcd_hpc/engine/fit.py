@@ -18,8 +18,10 @@ asynchronously. ``benchmarks/data.py`` measures its memory and loading throughpu
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +49,15 @@ class EpochStats:
     train_loss: float
     seconds: float
     samples_per_s: float
+
+
+def report_marks(n: int, fraction: float) -> list[int]:
+    """Samples into an epoch of ``n`` events at which a report falls inside it: every
+    ``fraction`` of the epoch (0.25: at 25 %, 50 % and 75 %; the epoch's end reports anyway)."""
+    if fraction >= 1 or n <= 0:
+        return []
+    count = math.ceil(1 / fraction - 1e-9)
+    return sorted({math.ceil(k * fraction * n - 1e-9) for k in range(1, count)} - {0, n})
 
 
 def pick_device() -> torch.device:
@@ -151,8 +162,14 @@ def train_epoch(
     scaler: torch.amp.GradScaler | None = None,
     autocast: torch.dtype | None = None,
     first_batch: FirstBatch | None = None,
+    marks: Sequence[int] = (),
+    during: Callable[[int], None] | None = None,
 ) -> float:
     """One pass over ``split`` in a seeded random order; returns the mean training loss.
+
+    ``during(mark)`` is called after the first batch that brings the samples trained in this
+    epoch to each of ``marks`` (or past it): the reports inside an epoch, at the mark's step so
+    that trials with different batch sizes report at the same steps.
 
     ``autocast`` is the dtype of the forward pass and loss (None: fp32); ``scaler`` scales the
     loss of fp16 steps. ``first_batch(outputs, x, loss)`` sees the first batch before its step
@@ -162,6 +179,7 @@ def train_epoch(
     n = len(split)
     total = torch.zeros((), device=device)
     pin = device.type == "cuda"
+    done, upcoming = 0, list(marks)
     for x_batch, y_batch in _batches(split, batch_size, generator, pin):
         if stop():
             raise Interrupted
@@ -182,6 +200,13 @@ def train_epoch(
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
         total += loss.detach() * len(y_batch)
+        done += len(y_batch)
+        if upcoming and done >= upcoming[0]:
+            reached = max(m for m in upcoming if m <= done)
+            upcoming = [m for m in upcoming if m > done]
+            if during is not None:
+                during(reached)  # at the mark, not the batch's end: the same steps whatever
+                model.train()  # the batch size; and a report evaluates in eval mode
     return float(total.item()) / max(n, 1)
 
 
@@ -233,6 +258,8 @@ def fit(
     stop: Callable[[], bool] = lambda: False,
     precision: str = "auto",
     first_batch: FirstBatch | None = None,
+    report_every: float = 1.0,
+    during_epoch: Callable[[int, int], None] | None = None,
 ) -> torch.optim.Optimizer:
     """Train for epochs ``start_epoch+1 … epochs``; ``after_epoch`` may raise to prune.
 
@@ -246,6 +273,7 @@ def fit(
     batch_size = int(params.get("batch_size", 64))
     chosen = choose_precision(precision, device)
     scaler = grad_scaler(chosen, device)
+    marks = report_marks(len(train), report_every)
     for epoch in range(start_epoch + 1, epochs + 1):
         gen = torch.Generator().manual_seed(seed * 1000 + epoch)
         began = time.perf_counter()
@@ -261,6 +289,8 @@ def fit(
             scaler=scaler,
             autocast=autocast_dtype(chosen),
             first_batch=first_batch if epoch == start_epoch + 1 else None,
+            marks=marks,
+            during=functools.partial(during_epoch, epoch) if during_epoch else None,
         )
         seconds = time.perf_counter() - began
         after_epoch(EpochStats(epoch, loss, seconds, len(train) / max(seconds, 1e-9)))

@@ -18,6 +18,7 @@ modelled together rather than one by one.
 
 from __future__ import annotations
 
+import math
 import warnings
 import zlib
 from collections.abc import Mapping, Sequence
@@ -114,24 +115,33 @@ def make_sampler(
 
 
 def make_pruner(
-    name: str, epochs: int, options: Mapping[str, int] | None = None
+    name: str, epochs: int, options: Mapping[str, float] | None = None, unit: int = 1
 ) -> optuna.pruners.BasePruner:
-    """The experiment's pruner with its knobs (defaults in :mod:`wcd_hpc.experiment.pruning`)."""
+    """The experiment's pruner with its knobs (defaults in :mod:`wcd_hpc.experiment.pruning`).
+
+    ``unit`` is the steps in an epoch: 1 when trials report once per epoch (steps are epochs),
+    the training events when they report inside it (``report_every`` below 1: steps are
+    samples seen, so ASHA's ``min_resource`` is ``min_epochs`` × the training events, and the
+    median's warm-up of W epochs judges from the first report after W − 1 epochs, as it does
+    with one report per epoch).
+    """
     knobs = options_with_defaults(name, options or {}, epochs)
     if name == "none":
         return optuna.pruners.NopPruner()
-    if name == "asha":
-        return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=knobs["min_epochs"], reduction_factor=knobs["reduction_factor"]
-        )
-    if name == "hyperband":
+    if name in ("asha", "hyperband"):
+        least = max(1, math.ceil(knobs["min_epochs"] * unit - 1e-9))
+        factor = int(knobs["reduction_factor"])
+        if name == "asha":
+            return optuna.pruners.SuccessiveHalvingPruner(
+                min_resource=least, reduction_factor=factor
+            )
         return optuna.pruners.HyperbandPruner(
-            min_resource=knobs["min_epochs"],
-            max_resource=max(epochs, 1),
-            reduction_factor=knobs["reduction_factor"],
+            min_resource=least, max_resource=max(epochs, 1) * unit, reduction_factor=factor
         )
+    warmup = int(knobs["warmup_epochs"])
+    steps = warmup if unit == 1 or warmup == 0 else (warmup - 1) * unit + 1
     return optuna.pruners.MedianPruner(
-        n_startup_trials=knobs["startup_trials"], n_warmup_steps=knobs["warmup_epochs"]
+        n_startup_trials=int(knobs["startup_trials"]), n_warmup_steps=steps
     )
 
 

@@ -49,6 +49,7 @@ from wcd_hpc.default_plugins.metrics import (
     with_settings,
     with_signal_class,
 )
+from wcd_hpc.engine import subepoch
 from wcd_hpc.engine.device import Placement, compile_failed, compiled, is_compile_error
 from wcd_hpc.engine.fit import (
     EpochStats,
@@ -73,6 +74,7 @@ from wcd_hpc.queue.schema import (
     MODEL_FILE,
     PARAMS_FILE,
     PREDICTIONS_FILE,
+    REPORTS_FILE,
     RESULT_FILE,
     TRIAL_CHECKPOINT_MISSING,
     TRIAL_GPU_HOURS,
@@ -412,12 +414,13 @@ def run_trial(
     # would carry its wrapper's prefix and load into no plain model).
     runner = compiled(model) if ctx.placement.compiled else model
     optimizer = make_optimizer(model, params)
-    history = out / METRICS_FILE
+    history, reports = out / METRICS_FILE, out / REPORTS_FILE
     start_epoch, kept = 0, dict[str, Any]()
-    judged: set[int] = set()  # epochs the pruner has already seen (a resumed trial's)
+    judged: set[int] = set()  # steps the pruner has already seen (a resumed trial's)
     if resume:
         judged = set(trial.study._storage.get_trial(trial._trial_id).intermediate_values)
         start_epoch, kept = _restore(out, model, optimizer)
+        subepoch.trim(reports, start_epoch)
         trial.set_user_attr(TRIAL_RESUMED_FROM_EPOCH, start_epoch)
         if start_epoch == 0 and judged:  # it had trained: its checkpoint was deleted
             lost = (
@@ -428,11 +431,34 @@ def run_trial(
             log.warning("%s", lost)
     else:
         history.unlink(missing_ok=True)
+        reports.unlink(missing_ok=True)
+    fraction = float(ctx.exp.setting("report_every"))
+    unit = len(ctx.splits.train) if fraction < 1 else 1  # steps: samples seen, else epochs
     keep_best = ctx.exp.setting("keep") != "last"
     maximize = ctx.exp.direction != "minimize"
     # A one-off ``train`` run has no slot to free: it is never judged at chance level.
     chance = chance_rule(ctx.exp.setting("prune_chance")) if ctx.run_kind == "trial" else None
     y_val = ctx.splits.val.y.cpu().numpy()
+
+    size = int(ctx.exp.setting("report_subsample"))
+    sub = subepoch.val_subsample(ctx.splits.val, size, ctx.exp.seed) if unit > 1 else None
+
+    def during_epoch(epoch: int, samples: int) -> None:
+        """A report inside the epoch, on the validation subsample (see :mod:`.subepoch`)."""
+        if sub is None:  # only called with reports inside the epoch
+            return
+        step = (epoch - 1) * unit + samples
+        probs = _probs(ctx, runner, sub)
+        broken = not_finite(0.0, probs)
+        if broken is not None:
+            _stop(trial, NAN, f"{broken} after {step} samples")
+        value = _metric_values(ctx, sub, probs)[ctx.exp.metric]
+        subepoch.append(reports, {"epoch": epoch, "samples": step, f"val_{ctx.exp.metric}": value})
+        if step in judged or math.isnan(value):
+            return
+        trial.report(value, step)
+        if trial.should_prune():
+            _stop(trial, PRUNER, f"pruned after {step} samples in epoch {epoch} ({value:.4g})")
 
     def after_epoch(stats: EpochStats) -> None:
         nonlocal kept
@@ -469,7 +495,8 @@ def run_trial(
         partial = out / f"{CHECKPOINT_FILE}.tmp"
         torch.save(checkpoint, partial)
         os.replace(partial, out / CHECKPOINT_FILE)
-        if stats.epoch in judged:
+        step = stats.epoch * unit
+        if step in judged:
             return  # a resumed trial's redone epoch: reported and judged before it stopped
         # Judged before it is reported: a chance-level value never enters the statistics
         # (median, ASHA rungs) the other trials are compared with.
@@ -477,7 +504,7 @@ def run_trial(
         why = at_chance(probs, y_val, signal, chance, report) if chance is not None else None
         if why is not None:
             _stop(trial, CHANCE, f"at chance level at epoch {stats.epoch}: {why}")
-        trial.report(value, stats.epoch)
+        trial.report(value, step)
         # The last epoch is reported but never judged: stopping there saves no training and
         # would throw a finished result away.
         if stats.epoch < ctx.exp.epochs and trial.should_prune():
@@ -501,6 +528,8 @@ def run_trial(
             stop=stop,
             precision=ctx.placement.precision,
             first_batch=_output_check(ctx, trial),
+            report_every=fraction,
+            during_epoch=during_epoch if sub is not None else None,
         )
     except Exception as exc:
         if ctx.placement.compiled and is_compile_error(exc):

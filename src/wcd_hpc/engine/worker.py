@@ -173,7 +173,9 @@ def run_worker(
     study.sampler = make_sampler(
         exp.sampler, ctx.space, seed=exp.seed, worker=worker, workers=exp.workers
     )
-    study.pruner = make_pruner(exp.pruner, exp.epochs, exp.pruner_options)
+    # Reports inside an epoch count samples seen: the pruner's rungs do too.
+    unit = len(ctx.splits.train) if float(ctx.exp.setting("report_every")) < 1 else 1
+    study.pruner = make_pruner(exp.pruner, exp.epochs, exp.pruner_options, unit)
     summary = Summary()
     try:
         _work_off(study, url, ctx, worker, stop, summary, max_trials)

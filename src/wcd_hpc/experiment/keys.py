@@ -123,8 +123,12 @@ MAX_GPU_HOURS = 10_000_000
 MAX_MIN_BACKGROUND = 1_000_000
 
 
-def _pruner(value: Any, key: str, fail: Fail) -> tuple[str, dict[str, int]]:
+def _pruner(value: Any, key: str, fail: Fail) -> tuple[str, dict[str, float]]:
     return pruning.parse(value, fail)
+
+
+def _report_every(value: Any, key: str, fail: Fail) -> float:
+    return pruning.report_fraction(value, key, fail)
 
 
 def _prune_chance(value: Any, key: str, fail: Fail) -> dict[str, int | float] | bool:
@@ -190,6 +194,13 @@ KEYS: tuple[Key, ...] = (
         "68 % interval widened by auc_margin) from report `after` on, before any pruner's "
         "warm-up; a NaN/inf loss is pruned whatever this says",
         "{after: 1, auc_margin: 0.02}", "boolean or mapping", profile=True, merge=True),
+    Key("report_every", Rule("number above 0, at most 1", _report_every), 1.0,
+        "epochs between two reports to the pruner: below 1, reports inside the epoch on a "
+        "fixed validation subsample (report_subsample events), steps in samples seen",
+        "0.25", "number"),
+    Key("report_subsample", checks.integer(1, 10_000_000), 1000,
+        "validation events (a fixed, seeded subsample) scored at a report inside an epoch",
+        "2000", "integer"),
     Key("keep", checks.choice(("best", "last")), "best",
         "which epoch's weights a trial keeps: the best validation objective (ties: the earlier "
         "epoch) or the last", "last", "string"),

@@ -15,6 +15,9 @@ may set (anything else is refused with the file, line and key):
 - ``none``.
 
 Short form ``pruner: asha``, or ``pruner: {name: asha, min_epochs: 1, reduction_factor: 3}``.
+With ``report_every`` below 1 (reports inside the epoch, steps in samples seen) ``min_epochs``
+may be a fraction of an epoch: ``{name: asha, min_epochs: 0.25}`` puts the first rung after a
+quarter of an epoch (:func:`wcd_hpc.engine.search.make_pruner` turns epochs into samples).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 from wcd_hpc.experiment.sources import Fail, got, one_of
 
 #: Each pruner's knobs and their defaults (None: chosen from the epochs, see ``median_defaults``).
-KNOBS: dict[str, dict[str, int | None]] = {
+KNOBS: dict[str, dict[str, float | None]] = {
     "asha": {"min_epochs": 1, "reduction_factor": 3},
     "hyperband": {"min_epochs": 1, "reduction_factor": 3},
     "median": {"startup_trials": 2, "warmup_epochs": None},
@@ -34,6 +37,10 @@ KNOBS: dict[str, dict[str, int | None]] = {
 PRUNERS = tuple(KNOBS)
 #: The least each knob may be: a reduction factor of 1 would keep every trial at every rung.
 MINIMUM = {"min_epochs": 1, "reduction_factor": 2, "startup_trials": 0, "warmup_epochs": 0}
+#: Knobs that may be a fraction of an epoch (above 0): with ``report_every`` below 1 the first
+#: rung may sit inside the first epoch (``min_epochs: 0.25``); steps are then samples seen.
+FRACTIONAL = ("min_epochs",)
+MAX_FRACTIONAL = 100_000
 
 
 def median_warmup(epochs: int) -> int:
@@ -46,7 +53,7 @@ def median_warmup(epochs: int) -> int:
     return epochs // 3 + 1
 
 
-def parse(value: Any, fail: Fail) -> tuple[str, dict[str, int]]:
+def parse(value: Any, fail: Fail) -> tuple[str, dict[str, float]]:
     """``(name, options)`` from ``pruner: NAME`` or ``pruner: {name: NAME, knob: value, …}``.
 
     Options hold only the knobs the user wrote; defaults are applied when the pruner is built,
@@ -62,7 +69,7 @@ def parse(value: Any, fail: Fail) -> tuple[str, dict[str, int]]:
         raise fail("pruner", f"expected a pruner name or a mapping with 'name', got {got(value)}")
     name_key = "pruner.name" if isinstance(value, Mapping) else "pruner"
     name = one_of(raw.get("name"), PRUNERS, name_key, fail)
-    options: dict[str, int] = {}
+    options: dict[str, float] = {}
     for key, knob in raw.items():
         if key == "name":
             continue
@@ -70,19 +77,27 @@ def parse(value: Any, fail: Fail) -> tuple[str, dict[str, int]]:
             known = ", ".join(KNOBS[name]) or "none"
             raise fail(f"pruner.{key}", f"unknown knob of pruner {name!r} (its knobs: {known})")
         least = MINIMUM[key]
-        if isinstance(knob, bool) or not isinstance(knob, int) or knob < least:
+        if key in FRACTIONAL:
+            number = isinstance(knob, (int, float)) and not isinstance(knob, bool)
+            if not number or not 0 < knob <= MAX_FRACTIONAL:
+                raise fail(
+                    f"pruner.{key}",
+                    f"expected a number of epochs above 0 (a fraction with report_every), "
+                    f"got {got(knob)}",
+                )
+        elif isinstance(knob, bool) or not isinstance(knob, int) or knob < least:
             raise fail(f"pruner.{key}", f"expected an integer >= {least}, got {got(knob)}")
         options[key] = knob
     return name, options
 
 
-def options_with_defaults(name: str, options: Mapping[str, int], epochs: int) -> dict[str, int]:
+def options_with_defaults(name: str, options: Mapping[str, float], epochs: int) -> dict[str, float]:
     """The knobs a pruner is built with: the user's, else the defaults (epochs-dependent ones
     resolved)."""
-    full: dict[str, int] = {}
+    full: dict[str, float] = {}
     for key, default in KNOBS[name].items():
         if key in options:
-            full[key] = int(options[key])
+            full[key] = options[key] if key in FRACTIONAL else int(options[key])
         elif default is not None:
             full[key] = default
         elif key == "warmup_epochs":
@@ -124,3 +139,11 @@ def parse_chance(value: Any, fail: Fail) -> dict[str, int | float] | bool:
             raise fail(where, "unknown knob of prune_chance (its knobs: after, auc_margin)")
         options[str(key)] = knob
     return options
+
+
+def report_fraction(value: Any, key: str, fail: Fail) -> float:
+    """``report_every``: the fraction of an epoch between two reports, above 0 and at most 1."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not 0 < value <= 1:
+        raise fail(key, f"expected a fraction of an epoch above 0 and at most 1, got {got(value)}")
+    return float(value)

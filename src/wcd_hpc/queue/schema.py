@@ -162,6 +162,8 @@ FILES_DIR: Final = "files"
 
 PARAMS_FILE: Final = "params.json"  # parameters, seed, host, pid
 METRICS_FILE: Final = "metrics.jsonl"  # one line per epoch
+#: Reports inside an epoch (``report_every`` below 1): epoch, samples seen, subsample objective.
+REPORTS_FILE: Final = "reports.jsonl"
 CHECKPOINT_FILE: Final = "checkpoint.pt"  # model + optimizer after the last finished epoch
 MODEL_FILE: Final = "model.pt"  # final weights (state_dict)
 RESULT_FILE: Final = "result.json"  # objective (validation) and test metrics
