@@ -143,9 +143,9 @@ def _warm_start(
     source = warmstart.source_url(spec, exp.storage, url, run_dir.parent)
     if spec["study"] == exp.name and source == url:
         raise error_at(exp, "start_from", f"names study '{exp.name}' itself; name another study")
+    if warmstart.done(exp.name, url):
+        return None
     try:
-        if warmstart.done(exp.name, url):
-            return None
         return warmstart.find(spec, source, space)
     except (StudyNotFound, StorageError) as exc:
         raise error_at(exp, "start_from", str(exc)) from None
