@@ -62,6 +62,7 @@ from wcd_hpc.queue.schema import (
     PREDICTIONS_FILE,
     RESULT_FILE,
     TRIAL_GPU_HOURS,
+    TRIAL_OBJECTIVE_INTERVAL,
     TRIAL_RESUMED_FROM_EPOCH,
     TRIAL_TEST,
     TRIAL_TRAIN_FINISHED,
@@ -440,4 +441,8 @@ def run_trial(
     }
     write_json(out / RESULT_FILE, result)
     trial.set_user_attr(TRIAL_TEST, test)
+    if "objective_lo" in result:
+        trial.set_user_attr(
+            TRIAL_OBJECTIVE_INTERVAL, [result["objective_lo"], result["objective_hi"]]
+        )
     return objective[-1]

@@ -79,6 +79,8 @@ TRIAL_RESUMED_FROM_EPOCH: Final = "resumed_from_epoch"
 TRIAL_TRAIN_STARTED: Final = "train_started"  # epoch s; with the next: the training time
 TRIAL_TRAIN_FINISHED: Final = "train_finished"
 TRIAL_TEST: Final = "test"  # test-split metrics {name: value}, never used for selection
+#: The objective's 68 % bootstrap interval on validation, ``[lo, hi]`` (``null`` ends: none).
+TRIAL_OBJECTIVE_INTERVAL: Final = "objective_interval"
 # Where a trial ran, from the worker's environment (Slurm ids, node, GPU, image).
 TRIAL_SLURM_JOB_ID: Final = "slurm_job_id"
 TRIAL_SLURM_ARRAY_JOB_ID: Final = "slurm_array_job_id"

@@ -31,6 +31,7 @@ from wcd_hpc.queue.schema import (
     TRIAL_GPU_SHARE,
     TRIAL_HOST,
     TRIAL_NODE,
+    TRIAL_OBJECTIVE_INTERVAL,
     TRIAL_PID,
     TRIAL_SLURM_ARRAY_JOB_ID,
     TRIAL_SLURM_ARRAY_TASK_ID,
@@ -54,6 +55,7 @@ def _best(study: optuna.Study, trials: list[FrozenTrial]) -> dict[str, Any] | No
         "value": best.value,
         "params": studies.params_of(study, best),
         "optuna_params": best.params,
+        TRIAL_OBJECTIVE_INTERVAL: best.user_attrs.get(TRIAL_OBJECTIVE_INTERVAL),
         TRIAL_TEST: best.user_attrs.get(TRIAL_TEST, {}),
     }
 
