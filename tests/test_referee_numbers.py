@@ -61,7 +61,7 @@ def test_one_q_for_objective_binned_json_table_and_figure(tmp_path: Path, all_me
     all_q = binned["all"]
     shown = merit.rounded(all_q["q_factor"], all_q["q_factor_lo"], all_q["q_factor_hi"])
     assert f"Q = {shown}" in titles[Q_PLOT]
-    assert "cut chosen per bin on the validation split" in titles[Q_VS_ENERGY_PLOT]
+    assert "cuts chosen per bin on the validation split" in titles[Q_VS_ENERGY_PLOT]
 
 
 def test_the_cuts_come_from_validation_and_shuffling_the_test_scores_changes_none(
