@@ -233,9 +233,9 @@ def _objective_interval(ctx: Context, val_probs: np.ndarray, signal: int) -> dic
     """The objective's 68 % interval on validation (bootstrap; each resample re-chooses a cut)."""
     if ctx.exp.setting("metric.per_bin") == "mean":
         return {}
-    val = ctx.splits.val
-    quoted = quote(val.y.cpu().numpy(), val_probs, val.meta, ctx.metrics, signal, settings(ctx.exp))
-    name = ctx.exp.metric
+    val, name = ctx.splits.val, ctx.exp.metric
+    y_val = val.y.cpu().numpy()
+    quoted = quote(y_val, val_probs, val.meta, ctx.metrics, signal, settings(ctx.exp), names=[name])
     return {"objective_lo": quoted.get(f"{name}_lo"), "objective_hi": quoted.get(f"{name}_hi")}
 
 
