@@ -192,3 +192,17 @@ def test_the_per_bin_objective_is_the_mean_over_bins_with_enough_events(all_metr
     ]
     value = per_bin_mean("q_at_eff", y, probs, meta, metric, settings)
     assert value == pytest.approx(np.mean(per_bin))
+
+
+def test_status_json_carries_the_objective_and_test_intervals(
+    cli: Callable[..., Result], testplugins, toy_experiment
+) -> None:
+    toy = {"WCD_HPC_PLUGINS": "toy"}
+    exp = toy_experiment(name="intervals", trials=1, metric="roc_auc")
+    assert cli("sweep", str(exp), plugins=testplugins, env=toy).code == 0
+    best = cli("status", "intervals", "--json", plugins=testplugins, env=toy).json()["best"]
+    lo, hi = best["objective_interval"]
+    assert lo <= best["value"] <= hi
+    test = best["test"]
+    for name in ("roc_auc", "accuracy", "f1"):
+        assert test[f"{name}_lo"] <= test[name] <= test[f"{name}_hi"]
