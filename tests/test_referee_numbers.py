@@ -61,7 +61,7 @@ def test_one_q_for_objective_binned_json_table_and_figure(tmp_path: Path, all_me
     all_q = binned["all"]
     shown = merit.rounded(all_q["q_factor"], all_q["q_factor_lo"], all_q["q_factor_hi"])
     assert f"Q = {shown}" in titles[Q_PLOT]
-    assert "cut chosen per bin on the validation split" in titles[Q_VS_ENERGY_PLOT]
+    assert "cuts chosen per bin on the validation split" in titles[Q_VS_ENERGY_PLOT]
 
 
 def test_the_cuts_come_from_validation_and_shuffling_the_test_scores_changes_none(
@@ -172,3 +172,37 @@ def test_a_run_keeps_its_validation_cuts_and_evaluate_applies_them(
     assert scores["cuts_chosen_on"] == "validation split"
     assert json.loads((out / "binned.json").read_text())["cuts"] == cuts["all"]
     assert scores["provenance"]["data"]["files"][0]["simulator"] == "wcd_hpc.sim.footprints"
+
+
+def test_the_per_bin_objective_is_the_mean_over_bins_with_enough_events(all_metrics) -> None:
+    from wcd_hpc.results.quote import per_bin_mean
+
+    rng = np.random.default_rng(8)
+    y = np.r_[[0] * 300, [1] * 300, [0] * 5, [1] * 5]  # the last bin: 5 protons, too few
+    p = np.clip(np.where(y == 0, 0.7, 0.3) + rng.normal(0, 0.2, y.size), 0, 1)
+    probs = np.stack([p, 1 - p], axis=1)
+    energy = np.r_[np.full(300, 500.0), np.full(300, 5000.0)]
+    energy = np.r_[energy[rng.permutation(600)], np.full(10, 50000.0)]
+    meta = metrics.with_signal_class({"energy": energy}, 0, y.size)
+    metric = all_metrics["q_at_eff"]
+    settings = merit.Settings()
+    per_bin = [
+        metric.compute(y[m], probs[m], {k: v[m] for k, v in meta.items()})
+        for m in (energy < 1000, (energy > 1000) & (energy < 10000))
+    ]
+    value = per_bin_mean("q_at_eff", y, probs, meta, metric, settings)
+    assert value == pytest.approx(np.mean(per_bin))
+
+
+def test_status_json_carries_the_objective_and_test_intervals(
+    cli: Callable[..., Result], testplugins, toy_experiment
+) -> None:
+    toy = {"WCD_HPC_PLUGINS": "toy"}
+    exp = toy_experiment(name="intervals", trials=1, metric="roc_auc")
+    assert cli("sweep", str(exp), plugins=testplugins, env=toy).code == 0
+    best = cli("status", "intervals", "--json", plugins=testplugins, env=toy).json()["best"]
+    lo, hi = best["objective_interval"]
+    assert lo <= best["value"] <= hi
+    test = best["test"]
+    for name in ("roc_auc", "accuracy", "f1"):
+        assert test[f"{name}_lo"] <= test[name] <= test[f"{name}_hi"]

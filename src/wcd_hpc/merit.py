@@ -240,7 +240,7 @@ def resample_weights(n: int, resamples: int = RESAMPLES, seed: int = SEED) -> np
     rng = np.random.default_rng(seed)
     if n == 0 or resamples == 0:
         return np.zeros((resamples, n), dtype=np.float32)
-    picks = rng.integers(0, n, size=(resamples, n))
+    picks = rng.integers(0, n, size=(resamples, n), dtype=np.int64)
     flat = (picks + (np.arange(resamples) * n)[:, None]).ravel()
     # float32: exact for multiplicities and their sums below 2**24, half the memory of float64
     return np.bincount(flat, minlength=resamples * n).reshape(resamples, n).astype(np.float32)

@@ -79,6 +79,7 @@ from wcd_hpc.queue.schema import (
     TRIAL_CHECKPOINT_MISSING,
     TRIAL_GPU_HOURS,
     TRIAL_KEPT_EPOCH,
+    TRIAL_OBJECTIVE_INTERVAL,
     TRIAL_PRUNED_BECAUSE,
     TRIAL_RESUMED_FROM_EPOCH,
     TRIAL_TEST,
@@ -251,9 +252,9 @@ def _objective_interval(ctx: Context, val_probs: np.ndarray, signal: int) -> dic
     """The objective's 68 % interval on validation (bootstrap; each resample re-chooses a cut)."""
     if ctx.exp.setting("metric.per_bin") == "mean":
         return {}
-    val = ctx.splits.val
-    quoted = quote(val.y.cpu().numpy(), val_probs, val.meta, ctx.metrics, signal, settings(ctx.exp))
-    name = ctx.exp.metric
+    val, name = ctx.splits.val, ctx.exp.metric
+    y_val = val.y.cpu().numpy()
+    quoted = quote(y_val, val_probs, val.meta, ctx.metrics, signal, settings(ctx.exp), names=[name])
     return {"objective_lo": quoted.get(f"{name}_lo"), "objective_hi": quoted.get(f"{name}_hi")}
 
 
@@ -589,4 +590,8 @@ def run_trial(
     write_json(out / RESULT_FILE, result)
     trial.set_user_attr(TRIAL_TEST, test)
     trial.set_user_attr(TRIAL_KEPT_EPOCH, kept["epoch"])
+    if "objective_lo" in result:
+        trial.set_user_attr(
+            TRIAL_OBJECTIVE_INTERVAL, [result["objective_lo"], result["objective_hi"]]
+        )
     return float(kept["value"])

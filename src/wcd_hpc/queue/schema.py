@@ -107,6 +107,8 @@ TRIAL_KEPT_EPOCH: Final = "kept_epoch"
 #: On a trial enqueued by ``start_from``: ``"<study>#<trial number>"`` whose parameters it carries.
 TRIAL_WARM_START: Final = "warm_start_from"
 TRIAL_TEST: Final = "test"  # test-split metrics {name: value}, never used for selection
+#: The objective's 68 % bootstrap interval on validation, ``[lo, hi]`` (``null`` ends: none).
+TRIAL_OBJECTIVE_INTERVAL: Final = "objective_interval"
 # Where a trial ran, from the worker's environment (Slurm ids, node, GPU, image).
 TRIAL_SLURM_JOB_ID: Final = "slurm_job_id"
 TRIAL_SLURM_ARRAY_JOB_ID: Final = "slurm_array_job_id"

@@ -38,6 +38,7 @@ from wcd_hpc.queue.schema import (
     TRIAL_HOST,
     TRIAL_KEPT_EPOCH,
     TRIAL_NODE,
+    TRIAL_OBJECTIVE_INTERVAL,
     TRIAL_PID,
     TRIAL_PRUNED_BECAUSE,
     TRIAL_SLURM_ARRAY_JOB_ID,
@@ -63,6 +64,7 @@ def _best(study: optuna.Study, trials: list[FrozenTrial]) -> dict[str, Any] | No
         "params": studies.params_of(study, best),
         TRIAL_KEPT_EPOCH: best.user_attrs.get(TRIAL_KEPT_EPOCH),
         "optuna_params": best.params,
+        TRIAL_OBJECTIVE_INTERVAL: best.user_attrs.get(TRIAL_OBJECTIVE_INTERVAL),
         TRIAL_TEST: best.user_attrs.get(TRIAL_TEST, {}),
     }
 

@@ -1,4 +1,4 @@
-"""Counting statistics of cut efficiencies: binomial intervals, the Q band and the working points.
+"""Counting statistics of cut efficiencies: binomial intervals, the Q band and every cut as counts.
 
 An efficiency is a ratio of counts — k of n events survive a cut — and a test split of a few
 thousand footprints leaves a few hundred background events per energy bin, so the interesting
@@ -35,18 +35,12 @@ from wcd_hpc.merit import CONFIDENCE, MIN_BACKGROUND, clopper_pearson, selection
 
 __all__ = [
     "CONFIDENCE",
-    "FIXED_SURVIVAL",
     "MIN_BACKGROUND",
     "Selection",
-    "WorkingPoints",
     "clopper_pearson",
     "q_band",
     "select",
-    "working_points",
 ]
-
-#: The fixed background survival of the efficiency-against-energy figure (``gamma_eff_1e2``).
-FIXED_SURVIVAL = 1e-2
 
 
 def q_band(
@@ -126,37 +120,3 @@ def select(is_signal: np.ndarray, score: np.ndarray) -> Selection:
     k_s = np.rint(eff_s * max(n_s, 1)).astype(np.int64)
     k_b = np.rint(eff_b * max(n_b, 1)).astype(np.int64)
     return Selection(thresholds, k_s, k_b, n_s, n_b)
-
-
-@dataclass(frozen=True)
-class WorkingPoints:
-    """What the energy figures draw for one sample (one energy bin).
-
-    ``fixed``: (ε_s, lower, upper) at ε_b ≤ :data:`FIXED_SURVIVAL`; ``fixed_resolved`` is false
-    when the sample has fewer than 1/FIXED_SURVIVAL background events, so that the cut is really
-    "keeps no background". ``best``: (Q, lower, upper, background kept) at the optimum with
-    ≥ :data:`MIN_BACKGROUND` background events, or ``None``.
-    """
-
-    n_s: int
-    n_b: int
-    fixed: tuple[float, float, float]
-    fixed_resolved: bool
-    best: tuple[float, float, float, int] | None
-
-
-def working_points(is_signal: np.ndarray, score: np.ndarray) -> WorkingPoints | None:
-    """The working points of one sample; ``None`` without both signal and background."""
-    sel = select(is_signal, score)
-    if sel.n_s == 0 or sel.n_b == 0:
-        return None
-    i = sel.at_survival(FIXED_SURVIVAL)
-    lo, hi = clopper_pearson(sel.k_s[i], sel.n_s)
-    fixed = (float(sel.eff_s[i]), float(lo), float(hi))
-    best = sel.best_q()
-    q_point = None
-    if best is not None:
-        q, q_lo, q_hi = sel.q()
-        q_point = (float(q[best]), float(q_lo[best]), float(q_hi[best]), int(sel.k_b[best]))
-    resolved = sel.n_b * FIXED_SURVIVAL >= 1.0
-    return WorkingPoints(sel.n_s, sel.n_b, fixed, resolved, q_point)

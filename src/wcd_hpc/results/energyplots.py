@@ -157,7 +157,7 @@ def plot_q_vs_energy(
         ax.legend(loc="best")
         kept = f"≥ {min_background} {bkg} kept"
         where = "this sample" if chosen_on == "this sample" else f"the {plain(chosen_on)}"
-        title = f"Q per bin; cut chosen per bin on {where} ({kept})"
+        title = f"Q per energy bin\ncuts chosen per bin on {where} ({kept})"
         return save(plt, fig, path, title, header)
 
 
@@ -227,7 +227,6 @@ def plot_eff_vs_energy(
         if constant:
             constant_note(ax)
         ax.legend(loc="best")
-        title = (
-            f"signal efficiency at fixed background; cut chosen per bin on the {plain(chosen_on)}"
-        )
+        where = "this sample" if chosen_on == "this sample" else f"the {plain(chosen_on)}"
+        title = f"signal efficiency at fixed background\ncuts chosen per bin on {where}"
         return save(plt, fig, path, title, header)

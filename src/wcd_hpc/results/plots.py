@@ -424,13 +424,12 @@ def plot_q(
 
 def _q_title(marked: Marked, min_background: int, bkg: str) -> str:
     """The Q figure's title: the value quoted, where its cut was chosen, the background minimum."""
-    kept = f"cuts keeping ≥ {min_background} {bkg} events"
     value = f"Q = {merit.rounded(marked.q, marked.lo, marked.hi)}"
     if marked.at_reach:
-        value = f"{value}, a lower limit"
+        value = f"{value}, lower limit"
     if marked.chosen_on == "this sample":
-        return f"{value}: optimum among {kept}"
-    return f"{value}: cut at the optimum of the {plain(marked.chosen_on)} (among {kept} there)"
+        return f"{value}\noptimum among cuts keeping ≥ {min_background} {bkg} events"
+    return f"{value}\ncut from the {plain(marked.chosen_on)} (≥ {min_background} {bkg} kept there)"
 
 
 def _marked_text(marked: Marked, n_b: int, classes: Classes) -> str:

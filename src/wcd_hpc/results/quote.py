@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -175,8 +175,9 @@ def quote(
     signal: int,
     settings: merit.Settings,
     cuts: Mapping[str, merit.Choice] | None = None,
+    names: Sequence[str] = BINNED_METRICS,
 ) -> dict[str, Any]:
-    """Each of :data:`BINNED_METRICS` (when registered) with ``_lo``/``_hi`` on this sample.
+    """Each of ``names`` (of :data:`BINNED_METRICS`, when registered) with ``_lo``/``_hi``.
 
     ``cuts``: chosen on another split (validation) and applied here; ``None``: chosen here.
     The cut-based values come from :func:`wcd_hpc.merit.measure`, the others from the metric
@@ -187,8 +188,8 @@ def quote(
     weights = merit.resample_weights(truth.size, settings.resamples, settings.seed)
     pair = _signal_score(truth, probs, signal)
     row: dict[str, Any] = {}
-    for name in BINNED_METRICS:
-        if name not in metrics:
+    for name in names:
+        if name not in metrics or name not in BINNED_METRICS:
             continue
         if name in merit.CUT_METRICS:
             if pair is None:

@@ -40,7 +40,7 @@ def test_builtin_plugins_register_through_pluggy() -> None:
     assert sorted(m.name for m in got["models"]) == models
     names = ["footprint-h5", "footprint-sim", "traces-h5", "traces-sim"]
     assert sorted(d.name for d in got["datasets"]) == names
-    gamma_hadron = ["gamma_eff_1e2", "gamma_eff_1e3", "q_factor"]
+    gamma_hadron = ["gamma_eff_1e2", "gamma_eff_1e3", "q_at_eff", "q_factor"]
     assert sorted(m.name for m in got["metrics"]) == ["accuracy", "f1", *gamma_hadron, "roc_auc"]
     assert all(isinstance(m, Metric) and m.direction == "maximize" for m in got["metrics"])
     (model,) = [m for m in got["models"] if m.name == "lenet"]

@@ -14,7 +14,6 @@ from wcd_hpc.results.efficiency import (
     clopper_pearson,
     q_band,
     select,
-    working_points,
 )
 
 HALF_ALPHA = (1 - CONFIDENCE) / 2
@@ -94,17 +93,3 @@ def test_no_optimum_is_quoted_when_no_cut_keeps_enough_background() -> None:
     assert select(is_signal, scores).best_q() is not None
     keep = ~((scores == 0.7) & ~is_signal)  # ... minus the nine at 0.7: only one left
     assert select(is_signal[keep], scores[keep]).best_q() is None
-
-
-def test_working_points_flag_a_fixed_survival_the_sample_cannot_resolve() -> None:
-    rng = np.random.default_rng(3)
-    for n_b, resolved in ((99, False), (100, True)):
-        is_signal = np.r_[np.ones(200, bool), np.zeros(n_b, bool)]
-        n = is_signal.size
-        score = np.where(is_signal, rng.uniform(0.3, 1.0, n), rng.uniform(0.0, 0.7, n))
-        point = working_points(is_signal, score)
-        assert point is not None
-        assert point.fixed_resolved is resolved
-        value, lo, hi = point.fixed
-        assert lo <= value <= hi
-    assert working_points(np.ones(5, bool), np.ones(5)) is None  # no background: nothing
