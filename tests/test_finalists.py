@@ -179,8 +179,9 @@ def test_a_finalist_killed_mid_way_is_redone_when_the_sweep_resumes(
     cli, testplugins, toy_experiment, tmp_path
 ) -> None:
     exp = toy_experiment(name="kill", trials=2, workers=1, extra="finalists: {top: 1, seeds: 2}\n")
-    text = (
-        exp.read_text().replace("model: toy-mlp", "model: sleep").replace("epochs: 2", "epochs: 1")
+    text = exp.read_text().replace("model: toy-mlp", "model: sleep")
+    text = text.replace("epochs: 2", "epochs: 1").replace(
+        "dataset: {name: toy-blobs, params: {events: 300}}", "dataset: one-sample"
     )
     exp.write_text(text + "param_space: {seconds: 3}\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("WCD_HPC_")}
@@ -189,29 +190,30 @@ def test_a_finalist_killed_mid_way_is_redone_when_the_sweep_resumes(
         [sys.executable, "-m", "wcd_hpc", "sweep", str(exp)],
         cwd=tmp_path,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=(tmp_path / "sweep.out").open("w"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     journal = tmp_path / "runs/kill/journal.log"
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 120
     running_finalist = None
     while running_finalist is None and time.monotonic() < deadline:
         time.sleep(0.5)
         if not journal.exists():
             continue
         study = optuna.load_study(study_name="kill", storage=open_storage(f"journal:{journal}"))
-        running_finalist = next(
-            (
-                t.number
-                for t in study.get_trials()
-                if t.state == TrialState.RUNNING and TRIAL_FINALIST in t.user_attrs
-            ),
-            None,
-        )
-    os.killpg(sweep.pid, signal.SIGKILL)  # the sweep and its worker, mid-way in a finalist
+        found = [
+            t
+            for t in study.get_trials()
+            if t.state == TrialState.RUNNING and TRIAL_FINALIST in t.user_attrs
+        ]
+        if found:
+            running_finalist = found[0].number
+            # The worker (its own process group) and the sweep, mid-way in a finalist.
+            os.kill(int(found[0].user_attrs["pid"]), signal.SIGKILL)
+    os.killpg(sweep.pid, signal.SIGKILL)
     sweep.wait()
-    assert running_finalist is not None, "no finalist started"
+    assert running_finalist is not None, (tmp_path / "sweep.out").read_text()
 
     again = cli("sweep", str(exp), plugins=testplugins, env={**TOY, "WCD_HPC_HEARTBEAT_S": "2"})
     assert again.code == 0, again.err
@@ -225,4 +227,7 @@ def test_a_finalist_killed_mid_way_is_redone_when_the_sweep_resumes(
         if TRIAL_FINALIST in t.user_attrs and t.state == TrialState.COMPLETE
     ]
     assert len(done) == 2 and info["finalists"]["left"] == 0
+    # The killed one failed (reaped) and its rerun, a finalist too, finished in its place.
+    assert running_finalist not in {t.number for t in done}
+    assert any(t.user_attrs.get("retry_of") == running_finalist for t in done)
     assert info["final"]["val"]["n"] == 2

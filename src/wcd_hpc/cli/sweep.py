@@ -105,11 +105,14 @@ def _describe(p: Plan) -> None:
 
 def _summary(p: Plan, study: optuna.Study, budget: int) -> None:
     trials = study.get_trials(deepcopy=False)
-    counts = studies.counts(trials)
+    ordinary = [t for t in trials if not studies.is_finalist(t)]
+    counts = studies.counts(ordinary)
+    extra = len(trials) - len(ordinary)
     out.print(
         f"{studies.finished_of(studies.finished(trials), budget)} trials finished: "
         f"{counts['COMPLETE']} complete, "
         f"{counts['PRUNED']} pruned, {counts['FAIL']} failed"
+        + (f"; {extra} finalist trials apart from the budget" if extra else "")
     )
     if gpu_budget_spent(study):
         used = gpu_hours_used(study) or 0.0

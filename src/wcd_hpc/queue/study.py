@@ -480,7 +480,7 @@ def _row(study: optuna.Study, url: str) -> StudyRow:
         run_dir = None
     if budget is None:
         state = "foreign"
-    elif done >= budget:
+    elif done >= budget and not finalists_left(study, trials):
         state = "done"
     elif tally["RUNNING"]:
         state = "running"
