@@ -86,6 +86,12 @@ class Splits:
     val: Split
     test: Split
     spec: DataSpec
+    #: How raw inputs (what a user has: VEM footprints) became the model's inputs, for whoever
+    #: applies the trained model to raw data: ``{"kind": "log1p"}``, ``{"kind": "standard",
+    #: "mean": m, "std": s}`` (fitted on the training events), ``{"kind": "none"}``, optionally
+    #: with ``"raw_shape"``, one event's shape in the file; empty when the dataset does not say
+    #: (the experiment's ``normalise`` parameter is used then).
+    transform: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

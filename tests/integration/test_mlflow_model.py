@@ -80,11 +80,14 @@ def test_the_registered_best_model_loads_with_mlflow_and_predicts_what_the_trial
         assert tags[f"versions.{package}"]
     assert tags["versions.torch"] == torch.__version__
     run_id = runs[best].info.run_id
-    for key in ("bin_f1", "bin_q_factor", "bin_log10_e_min", "bin_events"):
-        assert [m.step for m in client.get_metric_history(run_id, key)] == [0], key
-    assert client.get_metric_history(run_id, "bin_log10_e_min")[0].value == 3.0  # 1 TeV
+    metrics = runs[best].data.metrics
+    assert not any(k.startswith("bin_") for k in metrics)  # no bin index as a step axis
+    per_bin = [k for k in metrics if k.startswith("test_accuracy_lgE_")]
+    assert "test_accuracy_lgE_3.0_3.5" in per_bin  # 1 TeV upwards
+    assert not any(k.startswith("test_f1_lgE_") for k in metrics)  # the objective only
     table = client.load_table(exp.experiment_id, "tables/energy_bins.json", [run_id])
     assert list(table["events_a"] + table["events_b"]) == list(table["events"])
+    assert len(table) == len(per_bin)
     artifacts = {a.path for a in client.list_artifacts(run_id, "plots")}
     assert {"plots/confusion.png", "plots/confusion.pdf"} <= artifacts
 

@@ -9,10 +9,12 @@ import pytest
 
 pytestmark = pytest.mark.slow
 QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml"
+# The file names no executor; where sbatch is installed (the dev cluster) it would go to Slurm.
+HERE = ("--profile", "local")
 
 
 def test_quickstart_meets_its_budget_resumes_idle_and_extends_by_two(cli, tmp_path) -> None:
-    first = cli("sweep", str(QUICKSTART))
+    first = cli("sweep", str(QUICKSTART), *HERE)
     assert first.code == 0, first.err
     assert "8/8 trials finished" in first.out
     best = next(line for line in first.out.splitlines() if line.startswith("best trial"))
@@ -26,11 +28,11 @@ def test_quickstart_meets_its_budget_resumes_idle_and_extends_by_two(cli, tmp_pa
     # Gamma vs proton is far from a coin toss even in this tiny sweep.
     assert info["best"]["value"] > 0.75
 
-    again = cli("sweep", str(QUICKSTART))
+    again = cli("sweep", str(QUICKSTART), *HERE)
     assert again.code == 0 and "resuming study quickstart: 8 of 8 trials finished" in again.out
     assert json.loads(cli("status", "quickstart", "--json").out)["finished"] == 8
 
-    more = cli("sweep", str(QUICKSTART), "--trials", "10")
+    more = cli("sweep", str(QUICKSTART), *HERE, "--trials", "10")
     assert more.code == 0, more.err
     info = json.loads(cli("status", "quickstart", "--json").out)
     assert (info["finished"], info["budget"]) == (10, 10)
@@ -38,7 +40,7 @@ def test_quickstart_meets_its_budget_resumes_idle_and_extends_by_two(cli, tmp_pa
 
 
 def test_status_watch_on_a_finished_study_prints_once_and_returns(cli, tmp_path) -> None:
-    assert cli("sweep", str(QUICKSTART), "--trials", "1", "--set", "epochs=1").code == 0
+    assert cli("sweep", str(QUICKSTART), *HERE, "--trials", "1", "--set", "epochs=1").code == 0
     # A narrow terminal: the live view would crop the long best-trial line to 60 columns.
     res = cli(
         "status", "quickstart", "--watch", "--interval", "0.2", env={"COLUMNS": "60"}, timeout=60

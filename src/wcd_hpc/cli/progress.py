@@ -7,9 +7,18 @@ from contextlib import contextmanager
 
 import optuna
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Column
 
 from wcd_hpc.cli.common import err
 from wcd_hpc.queue import study as studies
+
+
+def _fixed(width: int) -> Column:
+    return Column(no_wrap=True, min_width=width)
+
+
+def _elastic() -> Column:
+    return Column(no_wrap=True, overflow="ellipsis", ratio=4)
 
 
 @contextmanager
@@ -17,17 +26,22 @@ def sweep_progress(
     study: optuna.Study, metric: str, direction: str | None
 ) -> Iterator[Callable[[str], None]]:
     """Yield ``tick(extra)``: refreshes finished/budget, running, failed and the best value."""
+    # At 80 columns rich squeezed every column, the elapsed time to "0:0…"; now the counts and
+    # the time keep their width, the bar shrinks, and only the text at the end is shortened.
     columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[info]}", markup=False),  # holds metric names: user text
+        TextColumn("[bold]{task.description}", table_column=_fixed(6)),
+        BarColumn(bar_width=None, table_column=Column(ratio=1, min_width=10)),
+        MofNCompleteColumn(table_column=_fixed(5)),
+        TimeElapsedColumn(table_column=_fixed(7)),
+        # holds metric names: user text
+        TextColumn("{task.fields[info]}", markup=False, table_column=_elastic()),
     )
     budget = studies.budget_of(study)
     # Its numbers change when the caller ticks (every poll), so a few redraws a second suffice;
     # rich's default of 10 would keep a login-node core busier while the workers start.
-    with Progress(*columns, console=err, transient=False, refresh_per_second=4) as progress:
+    with Progress(
+        *columns, console=err, transient=False, refresh_per_second=4, expand=True
+    ) as progress:
         task = progress.add_task("trials", total=budget, info="starting")
 
         def tick(extra: str) -> None:

@@ -22,6 +22,7 @@ from wcd_hpc.queue.schema import (
     TRIAL_HOST,
     TRIAL_NODE,
     TRIAL_PID,
+    TRIAL_PRUNED_BECAUSE,
     TRIAL_SLURM_ARRAY_JOB_ID,
     TRIAL_SLURM_ARRAY_TASK_ID,
     TRIAL_SUSPENDED,
@@ -35,8 +36,9 @@ from wcd_hpc.queue.urls import mask
 SHOWN_TRIALS = 50
 
 
-def render(info: dict[str, Any]) -> Group:
-    """The human view of :func:`wcd_hpc.queue.status.summarize`'s dict."""
+def render(info: dict[str, Any], shown: int | None = SHOWN_TRIALS) -> Group:
+    """The human view of :func:`wcd_hpc.queue.status.summarize`'s dict; the per-trial table
+    lists the last ``shown`` trials (None: all)."""
     c = info["counts"]
     head = Text.assemble(
         (f"{info['study']}", "bold"),
@@ -48,17 +50,17 @@ def render(info: dict[str, Any]) -> Group:
     parts: list[Any] = [head]
     reasons = info.get("pruned_because") or {}
     if reasons:
-        shown = ", ".join(f"{why} {n}" for why, n in reasons.items())
-        parts.append(Text(f"pruned because: {shown}"))
+        listed = ", ".join(f"{why} {n}" for why, n in reasons.items())
+        parts.append(Text(f"pruned because: {listed}"))
     if info.get("gpu_hours_budget") is not None:
         used = info.get("gpu_hours_used")
-        shown = "unknown (no Slurm accounting yet)" if used is None else f"{used:.3f}"
+        hours = "unknown (no Slurm accounting yet)" if used is None else f"{used:.3f}"
         spent = (
             " (spent: no new trials)"
             if used is not None and used >= info["gpu_hours_budget"]
             else ""
         )
-        parts.append(Text(f"GPU-hours {shown} of a budget of {info['gpu_hours_budget']:g}{spent}"))
+        parts.append(Text(f"GPU-hours {hours} of a budget of {info['gpu_hours_budget']:g}{spent}"))
     if info["throughput_per_h"]:
         parts.append(Text(f"throughput {info['throughput_per_h']:.1f} trials/h"))
     best = info["best"]
@@ -96,7 +98,9 @@ def render(info: dict[str, Any]) -> Group:
         parts.append(table)
     slurm = info.get("slurm")
     if slurm:
-        parts.append(_slurm_view(slurm, info["trials"]))
+        parts.append(_slurm_view(slurm))
+    if info["trials"]:
+        parts.append(_trials_view(info["trials"], shown, bool(slurm and "error" not in slurm)))
     if info["failures"]:
         table = Table(title="failures", title_justify="left")
         table.add_column("trial")
@@ -107,36 +111,56 @@ def render(info: dict[str, Any]) -> Group:
     return Group(*parts)
 
 
-def _slurm_view(slurm: dict[str, Any], trials: list[dict[str, Any]]) -> Group:
+def _slurm_view(slurm: dict[str, Any]) -> Text:
     if "error" in slurm:
-        return Group(Text(f"slurm jobs {', '.join(slurm['jobs'])}: {slurm['error']}"))
+        return Text(f"slurm jobs {', '.join(slurm['jobs'])}: {slurm['error']}")
     idle = slurm["idle_fraction"]
-    head = Text(
+    return Text(
         f"slurm jobs {', '.join(slurm['jobs'])}: {slurm['tasks']} tasks "
         f"({', '.join(slurm['states'])}), {slurm['gpu_hours']:.3f} GPU-hours allocated, "
         f"idle fraction {'-' if idle is None else f'{idle:.0%}'}"
     )
+
+
+def _trials_view(trials: list[dict[str, Any]], shown: int | None, slurm: bool) -> Table:
+    """Every trial's line, local or on Slurm: what happened to it, how long, where (the first
+    look at dead trials: a failed or pruned one shows its reason here, not only in a dashboard).
+    """
     table = Table(title="trials", title_justify="left")
-    for col in ("trial", "state", "value", "array task", "worker", "node", "GPU", "queue wait"):
+    columns = ["trial", "state", "value", "epochs", "seconds", "worker", "pruned because"]
+    if slurm:
+        columns += ["array task", "node", "GPU", "queue wait"]
+    for col in columns:
         table.add_column(col)
-    for t in trials[-SHOWN_TRIALS:]:
-        job, task_id = t[TRIAL_SLURM_ARRAY_JOB_ID], t[TRIAL_SLURM_ARRAY_TASK_ID]
-        task = f"{job}_{task_id}" if job else "-"
-        wait = t["queue_wait_s"]
-        table.add_row(
+    listed = trials if shown is None else trials[-shown:]
+    for t in listed:
+        row = [
             str(t["number"]),
             f"{t['state']} ({t['pruned_because']})" if t.get("pruned_because") else t["state"],
             "-" if t["value"] is None else f"{t['value']:.4f}",
-            task,
+            _or_dash(t.get("epochs")),
+            "-" if t.get("seconds") is None else f"{t['seconds']:.0f}",
             str(t[TRIAL_WORKER] or "-"),
-            str(t[TRIAL_NODE] or "-"),
-            str(t[TRIAL_GPU] or "-"),
-            "-" if wait is None else f"{wait:.0f}s",
-        )
-    hidden = len(trials) - SHOWN_TRIALS
+            str(t.get(TRIAL_PRUNED_BECAUSE) or "-"),
+        ]
+        if slurm:
+            job, task_id = t[TRIAL_SLURM_ARRAY_JOB_ID], t[TRIAL_SLURM_ARRAY_TASK_ID]
+            wait = t["queue_wait_s"]
+            row += [
+                f"{job}_{task_id}" if job else "-",
+                str(t[TRIAL_NODE] or "-"),
+                str(t[TRIAL_GPU] or "-"),
+                "-" if wait is None else f"{wait:.0f}s",
+            ]
+        table.add_row(*row)
+    hidden = len(trials) - len(listed)
     if hidden > 0:
-        table.caption = f"{hidden} earlier trials not shown (status --json lists every trial)"
-    return Group(head, table)
+        table.caption = f"{hidden} earlier trials not shown (status --all lists every trial)"
+    return table
+
+
+def _or_dash(value: Any) -> str:
+    return "-" if value is None else str(value)
 
 
 def _fmt(value: Any) -> str:
@@ -154,6 +178,10 @@ def status_cmd(
     interval: Annotated[
         float, typer.Option(min=0.2, max=3600, help="Seconds between refreshes.")
     ] = 2.0,
+    show_all: Annotated[
+        bool,
+        typer.Option("--all", help=f"List every trial (default: the last {SHOWN_TRIALS})."),
+    ] = False,
 ) -> None:
     """Show a study: counts by state, best trial, running trials, failures and their causes."""
     opened = studies.open_existing(name, storage, runs_dir)
@@ -168,20 +196,21 @@ def status_cmd(
         print(json.dumps(current(), indent=2, default=str))
         return
     info = current()
+    shown = None if show_all else SHOWN_TRIALS
     if not watch:
-        out.print(render(info))
+        out.print(render(info, shown))
         return
     # The live view crops long lines to the terminal and, piped, prints nothing until it ends;
     # it is transient, and the last state is printed in full once it stops.
-    with Live(render(info), console=out, refresh_per_second=4, transient=True) as live:
+    with Live(render(info, shown), console=out, refresh_per_second=4, transient=True) as live:
         try:
             while not (info["done"] and not info["running"]):
                 time.sleep(interval)
                 info = current()
-                live.update(render(info))
+                live.update(render(info, shown))
         except KeyboardInterrupt:
             pass
-    out.print(render(info))
+    out.print(render(info, shown))
     out.print(f"storage: {mask(url)}")
 
 

@@ -186,6 +186,8 @@ def sweep_cmd(
     if result.synced:
         out.print(result.synced)
     _summary(p, result.study, result.prepared.budget)
+    for line in result.looking:
+        out.print(line, soft_wrap=True)
     result.require_budget(p.run_dir)
 
 

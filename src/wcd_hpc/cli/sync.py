@@ -10,6 +10,7 @@ import typer
 from wcd_hpc.cli.common import RunsDirOption, StorageOption, StudyArgument, out
 from wcd_hpc.cli.progress import sync_progress
 from wcd_hpc.queue import study as studies
+from wcd_hpc.results.viewing import closing_lines
 
 
 def sync_cmd(
@@ -37,6 +38,8 @@ def sync_cmd(
     with sync_progress() as tick:
         report = sync_study(opened.study, opened.run_dir, uri, progress=tick)
     out.print(report.line())
+    for line in closing_lines(uri, report.experiment_id, opened.url, opened.run_dir):
+        out.print(line, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

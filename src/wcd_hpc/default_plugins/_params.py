@@ -160,4 +160,11 @@ def build_splits(
     }
     shape = ((1,) if layout.add_channel else ()) + train.sample_shape
     spec = DataSpec(input_shape=shape, num_classes=len(train.classes), class_names=train.classes)
-    return Splits(train=built["train"], val=built["val"], test=built["test"], spec=spec)
+    return Splits(
+        train=built["train"],
+        val=built["val"],
+        test=built["test"],
+        spec=spec,
+        # and the events' layout in the file, which a user of the trained model has in hand
+        transform={**transform.record(), "raw_shape": [int(d) for d in train.sample_shape]},
+    )

@@ -241,12 +241,34 @@ def _joined(parts: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
 
 
-def normaliser(kind: str, path: Path, rows: np.ndarray) -> Transform:
+@dataclass(frozen=True)
+class Normalise:
+    """An input transform that can say what it is (``record``), so the logged model applies it."""
+
+    kind: str
+    mean: float = 0.0
+    std: float = 1.0
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.kind == "log1p":
+            out: np.ndarray = np.log1p(np.clip(x, 0.0, None))
+            return out
+        if self.kind == "standard":
+            return ((x - self.mean) / self.std).astype(np.float32)
+        return x
+
+    def record(self) -> dict[str, Any]:
+        if self.kind == "standard":
+            return {"kind": self.kind, "mean": self.mean, "std": self.std}
+        return {"kind": self.kind}
+
+
+def normaliser(kind: str, path: Path, rows: np.ndarray) -> Normalise:
     """log1p tames the dynamic range (cores reach thousands of VEM, edges a fraction of one);
     ``standard`` is the predecessor's global mean/std over the training events (one read pass).
     """
     if kind == "log1p":
-        return lambda x: np.log1p(np.clip(x, 0.0, None))
+        return Normalise("log1p")
     if kind == "standard":
         total = total_sq = 0.0
         count = 0
@@ -259,8 +281,8 @@ def normaliser(kind: str, path: Path, rows: np.ndarray) -> Transform:
                 count += block.size
         mean = total / max(count, 1)
         std = float(np.sqrt(max(total_sq / max(count, 1) - mean**2, 0.0))) or 1.0
-        return lambda x: ((x - mean) / std).astype(np.float32)
-    return lambda x: x
+        return Normalise("standard", mean, std)
+    return Normalise("none")
 
 
 def _bound(

@@ -70,12 +70,14 @@ from wcd_hpc.queue import journal
 from wcd_hpc.queue.schema import (
     CHECKPOINT_FILE,
     CUTS_FILE,
+    INPUT_EXAMPLE_FILE,
     METRICS_FILE,
     MODEL_FILE,
     PARAMS_FILE,
     PREDICTIONS_FILE,
     REPORTS_FILE,
     RESULT_FILE,
+    STUDY_ID,
     TRIAL_CHECKPOINT_MISSING,
     TRIAL_GPU_HOURS,
     TRIAL_KEPT_EPOCH,
@@ -99,6 +101,8 @@ from wcd_hpc.results.evaluation import (
 from wcd_hpc.results.quote import choose_split_cuts, per_bin_mean, quote
 
 STANDARD_METRICS = ("f1", "accuracy", "roc_auc")
+#: Test events saved as the MLflow model's input example (small even for 80×80 footprints).
+EXAMPLE_EVENTS = 2
 # One thread draws trial plots in the background; matplotlib's Agg backend is safe off the main
 # thread as long as a single thread draws. ``wait_for_artifacts`` drains it before exit.
 _PLOTTER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wcd-plots")
@@ -132,6 +136,8 @@ class Context:
     run_kind: str = "trial"
     #: Precision, compile, data on the GPU and GPU share, resolved once for the worker's device.
     placement: Placement = field(default_factory=Placement)
+    #: The study's identity (:mod:`wcd_hpc.queue.identity`), written into each trial's files.
+    study_id: str | None = None
 
 
 class SignalClassError(ConfigError, DataError):
@@ -269,6 +275,18 @@ def evaluate(ctx: Context, model: torch.nn.Module, split: Split) -> dict[str, fl
     return _metric_values(ctx, split, _probs(ctx, model, split))
 
 
+def _val_loss(split: Split, probs: np.ndarray) -> dict[str, float]:
+    """``val_loss``: the cross-entropy of the validation predictions, beside the training loss
+    in the learning curves (an overfitting model shows it rising). It is the classification
+    loss only: a model whose own loss adds terms (an autoencoder's reconstruction) trains on
+    more than this."""
+    y = split.y.cpu().numpy()
+    if not y.size or probs.shape[0] != y.size:
+        return {}
+    picked = probs[np.arange(y.size), y]
+    return {"val_loss": float(-np.mean(np.log(np.clip(picked, 1e-12, None))))}
+
+
 def save_predictions(ctx: Context, probs: np.ndarray, path: Path) -> None:
     """Keep the test split's labels, class probabilities and class names for ``sync``.
 
@@ -376,6 +394,15 @@ def _trained(trial: optuna.Trial, began: float, share: float) -> None:
         trial.set_user_attr(TRIAL_GPU_HOURS, round(spent, 6))
 
 
+def _save_example(path: Path, split: Split) -> None:
+    """A few real test events as the model saw them: the logged MLflow model's input example
+    (``sync`` turns them back into raw inputs)."""
+    n = min(EXAMPLE_EVENTS, len(split))
+    if n:
+        events = split.x[0:n]
+        np.save(path, events.detach().cpu().numpy().astype(np.float32))
+
+
 def run_trial(
     ctx: Context,
     trial: optuna.Trial,
@@ -401,6 +428,7 @@ def run_trial(
         out / PARAMS_FILE,
         {
             "study": ctx.exp.name,
+            STUDY_ID: ctx.study_id,
             "trial": trial.number,
             "params": params,
             "seed": seed,
@@ -474,6 +502,7 @@ def run_trial(
             "train_loss": stats.train_loss,
             "seconds": stats.seconds,
             "samples_per_s": stats.samples_per_s,
+            **_val_loss(ctx.splits.val, probs),
             **{f"val_{k}": v for k, v in values.items()},
         }
         with history.open("a") as fh:
@@ -548,10 +577,11 @@ def run_trial(
     if broken is not None:  # finite on validation, not on test: still no metric sees them
         _stop(trial, NAN, f"test split: {broken}")
     save_predictions(ctx, probs, out / PREDICTIONS_FILE)
-    write_data_spec(out, ctx.splits.spec)
     test, where = _test_report(ctx, out, runner, probs, signal)
     test_split = ctx.splits.test
     names = ctx.splits.spec.class_names
+    write_data_spec(out, ctx.splits.spec, ctx.splits.transform, str(names[signal]))
+    _save_example(out / INPUT_EXAMPLE_FILE, test_split)
     y_test = test_split.y.cpu().numpy()
     figure_origin = (origin.software_text(where["software"]), origin.describe(where["data"]))
     write_baseline(ctx, out, probs, signal)

@@ -35,7 +35,7 @@ from wcd_hpc.errors import DataError, StorageUnavailable, one_line
 from wcd_hpc.experiment.resolve import resolve
 from wcd_hpc.output.masking import mask_text, masked_traceback
 from wcd_hpc.plugins import blame, get_registry
-from wcd_hpc.queue import claims, files, finalists, outage
+from wcd_hpc.queue import claims, files, finalists, identity, outage
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.reaper import Heartbeat, reap
 from wcd_hpc.queue.schema import (
@@ -124,7 +124,10 @@ def build_context(study: optuna.Study, url: str) -> Context:
     metrics = {name: entry.obj for name, entry in registry.metrics.items()}
     model = registry.models[exp.model].obj
     space = studies.space_of(study)
-    return Context(exp, space, model, metrics, splits, run_dir, device, placement=where)
+    ident = identity.identity_of(study)
+    return Context(
+        exp, space, model, metrics, splits, run_dir, device, placement=where, study_id=ident
+    )
 
 
 def _suspend(study: optuna.Study, trial: optuna.Trial, worker: str, signum: int) -> None:

@@ -377,6 +377,11 @@ def load_experiment(
     if profile:
         settings.apply(_profile_settings(profile), "<profile>", {})
     settings.apply(data, file, lines)
+    if profile and "executor" in profile:
+        # Where to run is the site's to say: ``--profile dev`` on a file written for a laptop
+        # runs on the cluster. ``--set executor=…`` and flags still win (and a cluster profile
+        # with local workers is warned about: Plan.warnings).
+        settings.apply({"executor": profile["executor"]}, PROFILE_ORIGIN, {})
     for item in overrides:
         _apply_override(settings, item)
     for key, (flag, value) in (flags or {}).items():
@@ -390,6 +395,10 @@ def load_experiment(
     exp.lines = lines
     exp.origins = {k: f for k, (f, _) in settings.origin.items() if f.startswith(("-", "$"))}
     return exp
+
+
+#: Where an experiment's ``executor`` came from when its ``--profile`` set it.
+PROFILE_ORIGIN = "--profile"
 
 
 def _profile_settings(profile: Mapping[str, Any]) -> dict[str, Any]:

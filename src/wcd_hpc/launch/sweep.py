@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import shutil
+import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -63,6 +64,8 @@ class Plan:
     files: tuple[Loaded, ...] = ()
     #: What ``start_from`` enqueues when the study starts; None without one, or once done.
     warm: warmstart.WarmStart | None = None
+    #: The ``executor`` the ``--profile`` names (None without one, or when it names none).
+    profile_executor: str | None = None
 
     def warnings(self) -> list[str]:
         """Settings that are valid but will not do what was meant (shown by sweep and dry run)."""
@@ -70,6 +73,13 @@ class Plan:
         r = self.exp.resources
         limit = time_minutes(r.time) * 60
         found = []
+        if self.profile_executor == "slurm" and self.exp.executor == "local":
+            came = self.exp.origins.get("executor") or self.exp.source
+            found.append(
+                f"profile {self.site.source} runs on a Slurm cluster, but executor local (from "
+                f"{came}) starts the {self.exp.workers} workers on this machine "
+                f"({socket.gethostname()}); drop that setting to run them as Slurm jobs"
+            )
         if self.exp.executor == "slurm" and grace >= limit:
             found.append(
                 f"{self.site.source}: slurm.grace_s ({grace} s) is not shorter than "
@@ -126,7 +136,17 @@ def plan(
         )
     run_dir = (Path(exp.runs_dir) / exp.name).resolve()
     url = urls.resolve(exp.storage, run_dir)
-    return Plan(exp, space, run_dir, url, site, loaded, _warm_start(exp, space, url, run_dir))
+    executor = str(prof["executor"]) if prof and "executor" in prof else None
+    return Plan(
+        exp,
+        space,
+        run_dir,
+        url,
+        site,
+        loaded,
+        _warm_start(exp, space, url, run_dir),
+        profile_executor=executor,
+    )
 
 
 def _warm_start(
@@ -269,6 +289,8 @@ class SweepResult:
     handle: Handle | None = None
     outcome: Outcome | None = None
     synced: str | None = None  # the sync report's line
+    #: How to look at the results: the MLflow UI and optuna-dashboard commands, the address.
+    looking: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def following(self) -> bool:
@@ -321,13 +343,14 @@ def run_sweep(
     if result.interrupted:
         return result
     if sync:
-        result.synced = _sync(p, study, show)
+        _sync(p, study, show, result)
     return result
 
 
-def _sync(p: Plan, study: optuna.Study, show: Reporter) -> str | None:
+def _sync(p: Plan, study: optuna.Study, show: Reporter, result: SweepResult) -> None:
     """Copy the finished trials to MLflow (imported here: mlflow takes seconds to import)."""
     from wcd_hpc.results.sync import connect, sync_study, tracking_uri_for
+    from wcd_hpc.results.viewing import closing_lines
 
     uri = tracking_uri_for(None, p.run_dir.parent)
     try:
@@ -336,8 +359,9 @@ def _sync(p: Plan, study: optuna.Study, show: Reporter) -> str | None:
             report = sync_study(study, p.run_dir, uri, progress=progress)
     except SyncError as exc:
         show.warning(f"{exc}; run `wcd-hpc sync {p.exp.name}` later")
-        return None
-    return report.line()
+        return
+    result.synced = report.line()
+    result.looking = closing_lines(uri, report.experiment_id, p.url, p.run_dir)
 
 
 def best_line(study: optuna.Study, metric: str) -> str | None:

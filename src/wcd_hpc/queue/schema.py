@@ -37,6 +37,18 @@ STUDY_RUN_DIR: Final = "run_dir"
 #: fixed at creation so that a plugin upgrade cannot change a running study's space.
 STUDY_SPACE: Final = "space"
 STUDY_VERSION: Final = "wcd_hpc_version"
+#: The study's identity: a UUID written when the study is created (before any other attribute),
+#: copied into every trial's ``params.json`` and every MLflow run and model version ``sync``
+#: makes, so that two studies with the same name (two runs directories, two users of one MLflow)
+#: are never taken for one another. A study made before identities existed is given one by its
+#: next ``sweep`` or ``sync`` (:func:`wcd_hpc.queue.identity.ensure`).
+STUDY_ID: Final = "study_uuid"
+#: When the study was created (ISO 8601, UTC), written with its identity; for a study given an
+#: identity later, when its first trial started (or when it was given one).
+STUDY_CREATED: Final = "created"
+#: True on a study that was given its identity after it was created: only such a study may take
+#: over the MLflow runs an older sync left without an identity (:mod:`wcd_hpc.results.identity`).
+STUDY_ID_ADOPTED: Final = "study_id_adopted"
 #: The experiment's headline for people (optuna-dashboard shows user attributes as a table);
 #: the ``experiment`` attribute stays the full record workers read.
 STUDY_MODEL: Final = "model"
@@ -173,6 +185,8 @@ ERROR_FILE: Final = "error.txt"  # traceback of a failed trial
 #: Left by a worker that lost the storage while it held the trial (``{"at": epoch s, "why": …}``):
 #: the trial is to be suspended, not reaped, once the storage is back (:mod:`wcd_hpc.queue.outage`).
 OUTAGE_FILE: Final = "storage_lost.json"
+#: A few test events as the model saw them (float32 .npy): the MLflow model's input example.
+INPUT_EXAMPLE_FILE: Final = "input_example.npy"
 BINNED_FILE: Final = "binned.json"  # metrics per energy bin
 CUTS_FILE: Final = "cuts.json"  # the cuts chosen on validation, applied to test and by evaluate
 DATA_SPEC_FILE: Final = "data_spec.json"  # input shape and classes the model was built for

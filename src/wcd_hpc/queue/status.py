@@ -111,12 +111,28 @@ def _trial_rows(trials: list[FrozenTrial], waits: dict[str, float | None]) -> li
                 TRIAL_NODE: a.get(TRIAL_NODE),
                 TRIAL_GPU: a.get(TRIAL_GPU),
                 "gpu_hours": a.get(TRIAL_GPU_HOURS),
+                "epochs": _epochs(t),
+                "seconds": _seconds(t),
                 TRIAL_PRUNED_BECAUSE: a.get(TRIAL_PRUNED_BECAUSE),
                 TRIAL_KEPT_EPOCH: a.get(TRIAL_KEPT_EPOCH),
                 "queue_wait_s": waits.get(f"{job}_{task}") if job is not None else None,
             }
         )
     return rows
+
+
+def _epochs(t: FrozenTrial) -> int | None:
+    """Epochs the trial reported (one intermediate value per epoch, numbered from 1)."""
+    steps = t.intermediate_values
+    return max(steps) if steps else None
+
+
+def _seconds(t: FrozenTrial) -> float | None:
+    """Wall time of the trial: start to finish, or to now while it runs."""
+    if t.datetime_start is None:
+        return None
+    end = t.datetime_complete.timestamp() if t.datetime_complete else time.time()
+    return round(end - t.datetime_start.timestamp(), 1)
 
 
 def _trained_s(t: FrozenTrial) -> float:

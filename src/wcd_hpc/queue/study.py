@@ -28,6 +28,7 @@ from wcd_hpc.errors import ConfigError, StorageError, StudyConflict, StudyNotFou
 from wcd_hpc.experiment.config import NAME_RULE, Experiment, changed_keys, valid_name
 from wcd_hpc.experiment.space import Space
 from wcd_hpc.output.files import not_a_file
+from wcd_hpc.queue import identity
 from wcd_hpc.queue.journal import CheckedJournalBackend, scan
 from wcd_hpc.queue.schema import (
     JOURNAL_FILE,
@@ -230,6 +231,7 @@ def prepare(
         # The run directory follows the last sweep: workers started from now on write there.
         study.set_user_attr(STUDY_RUN_DIR, str(run_dir.resolve()))
         _name_for_people(study, exp)  # studies created before wcd-hpc named them
+        identity.ensure(study)  # likewise studies created before identities
         done = finished(study.get_trials(deepcopy=False))
         return Prepared(exp.name, url, run_dir, False, exp.trials, previous, done)
     return _create(exp, space, storage, url, run_dir)
@@ -258,6 +260,8 @@ def _create(
     study = optuna.create_study(
         study_name=exp.name, storage=storage, direction=direction, load_if_exists=True
     )
+    # First: a study that has an experiment (what marks it as wcd-hpc's) has an identity.
+    identity.stamp_new(study)
     study.set_user_attr(STUDY_EXPERIMENT, stored_experiment(exp))
     _name_for_people(study, exp)
     study.set_user_attr(STUDY_SPACE, space.describe())

@@ -426,13 +426,22 @@ def baseline_bins(out: Path) -> list[dict[str, Any]]:
     return [r for r in rows if isinstance(r, dict) and "baseline_q_at_eff" in r]
 
 
-def write_data_spec(out: Path, spec: DataSpec) -> None:
-    """``data_spec.json``: what ``wcd-hpc evaluate`` needs to rebuild the model."""
-    write_json(
-        out / DATA_SPEC_FILE,
-        {
-            "input_shape": [int(d) for d in spec.input_shape],
-            "num_classes": int(spec.num_classes),
-            "class_names": [str(c) for c in spec.class_names],
-        },
-    )
+def write_data_spec(
+    out: Path,
+    spec: DataSpec,
+    transform: Mapping[str, Any] | None = None,
+    signal_class: str | None = None,
+) -> None:
+    """``data_spec.json``: what ``wcd-hpc evaluate`` and ``sync`` need to rebuild the model and
+    apply it to raw inputs: shapes, classes, the input transform (when the dataset records it)
+    and the signal class the trial was scored with."""
+    record: dict[str, Any] = {
+        "input_shape": [int(d) for d in spec.input_shape],
+        "num_classes": int(spec.num_classes),
+        "class_names": [str(c) for c in spec.class_names],
+    }
+    if transform:
+        record["transform"] = dict(transform)
+    if signal_class is not None:
+        record["signal_class"] = signal_class
+    write_json(out / DATA_SPEC_FILE, record)

@@ -27,13 +27,14 @@ import json
 import logging
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import mlflow.pytorch
 import numpy as np
+import pandas as pd
 import torch
 from mlflow.entities import LoggedModel, LoggedModelOutput, LoggedModelStatus, Metric
 from mlflow.models import Model, infer_signature
@@ -44,7 +45,7 @@ from wcd_hpc.api import DataSpec
 from wcd_hpc.environ import environment
 from wcd_hpc.errors import one_line
 from wcd_hpc.plugins import Registry
-from wcd_hpc.queue.schema import DATA_SPEC_FILE, MODEL_FILE
+from wcd_hpc.queue.schema import DATA_SPEC_FILE, INPUT_EXAMPLE_FILE, MODEL_FILE
 
 __all__ = [
     "ALIAS",
@@ -60,8 +61,6 @@ __all__ = [
 
 #: The LoggedModel's name (what the UI lists under the run's "Logged models").
 LOGGED_MODEL_NAME = "model"
-#: Events in the input example: enough to show the batch axis, small even for 80×80 images.
-EXAMPLE_EVENTS = 2
 #: The registered model's alias for the study's best trial.
 ALIAS = "best"
 #: A logged model's tag listing its registered versions (what MLflow's own registration sets).
@@ -81,20 +80,43 @@ class Unavailable(Exception):
 
 
 class Probabilities(torch.nn.Module):
-    """A trained network and the softmax its trial's predictions were made with.
+    """Raw inputs in, class probabilities out: the training's input transform, the trained
+    network and the softmax its trial's predictions were made with.
 
     ``logits`` is the model plugin's ``Model.logits`` (autoencoders return more than logits),
     ``None`` for a plain classifier; a module-level function, so it pickles by reference.
+    ``transform`` is what the dataset did to raw inputs (:attr:`wcd_hpc.api.Splits.transform`):
+    ``log1p`` (negative values clipped to 0 first), ``standard`` with its fitted mean and std, or
+    ``none``; ``input_shape`` (the model's, without the batch axis) lets raw events come in any
+    layout of the same size, such as (N, 80, 80) footprints for a model that takes (N, 1, 80, 80).
     """
 
     def __init__(
-        self, net: torch.nn.Module, logits: Callable[[Any], torch.Tensor] | None = None
+        self,
+        net: torch.nn.Module,
+        logits: Callable[[Any], torch.Tensor] | None = None,
+        transform: Mapping[str, Any] | None = None,
+        input_shape: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__()
         self.net = net
         self.logits = logits
+        self.transform = dict(transform or {"kind": "none"})
+        self.input_shape = input_shape
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw inputs as the network saw them in training."""
+        x = x.float()
+        kind = self.transform.get("kind", "none")
+        if kind == "log1p":
+            x = torch.log1p(torch.clamp(x, min=0.0))
+        elif kind == "standard":
+            x = (x - float(self.transform["mean"])) / float(self.transform["std"])
+        shape = getattr(self, "input_shape", None)  # None in a module pickled before it existed
+        return x.reshape(-1, *shape) if shape else x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.prepare(x) if hasattr(self, "transform") else x
         out = self.net(x)
         if self.logits is not None:
             out = self.logits(out)
@@ -108,6 +130,11 @@ class Rebuilt:
     module: Probabilities
     spec: DataSpec
     requirements: list[str]
+    #: The input transform the module applies, and the class the trial was scored for.
+    transform: dict[str, Any] = field(default_factory=lambda: {"kind": "none"})
+    signal_class: str | None = None
+    #: Real raw events for the input example (None for a trial that saved none).
+    example: np.ndarray | None = None
 
 
 def read_spec(folder: Path) -> DataSpec:
@@ -116,11 +143,55 @@ def read_spec(folder: Path) -> DataSpec:
     return DataSpec(tuple(raw["input_shape"]), int(raw["num_classes"]), tuple(raw["class_names"]))
 
 
-def rebuild(registry: Registry, model: str, params: Mapping[str, Any], folder: Path) -> Rebuilt:
-    """The trial's trained module, from its plugin, ``data_spec.json`` and ``model.pt``.
+def transform_of(raw_spec: Mapping[str, Any], dataset_params: Mapping[str, Any]) -> dict[str, Any]:
+    """The input transform a trial trained with: as its dataset recorded it in
+    ``data_spec.json``, else the experiment's ``normalise`` (a trial of an older wcd-hpc, a
+    dataset plugin that records none). A fitted ``standard`` without its numbers cannot be
+    applied, and a model that silently skipped it would score garbage: :class:`Unavailable`."""
+    recorded = raw_spec.get("transform")
+    if isinstance(recorded, Mapping) and recorded.get("kind"):
+        return dict(recorded)
+    kind = str(dataset_params.get("normalise") or "none")
+    if kind not in ("log1p", "none"):
+        raise Unavailable(
+            f"the trial's input transform '{kind}' was not recorded with it (trained by an "
+            "older wcd-hpc); retrain to log a model that takes raw inputs"
+        )
+    return {"kind": kind}
+
+
+def raw_example(folder: Path, transform: Mapping[str, Any]) -> np.ndarray | None:
+    """The trial's saved test events (``input_example.npy``, as the model saw them) turned back
+    into raw inputs: ``expm1`` undoes ``log1p``, ``x·std + mean`` undoes ``standard``."""
+    path = folder / INPUT_EXAMPLE_FILE
+    if not path.exists():
+        return None
+    seen: np.ndarray = np.load(path).astype(np.float64)
+    kind = transform.get("kind")
+    if kind == "log1p":
+        seen = np.expm1(seen)
+    elif kind == "standard":
+        seen = seen * float(transform["std"]) + float(transform["mean"])
+    raw_shape = transform.get("raw_shape")
+    if raw_shape:  # the file's layout, e.g. (80, 80) footprints for a (1, 80, 80) model
+        seen = seen.reshape(-1, *raw_shape)
+    return seen.astype(np.float32)
+
+
+def rebuild(
+    registry: Registry,
+    model: str,
+    params: Mapping[str, Any],
+    folder: Path,
+    dataset_params: Mapping[str, Any] | None = None,
+) -> Rebuilt:
+    """The trial's trained module, from its plugin, ``data_spec.json`` and ``model.pt``, with
+    the input transform of its training in front (``dataset_params``: the experiment's, for a
+    trial whose data spec does not record it).
 
     Raises :class:`Unavailable` (a reason, never a traceback) when the plugin is not installed
-    here or the weights do not fit what it builds now (a plugin changed since training).
+    here, the weights do not fit what it builds now (a plugin changed since training), or the
+    input transform cannot be reproduced.
     """
     entry = registry.models.get(model)
     if entry is None:
@@ -128,6 +199,8 @@ def rebuild(registry: Registry, model: str, params: Mapping[str, Any], folder: P
     for name in (MODEL_FILE, DATA_SPEC_FILE):
         if not (folder / name).exists():
             raise Unavailable(f"the trial has no {name}")
+    raw_spec = json.loads((folder / DATA_SPEC_FILE).read_text())
+    transform = transform_of(raw_spec, dataset_params or {})
     try:
         spec = read_spec(folder)
         net = entry.obj.build(dict(params), spec)
@@ -136,8 +209,15 @@ def rebuild(registry: Registry, model: str, params: Mapping[str, Any], folder: P
         raise Unavailable(
             f"cannot rebuild model '{model}' from {MODEL_FILE}: {one_line(exc)}"
         ) from exc
-    module = Probabilities(net.cpu(), entry.obj.logits).eval()
-    return Rebuilt(module, spec, requirements(entry.source.distribution, entry.source.version))
+    module = Probabilities(net.cpu(), entry.obj.logits, transform, spec.input_shape).eval()
+    return Rebuilt(
+        module,
+        spec,
+        requirements(entry.source.distribution, entry.source.version),
+        transform=transform,
+        signal_class=raw_spec.get("signal_class"),
+        example=raw_example(folder, transform),
+    )
 
 
 def requirements(distribution: str, version: str) -> list[str]:
@@ -185,10 +265,13 @@ def log(
     loading needs wcd-hpc and the model's plugin, which the requirements name.
     """
     spec = rebuilt.spec
-    example = np.zeros((EXAMPLE_EVENTS, *spec.input_shape), dtype=np.float32)
+    example = rebuilt.example
+    probe = example if example is not None else np.zeros((1, *spec.input_shape), np.float32)
     with torch.no_grad():
-        output = rebuilt.module(torch.from_numpy(example)).numpy()
-    signature = infer_signature(example, output)
+        output = rebuilt.module(torch.from_numpy(probe)).numpy()
+    names = [str(c) for c in spec.class_names]
+    # The output's columns are the classes, by name (what a reader of the signature needs).
+    signature = infer_signature(probe, pd.DataFrame(output, columns=names))
     logged = client.create_logged_model(
         exp_id,
         name=LOGGED_MODEL_NAME,
@@ -201,6 +284,10 @@ def log(
         **meta,
         "input_shape": list(spec.input_shape),
         "class_names": list(spec.class_names),
+        "signal_class": rebuilt.signal_class,
+        "transform": rebuilt.transform,
+        "input": "raw inputs as in the data file (e.g. VEM footprints); the transform is "
+        "applied by the model",
         "output": "class probabilities (softmax), one column per class_names entry",
     }
     quiet, flavour_log = _PickleChosen(), logging.getLogger(mlflow.pytorch.__name__)

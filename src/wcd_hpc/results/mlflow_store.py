@@ -12,10 +12,11 @@ fail there) and every old run, model and version would point at files that are g
 
 :func:`relocate` repairs that before a sync starts, in the database itself: every experiment
 that sync created (tagged ``wcd_hpc.study``) whose location has the shape sync gives it,
-``…/mlartifacts/<name>``, but under another directory than this database's, has that prefix
-replaced in the four places above. It runs only when the artifacts are where the database says
-they should now be, or are gone from the old place (a move, or a copy made with them); a database
-moved without its ``mlartifacts`` keeps pointing at the old files. Other experiments in the
+``…/mlartifacts/<study>`` (or ``<study>-<identity>``), but under another directory than this
+database's, has that prefix replaced in the four places above. It runs only when the artifacts
+are where the database says they should now be, or are gone from the old place (a move, or a
+copy made with them); a database moved without its ``mlartifacts`` keeps pointing at the old
+files. Other experiments in the
 database, and stores that are not local SQLite files (an ``mlflow server``, whose
 ``mlflow-artifacts:`` locations are relative to the server already), are never touched.
 """
@@ -95,18 +96,23 @@ def relocate(uri: str) -> list[str]:
         if not {"experiments", "experiment_tags"} <= _tables(con):
             return []
         rows = con.execute(
-            "SELECT e.experiment_id, e.name, e.artifact_location FROM experiments e "
+            "SELECT e.experiment_id, t.value, e.artifact_location FROM experiments e "
             "JOIN experiment_tags t ON t.experiment_id = e.experiment_id WHERE t.key = ?",
             (TAG_STUDY,),
         ).fetchall()
-        for exp_id, name, stored in rows:
-            target = root / name
-            new = local_artifacts(uri, name) or target.as_uri()
+        for exp_id, name, stored in rows:  # name: the study's (a study's folder may add "-id")
             old_dir = _local_path(stored) if stored else None
-            if stored == new or old_dir is None:
+            if old_dir is None:
                 continue
-            if old_dir.name != name or old_dir.parent.name != ARTIFACTS_DIR:
+            folder = old_dir.name
+            if not (folder == name or folder.startswith(f"{name}-")):
                 continue  # a location sync did not choose: not ours to move
+            if old_dir.parent.name != ARTIFACTS_DIR:
+                continue
+            target = root / folder
+            new = local_artifacts(uri, folder) or target.as_uri()
+            if stored == new:
+                continue
             if old_dir.exists() and not target.exists():
                 continue  # the database moved without its artifacts
             _rewrite(con, exp_id, stored.rstrip("/"), new)

@@ -6,7 +6,9 @@ and the best trial as an MLflow PyTorch model in the Model Registry
 (:mod:`wcd_hpc.results.mlflow_model`).
 
 It is idempotent and resumable without any local state, so it never writes to the study or the
-run directory. Runs are found again by their tags (``wcd_hpc.study``, ``wcd_hpc.trial``), and
+run directory (except to give a study made by an older wcd-hpc its identity). Runs are found
+again by their tags (the study's identity ``wcd_hpc.study_id``, see
+:mod:`wcd_hpc.results.identity`, and ``wcd_hpc.trial``), and
 each trial run carries a fingerprint of what was uploaded (``wcd_hpc.fingerprint``), written
 last: an unchanged trial is skipped, a changed one is updated in place, and a run left half-done
 by a killed sync has no fingerprint yet and is completed on the next sync.
@@ -31,8 +33,8 @@ from optuna.trial import FrozenTrial, TrialState
 from wcd_hpc import __version__
 from wcd_hpc.errors import SyncError, one_line
 from wcd_hpc.experiment.written import as_written
-from wcd_hpc.plugins import Registry, get_registry
-from wcd_hpc.queue import files, finalists
+from wcd_hpc.plugins import Registry
+from wcd_hpc.queue import finalists
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.schema import (
     BINNED_FILE,
@@ -68,13 +70,16 @@ from wcd_hpc.queue.schema import (
     trial_dir,
 )
 from wcd_hpc.queue.urls import mask
-from wcd_hpc.results import syncplots
+from wcd_hpc.results import syncmodel, syncplots
 from wcd_hpc.results.evaluation import write_json, write_plots
+from wcd_hpc.results.identity import TAG_STUDY_ID, Target, target
 from wcd_hpc.results.mlflow_store import relocate
+from wcd_hpc.results.plots import Provenance
 from wcd_hpc.results.syncdata import (
     TABLE_JSON,
     TABLES_DIR,
     TAG_STUDY,
+    TAG_TRIAL,
     bin_metrics,
     clean,
     connect,
@@ -84,8 +89,8 @@ from wcd_hpc.results.syncdata import (
     flatten,
     git_commit,
     is_secret,
-    local_artifacts,
     log_batched,
+    log_table,
     millis,
     read_bins,
     read_epochs,
@@ -100,13 +105,9 @@ __all__ = ["SyncError", "SyncReport", "connect", "sync_study", "tracking_uri_for
 ENV_CRASH = "WCD_HPC_SYNC_CRASH_AT"
 # MLflow prints a "View run at" line per run to stdout; sync reports once, at the end.
 QUIET = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
-TAG_TRIAL = "wcd_hpc.trial"
 TAG_ROLE = "wcd_hpc.role"
 TAG_FINGERPRINT = "wcd_hpc.fingerprint"
 TAG_PARENT = "mlflow.parentRunId"
-# An experiment without this tag opens in MLflow 3's GenAI view; the UI's own value for
-# "machine learning" (its selector writes it too).
-TAG_KIND, KIND = "mlflow.experimentKind", "custom_model_development"
 # What produced a run, as MLflow's own source tags (the git commit is tagged beside them): the
 # trials ran as batch processes (local workers or Slurm array tasks), not in a notebook.
 SOURCE = {"study": "wcd-hpc sweep", "trial": "wcd-hpc worker"}
@@ -154,6 +155,8 @@ class SyncReport:
     not_logged: str | None = None
     #: Experiments of a local store whose artifact locations followed a moved runs directory.
     relocated: list[str] = field(default_factory=list)
+    #: The experiment's name: the study's, or a longer one when another study has that name.
+    experiment_name: str = ""
 
     def line(self) -> str:
         model = f"; model {self.registered[0]} v{self.registered[1]}" if self.registered else ""
@@ -162,10 +165,15 @@ class SyncReport:
         if self.relocated:
             model += f"; artifact locations moved here for {', '.join(self.relocated)}"
         return (
-            f"synced study {self.study} to {self.tracking_uri} (experiment {self.experiment_id}): "
+            f"synced study {self.study} to {self.tracking_uri} (experiment {self.experiment_id}"
+            f"{self._named()}): "
             f"{len(self.created)} new, {len(self.updated)} updated, "
             f"{len(self.unchanged)} unchanged trial runs{model}"
         )
+
+    def _named(self) -> str:
+        named = self.experiment_name and self.experiment_name != self.study
+        return f" '{self.experiment_name}'" if named else ""
 
 
 class _Syncer:
@@ -189,28 +197,21 @@ class _Syncer:
         self.versions = environment_tags()
         self.version = str(study.user_attrs.get(STUDY_VERSION, __version__))
         self.exp = study.user_attrs.get(STUDY_EXPERIMENT, {})
+        self.target: Target | None = None  # found by identity when the sync starts
         crash = os.environ.get(ENV_CRASH)
         self.crash_at = int(crash) if crash else None
 
-    def experiment_id(self) -> str:
-        found = self.client.get_experiment_by_name(self.name)
-        if found is None:
-            return self.client.create_experiment(
-                self.name,
-                artifact_location=local_artifacts(self.uri, self.name),
-                tags={TAG_STUDY: self.name, TAG_KIND: KIND},
-            )
-        if found.lifecycle_stage != "active":
-            raise SyncError(
-                f"MLflow experiment '{self.name}' at {mask(self.uri)} is deleted; restore it "
-                f"(mlflow experiments restore --experiment-id {found.experiment_id}) and rerun"
-            )
-        if TAG_KIND not in found.tags:  # made by an older sync; a kind chosen in the UI stays
-            self.client.set_experiment_tag(found.experiment_id, TAG_KIND, KIND)
-        return str(found.experiment_id)
+    @property
+    def ident(self) -> Target:
+        assert self.target is not None, "sync_study finds the target first"
+        return self.target
 
     def existing(self, exp_id: str) -> tuple[Run | None, dict[int, Run]]:
-        """The study's parent run and its trial runs, by tag; the oldest wins a duplicate."""
+        """The study's parent run and its trial runs, by tag; the oldest wins a duplicate.
+
+        Only runs of this study's identity count; runs an older sync left without one are this
+        study's if it adopted the experiment, and are tagged now (no re-upload).
+        """
         runs: list[Run] = []
         token = None
         while True:
@@ -221,10 +222,13 @@ class _Syncer:
                 order_by=["attributes.start_time ASC"],
                 page_token=token,
             )
-            runs.extend(page)
+            runs.extend(r for r in page if self.ident.owns(r.data.tags))
             token = page.token
             if not token:
                 break
+        for run in runs:
+            if TAG_STUDY_ID not in run.data.tags:
+                self.client.set_tag(run.info.run_id, TAG_STUDY_ID, self.ident.study_id)
         parent = next((r for r in runs if r.data.tags.get(TAG_ROLE) == "study"), None)
         trials: dict[int, Run] = {}
         for run in runs:
@@ -236,6 +240,7 @@ class _Syncer:
     def base_tags(self, role: str) -> dict[str, str]:
         tags = {
             TAG_STUDY: self.name,
+            TAG_STUDY_ID: self.ident.study_id,
             TAG_ROLE: role,
             "wcd_hpc.version": self.version,
             "mlflow.source.name": SOURCE[role],
@@ -312,7 +317,8 @@ class _Syncer:
         for key, value in finals.items():
             if isinstance(value, (int, float)):
                 out.append(Metric(key, float(value), end, 0))
-        return out + bin_metrics(read_bins(folder / BINNED_FILE), end)
+        metric = str(self.exp.get("metric", ""))
+        return out + bin_metrics(read_bins(folder / BINNED_FILE), metric, end)
 
     def artifacts(self, run_id: str, folder: Path, tmp: Path) -> None:
         """Weights, the trial's files, its energy-bin table and its plots (every file the trial
@@ -323,9 +329,11 @@ class _Syncer:
         for name in TRIAL_FILES:
             if (folder / name).exists():
                 log(run_id, str(folder / name))
-        classes = read_json(folder / DATA_SPEC_FILE).get("class_names") or []
-        for path in write_table(read_bins(folder / BINNED_FILE), list(classes), tmp):
+        classes = list(read_json(folder / DATA_SPEC_FILE).get("class_names") or [])
+        bins = read_bins(folder / BINNED_FILE)
+        for path in write_table(bins, classes, tmp)[:1]:  # the CSV, for the artifact view
             log(run_id, str(path), TABLES_DIR)
+        log_table(self.client, run_id, bins, classes)
         base = folder / PLOTS_DIR
         own = sorted(p for p in base.rglob("*") if p.is_file() and not p.name.endswith(".tmp"))
         for path in own:
@@ -341,7 +349,8 @@ class _Syncer:
         drawn: list[Path | None] = []
         if CURVES not in own:
             records = read_epochs(folder / METRICS_FILE)
-            drawn.append(syncplots.learning_curves(records, tmp / CURVES))
+            trial = f"trial {folder.name}"
+            drawn += syncplots.learning_curves(records, tmp / CURVES, self.provenance(trial))
         predictions = folder / PREDICTIONS_FILE
         if predictions.exists() and not {CONFUSION, ROC} <= own:
             with np.load(predictions) as data:
@@ -394,69 +403,18 @@ class _Syncer:
             folder = Path(tmp)
             write_json(folder / EXPERIMENT_FILE, experiment)
             self.client.log_artifact(run_id, str(folder / EXPERIMENT_FILE))
-            for path in syncplots.study_plots(self.study, folder):
+            for path in syncplots.study_plots(self.study, folder, self.provenance("")):
                 self.client.log_artifact(run_id, str(path), "plots")
         self.client.set_terminated(run_id, status="FINISHED")
 
+    def provenance(self, trial: str) -> Provenance:
+        """What the sync-time figures say on top: the study, the trial, model and dataset."""
+        model, dataset = self.exp.get("model") or "", self.exp.get("dataset") or ""
+        return Provenance(self.name, trial, str(model), str(dataset), split="")
+
     def register(self, best: FrozenTrial, run_id: str, exp_id: str, report: SyncReport) -> None:
-        """The best trial as an MLflow PyTorch model, a version of ``wcd-hpc-<study>`` aliased
-        ``best``; where its model plugin is missing, ``report.not_logged`` says so instead.
-
-        A trial run's model is logged once and registered once (both are found again by the
-        run and the ``models:/`` source), so a version is only added when the best trial
-        changed since the last sync, or when an older sync registered bare weights.
-        """
-        from wcd_hpc.results import mlflow_model  # imports torch: only when a model is due
-
-        folder = trial_dir(self.run_dir, best.number)
-        logged = mlflow_model.find(self.client, exp_id, run_id)
-        if logged is None:
-            model = str(self.exp.get("model"))
-            missing = studies.missing_params(self.study, best)
-            if missing:  # e.g. a trial told COMPLETE by plain Optuna: nothing to build from
-                report.not_logged = (
-                    f"best trial {best.number} not logged as an MLflow model: "
-                    f"it has no value for {', '.join(missing)}"
-                )
-                return
-            params = studies.params_of(self.study, best)
-            try:
-                registry = self.registry if self.registry is not None else get_registry()
-                files.load_recorded(registry, self.study, self.run_dir)  # a model from a file
-                rebuilt = mlflow_model.rebuild(registry, model, params, folder)
-            except mlflow_model.Unavailable as exc:
-                report.not_logged = f"best trial {best.number} not logged as an MLflow model: {exc}"
-                return
-            finals = [
-                m
-                for m in self.metrics(best, folder)
-                if m.key == "objective" or m.key.startswith("test_")
-            ]
-            logged = mlflow_model.log(
-                self.client,
-                exp_id,
-                run_id,
-                rebuilt,
-                params=clean(flatten(params)),
-                tags={TAG_STUDY: self.name, TAG_TRIAL: str(best.number), "wcd_hpc.model": model},
-                meta={"study": self.name, "trial": best.number, "model": model},
-                metrics=finals,
-            )
-        metric = str(self.exp.get("metric", "objective"))
-        final = finalists.report(self.study)  # with finalists, the pick's mean ± std
-        report.registered = mlflow_model.register(
-            self.client,
-            self.uri,
-            f"wcd-hpc-{self.name}",
-            logged.model_id,
-            run_id,
-            model_tags={TAG_STUDY: self.name, "metric": metric},
-            model_description=f"Best trial of wcd-hpc study {self.name} by validation {metric}."
-            + ("" if final is None else f" {finalists.line(final)}."),
-            tags={TAG_TRIAL: str(best.number), metric: f"{best.value}"},
-            description=f"trial {best.number}: validation {metric} = {best.value}"
-            + ("" if final is None else f"; {finalists.line(final)}"),
-        )
+        """The best trial as a registered MLflow model (:mod:`wcd_hpc.results.syncmodel`)."""
+        syncmodel.register_best(self, best, run_id, exp_id, report)
 
 
 def _best(study: optuna.Study, trials: list[FrozenTrial]) -> FrozenTrial | None:
@@ -494,10 +452,12 @@ def _sync(s: _Syncer, progress: Callable[[int, int], None] | None) -> SyncReport
     trials = s.study.get_trials(deepcopy=False)
     todo = [t for t in trials if t.state in SYNCED]
     relocated = relocate(s.uri)
-    exp_id = s.experiment_id()
+    s.target = target(s.client, s.study, s.run_dir, s.uri)
+    exp_id = s.target.experiment_id
     parent, existing = s.existing(exp_id)
     parent_id = s.parent(parent, exp_id, trials)
     report = SyncReport(s.name, mask(s.uri), exp_id, parent_id, relocated=relocated)
+    report.experiment_name = s.target.experiment_name
     for done, trial in enumerate(todo, start=1):
         run = existing.get(trial.number)
         folder = trial_dir(s.run_dir, trial.number)

@@ -15,6 +15,7 @@ import math
 import os
 import platform
 import subprocess
+import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,13 +33,16 @@ from wcd_hpc.queue.urls import is_secret_key, mask, mask_text
 ENV_TRACKING = "MLFLOW_TRACKING_URI"
 # Bump when what sync uploads for a trial changes, so the next sync refreshes every run.
 # 2: per-energy-bin metrics and table, every file under plots/, version and source tags.
-FORMAT = 2
+# 3: the bins as a table (``mlflow.log_table``) and the objective per bin, no ``bin_*`` steps.
+FORMAT = 3
 #: Beside a local store's database: one folder of artifacts per study.
 ARTIFACTS_DIR = "mlartifacts"
 #: The tag that marks an MLflow experiment or run as made by sync for a study.
 TAG_STUDY = "wcd_hpc.study"
-#: Per-energy-bin metrics are ``bin_<key of binned.json's rows>``.
-BIN_PREFIX = "bin_"
+#: A trial run's trial number.
+TAG_TRIAL = "wcd_hpc.trial"
+#: The objective per energy bin is one metric per bin, ``test_<metric>_lgE_<lo>_<hi>``.
+BIN_INFIX = "_lgE_"
 #: The per-energy-bin table: CSV for the UI's artifact view, JSON for ``mlflow.load_table``.
 TABLES_DIR, TABLE_CSV, TABLE_JSON = "tables", "energy_bins.csv", "energy_bins.json"
 #: Keys never synced as a parameter or tag: secrets, and the study's storage URL (even masked,
@@ -192,16 +196,17 @@ def _number(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def bin_metrics(bins: list[dict[str, Any]], stamp: int) -> list[Metric]:
-    """``bin_<key>`` per energy bin, the bin's index as step: one curve per metric against
-    energy in the UI (``bin_log10_e_min`` gives each step's lower edge). Undefined values
+def bin_metrics(bins: list[dict[str, Any]], metric: str, stamp: int) -> list[Metric]:
+    """The objective's test value in each energy bin, the bin in the name
+    (``test_q_factor_lgE_3.0_3.5``): a run's charts then show results, never a step axis that
+    means a bin index. The other per-bin numbers are in the bin table. Undefined values
     (``null``: Q in a bin with one class) are left out rather than drawn as zero."""
     out = []
-    for step, row in enumerate(bins):
-        for key, value in row.items():
-            number = _number(value)
-            if number is not None:
-                out.append(Metric(f"{BIN_PREFIX}{key}", number, stamp, step))
+    for row in bins:
+        number = _number(row.get(metric))
+        lo, hi = _number(row.get("log10_e_min")), _number(row.get("log10_e_max"))
+        if number is not None and lo is not None and hi is not None:
+            out.append(Metric(f"test_{metric}{BIN_INFIX}{lo:.1f}_{hi:.1f}", number, stamp, 0))
     return out
 
 
@@ -220,6 +225,28 @@ def bin_table(bins: list[dict[str, Any]], classes: list[str]) -> dict[str, list[
         counts += [None] * (width - len(counts))
         data.append([row.get(k) for k in columns] + counts + [row.get(k) for k in metrics])
     return {"columns": columns + per_class + metrics, "data": data}
+
+
+def log_table(
+    client: MlflowClient, run_id: str, bins: list[dict[str, Any]], classes: list[str]
+) -> None:
+    """The bins as an MLflow table (``tables/energy_bins.json``, ``mlflow.load_table`` reads
+    it; the UI lists it as the run's table). ``log_table`` appends to a table that exists, so a
+    re-sync of an updated trial replaces the file instead of doubling its rows."""
+    import pandas as pd
+
+    if not bins:
+        return
+    table = bin_table(bins, classes)
+    frame = pd.DataFrame(table["data"], columns=table["columns"])
+    path = f"{TABLES_DIR}/{TABLE_JSON}"
+    if path not in {f.path for f in client.list_artifacts(run_id, TABLES_DIR)}:
+        client.log_table(run_id, frame, path)
+        return
+    with tempfile.TemporaryDirectory(prefix="wcd-hpc-table-") as tmp:
+        target = Path(tmp) / TABLE_JSON
+        frame.to_json(target, orient="split", index=False)
+        client.log_artifact(run_id, str(target), TABLES_DIR)
 
 
 def write_table(bins: list[dict[str, Any]], classes: list[str], folder: Path) -> list[Path]:

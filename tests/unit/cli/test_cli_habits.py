@@ -303,3 +303,25 @@ def test_studies_in_a_database_that_does_not_exist_creates_none(cli, tmp_path) -
     res = cli("studies", "--storage", f"sqlite:///{tmp_path / 'new.db'}")
     assert res.code == 1 and res.err.count("\n") == 1 and "does not exist" in res.err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_profile_that_names_an_executor_wins_over_the_file(cli, tmp_path) -> None:
+    res = cli("sweep", str(QUICKSTART), "--profile", "dev", "--dry-run", "--json")
+    assert res.code == 0, res.err
+    doc = json.loads(res.out)
+    assert doc["executor"] == "slurm" and doc["warnings"] == []
+    written = tmp_path / "pinned.yaml"
+    written.write_text(QUICKSTART.read_text() + "executor: local\n")
+    pinned = json.loads(cli("sweep", str(written), "--profile", "dev", "--dry-run", "--json").out)
+    assert pinned["executor"] == "slurm"  # the file's executor: the profile's wins
+
+
+def test_local_workers_under_a_cluster_profile_are_warned_about_in_text_and_json(cli) -> None:
+    args = ("sweep", str(QUICKSTART), "--profile", "dev", "--set", "executor=local", "--dry-run")
+    doc = json.loads(cli(*args, "--json").out)
+    assert doc["executor"] == "local"
+    (warning,) = doc["warnings"]
+    assert "profile dev runs on a Slurm cluster, but executor local (from --set" in warning
+    assert "workers on this machine" in warning
+    text = cli(*args)
+    assert text.code == 0 and "profile dev runs on a Slurm cluster" in text.err

@@ -19,16 +19,15 @@ BINS = [
 ]  # fmt: skip
 
 
-def test_energy_bins_become_metrics_stepped_by_bin_and_undefined_values_are_left_out() -> None:
-    metrics = bin_metrics(BINS, stamp=1234)
-    by_key: dict[str, list[tuple[int, float]]] = {}
-    for m in metrics:
-        by_key.setdefault(m.key, []).append((m.step, m.value))
-        assert m.timestamp == 1234  # fixed: a re-sync adds no duplicate points
-    assert by_key["bin_log10_e_min"] == [(0, 3.0), (1, 3.5)]
-    assert by_key["bin_f1"] == [(0, 0.5), (1, 1.0)]
-    assert by_key["bin_q_factor"] == [(1, 2.0)]  # null in bin 0 (one class): no point
-    assert "bin_per_class" not in by_key
+def test_only_the_objective_becomes_one_metric_per_energy_bin_named_by_the_bin() -> None:
+    metrics = bin_metrics(BINS, "f1", stamp=1234)
+    assert {m.key: m.value for m in metrics} == {
+        "test_f1_lgE_3.0_3.5": 0.5,
+        "test_f1_lgE_3.5_4.0": 1.0,
+    }
+    assert all(m.step == 0 and m.timestamp == 1234 for m in metrics)  # no bin index as step
+    q = bin_metrics(BINS, "q_factor", stamp=0)
+    assert [m.key for m in q] == ["test_q_factor_lgE_3.5_4.0"]  # null in bin 0: no point
 
 
 def test_the_energy_bin_table_names_each_class_and_reads_as_csv_and_split_json(tmp_path) -> None:
@@ -60,6 +59,4 @@ def test_cuda_and_driver_versions_are_tagged_only_when_torch_sees_a_gpu(monkeypa
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), True, "0.5"])
 def test_values_that_are_not_finite_numbers_make_no_bin_metric(value) -> None:
-    assert bin_metrics([{"log10_e_min": 3.0, "f1": value}], 0) == bin_metrics(
-        [{"log10_e_min": 3.0}], 0
-    )
+    assert bin_metrics([{"log10_e_min": 3.0, "log10_e_max": 3.5, "f1": value}], "f1", 0) == []
