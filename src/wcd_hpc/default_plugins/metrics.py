@@ -8,7 +8,7 @@ Radiology 143, 29), macro one-vs-rest for several classes, and NaN when it is un
 class in ``y_true``) rather than an exception that would kill a trial at its very end.
 
 **The signal class.** Which class is "positive" is a key of the experiment (``signal_class``,
-README "Experiment files"); wcd-hpc hands its index to every metric in the reserved ``meta`` key
+docs: reference/experiment.md); wcd-hpc hands its index to every metric in the reserved ``meta`` key
 :data:`SIGNAL_KEY` — one int per event, so that the "every meta array has length N" contract and
 the per-energy-bin slicing of ``meta`` keep working. Binary ``f1`` is the F1 of that class;
 ``q_factor`` and the gamma efficiencies cut on its score and treat every other class as
@@ -170,7 +170,7 @@ def default_signal_class(
     y_true: np.ndarray | None = None,
     meta: Mapping[str, np.ndarray] | None = None,
 ) -> int:
-    """The signal class of an experiment that names none (README "Experiment files").
+    """The signal class of an experiment that names none (docs: reference/experiment.md).
 
     In order: the class named ``gamma`` (gamma/hadron); the class of the events whose
     ``meta['primary']`` is ``gamma`` (a file read with its layout's default class names); the

@@ -27,10 +27,11 @@ class PollingLock(JournalFileOpenLock):
     Optuna's own ``acquire`` doubles its sleep after every failed attempt, up to 1 s. With many
     workers on one journal (every attribute write and every claim takes such a lock) a waiter
     that has been unlucky a few times sleeps a whole second while the lock is free most of that
-    time, and the unlucky ones wait tens of seconds (README, "Storage under contention"). Here a
-    waiter sleeps a random time up to a small cap (full jitter), so the waiters do not wake in
-    step and none falls behind for long. A lock file whose mtime has not changed for
-    ``grace_period`` seconds was left by a killed process and is removed, as Optuna does.
+    time, and the unlucky ones wait tens of seconds (docs: benchmarks.md, "Storage under
+    contention"). Here a waiter sleeps a random time up to a small cap (full jitter), so the
+    waiters do not wake in step and none falls behind for long. A lock file whose mtime has not
+    changed for ``grace_period`` seconds was left by a killed process and is removed, as Optuna
+    does.
     Neither the wait nor the removal is silent: a lock file unchanged for a few seconds is
     announced once (which file, how long until it is taken as stale), and its removal too.
     """

@@ -3,9 +3,10 @@
 A single number hides where a classifier fails (SCIENCE.md): gamma/hadron separation is easy at
 high energy and hard near threshold. So every trial also writes ``binned.json`` — the standard
 metrics in bins of log10(E0/GeV) of width 0.5 from ``meta['energy']`` — and the figures
-``plots/{confusion,roc,q,q_vs_energy,eff_vs_energy}.{png,pdf}``. ``wcd-hpc evaluate`` and
-``wcd-hpc train`` write the same files through :func:`write_evaluation_artifacts`, so results of
-all three are read the same way.
+``plots/{confusion,roc,q,q_vs_energy,eff_vs_energy}.{png,pdf}``. A sweep's trials and
+``wcd-hpc train`` (one trial outside a study) write them through :func:`write_binned` and
+:func:`write_plots`, ``wcd-hpc evaluate`` through :func:`write_evaluation_artifacts`, which calls
+the same two: results of all three are read the same way.
 
 The signal class (the experiment's ``signal_class``, as an index) reaches the metrics through
 ``meta`` (:data:`~wcd_hpc.default_plugins.metrics.SIGNAL_KEY`) and the figures as an argument;
