@@ -13,6 +13,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from wcd_hpc import merit
 from wcd_hpc.cli.common import RunsDirOption, StorageOption, StudyArgument, out
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.reaper import reap
@@ -59,9 +60,9 @@ def render(info: dict[str, Any]) -> Group:
     best = info["best"]
     if best:
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in best["params"].items())
-        parts.append(
-            Text(f"best trial {best['number']}: {info['metric']}={best['value']:.4f}  {params}")
-        )
+        lo, hi = best.get("objective_interval") or (None, None)
+        value = merit.rounded(best["value"], lo, hi)
+        parts.append(Text(f"best trial {best['number']}: {info['metric']}={value}  {params}"))
     if info["running"]:
         table = Table(title="running", title_justify="left")
         for col in ("trial", "host", "pid", "worker", "elapsed", "epoch", "state"):
