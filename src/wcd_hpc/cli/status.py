@@ -13,6 +13,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from wcd_hpc import merit
 from wcd_hpc.cli.common import RunsDirOption, StorageOption, StudyArgument, out
 from wcd_hpc.queue import finalists
 from wcd_hpc.queue import study as studies
@@ -20,7 +21,9 @@ from wcd_hpc.queue.reaper import reap
 from wcd_hpc.queue.schema import (
     TRIAL_GPU,
     TRIAL_HOST,
+    TRIAL_KEPT_EPOCH,
     TRIAL_NODE,
+    TRIAL_OBJECTIVE_INTERVAL,
     TRIAL_PID,
     TRIAL_PRUNED_BECAUSE,
     TRIAL_SLURM_ARRAY_JOB_ID,
@@ -48,7 +51,7 @@ def render(info: dict[str, Any], shown: int | None = SHOWN_TRIALS) -> Group:
         f"running {c['RUNNING']}  waiting {c['WAITING']}",
     )
     parts: list[Any] = [head]
-    reasons = info.get("pruned_because") or {}
+    reasons = info.get(TRIAL_PRUNED_BECAUSE) or {}
     if reasons:
         listed = ", ".join(f"{why} {n}" for why, n in reasons.items())
         parts.append(Text(f"pruned because: {listed}"))
@@ -66,11 +69,11 @@ def render(info: dict[str, Any], shown: int | None = SHOWN_TRIALS) -> Group:
     best = info["best"]
     if best:
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in best["params"].items())
-        epoch = best.get("kept_epoch")
+        epoch = best.get(TRIAL_KEPT_EPOCH)
         at = f" (epoch {epoch})" if epoch is not None else ""
-        parts.append(
-            Text(f"best trial {best['number']}: {info['metric']}={best['value']:.4f}{at}  {params}")
-        )
+        lo, hi = best.get(TRIAL_OBJECTIVE_INTERVAL) or (None, None)
+        value = merit.rounded(best["value"], lo, hi)
+        parts.append(Text(f"best trial {best['number']}: {info['metric']}={value}{at}  {params}"))
     if info.get("finalists"):
         fin = info["finalists"]
         parts.append(
@@ -136,7 +139,7 @@ def _trials_view(trials: list[dict[str, Any]], shown: int | None, slurm: bool) -
     for t in listed:
         row = [
             str(t["number"]),
-            f"{t['state']} ({t['pruned_because']})" if t.get("pruned_because") else t["state"],
+            t["state"],
             "-" if t["value"] is None else f"{t['value']:.4f}",
             _or_dash(t.get("epochs")),
             "-" if t.get("seconds") is None else f"{t['seconds']:.0f}",

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import optuna
 
+from wcd_hpc import merit
 from wcd_hpc.engine.search import grid_of, grid_size
 from wcd_hpc.errors import (
     ConfigError,
@@ -46,7 +47,7 @@ from wcd_hpc.queue import files, urls, warmstart
 from wcd_hpc.queue import storage as stores
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.claims import gpu_budget_spent
-from wcd_hpc.queue.schema import LOGS_DIR, TRIAL_TEST
+from wcd_hpc.queue.schema import LOGS_DIR, TRIAL_OBJECTIVE_INTERVAL, TRIAL_TEST
 
 SyncProgress = Callable[[int, int], None]
 
@@ -374,5 +375,13 @@ def best_line(study: optuna.Study, metric: str) -> str | None:
         for k, v in studies.params_of(study, best).items()
     )
     test = best.user_attrs.get(TRIAL_TEST, {})
-    tail = f"; test {metric}={test[metric]:.4f}" if metric in test else ""
-    return f"best trial {best.number}: {metric}={best.value:.4f} ({params}){tail}"
+    shown = merit.format_values({metric: test[metric], **_interval(test, metric)})
+    tail = f"; test {shown}" if metric in test else ""
+    lo, hi = best.user_attrs.get(TRIAL_OBJECTIVE_INTERVAL) or (None, None)
+    value = merit.rounded(best.value, lo, hi)
+    return f"best trial {best.number}: {metric}={value} ({params}){tail}"
+
+
+def _interval(values: dict[str, Any], name: str) -> dict[str, Any]:
+    """``name_lo``/``name_hi`` of ``values`` where present (a rounded value shows them)."""
+    return {k: values[k] for k in (f"{name}_lo", f"{name}_hi") if k in values}

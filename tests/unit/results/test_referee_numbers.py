@@ -199,10 +199,29 @@ def test_status_json_carries_the_objective_and_test_intervals(
 ) -> None:
     toy = {"WCD_HPC_PLUGINS": "toy"}
     exp = toy_experiment(name="intervals", trials=1, metric="roc_auc")
-    assert cli("sweep", str(exp), plugins=testplugins, env=toy).code == 0
+    res = cli("sweep", str(exp), plugins=testplugins, env=toy)
+    assert res.code == 0, res.err
+    assert "best trial 0: roc_auc=" in res.out and "; test roc_auc=" in res.out
+    shown = cli("status", "intervals", plugins=testplugins, env=toy).out
+    assert "best trial 0: roc_auc=" in shown and " (+" in shown  # rounded, with its interval
     best = cli("status", "intervals", "--json", plugins=testplugins, env=toy).json()["best"]
     lo, hi = best["objective_interval"]
     assert lo <= best["value"] <= hi
     test = best["test"]
     for name in ("roc_auc", "accuracy", "f1"):
         assert test[f"{name}_lo"] <= test[name] <= test[f"{name}_hi"]
+
+
+def test_the_sweeps_closing_line_survives_a_test_value_that_is_not_measurable() -> None:
+    import optuna
+
+    from wcd_hpc.launch.sweep import best_line
+    from wcd_hpc.queue.schema import TRIAL_TEST
+
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    trial.set_user_attr(TRIAL_TEST, {"gamma_eff_1e2": None, "gamma_eff_1e2_lo": None})
+    study.tell(trial, 0.42)
+    assert best_line(study, "gamma_eff_1e2") == (
+        "best trial 0: gamma_eff_1e2=0.42 (); test gamma_eff_1e2=n/a"
+    )

@@ -1,39 +1,6 @@
-"""The figures of merit of a classifier, defined once: cuts, their numbers and their intervals.
+"""Cuts and the figures of merit at them: chosen on one sample, quoted on another.
 
-Every place that quotes a gamma/hadron number — the sweep's objective, ``result.json``,
-``binned.json``, the tables, MLflow, the figures, the classical baseline — computes it here, so
-one name means one quantity everywhere (SCIENCE.md, "Numbers a referee accepts"). Pure numpy and
-scipy: it sits below the plugins, so the metric plugins and the result writers both import it.
-
-**Cuts.** A cut keeps the events whose signal score is at least a threshold ``t``. Three cuts:
-
-- ``q_factor`` — the cut of largest Q = ε_s/√ε_b among the cuts that keep at least
-  ``min_background`` background events (default :data:`MIN_BACKGROUND` = 10). With fewer the
-  "optimum" is the Poisson fluctuation of one or two events. When no cut keeps that many (a sample
-  with fewer background events in all) there is no value, and the reason says so. The optimum is
-  *at the reach* when it sits at the tightest cut the minimum allows: a larger sample could show a
-  larger Q, so the value is a lower limit (when that cut keeps every signal event it equals the
-  sample's reach √(N_b/min_background)).
-- ``q_at_eff`` — Q at the cut that keeps a fixed fraction of the signal (``efficiency``, default
-  :data:`SIGNAL_EFFICIENCY` = 0.5): a stable objective, because the cut does not chase the tail.
-  When that cut keeps fewer than ``min_background`` background events, ε_b is counted as
-  ``min_background`` events: the value is the largest the sample can show, a lower limit, flagged
-  ``at_reach`` — never an infinity.
-- ``gamma_eff_1e2`` / ``gamma_eff_1e3`` — the largest ε_s among cuts with ε_b ≤ 10⁻² / 10⁻³.
-  "Not measurable" (no value, with the reason) when the sample cannot put ``min_background``
-  background events behind that survival, i.e. when N_b · survival < min_background.
-
-**Choose on one sample, quote on another.** :func:`choose_cuts` picks the thresholds on one sample
-(the validation split); :func:`measure` applies given thresholds to another (the test split). The
-objective is a validation number, chosen and quoted on validation, like any objective.
-
-**Intervals** (central, :data:`CONFIDENCE` = 68.27 %, the ±1σ of physics figures): efficiencies
-get Clopper–Pearson (exact, never undercovers); Q, AUC and F1 get a percentile bootstrap over the
-events (:data:`RESAMPLES` resamples, seeded with :data:`SEED`, so a rerun gives the same interval).
-The bootstrap is vectorised: each resample is a row of event multiplicities, and every statistic
-is computed from weighted counts, so a few hundred resamples of 10⁴ events cost well under a
-second. When the cut was chosen on the same sample, each resample chooses its own cut again
-(the interval then includes the cut's own jitter).
+Part of :mod:`wcd_hpc.merit` (its docstring has the definitions and why).
 """
 
 from __future__ import annotations
@@ -44,43 +11,37 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from wcd_hpc.merit.intervals import (
+    CONFIDENCE,
+    RESAMPLES,
+    SEED,
+    clopper_pearson,
+    percentile_interval,
+    resample_weights,
+)
+
 __all__ = [
-    "CONFIDENCE",
     "CUT_METRICS",
     "MIN_BACKGROUND",
-    "RESAMPLES",
-    "SEED",
     "SIGNAL_EFFICIENCY",
     "SURVIVALS",
     "Choice",
     "Settings",
     "Value",
-    "bootstrap_auc",
-    "bootstrap_f1",
     "choose",
     "choose_cuts",
-    "clopper_pearson",
-    "format_values",
     "measure",
     "measure_all",
-    "percentile_interval",
     "q_at_eff",
     "q_factor",
-    "resample_weights",
-    "rounded",
     "selection_curve",
     "survival_efficiency",
 ]
 
-#: Central confidence level of every interval: ±1σ of a normal distribution.
-CONFIDENCE = 0.6826894921370859
 #: Fewest background events a cut must keep for its Q or ε_s at fixed ε_b to be quoted.
 MIN_BACKGROUND = 10
 #: The signal efficiency of ``q_at_eff``'s cut.
 SIGNAL_EFFICIENCY = 0.5
-#: Bootstrap resamples and seed: a 68 % percentile interval needs a few hundred.
-RESAMPLES = 300
-SEED = 20240623
 #: The fixed background survivals of the ``gamma_eff_*`` metrics.
 SURVIVALS: dict[str, float] = {"gamma_eff_1e2": 1e-2, "gamma_eff_1e3": 1e-3}
 #: The metrics whose value depends on a cut on the signal score.
@@ -133,9 +94,6 @@ class Value:
     reason: str | None = None
     at_reach: bool = False
     extra: dict[str, float] = field(default_factory=dict)
-
-
-# ---------------------------------------------------------------------------------------- cuts
 
 
 def selection_curve(
@@ -215,50 +173,6 @@ def choose_cuts(is_signal: np.ndarray, score: np.ndarray, settings: Settings) ->
     return {name: choose(name, is_signal, score, settings) for name in CUT_METRICS}
 
 
-# -------------------------------------------------------------------------------- intervals
-
-
-def clopper_pearson(
-    k: np.ndarray | int | float, n: np.ndarray | int | float, confidence: float = CONFIDENCE
-) -> tuple[np.ndarray, np.ndarray]:
-    """Central Clopper–Pearson interval (lower, upper) of the efficiency k/n, elementwise.
-
-    At k = 0 the lower end is 0 and at k = n the upper end is 1; n = 0 gives [0, 1].
-    """
-    from scipy.stats import beta
-
-    kk, nn = np.broadcast_arrays(np.asarray(k, dtype=np.float64), np.asarray(n, dtype=np.float64))
-    alpha = 1.0 - confidence
-    low_ok, high_ok = kk > 0, kk < nn
-    lo = beta.ppf(alpha / 2, np.where(low_ok, kk, 1.0), np.where(low_ok, nn - kk + 1, 1.0))
-    hi = beta.ppf(1 - alpha / 2, np.where(high_ok, kk + 1, 1.0), np.where(high_ok, nn - kk, 1.0))
-    return np.where(low_ok, lo, 0.0), np.where(high_ok, hi, 1.0)
-
-
-def resample_weights(n: int, resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
-    """(resamples, n) event multiplicities of bootstrap resamples (each row sums to ``n``)."""
-    rng = np.random.default_rng(seed)
-    if n == 0 or resamples == 0:
-        return np.zeros((resamples, n), dtype=np.float32)
-    picks = rng.integers(0, n, size=(resamples, n), dtype=np.int64)
-    flat = (picks + (np.arange(resamples) * n)[:, None]).ravel()
-    # float32: exact for multiplicities and their sums below 2**24, half the memory of float64
-    return np.bincount(flat, minlength=resamples * n).reshape(resamples, n).astype(np.float32)
-
-
-def percentile_interval(
-    samples: np.ndarray, confidence: float = CONFIDENCE
-) -> tuple[float | None, float | None]:
-    """Central percentile interval of the finite bootstrap values (``None`` when there are none)."""
-    finite = np.asarray(samples, dtype=np.float64)
-    finite = finite[np.isfinite(finite)]
-    if finite.size == 0:
-        return None, None
-    tail = (1.0 - confidence) / 2 * 100
-    lo, hi = np.percentile(finite, [tail, 100 - tail])
-    return float(lo), float(hi)
-
-
 def _weighted_counts(
     w: np.ndarray, is_signal: np.ndarray, score: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -292,9 +206,6 @@ def _boot_choose(
     survival = SURVIVALS[name]
     i = np.sum(k_b <= survival * n_b + 1e-9, axis=1) - 1
     return np.asarray(k_s[rows, i] / np.maximum(n_s[:, 0], 1e-300))
-
-
-# ------------------------------------------------------------------------- quoting a value
 
 
 def measure(
@@ -407,73 +318,3 @@ def measure_all(
         choice = None if cuts is None else cuts[name]
         out[name] = measure(name, choice, sig, score, settings, w)
     return out
-
-
-# ---------------------------------------------------------------------- AUC and F1, bootstrapped
-
-
-def bootstrap_auc(positive: np.ndarray, score: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """ROC AUC (Mann–Whitney, ties counted half) of each resample row of ``weights``."""
-    pos = np.asarray(positive, dtype=bool).ravel()
-    s = np.asarray(score, dtype=np.float64).ravel()
-    order = np.argsort(s, kind="stable")
-    s, pos, w = s[order], pos[order], weights[:, order]
-    if s.size == 0:
-        return np.full(weights.shape[0], np.nan)
-    starts = np.r_[0, np.nonzero(np.diff(s))[0] + 1]
-    wp = np.add.reduceat(w * pos, starts, axis=1)  # (B, groups) weight of positives per score
-    wn = np.add.reduceat(w * ~pos, starts, axis=1)
-    below = np.cumsum(wn, axis=1) - wn  # negatives strictly below each group
-    total_p, total_n = wp.sum(1), wn.sum(1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        auc = (wp * (below + 0.5 * wn)).sum(1) / (total_p * total_n)
-    return np.where((total_p > 0) & (total_n > 0), auc, np.nan)
-
-
-def bootstrap_f1(
-    truth: np.ndarray, pred: np.ndarray, labels: list[int], weights: np.ndarray
-) -> np.ndarray:
-    """F1 of each resample: of ``labels[0]`` alone when one label is given, else their mean."""
-    t = np.asarray(truth).ravel()
-    p = np.asarray(pred).ravel()
-    scores = []
-    for label in labels:
-        tp = weights @ ((p == label) & (t == label)).astype(weights.dtype)
-        fp = weights @ ((p == label) & (t != label)).astype(weights.dtype)
-        fn = weights @ ((p != label) & (t == label)).astype(weights.dtype)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            scores.append(np.where(tp > 0, 2 * tp / (2 * tp + fp + fn), 0.0))
-    return np.mean(scores, axis=0) if scores else np.full(weights.shape[0], np.nan)
-
-
-def rounded(value: float | None, lo: float | None = None, hi: float | None = None) -> str:
-    """``value`` for people: to two significant digits of its interval, ``+hi-lo`` attached.
-
-    ``n/a`` without a value; three significant digits without an interval.
-    """
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
-        return f"{value:.3g}"
-    width = max(hi - value, value - lo)
-    if width <= 0:
-        return f"{value:.3g}"
-    digits = max(0, 1 - math.floor(math.log10(width)))
-    return f"{value:.{digits}f} (+{hi - value:.{digits}f} −{value - lo:.{digits}f})"
-
-
-def format_values(values: Mapping[str, object]) -> str:
-    """``name=value (+up −down), …`` for people: each metric with its interval, rounded to it.
-
-    ``name_lo``/``name_hi`` entries are folded into their metric; other keys are left out.
-    """
-    parts = []
-    for name, value in values.items():
-        if name.endswith(("_lo", "_hi")) or not (value is None or isinstance(value, (int, float))):
-            continue
-        lo, hi = values.get(f"{name}_lo"), values.get(f"{name}_hi")
-        number = None if value is None else float(value)
-        low = float(lo) if isinstance(lo, (int, float)) else None
-        high = float(hi) if isinstance(hi, (int, float)) else None
-        parts.append(f"{name}={rounded(number, low, high)}")
-    return ", ".join(parts)
