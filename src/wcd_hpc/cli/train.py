@@ -11,6 +11,7 @@ from rich.markup import escape
 from wcd_hpc import merit
 from wcd_hpc.cli.common import ExperimentArgument, ProfileOption, StorageOption, out, registry
 from wcd_hpc.launch.settings import site_profile
+from wcd_hpc.queue.schema import TRIAL_KEPT_EPOCH
 
 
 def _show(values: dict[str, object]) -> str:
@@ -54,7 +55,7 @@ def train_cmd(
     out.print(f"parameters: {_show(fixed_params(space))}")
     result = train(exp, space, reg)
     test = result.result.get("test", {})
-    kept = result.result.get("kept_epoch")
+    kept = result.result.get(TRIAL_KEPT_EPOCH)
     at = (
         f" (epoch {kept} of {result.result.get('epochs', exp.epochs)}, keep: "
         f"{result.result.get('keep', 'last')})"

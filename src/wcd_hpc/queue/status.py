@@ -254,7 +254,7 @@ def summarize(study: optuna.Study, run_dir: Path) -> dict[str, Any]:
         "gpu_hours_budget": gpu_budget,
         "gpu_hours_used": gpu_used,
         "counts": counts,
-        "pruned_because": _pruned_because(trials),
+        TRIAL_PRUNED_BECAUSE: _pruned_because(trials),
         "best": _best(study, trials),
         "running": running,
         "failures": failures,
