@@ -3,7 +3,9 @@
 Everything a trial produces goes to files in its own directory (never to MLflow: compute nodes are
 often offline), so ``sync`` and people can read a trial without the study: ``params.json``
 (parameters and seed), ``metrics.jsonl`` (one line per epoch), ``checkpoint.pt`` (rewritten
-after each epoch), ``model.pt`` (final weights) and ``result.json`` (validation and test metrics).
+after each epoch), ``model.pt`` (final weights), ``cuts.json`` (the cuts chosen on the
+validation split) and ``result.json`` (validation objective and test metrics at those cuts, each
+with its 68 % interval, and the provenance).
 
 Every metric sees the experiment's signal class (``signal_class``, checked against the loaded
 data's class names before training starts) in ``meta``
