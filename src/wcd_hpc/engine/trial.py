@@ -3,8 +3,9 @@
 Everything a trial produces goes to files in its own directory (never to MLflow: compute nodes are
 often offline), so ``sync`` and people can read a trial without the study: ``params.json``
 (parameters and seed), ``metrics.jsonl`` (one line per epoch), ``checkpoint.pt`` (rewritten
-after each epoch), ``model.pt`` (the kept weights) and ``result.json`` (validation and test
-metrics).
+after each epoch), ``model.pt`` (the kept weights), ``cuts.json`` (the cuts chosen on the
+validation split) and ``result.json`` (validation objective and test metrics at those cuts, each
+with its 68 % interval, and the provenance).
 
 **The kept epoch** (``keep: best | last``, default ``best``): a trial keeps the weights of the
 epoch with the best validation objective, the earlier one on a tie (as Lightning's
