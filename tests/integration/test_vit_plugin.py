@@ -29,6 +29,7 @@ epochs: 4
 workers: 2
 executor: local
 pruner: none
+prune_chance: false       # a transformer may start slowly: this is about the plugin, not pruning
 param_space:
   depth: 2
   width: 64
