@@ -166,8 +166,8 @@ def _warm_start(
         raise error_at(exp, "start_from", f"names study '{exp.name}' itself; name another study")
     if warmstart.done(exp.name, url):
         return None
-    try:
-        return warmstart.find(spec, source, space)
+    try:  # never more than the budget: the rest would wait in the study for ever
+        return warmstart.find(dict(spec, top=min(spec["top"], exp.trials)), source, space)
     except (StudyNotFound, StorageError) as exc:
         raise error_at(exp, "start_from", str(exc)) from None
 

@@ -172,3 +172,11 @@ def test_a_malformed_start_from_names_its_key(
 ) -> None:
     with pytest.raises(ConfigError, match=expected):
         plan(experiment(extra=f"start_from: {value}\n"), get_registry())
+
+
+def test_a_warm_start_never_enqueues_more_than_the_budget(
+    tmp_path: Path, experiment: Callable[..., Path]
+) -> None:
+    _old_study(tmp_path / "runs", [0.1, 0.2, 0.3, 0.4])
+    p = plan(experiment(extra="start_from: old\n"), get_registry(), sets=["trials=2"])
+    assert p.warm is not None and p.warm.trials == (3, 2)
