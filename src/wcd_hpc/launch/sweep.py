@@ -230,8 +230,9 @@ def start(p: Plan) -> tuple[optuna.Study, studies.Prepared]:
         p.run_dir.mkdir(parents=True, exist_ok=True)
         study = optuna.load_study(study_name=p.exp.name, storage=storage)
         files.record(study, p.run_dir, p.files)
-        if p.warm is not None and warmstart.enqueue(study, p.url, p.warm):
-            prepared = dataclasses.replace(prepared, warm_started=len(p.warm.configs))
+    # Outside that lock: the warm start takes it itself (and is idempotent under it).
+    if p.warm is not None and warmstart.enqueue(study, p.url, p.warm):
+        prepared = dataclasses.replace(prepared, warm_started=len(p.warm.configs))
     return study, prepared
 
 

@@ -373,9 +373,9 @@ def test_spelling_out_the_model_default_range_on_resume_is_not_a_change(
 
     assert render("") is None
     # mlp's default lr, written out (and spelled differently): the same space is sampled.
-    assert render("param_space: {lr: 'loguniform(0.0001, 0.01)'}\n") is None
+    assert render("param_space: {lr: 'loguniform(0.0003, 0.005)'}\n") is None
     assert (
-        render("param_space: {lr: 'loguniform(1e-4, 1e-2)', dropout: 'uniform(0, 0.5)'}\n") is None
+        render("param_space: {lr: 'loguniform(3e-4, 5e-3)', dropout: 'uniform(0, 0.5)'}\n") is None
     )
     refused = render("param_space: {lr: 'loguniform(1e-3, 1e-2)'}\n")
     assert refused is not None and "changed: param_space" in str(refused)
