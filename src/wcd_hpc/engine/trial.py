@@ -32,9 +32,8 @@ import os
 import random
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -42,16 +41,8 @@ import numpy as np
 import optuna
 import torch
 
-from wcd_hpc import merit
-from wcd_hpc.api import Metric, Model, Split, Splits
-from wcd_hpc.default_plugins.metrics import (
-    default_signal_class,
-    signal_index,
-    with_settings,
-    with_signal_class,
-)
 from wcd_hpc.engine import subepoch
-from wcd_hpc.engine.device import Placement, compile_failed, compiled, is_compile_error
+from wcd_hpc.engine.device import compile_failed, compiled, is_compile_error
 from wcd_hpc.engine.fit import (
     EpochStats,
     default_logits,
@@ -59,18 +50,28 @@ from wcd_hpc.engine.fit import (
     fit,
     logits_problem,
     make_optimizer,
-    predict,
+)
+from wcd_hpc.engine.scoring import (
+    Context,
+    SignalClassError,
+    evaluate,
+    metric_values,
+    objective_interval,
+    probs_of,
+    save_example,
+    save_predictions,
+    signal_label,
+    signal_of,
+    test_report,
+    val_loss,
+    write_baseline,
 )
 from wcd_hpc.engine.verdicts import CHANCE, NAN, PRUNER, at_chance, chance_rule, not_finite
-from wcd_hpc.errors import ConfigError, DataError, PluginError
-from wcd_hpc.experiment.config import Experiment
-from wcd_hpc.experiment.sources import got
-from wcd_hpc.experiment.space import Space
+from wcd_hpc.errors import PluginError
 from wcd_hpc.plugins import get_registry
 from wcd_hpc.queue import journal
 from wcd_hpc.queue.schema import (
     CHECKPOINT_FILE,
-    CUTS_FILE,
     INPUT_EXAMPLE_FILE,
     METRICS_FILE,
     MODEL_FILE,
@@ -90,20 +91,26 @@ from wcd_hpc.queue.schema import (
     TRIAL_TRAIN_STARTED,
     trial_dir,
 )
-from wcd_hpc.results import baseline
 from wcd_hpc.results import provenance as origin
 from wcd_hpc.results.evaluation import (
     Provenance,
-    write_binned,
     write_data_spec,
     write_json,
     write_plots,
 )
-from wcd_hpc.results.quote import choose_split_cuts, per_bin_mean, quote
 
-STANDARD_METRICS = ("f1", "accuracy", "roc_auc")
-#: Test events saved as the MLflow model's input example (small even for 80×80 footprints).
-EXAMPLE_EVENTS = 2
+#: What other modules import from here; the scoring half lives in :mod:`wcd_hpc.engine.scoring`.
+__all__ = [
+    "Context",
+    "ModelOutputError",
+    "SignalClassError",
+    "evaluate",
+    "run_trial",
+    "seed_everything",
+    "signal_label",
+    "wait_for_artifacts",
+]
+
 # One thread draws trial plots in the background; matplotlib's Agg backend is safe off the main
 # thread as long as a single thread draws. ``wait_for_artifacts`` drains it before exit.
 _PLOTTER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wcd-plots")
@@ -122,200 +129,10 @@ def wait_for_artifacts() -> None:
     _PLOTTER.submit(lambda: None).result()
 
 
-@dataclass
-class Context:
-    """What a worker prepares once and reuses for every trial it runs (data stays loaded)."""
-
-    exp: Experiment
-    space: Space
-    model: Model
-    metrics: dict[str, Metric]
-    splits: Splits
-    run_dir: Path
-    device: torch.device
-    #: How the figures name a run: ``trial 12`` in a sweep, ``train run 0`` for ``wcd-hpc train``.
-    run_kind: str = "trial"
-    #: Precision, compile, data on the GPU and GPU share, resolved once for the worker's device.
-    placement: Placement = field(default_factory=Placement)
-    #: The study's identity (:mod:`wcd_hpc.queue.identity`), written into each trial's files.
-    study_id: str | None = None
-
-
-class SignalClassError(ConfigError, DataError):
-    """``signal_class`` names no class of the loaded data.
-
-    A setting, so it is blamed on its file and line (or flag); but no trial of the experiment can
-    run with it, so a worker stops on it as on unusable data instead of failing trial after trial.
-    """
-
-
-def signal_label(exp: Experiment, class_names: Sequence[str], split: Split | None = None) -> int:
-    """The index of the experiment's signal class among ``class_names``.
-
-    ``None`` in the experiment means the dataset's default
-    (:func:`~wcd_hpc.default_plugins.metrics.default_signal_class`, which may look at ``split``'s
-    ``meta['primary']``); a name that is not a class raises :class:`SignalClassError` naming the
-    key and the classes.
-    """
-    if exp.signal_class is None:
-        y = split.y.cpu().numpy() if split is not None else None
-        return default_signal_class(class_names, y, split.meta if split is not None else None)
-    found = signal_index(exp.signal_class, class_names)
-    if found is None:
-        flag = exp.origins.get("signal_class")
-        file, line = (flag, None) if flag else (exp.source, exp.lines.get("signal_class"))
-        classes = ", ".join(str(c) for c in class_names)
-        message = (
-            f"{got(exp.signal_class)} is not a class of dataset '{exp.dataset}' "
-            f"(its classes: {classes})"
-        )
-        raise SignalClassError(file, "signal_class", line, message)
-    return found
-
-
-def _signal(ctx: Context) -> int:
-    return signal_label(ctx.exp, ctx.splits.spec.class_names, ctx.splits.train)
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def settings(exp: Experiment) -> merit.Settings:
-    """The experiment's figure-of-merit settings (``metric.min_background``, ``.efficiency``)."""
-    return merit.Settings(
-        min_background=int(exp.setting("metric.min_background")),
-        efficiency=float(exp.setting("metric.efficiency")),
-    )
-
-
-def _metric_values(ctx: Context, split: Split, probs: np.ndarray) -> dict[str, float]:
-    """The objective and the standard metrics, each chosen and quoted on ``split``.
-
-    With ``metric.per_bin: mean`` the objective is the metric's mean over the energy bins with
-    enough events (:func:`wcd_hpc.results.quote.per_bin_mean`).
-    """
-    y_true = split.y.cpu().numpy()
-    chosen = settings(ctx.exp)
-    meta = with_settings(
-        with_signal_class(split.meta, _signal(ctx), y_true.size), chosen, y_true.size
-    )
-    names = [ctx.exp.metric] + [m for m in STANDARD_METRICS if m != ctx.exp.metric]
-    out = {
-        name: float(ctx.metrics[name].compute(y_true, probs, meta))
-        for name in names
-        if name in ctx.metrics
-    }
-    if ctx.exp.setting("metric.per_bin") == "mean" and ctx.exp.metric in ctx.metrics:
-        metric = ctx.metrics[ctx.exp.metric]
-        out[ctx.exp.metric] = per_bin_mean(ctx.exp.metric, y_true, probs, meta, metric, chosen)
-    return out
-
-
-def _test_report(
-    ctx: Context, out: Path, runner: torch.nn.Module, probs: np.ndarray, signal: int
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Cuts chosen on validation (``cuts.json``), applied to the test split (``binned.json``).
-
-    Returns the test metrics for ``result.json`` — the cut-based ones at the validation cuts,
-    every one with ``_lo``/``_hi`` — and the provenance.
-    """
-    chosen = settings(ctx.exp)
-    val = ctx.splits.val
-    y_val = val.y.cpu().numpy()
-    val_probs = _probs(ctx, runner, val)
-    cuts = choose_split_cuts(y_val, val_probs, val.meta, signal, chosen)
-    write_json(out / CUTS_FILE, cuts)
-    data = origin.data_provenance(ctx.exp.dataset, ctx.exp.dataset_params)
-    where = {"software": origin.software(), "data": data}
-    test_split = ctx.splits.test
-    payload = write_binned(
-        out,
-        test_split.y.cpu().numpy(),
-        probs,
-        test_split.meta,
-        ctx.splits.spec.class_names,
-        ctx.metrics,
-        signal=signal,
-        settings=chosen,
-        cuts=cuts,
-        provenance=where,
-    )
-    test = _metric_values(ctx, test_split, probs)
-    overall = payload["all"]
-    for name in list(test):
-        if name in overall:
-            test[name] = overall[name]
-    for key, value in overall.items():
-        if key[:-3] in test and key.endswith(("_lo", "_hi")):
-            test[key] = value
-    notes = {k: v for k, v in overall.items() if k.endswith(("_reason", "at_reach"))}
-    return test, {**where, "payload": payload, "val_probs": val_probs, "notes": notes}
-
-
-def _objective_interval(ctx: Context, val_probs: np.ndarray, signal: int) -> dict[str, Any]:
-    """The objective's 68 % interval on validation (bootstrap; each resample re-chooses a cut)."""
-    if ctx.exp.setting("metric.per_bin") == "mean":
-        return {}
-    val, name = ctx.splits.val, ctx.exp.metric
-    y_val = val.y.cpu().numpy()
-    quoted = quote(y_val, val_probs, val.meta, ctx.metrics, signal, settings(ctx.exp), names=[name])
-    return {"objective_lo": quoted.get(f"{name}_lo"), "objective_hi": quoted.get(f"{name}_hi")}
-
-
-def _probs(ctx: Context, model: torch.nn.Module, split: Split) -> np.ndarray:
-    logits = ctx.model.logits or default_logits
-    precision = ctx.placement.precision
-    return predict(model, split, device=ctx.device, logits_fn=logits, precision=precision)
-
-
-def evaluate(ctx: Context, model: torch.nn.Module, split: Split) -> dict[str, float]:
-    """The objective metric plus the standard ones, on one split."""
-    return _metric_values(ctx, split, _probs(ctx, model, split))
-
-
-def _val_loss(split: Split, probs: np.ndarray) -> dict[str, float]:
-    """``val_loss``: the cross-entropy of the validation predictions, beside the training loss
-    in the learning curves (an overfitting model shows it rising). It is the classification
-    loss only: a model whose own loss adds terms (an autoencoder's reconstruction) trains on
-    more than this."""
-    y = split.y.cpu().numpy()
-    if not y.size or probs.shape[0] != y.size:
-        return {}
-    picked = probs[np.arange(y.size), y]
-    return {"val_loss": float(-np.mean(np.log(np.clip(picked, 1e-12, None))))}
-
-
-def save_predictions(ctx: Context, probs: np.ndarray, path: Path) -> None:
-    """Keep the test split's labels, class probabilities and class names for ``sync``.
-
-    ``sync`` draws the confusion matrix and ROC curve from them later, on a machine that has
-    neither the data nor the model's plugin loaded.
-    """
-    tmp = path.with_name(path.name + ".tmp.npz")
-    names = np.array([str(n) for n in ctx.splits.spec.class_names])
-    np.savez_compressed(
-        tmp, y_true=ctx.splits.test.y.cpu().numpy(), y_score=probs, class_names=names
-    )
-    os.replace(tmp, path)
-
-
-def write_baseline(ctx: Context, out: Path, probs: np.ndarray, signal: int) -> None:
-    """The classical baseline beside the model in ``binned.json`` (gamma/hadron footprints):
-    its cut chosen on the training split, applied to the test split, and the gain."""
-    train, test = ctx.splits.train, ctx.splits.test
-    if not baseline.applies(ctx.splits.spec.class_names, signal, train.meta, test.meta):
-        return
-    baseline.add_to_binned(
-        out,
-        baseline.Sample(train.y.cpu().numpy() == signal, train.meta),
-        baseline.Sample(test.y.cpu().numpy() == signal, test.meta),
-        scores=probs[:, signal],
-        train_energy=train.meta.get("energy"),
-        test_energy=test.meta.get("energy"),
-    )
 
 
 def _restore(
@@ -395,15 +212,6 @@ def _trained(trial: optuna.Trial, began: float, share: float) -> None:
         trial.set_user_attr(TRIAL_GPU_HOURS, round(spent, 6))
 
 
-def _save_example(path: Path, split: Split) -> None:
-    """A few real test events as the model saw them: the logged MLflow model's input example
-    (``sync`` turns them back into raw inputs)."""
-    n = min(EXAMPLE_EVENTS, len(split))
-    if n:
-        events = split.x[0:n]
-        np.save(path, events.detach().cpu().numpy().astype(np.float32))
-
-
 def run_trial(
     ctx: Context,
     trial: optuna.Trial,
@@ -420,7 +228,7 @@ def run_trial(
     the pruner, :mod:`wcd_hpc.engine.verdicts` prunes a loss or outputs that are not finite, and
     (``prune_chance``) a network at chance level; the trial's ``pruned_because`` says which.
     """
-    signal = _signal(ctx)  # a signal_class the data do not have fails here, before training
+    signal = signal_of(ctx)  # a signal_class the data do not have fails here, before training
     params = ctx.space.rebuild(trial.params) if resume else ctx.space.suggest(trial)
     seed = ctx.exp.seed + trial.number
     out = trial_dir(ctx.run_dir, trial.number)
@@ -478,11 +286,11 @@ def run_trial(
         if sub is None:  # only called with reports inside the epoch
             return
         step = (epoch - 1) * unit + samples
-        probs = _probs(ctx, runner, sub)
+        probs = probs_of(ctx, runner, sub)
         broken = not_finite(0.0, probs)
         if broken is not None:
             _stop(trial, NAN, f"{broken} after {step} samples")
-        value = _metric_values(ctx, sub, probs)[ctx.exp.metric]
+        value = metric_values(ctx, sub, probs)[ctx.exp.metric]
         subepoch.append(reports, {"epoch": epoch, "samples": step, f"val_{ctx.exp.metric}": value})
         if step in judged or math.isnan(value):
             return
@@ -492,18 +300,18 @@ def run_trial(
 
     def after_epoch(stats: EpochStats) -> None:
         nonlocal kept
-        probs = _probs(ctx, runner, ctx.splits.val)
+        probs = probs_of(ctx, runner, ctx.splits.val)
         broken = not_finite(stats.train_loss, probs)  # before any metric sees the scores
         if broken is not None:
             _stop(trial, NAN, f"{broken} at epoch {stats.epoch}")
-        values = _metric_values(ctx, ctx.splits.val, probs)
+        values = metric_values(ctx, ctx.splits.val, probs)
         value = values[ctx.exp.metric]
         record = {
             "epoch": stats.epoch,
             "train_loss": stats.train_loss,
             "seconds": stats.seconds,
             "samples_per_s": stats.samples_per_s,
-            **_val_loss(ctx.splits.val, probs),
+            **val_loss(ctx.splits.val, probs),
             **{f"val_{k}": v for k, v in values.items()},
         }
         with history.open("a") as fh:
@@ -573,16 +381,16 @@ def run_trial(
     if "model" in kept:
         model.load_state_dict(kept["model"])  # ``runner`` shares these parameters
     torch.save(model.state_dict(), out / MODEL_FILE)
-    probs = _probs(ctx, runner, ctx.splits.test)  # predicted once, used three ways below
+    probs = probs_of(ctx, runner, ctx.splits.test)  # predicted once, used three ways below
     broken = not_finite(0.0, probs)
     if broken is not None:  # finite on validation, not on test: still no metric sees them
         _stop(trial, NAN, f"test split: {broken}")
     save_predictions(ctx, probs, out / PREDICTIONS_FILE)
-    test, where = _test_report(ctx, out, runner, probs, signal)
+    test, where = test_report(ctx, out, runner, probs, signal)
     test_split = ctx.splits.test
     names = ctx.splits.spec.class_names
     write_data_spec(out, ctx.splits.spec, ctx.splits.transform, str(names[signal]))
-    _save_example(out / INPUT_EXAMPLE_FILE, test_split)
+    save_example(out / INPUT_EXAMPLE_FILE, test_split)
     y_test = test_split.y.cpu().numpy()
     figure_origin = (origin.software_text(where["software"]), origin.describe(where["data"]))
     write_baseline(ctx, out, probs, signal)
@@ -607,10 +415,10 @@ def run_trial(
     val = next(r for r in records if r["epoch"] == kept["epoch"])
     result = {
         "objective": kept["value"],
-        **_objective_interval(ctx, where["val_probs"], signal),
+        **objective_interval(ctx, where["val_probs"], signal),
         "metric": ctx.exp.metric,
         "keep": "best" if keep_best else "last",
-        "kept_epoch": kept["epoch"],
+        TRIAL_KEPT_EPOCH: kept["epoch"],
         "epochs": records[-1]["epoch"],
         "test": test,
         "test_cuts_chosen_on": "validation split",
