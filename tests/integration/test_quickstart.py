@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,17 @@ def test_quickstart_meets_its_budget_resumes_idle_and_extends_by_two(cli, tmp_pa
     assert info["counts"]["COMPLETE"] + info["counts"]["PRUNED"] == 8
     # Gamma vs proton is far from a coin toss even in this tiny sweep.
     assert info["best"]["value"] > 0.75
+    # The first look: every trial in the terminal, with its state and value.
+    table = cli("status", "quickstart").out
+    rows = {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in re.split(r"[│┃|]", line) if c.strip()]
+        if len(cells) >= 5 and cells[0].isdigit():
+            rows[int(cells[0])] = cells
+    assert sorted(rows) == list(range(8))
+    for cells in rows.values():
+        assert cells[1] in ("COMPLETE", "PRUNED")
+        assert cells[1] == "PRUNED" or re.fullmatch(r"\d\.\d{4}", cells[2])
 
     again = cli("sweep", str(QUICKSTART), *HERE)
     assert again.code == 0 and "resuming study quickstart: 8 of 8 trials finished" in again.out
