@@ -189,4 +189,5 @@ def test_status_shows_why_each_trial_was_pruned_in_text_and_json(tmp_path) -> No
     console.print(render(info))
     text = console.export_text()
     assert "pruned because: chance 2, nan 1, pruner 1, unknown 1" in text
-    assert "best trial 5: None=0.9000 (epoch 2)" in text
+    # (a value without an interval is shown as it is; with one, rounded to its precision)
+    assert "best trial 5: None=0.9 (epoch 2)" in text

@@ -369,4 +369,7 @@ def test_a_journal_cut_after_a_create_trial_line_then_salvaged_finishes_its_budg
     assert not [t.number for t in trials if t.state == TrialState.RUNNING]
     orphans = [t for t in trials if t.number in (1, 2)]
     assert [t.state for t in orphans] == [TrialState.FAIL, TrialState.FAIL]
-    assert all(t.user_attrs["fail_reason"].startswith("never claimed") for t in orphans)
+    # The salvaged copy fails the trial running at the cut itself; the plain-Optuna orphan
+    # created after the swap is reaped as never claimed. Neither is left waiting.
+    causes = sorted(t.user_attrs["fail_reason"] for t in orphans)
+    assert causes[0].startswith("never claimed") and causes[1].startswith("running when"), causes
