@@ -95,6 +95,11 @@ def test_64_forked_workers_on_a_journal_finish_exactly_the_budget_without_duplic
     p = plan(exp, plugins.get_registry())
     start(p)
     startup.warm_up_optimizers()  # once here rather than in each fork
+    # What a finished trial imports lazily (the intervals' scipy, the metrics' sklearn): 64
+    # forks importing it at once on 2 cores would starve their heartbeat threads for seconds.
+    import scipy.stats  # noqa: F401
+    import sklearn.metrics  # noqa: F401
+
     sys.stdout.flush()
 
     reports = _run_workers("crowd", p.url)
