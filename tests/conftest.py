@@ -5,8 +5,9 @@ The tests mirror the packages: ``tests/unit/<package>/`` holds in-process tests 
 real service (the dev Slurm cluster, PostgreSQL, an ``mlflow server``, the gRPC proxy, a tmpfs)
 or run a sweep end to end. ``scripts/test.sh`` runs the unit stage first and stops there on a
 failure, then the integration stage, both on every core (pytest-xdist). Tests that share a
-service whose state they inspect (the one Slurm queue, the one PostgreSQL database) are put in
-one xdist group by :func:`pytest_collection_modifyitems`, so they never run beside each other.
+service whose state they inspect are grouped by :func:`pytest_collection_modifyitems` (the Slurm
+queue's in one xdist group, the PostgreSQL database's in another), so that two of them never run
+side by side.
 """
 
 from __future__ import annotations
@@ -370,10 +371,9 @@ def write_plugin(site: Path, name: str, code: str) -> Path:
     return site
 
 
-#: Files whose tests use the shared dev Slurm cluster or the shared PostgreSQL database: the
-#: ``slurm_cluster`` fixture cancels the jobs that appeared during its test, and several tests
-#: count or list what the shared database holds, so these run one at a time, in one group.
-SHARED_SERVICE_FILES = frozenset(
+#: Files whose tests use the shared dev Slurm cluster: the ``slurm_cluster`` fixture cancels the
+#: jobs that appeared during its test, so two of them must never run at once (one xdist group).
+SLURM_FILES = frozenset(
     {
         "test_budget.py",
         "test_container.py",
@@ -382,21 +382,24 @@ SHARED_SERVICE_FILES = frozenset(
         "test_pruning.py",
         "test_site.py",
         "test_slurm.py",
-        "test_secrets.py",
-        "test_sweep.py",
-        "test_storage_concurrency.py",
         "test_worker_spec.py",
     }
 )
-SHARED_SERVICE_FIXTURES = frozenset({"pg_url", "slurm_partition", "slurm_cluster"})
+#: Files whose tests count or list what the shared PostgreSQL database holds: another group.
+POSTGRES_FILES = frozenset({"test_secrets.py", "test_sweep.py", "test_storage_concurrency.py"})
+SLURM_FIXTURES = frozenset({"slurm_partition", "slurm_cluster"})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark integration tests, and group the ones that share a service (see the module doc)."""
+    """Mark integration tests, and group the ones that share a service (see the module doc):
+    the Slurm tests in one xdist group, the shared-database tests in another, so that each
+    group runs one test at a time while the two groups and every other test run side by side."""
     for item in items:
         path = Path(str(item.path))
         if "integration" in path.parts:
             item.add_marker(pytest.mark.integration)
         fixtures = set(getattr(item, "fixturenames", ()))
-        if path.name in SHARED_SERVICE_FILES or fixtures & SHARED_SERVICE_FIXTURES:
-            item.add_marker(pytest.mark.xdist_group("shared-services"))
+        if path.name in SLURM_FILES or fixtures & SLURM_FIXTURES:
+            item.add_marker(pytest.mark.xdist_group("slurm"))
+        elif path.name in POSTGRES_FILES or "pg_url" in fixtures:
+            item.add_marker(pytest.mark.xdist_group("postgres"))
