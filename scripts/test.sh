@@ -26,6 +26,7 @@ fi
 # Two stages on every core (pytest-xdist): the in-process unit tests first, so a broken package
 # fails in a few minutes, then the integration tests (real services, end-to-end sweeps), where the
 # tests that share the Slurm queue run one at a time, and so do those that share the PostgreSQL
-# database (two xdist groups, tests/conftest.py). The 20 slowest tests of each stage are listed: CI should stay near 20 min.
+# database (two xdist groups, tests/conftest.py). The 20 slowest tests of each stage are listed:
+# CI should stay near 20 minutes.
 .venv/bin/python -m pytest -n auto --dist load --durations=20 tests/unit
 exec .venv/bin/python -m pytest -n auto --dist loadgroup --durations=20 tests/integration
