@@ -176,14 +176,17 @@ def _in_process(
 def cli(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Result]:
     """Run ``wcd-hpc ARGS`` in ``tmp_path``, as a user would, and return its exit status and output.
 
-    In this process by default (:func:`_in_process`: a second each saved, and a traceback that
-    points into the test). ``subprocess=True`` — or ``CLI_IN_A_PROCESS = True`` in the test
-    module — runs ``python -m wcd_hpc`` in a real process instead: for the few end-to-end runs
-    that must see what a process sees (signals, exit on a timeout, streams of a real terminal);
-    ``without_torch=True`` (always a process) runs it where torch cannot be imported at all.
+    In this process for the unit tests (:func:`_in_process`: a second each saved, and a
+    traceback that points into the test); a real ``python -m wcd_hpc`` process for the tests
+    under ``tests/integration/`` (end to end, with what only a process has: its own signals,
+    pids that ``cancel`` may stop, a timeout that ends a hang), and wherever ``subprocess=True``
+    or ``CLI_IN_A_PROCESS = True`` in the test module asks for one. ``without_torch=True``
+    (always a process) runs it where torch cannot be imported at all.
     """
-    module_wants_process = bool(getattr(request.module, "CLI_IN_A_PROCESS", False)) or (
-        os.environ.get("WCD_HPC_TEST_CLI") == "process"  # to compare both ways of running it
+    module_wants_process = (
+        bool(getattr(request.module, "CLI_IN_A_PROCESS", False))
+        or "integration" in Path(str(request.node.path)).parts  # end to end: a real process
+        or os.environ.get("WCD_HPC_TEST_CLI") == "process"  # to compare both ways of running it
     )
 
     def run(
