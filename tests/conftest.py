@@ -57,7 +57,15 @@ def testplugins(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Adding the directory to PYTHONPATH makes its entry points visible to exactly the processes
     that ask for it, so the broken plugin inside never leaks into other tests or the venv.
     """
+    import shutil
+
     target = tmp_path_factory.mktemp("site")
+    # Built from a private copy: pip writes build/ and egg-info beside the sources, and two
+    # xdist workers building the one source tree at once break each other's build.
+    source = tmp_path_factory.mktemp("testplugins-src") / "testplugins"
+    shutil.copytree(
+        FIXTURES / "testplugins", source, ignore=shutil.ignore_patterns("build", "*.egg-info")
+    )
     subprocess.run(
         [
             sys.executable,
@@ -68,7 +76,7 @@ def testplugins(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--no-deps",
             "--target",
             str(target),
-            str(FIXTURES / "testplugins"),
+            str(source),
         ],
         check=True,
     )

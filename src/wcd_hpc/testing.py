@@ -374,12 +374,18 @@ def _check_metric(metric: Metric, classes: int, seed: int, report: Report) -> No
     """Score perfect, inverse and random predictions; the perfect one must win."""
     subject = f"metric '{metric.name}'"
     rng = np.random.default_rng(seed)
-    n = 12 * classes
+    # Enough events of each class that the cut metrics are measurable: the efficiency at a
+    # background survival of 10⁻³ needs ``min_background`` (10) background events behind it,
+    # and a Q with that minimum is otherwise pinned at the same reach for perfect and inverse.
+    n = 12_000 * classes
     y_true = rng.permutation(np.arange(n) % classes)
     eye = np.eye(classes)
+    # Scores spread over an interval, not two values: a cut metric with a minimum of background
+    # events must find a cut between the events, as on real scores.
+    w = rng.uniform(0.2, 0.9, n)[:, None]
     cases = {
-        "perfect": eye[y_true] * 0.9 + 0.1 / classes,
-        "inverse": eye[(y_true + 1) % classes] * 0.9 + 0.1 / classes,
+        "perfect": eye[y_true] * w + (1 - w) / classes,
+        "inverse": eye[(y_true + 1) % classes] * w + (1 - w) / classes,
         "random": rng.dirichlet(np.ones(classes), size=n),
     }
     meta = {

@@ -154,6 +154,10 @@ def test_a_local_sweep_runs_the_study_copy_and_a_changed_file_needs_an_acknowled
     assert synced.returncode == 0 and "model wcd-hpc-mf v1" in synced.stdout, synced.stderr
     sim = ("simulate", "footprints", "--events", "64", "--grid", "4", "--out", "f4.h5")
     assert _wcd(*sim, cwd=tmp_path).returncode == 0
+    import h5py
+
+    with h5py.File(tmp_path / "f4.h5", "a") as fh:  # the simulator names gamma/proton; the
+        del fh["data"].attrs["class_names"]  # study's classes are a/b: evaluate would refuse
     scored = _wcd("evaluate", str(run_dir / "trials" / "0"), "f4.h5", cwd=tmp_path)
     assert scored.returncode == 0, scored.stderr
 

@@ -29,6 +29,7 @@ metric: {{name: accuracy}}
 trials: 3
 epochs: 1
 pruner: none
+prune_chance: false
 storage: journal
 workers: 1
 executor: local
