@@ -330,23 +330,10 @@ def _merges(top: str) -> bool:
     return bool((group is not None and group.merge) or (key is not None and key.merge))
 
 
-#: Characters of key names an "unknown key" line lists: the table grows, the line must not.
-KNOWN_SHOWN = 180
-
-
 def _unknown(key: str, known: Sequence[str]) -> str:
-    """``unknown key`` with the likely fix, or the keys (the first ones, when they are many:
-    the key reference lists them all)."""
-    hint = suggest(key, known)
-    if len(hint) <= KNOWN_SHOWN + 10:
-        return "unknown key" + hint
-    shown: list[str] = []
-    for name in known:
-        if len(", ".join([*shown, name])) > KNOWN_SHOWN:
-            break
-        shown.append(name)
-    more = len(known) - len(shown)
-    return f"unknown key (known: {', '.join(shown)} and {more} more, in the key reference)"
+    """``unknown key`` with the likely fix, or the keys (:func:`suggest` cuts a long list to one
+    line and says how many more there are)."""
+    return "unknown key" + suggest(key, known)
 
 
 # --------------------------------------------------------------------------------------------

@@ -105,7 +105,8 @@ def suggest(word: str, known: Sequence[str]) -> str:
     shown: list[str] = []
     for name in known:  # the line stays one line: a long list is cut, and says how much is left
         if shown and len(", ".join([*shown, name])) > HINT_WIDTH:
-            return f" (known: {', '.join(shown)}, … {len(known) - len(shown)} more)"
+            more = len(known) - len(shown)
+            return f" (known: {', '.join(shown)} and {more} more)"
         shown.append(name)
     return f" (known: {', '.join(shown)})"
 
