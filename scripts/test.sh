@@ -23,10 +23,9 @@ NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$(mkte
 if [ "$#" -gt 0 ]; then
   exec .venv/bin/python -m pytest "$@"
 fi
-# Two stages on every core (pytest-xdist): the in-process unit tests first, so a broken package
-# fails in a few minutes, then the integration tests (real services, end-to-end sweeps), where the
-# tests that share the Slurm queue run one at a time, and so do those that share the PostgreSQL
-# database (two xdist groups, tests/conftest.py). The 20 slowest tests of each stage are listed:
-# CI should stay near 20 minutes.
+# Two stages: the in-process unit tests first, on every core (pytest-xdist), so that a broken
+# package fails in a few minutes; then the integration tests (real services, end-to-end sweeps)
+# one at a time, since they share the one Slurm queue and the one PostgreSQL server. The 20
+# slowest tests of each stage are listed: CI should stay near 20 minutes.
 .venv/bin/python -m pytest -n auto --dist load --durations=20 tests/unit
-exec .venv/bin/python -m pytest -n auto --dist loadgroup --durations=20 tests/integration
+exec .venv/bin/python -m pytest --durations=20 tests/integration

@@ -4,10 +4,10 @@ The tests mirror the packages: ``tests/unit/<package>/`` holds in-process tests 
 ``src/wcd_hpc`` (root modules in ``tests/unit/``), ``tests/integration/`` the tests that need a
 real service (the dev Slurm cluster, PostgreSQL, an ``mlflow server``, the gRPC proxy, a tmpfs)
 or run a sweep end to end. ``scripts/test.sh`` runs the unit stage first and stops there on a
-failure, then the integration stage, both on every core (pytest-xdist). Tests that share a
-service whose state they inspect are grouped by :func:`pytest_collection_modifyitems` (the Slurm
-queue's in one xdist group, the PostgreSQL database's in another), so that two of them never run
-side by side.
+failure, then the integration stage. The unit stage uses every core (pytest-xdist); the
+integration tests run one at a time: they share the one Slurm queue (the ``slurm_cluster``
+fixture cancels the jobs that appeared during its test) and the one PostgreSQL server (a test
+restarts it), and side by side they failed each other.
 """
 
 from __future__ import annotations
@@ -382,35 +382,8 @@ def write_plugin(site: Path, name: str, code: str) -> Path:
     return site
 
 
-#: Files whose tests use the shared dev Slurm cluster: the ``slurm_cluster`` fixture cancels the
-#: jobs that appeared during its test, so two of them must never run at once (one xdist group).
-SLURM_FILES = frozenset(
-    {
-        "test_budget.py",
-        "test_container.py",
-        "test_grpc_proxy.py",
-        "test_model_files.py",
-        "test_pruning.py",
-        "test_site.py",
-        "test_slurm.py",
-        "test_worker_spec.py",
-    }
-)
-#: Files whose tests count or list what the shared PostgreSQL database holds: another group.
-POSTGRES_FILES = frozenset({"test_secrets.py", "test_sweep.py", "test_storage_concurrency.py"})
-SLURM_FIXTURES = frozenset({"slurm_partition", "slurm_cluster"})
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark integration tests, and group the ones that share a service (see the module doc):
-    the Slurm tests in one xdist group, the shared-database tests in another, so that each
-    group runs one test at a time while the two groups and every other test run side by side."""
+    """Mark the tests under ``tests/integration/`` (``-m "not integration"`` leaves them out)."""
     for item in items:
-        path = Path(str(item.path))
-        if "integration" in path.parts:
+        if "integration" in Path(str(item.path)).parts:
             item.add_marker(pytest.mark.integration)
-        fixtures = set(getattr(item, "fixturenames", ()))
-        if path.name in SLURM_FILES or fixtures & SLURM_FIXTURES:
-            item.add_marker(pytest.mark.xdist_group("slurm"))
-        elif path.name in POSTGRES_FILES or "pg_url" in fixtures:
-            item.add_marker(pytest.mark.xdist_group("postgres"))
