@@ -12,20 +12,19 @@ GPU-hours by its gain over the classical cuts, per energy bin. The baseline here
   big tie at zero.
 - **The cut** is chosen on the **training** split, in each energy bin of the test table: for
   each of the six variants (2 discriminants × 3 radii) the cut that keeps :data:`EFF_GAMMA` of
-  the training gamma rays, and the variant whose Q = ε_γ/√ε_h is largest there. A training bin
-  with fewer than :data:`MIN_TRAIN_EVENTS` events of either kind takes the choice made on the
-  whole training split instead (said in the bin's ``baseline_variant``).
+  the training gamma rays, and the variant whose Q there is largest (Q at ε_γ as
+  :func:`wcd_hpc.merit.q_at_eff` defines it for the model, minimum background included). A
+  training bin with fewer than :data:`MIN_TRAIN_EVENTS` events of either kind takes the choice
+  made on the whole training split instead (said in the bin's ``baseline_variant``).
 - **Quoted on the test split**: the chosen cut is *applied* to the test events of the bin, so
   the baseline's Q is not tuned on the events it is quoted on. ``binned.json`` gains, per bin
-  and under ``all``: ``baseline_q_at_eff`` with ``_lo``/``_hi`` (the Clopper–Pearson-propagated
-  band of :func:`wcd_hpc.results.efficiency.q_band`), ``baseline_variant``, ``baseline_cut``,
-  and ``gain_q_at_eff`` = the model's Q at ε_γ = 0.5 over the baseline's.
+  and under ``all``: ``baseline_q_at_eff`` with ``_lo``/``_hi`` (the bootstrap interval of
+  :func:`wcd_hpc.merit.measure`, as the model's numbers have), ``baseline_variant``,
+  ``baseline_cut``, and ``gain_q_at_eff`` = the model's Q at ε_γ = 0.5 over the baseline's.
 
-The model's Q at ε_γ = 0.5 is the row's ``q_at_eff`` when the metrics already put one there;
-otherwise :func:`q_at_eff` computes it on the test scores (cut at the signal-score quantile)
-and writes it with its band. TODO(issue 23 points 1–3): once the ``q_at_eff`` metric with its
-cut chosen on validation lands, it fills the row first and :func:`q_at_eff` here is only the
-fallback for rows without it; replace it by that metric's function then.
+The model's Q at ε_γ = 0.5 is the row's ``q_at_eff`` (its cut chosen on validation); a row
+without one (a file evaluated with the baseline alone has no model) gets it measured on the
+test scores by the same function.
 
 Only gamma/hadron evaluations get a baseline: the signal class must be called ``gamma`` and
 the split's ``meta`` must hold the discriminants (footprint datasets; third-party datasets may
@@ -42,9 +41,9 @@ from typing import Any
 
 import numpy as np
 
+from wcd_hpc import merit
 from wcd_hpc.queue.schema import BINNED_FILE
 from wcd_hpc.results.baselineplots import ALL_ENERGIES
-from wcd_hpc.results.efficiency import q_band
 from wcd_hpc.results.evaluation import energy_bins, write_json
 from wcd_hpc.sim.discriminants import HIT_KEY, RADII, compactness_key, muon_key
 
@@ -59,8 +58,6 @@ __all__ = [
     "applies",
     "baseline_rows",
     "choose",
-    "cut_at_eff",
-    "q_at_eff",
 ]
 
 #: Signal efficiency of the working point compared (ε_γ = 0.5: stable, well populated).
@@ -125,45 +122,15 @@ class Cut:
     where: str  # "bin" | "all energies"
 
 
-def cut_at_eff(signal_scores: np.ndarray, eff: float = EFF_GAMMA) -> float:
-    """The threshold that keeps at least ``eff`` of the signal (``score >= threshold``)."""
-    s = np.sort(np.asarray(signal_scores, dtype=np.float64))[::-1]
-    if s.size == 0:
-        return float("inf")
-    keep = min(max(int(np.ceil(eff * s.size - 1e-9)), 1), s.size)
-    return float(s[keep - 1])
-
-
-def _counts(is_signal: np.ndarray, score: np.ndarray, threshold: float) -> tuple[int, ...]:
-    kept = score >= threshold
-    return (
-        int((kept & is_signal).sum()),
-        int(is_signal.sum()),
-        int((kept & ~is_signal).sum()),
-        int((~is_signal).sum()),
-    )
-
-
-def _q(k_s: int, n_s: int, k_b: int, n_b: int) -> float:
-    """Q = ε_s/√ε_b, ε_b floored at one event (as ``q_factor`` and the Q band do)."""
-    return float((k_s / max(n_s, 1)) / np.sqrt(max(k_b, 1) / max(n_b, 1)))
-
-
-def q_at_eff(
-    is_signal: np.ndarray, score: np.ndarray, eff: float = EFF_GAMMA
-) -> tuple[float, float, float] | None:
-    """(Q, lower, upper) at the cut keeping ``eff`` of the signal, on the same events.
-
-    Local stand-in for the ``q_at_eff`` metric of issue 23 points 1–3 (see the module
-    docstring); ``None`` without both signal and background.
-    """
-    sig = np.asarray(is_signal, dtype=bool)
-    if not sig.any() or sig.all():
-        return None
-    score = np.asarray(score, dtype=np.float64)
-    k_s, n_s, k_b, n_b = _counts(sig, score, cut_at_eff(score[sig], eff))
-    q, lo, hi = q_band(np.array([k_s]), n_s, np.array([k_b]), n_b)
-    return float(q[0]), float(lo[0]), float(hi[0])
+def _q_at_eff(
+    is_signal: np.ndarray, score: np.ndarray, threshold: float | None = None
+) -> merit.Value:
+    """Q at ε_γ = :data:`EFF_GAMMA` with its interval: at ``threshold`` (a cut chosen elsewhere)
+    or at the cut chosen on these very events — the model's definition, minimum background
+    included (:mod:`wcd_hpc.merit`)."""
+    settings = merit.Settings(efficiency=EFF_GAMMA)
+    choice = None if threshold is None else merit.Choice(threshold)
+    return merit.measure("q_at_eff", choice, is_signal, score, settings)
 
 
 def applies(class_names: Sequence[str], signal: int, *metas: Mapping[str, np.ndarray]) -> bool:
@@ -182,12 +149,13 @@ def choose(train: Sample, mask: np.ndarray | None = None) -> Cut | None:
     if min(int((sel & sig).sum()), int((sel & ~sig).sum())) < MIN_TRAIN_EVENTS:
         return None
     best: Cut | None = None
+    settings = merit.Settings(efficiency=EFF_GAMMA)
     for variant in VARIANTS:
         score = variant.score(train.meta)[sel]
-        threshold = cut_at_eff(score[sig[sel]])
-        q = _q(*_counts(sig[sel], score, threshold))
-        if best is None or q > best.train_q:
-            best = Cut(variant, threshold, q, "bin" if mask is not None else "all energies")
+        chosen = merit.choose("q_at_eff", sig[sel], score, settings).threshold
+        q = merit.q_at_eff(sig[sel], score, EFF_GAMMA)
+        if chosen is not None and (best is None or q > best.train_q):
+            best = Cut(variant, chosen, q, "bin" if mask is not None else "all energies")
     return best
 
 
@@ -197,18 +165,22 @@ def _apply(cut: Cut, test: Sample, mask: np.ndarray, in_bin: bool = True) -> dic
     A bin that had to take the cut chosen on all energies says so in its variant."""
     sig = np.asarray(test.is_signal, dtype=bool)[mask]
     score = cut.variant.score(test.meta)[mask]
-    k_s, n_s, k_b, n_b = _counts(sig, score, cut.threshold)
     label = cut.variant.label + ("" if cut.where == "bin" or in_bin is False else ALL_ENERGIES)
-    out: dict[str, Any] = {KEY_VARIANT: label, KEY_CUT: cut.threshold}
-    if n_s == 0 or n_b == 0:
-        return {**out, KEY_Q: None, f"{KEY_Q}_lo": None, f"{KEY_Q}_hi": None}
-    q, lo, hi = q_band(np.array([k_s]), n_s, np.array([k_b]), n_b)
+    q = _q_at_eff(sig, score, cut.threshold)
     return {
-        **out,
-        KEY_Q: float(q[0]),
-        f"{KEY_Q}_lo": float(lo[0]),
-        f"{KEY_Q}_hi": _finite(hi[0]),
+        KEY_VARIANT: label,
+        KEY_CUT: cut.threshold,
+        KEY_Q: q.value,
+        f"{KEY_Q}_lo": q.lo,
+        f"{KEY_Q}_hi": q.hi,
     }
+
+
+def _as_tuple(q: merit.Value) -> tuple[float, float, float] | None:
+    """(Q, lower, upper) for :func:`_with_gain`; ``None`` where Q is not measurable."""
+    if q.value is None:
+        return None
+    return q.value, float("nan") if q.lo is None else q.lo, float("inf") if q.hi is None else q.hi
 
 
 def _finite(value: float) -> float | None:
@@ -250,7 +222,7 @@ def baseline_rows(
     sig = np.asarray(test.is_signal, dtype=bool)
     overall = _apply(overall_cut, test, everything, in_bin=False)
     if scores is not None:
-        overall["_model"] = q_at_eff(sig, scores)
+        overall["_model"] = _as_tuple(_q_at_eff(sig, scores))
     rows = []
     train_log = None
     if train_energy is not None and len(train_energy) == np.asarray(train.is_signal).size:
@@ -262,7 +234,7 @@ def baseline_rows(
         entries = _apply(cut or overall_cut, test, mask)
         entries["_events"] = (int(mask.sum()), int((mask & sig).sum()))
         if scores is not None:
-            entries["_model"] = q_at_eff(sig[mask], np.asarray(scores)[mask])
+            entries["_model"] = _as_tuple(_q_at_eff(sig[mask], np.asarray(scores)[mask]))
         rows.append((lo, hi, entries))
     return overall, rows
 

@@ -35,8 +35,10 @@ def _series(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], .
         xs.append((row["log10_e_min"] + row["log10_e_max"]) / 2)
         widths.append((row["log10_e_max"] - row["log10_e_min"]) / 2)
         ys.append(float(value))
-        down.append(float(value) - float(lo) if lo is not None else 0.0)
-        up.append(float(hi) - float(value) if hi is not None else 0.0)
+        # A bootstrap interval need not cover its value (at the reach it lies above it): the
+        # bar then stops at the value on that side.
+        down.append(max(float(value) - float(lo), 0.0) if lo is not None else 0.0)
+        up.append(max(float(hi) - float(value), 0.0) if hi is not None else 0.0)
     return xs, widths, ys, down, up
 
 

@@ -56,9 +56,14 @@ class BinPoint:
 def _bars(
     values: list[float], lows: list[float | None], highs: list[float | None]
 ) -> list[list[float]]:
-    """Error bar lengths below and above; a missing end draws no bar on that side."""
-    below = [v - (lo if lo is not None else v) for v, lo in zip(values, lows, strict=True)]
-    above = [(hi if hi is not None else v) - v for v, hi in zip(values, highs, strict=True)]
+    """Error bar lengths below and above; a missing end draws no bar on that side, nor does an
+    end on the wrong side of the value (a bootstrap interval need not cover it)."""
+    below = [
+        max(v - (lo if lo is not None else v), 0.0) for v, lo in zip(values, lows, strict=True)
+    ]
+    above = [
+        max((hi if hi is not None else v) - v, 0.0) for v, hi in zip(values, highs, strict=True)
+    ]
     return [below, above]
 
 
