@@ -6,17 +6,23 @@ real service (the dev Slurm cluster, PostgreSQL, an ``mlflow server``, the gRPC 
 or run a sweep end to end. ``scripts/test.sh`` runs the unit stage first and stops there on a
 failure, then the integration stage. The unit stage uses every core (pytest-xdist); the
 integration tests run one at a time: they share the one Slurm queue (the ``slurm_cluster``
-fixture cancels the jobs that appeared during its test) and the one PostgreSQL server (a test
-restarts it), and side by side they failed each other.
+fixture cancels the jobs that appeared during its test) and the one PostgreSQL server, and side
+by side they failed each other. Tests that stop or restart PostgreSQL do it to a server of their
+own (``private_pg``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pwd
+import shutil
+import socket
 import subprocess
 import subprocess as _subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -243,6 +249,95 @@ def pg_url() -> str:
     except Exception as exc:
         need("PostgreSQL", f"{type(exc).__name__} (run slurm/dev-cluster/postgres-up)")
     return PG_URL
+
+
+#: The password of every private PostgreSQL server: tests check it never reaches the output.
+PRIVATE_PG_SECRET = "private-secret"
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+@dataclass
+class PrivatePostgres:
+    """A PostgreSQL server of one test's own: its data directory, port, how to stop and start it.
+
+    Tests that take the database away (an outage, a restart) use one, so that no other test
+    and no other user of the shared server (``slurm/dev-cluster/postgres-up``) sees it go."""
+
+    bin: Path
+    data: Path
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://wcd:{PRIVATE_PG_SECRET}@127.0.0.1:{self.port}/private"
+
+    def _ctl(self, *args: str) -> None:
+        opts = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1"
+        cmd = [str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", opts, *args]
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", *cmd], check=True, capture_output=True, timeout=60
+        )
+
+    def start(self) -> None:
+        self._ctl("-l", str(self.data / "server.log"), "-w", "start")
+
+    def stop(self) -> None:
+        self._ctl("-m", "fast", "-w", "stop")
+
+    def sql(self, statement: str) -> None:
+        psql = [str(self.bin / "psql"), "-h", str(self.data), "-p", str(self.port)]
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", *psql, "-d", "postgres", "-c", statement],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def private_pg() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL cluster of the test's own (needs root, a postgres user and initdb): database
+    ``private`` owned by ``wcd`` with the password :data:`PRIVATE_PG_SECRET`."""
+    pg = _pg_bin()
+    usable = os.geteuid() == 0 and pg is not None and shutil.which("runuser") is not None
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        usable = False
+    if not usable:
+        reason = "a private PostgreSQL cluster needs root, runuser, a postgres user and initdb"
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    assert pg is not None
+    data = Path(tempfile.mkdtemp(prefix="wcd-pg-"))
+    shutil.chown(data, "postgres", "postgres")
+    subprocess.run(
+        ["runuser", "-u", "postgres", "--", str(pg / "initdb"), "-D", str(data), "-A", "trust"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    cluster = PrivatePostgres(pg, data, _free_port())
+    cluster.start()
+    try:
+        cluster.sql(f"CREATE ROLE wcd LOGIN PASSWORD '{PRIVATE_PG_SECRET}'")
+        cluster.sql("CREATE DATABASE private OWNER wcd")
+        yield cluster
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):  # stopped already
+            cluster.stop()
+        shutil.rmtree(data, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,11 @@
-"""PostgreSQL at scale: schema made by ``sweep``, and a database restart mid-sweep loses nothing."""
+"""PostgreSQL at scale: schema made by ``sweep``, and a database restart mid-sweep loses nothing.
+
+The restart is done to a private server (``private_pg``), never to the shared one.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import threading
 import time
 import uuid
@@ -15,7 +15,7 @@ from typing import Any
 import optuna
 import pytest
 import sqlalchemy
-from conftest import IN_CI, need
+from conftest import PRIVATE_PG_SECRET, PrivatePostgres
 from optuna.trial import TrialState
 
 from wcd_hpc.queue.storage import open_storage
@@ -49,24 +49,6 @@ def test_a_worker_keeps_one_connection_and_never_opens_more_than_three(pg_url: s
     assert (pool.size(), pool._max_overflow) == (1, 2)
 
 
-def _restart_postgresql() -> None:
-    clusters = sorted(os.listdir("/etc/postgresql"))
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", clusters[-1], "main", "restart"],
-        check=True,
-        capture_output=True,
-    )
-
-
-def _can_restart() -> None:
-    if os.geteuid() != 0 or shutil.which("pg_ctlcluster") is None:
-        if IN_CI:
-            pytest.fail("restarting PostgreSQL needs root and pg_ctlcluster in CI")
-        pytest.skip("restarting PostgreSQL needs root and pg_ctlcluster")
-    if not os.path.isdir("/etc/postgresql"):
-        need("PostgreSQL", "no /etc/postgresql cluster to restart")
-
-
 def _finished(url: str, name: str) -> int:
     try:
         study = optuna.load_study(study_name=name, storage=open_storage(url))
@@ -77,9 +59,9 @@ def _finished(url: str, name: str) -> int:
 
 @pytest.mark.slow
 def test_a_postgresql_restart_mid_sweep_loses_and_duplicates_nothing(
-    cli, testplugins, toy_experiment, tmp_path: Path, pg_url: str
+    cli, testplugins, toy_experiment, tmp_path: Path, private_pg: PrivatePostgres
 ) -> None:
-    _can_restart()
+    pg_url = private_pg.url  # a server of the test's own: the restart disturbs nobody else
     name = f"restart-{uuid.uuid4().hex[:12]}"
     budget = 16
     exp = toy_experiment(name=name, trials=budget, workers=2, storage=pg_url)
@@ -90,7 +72,8 @@ def test_a_postgresql_restart_mid_sweep_loses_and_duplicates_nothing(
         while time.monotonic() < deadline:
             done = _finished(pg_url, name)
             if done >= 3:
-                _restart_postgresql()
+                private_pg.stop()
+                private_pg.start()
                 restarted_at.append(done)
                 return
             time.sleep(0.2)
@@ -108,4 +91,4 @@ def test_a_postgresql_restart_mid_sweep_loses_and_duplicates_nothing(
     assert len(set(params)) == budget
     logs = res.out + res.err
     logs += "".join(p.read_text() for p in (tmp_path / f"runs/{name}/logs").iterdir())
-    assert "wcd-secret" not in logs
+    assert PRIVATE_PG_SECRET not in logs

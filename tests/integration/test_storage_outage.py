@@ -8,23 +8,15 @@ server. The retry window is shortened through ``$WCD_HPC_STORAGE_RETRY_S`` so th
 
 from __future__ import annotations
 
-import contextlib
-import os
-import pwd
-import shutil
-import socket
 import subprocess
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 import pytest
-from conftest import IN_CI
+from conftest import PRIVATE_PG_SECRET, PrivatePostgres
 from optuna.trial import TrialState
 
 from wcd_hpc.queue.schema import OUTAGE_FILE, TRIAL_SUSPENDED, TRIAL_SUSPENDED_BY, trial_dir
@@ -48,87 +40,6 @@ executor: local
 """
 
 
-def _pg_bin() -> Path | None:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    return found[-1].parent if found else None
-
-
-@dataclass
-class Cluster:
-    """A private PostgreSQL server: its data directory, port, and how to stop and start it."""
-
-    bin: Path
-    data: Path
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"postgresql://wcd:outage-secret@127.0.0.1:{self.port}/outage"
-
-    def _ctl(self, *args: str) -> None:
-        opts = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1"
-        cmd = [str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", opts, *args]
-        subprocess.run(
-            ["runuser", "-u", "postgres", "--", *cmd], check=True, capture_output=True, timeout=60
-        )
-
-    def start(self) -> None:
-        self._ctl("-l", str(self.data / "server.log"), "-w", "start")
-
-    def stop(self) -> None:
-        self._ctl("-m", "fast", "-w", "stop")
-
-    def sql(self, statement: str) -> None:
-        psql = [str(self.bin / "psql"), "-h", str(self.data), "-p", str(self.port)]
-        subprocess.run(
-            ["runuser", "-u", "postgres", "--", *psql, "-d", "postgres", "-c", statement],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def private_pg() -> Iterator[Cluster]:
-    """A PostgreSQL cluster of the test's own (needs root, a postgres user and initdb)."""
-    pg = _pg_bin()
-    usable = os.geteuid() == 0 and pg is not None and shutil.which("runuser") is not None
-    try:
-        pwd.getpwnam("postgres")
-    except KeyError:
-        usable = False
-    if not usable:
-        reason = "a private PostgreSQL cluster needs root, runuser, a postgres user and initdb"
-        if IN_CI:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    assert pg is not None
-    data = Path(tempfile.mkdtemp(prefix="wcd-pg-"))
-    shutil.chown(data, "postgres", "postgres")
-    subprocess.run(
-        ["runuser", "-u", "postgres", "--", str(pg / "initdb"), "-D", str(data), "-A", "trust"],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    cluster = Cluster(pg, data, _free_port())
-    cluster.start()
-    try:
-        cluster.sql("CREATE ROLE wcd LOGIN PASSWORD 'outage-secret'")
-        cluster.sql("CREATE DATABASE outage OWNER wcd")
-        yield cluster
-    finally:
-        with contextlib.suppress(subprocess.CalledProcessError):  # stopped already
-            cluster.stop()
-        shutil.rmtree(data, ignore_errors=True)
-
-
 def _training(url: str, name: str) -> bool:
     """Whether a trial of the study is mid-training (has reported two epochs, not finished)."""
     try:
@@ -146,7 +57,7 @@ def _workers_of(name: str) -> list[str]:
 
 @pytest.mark.slow
 def test_a_storage_outage_longer_than_the_window_stops_the_sweep_in_one_line_and_loses_nothing(
-    cli, testplugins, tmp_path: Path, private_pg: Cluster
+    cli, testplugins, tmp_path: Path, private_pg: PrivatePostgres
 ) -> None:
     name = f"outage-{uuid.uuid4().hex[:8]}"
     budget = 3
@@ -173,7 +84,7 @@ def test_a_storage_outage_longer_than_the_window_stops_the_sweep_in_one_line_and
     errors = [line for line in res.err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, res.err[-3000:]
     assert "unreachable" in errors[0] and "workers stopped" in errors[0], errors[0]
-    assert "outage-secret" not in res.err + res.out
+    assert PRIVATE_PG_SECRET not in res.err + res.out
     assert "Traceback" not in res.err
     assert res.code == 69
     assert _workers_of(name) == []
