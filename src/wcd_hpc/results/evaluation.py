@@ -183,13 +183,21 @@ def write_binned(
     settings: merit.Settings | None = None,
     cuts: Mapping[str, Any] | None = None,
     provenance: Mapping[str, Any] | None = None,
+    validation_bins: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """``out/binned.json`` (:func:`binned_payload`), returned too."""
+    """``out/binned.json`` (:func:`binned_payload`), returned too.
+
+    ``validation_bins``: a trial's objective per energy bin on the validation split (rows of
+    :func:`binned_table`), kept beside the test bins so that the finalists' report can give
+    mean ± std per bin on validation as well as on test without the data at hand.
+    """
     payload = binned_payload(
         y_true, probs, meta, class_names, metrics, signal=signal, settings=settings, cuts=cuts
     )
     if provenance:
         payload["provenance"] = dict(provenance)
+    if validation_bins is not None:
+        payload["validation_bins"] = [dict(row) for row in validation_bins]
     write_json(out / BINNED_FILE, payload)
     return payload
 
