@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -140,16 +140,21 @@ def write_evaluation_artifacts(
     provenance: Provenance | None = None,
     settings: merit.Settings | None = None,
     cuts: Mapping[str, Any] | None = None,
+    extend: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
     """Write ``out/binned.json`` and the figures under ``out/plots/``; return ``binned.json``.
 
     ``binned.json`` also holds the same metrics over the whole sample under ``all``. ``cuts``
     (a ``cuts.json`` payload) are applied; without them every cut is chosen on this sample.
-    The figures quote the very numbers of ``binned.json``.
+    ``extend`` adds to ``binned.json`` before the figures are drawn (the classical baseline,
+    whose figure is drawn from it) and returns the file's new content, or ``None`` for no
+    change. The figures quote the very numbers of ``binned.json``.
     """
     payload = write_binned(
         out, y_true, probs, meta, class_names, metrics, signal=signal, settings=settings, cuts=cuts
     )
+    if extend is not None:
+        payload = extend(payload) or payload
     write_plots(
         out, y_true, probs, meta, class_names, signal=signal, provenance=provenance, binned=payload
     )
