@@ -122,14 +122,27 @@ def evaluate_cmd(
     if result.bins:
         table = Table(title="per energy bin, log10(E0/GeV)")
         names = [m for m in BINNED_METRICS if m in result.bins[0]]
-        for column in ("bin", "events", *names):
+        compared = any("baseline_q_at_eff" in row for row in result.bins)
+        extra = ("baseline q_at_eff", "gain") if compared else ()
+        for column in ("bin", "events", *names, *extra):
             table.add_column(column, justify="right")
         for row in result.bins:
             edges = f"{row['log10_e_min']:.1f}–{row['log10_e_max']:.1f}"
-            table.add_row(edges, str(row["events"]), *(_cell(row, m) for m in names))
+            cells = [_cell(row, m) for m in names]
+            if compared:
+                gain = row.get("gain_q_at_eff")
+                cells += [
+                    _cell(row, "baseline_q_at_eff"),
+                    f"{gain:.2f}" if isinstance(gain, (int, float)) else "–",
+                ]
+            table.add_row(edges, str(row["events"]), *cells)
         out.print(table)
+        if compared:
+            out.print("baseline: the run's classical cuts (chosen on its training split)")
     else:
         out.print("no energy column in the file's info table: no per-bin table")
+    if result.no_baseline:
+        out.print(result.no_baseline)
     out.print(f"files: {result.out}")
 
 

@@ -84,6 +84,7 @@ def render(info: dict[str, Any], shown: int | None = SHOWN_TRIALS) -> Group:
         )
     if info.get("final"):
         parts.append(Text(finalists.line(info["final"])))
+        parts.extend(Text(row) for row in finalists.bin_lines(info["final"]))
     if info["running"]:
         table = Table(title="running", title_justify="left")
         for col in ("trial", "host", "pid", "worker", "elapsed", "epoch", "state"):

@@ -120,9 +120,11 @@ def _summary(p: Plan, study: optuna.Study, budget: int) -> None:
     line = best_line(study, p.exp.metric)
     if line:
         out.print(line)
-    final = finalists.report(study, trials)
+    final = finalists.report(study, trials, p.run_dir)
     if final is not None:
         out.print(finalists.line(final))
+        for row in finalists.bin_lines(final):
+            out.print(row)
     details = command_for(["wcd-hpc", "status", p.exp.name], p.url, p.run_dir.parent)
     out.print(f"details: {details}")
 

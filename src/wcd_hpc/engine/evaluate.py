@@ -47,6 +47,7 @@ from wcd_hpc.plugins import Registry
 from wcd_hpc.queue import files
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.schema import (
+    BINNED_FILE,
     CUTS_FILE,
     DATA_SPEC_FILE,
     EVALUATION_METRICS_FILE,
@@ -57,7 +58,9 @@ from wcd_hpc.queue.schema import (
     PARAMS_FILE,
 )
 from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.results import baseline
 from wcd_hpc.results import provenance as origin
+from wcd_hpc.results.baselinefile import file_sample
 from wcd_hpc.results.evaluation import (
     Provenance,
     with_primary,
@@ -97,6 +100,9 @@ class RunInfo:
     cuts: dict[str, Any] | None = None
     #: The experiment's ``metric.min_background`` and ``metric.efficiency``.
     settings: merit.Settings = field(default_factory=merit.Settings)
+    #: The run's own ``binned.json`` (``None``: none): the classical baseline's cuts, chosen on
+    #: its training split, are applied to the file from it.
+    binned: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,8 @@ class Evaluation:
     bins: list[dict[str, Any]]
     #: Where the cuts came from: ``validation split`` (the run's) or ``this sample``.
     cuts_chosen_on: str = "this sample"
+    #: Why a gamma/hadron evaluation has no classical baseline, and how to get one.
+    no_baseline: str | None = None
 
 
 def _read_json(path: Path) -> Any:
@@ -150,6 +158,7 @@ def load_run(run_dir: Path, registry: Registry, storage: str | None = None) -> R
     params = dict(recorded["params"])
     kind = "train run" if (run_dir / EXPERIMENT_FILE).exists() else "trial"
     cuts = _read_json(run_dir / CUTS_FILE) if (run_dir / CUTS_FILE).exists() else None
+    binned = _read_json(run_dir / BINNED_FILE) if (run_dir / BINNED_FILE).exists() else None
     chosen = merit.Settings(
         min_background=int(exp.get("metric.min_background", merit.MIN_BACKGROUND)),
         efficiency=float(exp.get("metric.efficiency", merit.SIGNAL_EFFICIENCY)),
@@ -166,6 +175,7 @@ def load_run(run_dir: Path, registry: Registry, storage: str | None = None) -> R
         signal_class=exp.get("signal_class"),
         cuts=cuts,
         settings=chosen,
+        binned=binned if isinstance(binned, dict) else None,
     )
 
 
@@ -283,6 +293,13 @@ def evaluate_file(
         software=origin.software_text(origin.software()),
         data=origin.describe(data),
     )
+    missing: list[str] = []
+
+    def with_baseline(payload: dict[str, Any]) -> dict[str, Any] | None:
+        added, why = _baseline(run, path, target, labels == signal, probs, signal, meta)
+        missing.extend([why] if why else [])
+        return added
+
     payload = write_evaluation_artifacts(
         target,
         labels,
@@ -294,6 +311,7 @@ def evaluate_file(
         provenance=provenance,
         settings=run.settings,
         cuts=run.cuts,
+        extend=with_baseline,
     )
     for key, value in payload["all"].items():
         if key in metrics or key[:-3] in metrics:
@@ -310,8 +328,54 @@ def evaluate_file(
         record["undefined"] = undefined
     write_json(target / EVALUATION_METRICS_FILE, record)
     return Evaluation(
-        target, int(labels.size), metrics, payload["bins"], str(payload["cuts_chosen_on"])
+        target,
+        int(labels.size),
+        metrics,
+        payload["bins"],
+        str(payload["cuts_chosen_on"]),
+        missing[0] if missing else None,
     )
+
+
+def _baseline(
+    run: RunInfo,
+    path: Path,
+    out: Path,
+    is_signal: np.ndarray,
+    probs: np.ndarray,
+    signal: int,
+    meta: Mapping[str, np.ndarray],
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The classical baseline on the file, for a gamma/hadron run: the cuts the run chose on
+    its training split (its ``binned.json``) applied to the file's events, so that neither the
+    model's cuts nor the baseline's are tuned on the file. Returns ``binned.json`` with it, or
+    the one line that says why there is none and how to get one (``None`` for a run that is
+    not gamma/hadron: no baseline is defined there)."""
+    names = run.spec.class_names
+    if not 0 <= signal < len(names) or str(names[signal]).lower() != "gamma":
+        return None, None
+    alone = f"wcd-hpc evaluate --baseline {path} --baseline-train TRAIN.h5"
+    if run.binned is None or not baseline.recorded(run.binned):
+        return None, (
+            f"no classical baseline: {run.run_dir} records no baseline cut chosen on its "
+            f"training split (its data had no footprint discriminants, or it was trained "
+            f"before the baseline existed); the baseline alone on this file: {alone}"
+        )
+    try:
+        sample = file_sample(path)
+    except DataError as exc:
+        return None, f"no classical baseline: {exc}"
+    if not baseline.applies(names, signal, sample.meta):
+        return None, f"no classical baseline: {path} gives no footprint discriminants"
+    added = baseline.apply_recorded(
+        out,
+        run.binned,
+        baseline.Sample(is_signal, sample.meta),
+        scores=probs[:, signal],
+        test_energy=meta.get("energy"),
+        source=f"{run.run_dir / BINNED_FILE}",
+    )
+    return added, None
 
 
 def _signal(run: RunInfo, labels: np.ndarray, meta: dict[str, np.ndarray]) -> int:

@@ -40,6 +40,7 @@ from wcd_hpc.queue.schema import (
 from wcd_hpc.results import baseline
 from wcd_hpc.results import provenance as origin
 from wcd_hpc.results.evaluation import (
+    binned_table,
     write_binned,
     write_json,
 )
@@ -141,8 +142,11 @@ def test_report(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Cuts chosen on validation (``cuts.json``), applied to the test split (``binned.json``).
 
-    Returns the test metrics for ``result.json`` — the cut-based ones at the validation cuts,
-    every one with ``_lo``/``_hi`` — and the provenance.
+    ``binned.json`` also keeps the objective per energy bin on validation (``validation_bins``,
+    at those same cuts): the finalists' report averages it over seeds.
+
+        Returns the test metrics for ``result.json`` — the cut-based ones at the validation cuts,
+        every one with ``_lo``/``_hi`` — and the provenance.
     """
     chosen = settings(ctx.exp)
     val = ctx.splits.val
@@ -153,6 +157,11 @@ def test_report(
     data = origin.data_provenance(ctx.exp.dataset, ctx.exp.dataset_params)
     where = {"software": origin.software(), "data": data}
     test_split = ctx.splits.test
+    objective = {n: m for n, m in ctx.metrics.items() if n == ctx.exp.metric}
+    val_meta = with_signal_class(val.meta, signal, y_val.size)
+    val_bins = binned_table(
+        y_val, val_probs, val_meta, objective, signal=signal, settings=chosen, cuts=cuts
+    )
     payload = write_binned(
         out,
         test_split.y.cpu().numpy(),
@@ -164,6 +173,7 @@ def test_report(
         settings=chosen,
         cuts=cuts,
         provenance=where,
+        validation_bins=val_bins,
     )
     test = metric_values(ctx, test_split, probs)
     overall = payload["all"]

@@ -18,8 +18,9 @@ trial's seed is the experiment's seed plus its number, so each finalist trains w
   one whose worker died is reaped and re-enqueued with its tag (:mod:`wcd_hpc.queue.reaper`).
 - **The pick** (:func:`report`) is the configuration with the best *mean* validation objective
   over its finalist seeds (the original trial, selected for being lucky, is left out of the
-  mean); the report gives mean ± std (sample standard deviation) on validation and test, and
-  the model to register is the pick's best seed on validation.
+  mean); the report gives mean ± std (sample standard deviation) on validation and test, overall
+  and per energy bin (from each finalist's ``binned.json``: a single number hides where a
+  classifier fails), and the model to register is the pick's best seed on validation.
 """
 
 from __future__ import annotations
@@ -40,15 +41,28 @@ from wcd_hpc.queue import claims
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.reaper import heartbeat_interval, reap
 from wcd_hpc.queue.schema import (
+    BINNED_FILE,
     STUDY_EXPERIMENT,
     STUDY_FINALISTS,
     TRIAL_FINALIST,
     TRIAL_SUSPENDED,
     TRIAL_TEST,
+    trial_dir,
 )
 from wcd_hpc.queue.storage import claim_lock
 
-__all__ = ["chosen", "claim", "enqueue_once", "line", "linger", "metrics", "report"]
+__all__ = [
+    "bin_lines",
+    "bin_rows",
+    "chosen",
+    "claim",
+    "enqueue_once",
+    "line",
+    "linger",
+    "metrics",
+    "report",
+    "shown",
+]
 
 Claim = tuple[optuna.Trial, bool]
 Sample = Callable[[optuna.Trial], object]
@@ -163,13 +177,62 @@ def _spread(values: list[float]) -> dict[str, Any]:
     return {"mean": mean, "std": std, "n": n}
 
 
-def report(study: optuna.Study, trials: list[FrozenTrial] | None = None) -> dict[str, Any] | None:
+Edges = tuple[float, float]
+#: ``binned.json``'s rows of the objective per energy bin: on validation, and on test.
+_BIN_ROWS = (("val", "validation_bins"), ("test", "bins"))
+
+
+def _trial_bins(run_dir: Path, number: int, metric: str) -> dict[str, dict[Edges, float]]:
+    """The objective per energy bin of one trial, on validation and test, from its
+    ``binned.json``; empty where the trial wrote none (data without energies, a metric that is
+    not binned, or a trial from before validation bins were written)."""
+    try:
+        payload = json.loads((trial_dir(run_dir, number) / BINNED_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    out: dict[str, dict[Edges, float]] = {}
+    for split, key in _BIN_ROWS:
+        rows = payload.get(key) if isinstance(payload, dict) else None
+        values: dict[Edges, float] = {}
+        for row in rows if isinstance(rows, list) else []:
+            value = row.get(metric)
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                edges = (round(float(row["log10_e_min"]), 6), round(float(row["log10_e_max"]), 6))
+                values[edges] = float(value)
+        out[split] = values
+    return out
+
+
+def _per_bin(run_dir: Path | None, done: list[FrozenTrial], metric: str) -> list[dict[str, Any]]:
+    """Mean ± std over the seeds of the objective in each energy bin, on validation and test;
+    a seed without a value in a bin (too few events there) is left out of that bin's mean."""
+    if run_dir is None:
+        return []
+    seen = [_trial_bins(run_dir, t.number, metric) for t in done]
+    edges = sorted({e for trial in seen for values in trial.values() for e in values})
+    return [
+        {
+            "log10_e_min": lo,
+            "log10_e_max": hi,
+            **{
+                split: _spread([t[split][(lo, hi)] for t in seen if (lo, hi) in t.get(split, {})])
+                for split, _ in _BIN_ROWS
+            },
+        }
+        for lo, hi in edges
+    ]
+
+
+def report(
+    study: optuna.Study, trials: list[FrozenTrial] | None = None, run_dir: Path | None = None
+) -> dict[str, Any] | None:
     """The finalists' summary (``status --json`` ``final``), None before any finalist finished.
 
     ``configurations``: per retrained configuration, its original trial, its finalist trials,
-    mean ± std of the validation objective and of the test value of the objective's metric.
-    ``pick``: the configuration with the best mean validation objective; ``model_trial`` its
-    best seed on validation (the registered ``@best`` model).
+    mean ± std of the validation objective and of the test value of the objective's metric,
+    and ``bins``: the same per energy bin (read from the trials' files under ``run_dir``;
+    empty without it). ``pick``: the configuration with the best mean validation objective;
+    ``model_trial`` its best seed on validation (the registered ``@best`` model).
     """
     numbers = study.user_attrs.get(STUDY_FINALISTS)
     if not numbers:
@@ -204,6 +267,7 @@ def report(study: optuna.Study, trials: list[FrozenTrial] | None = None) -> dict
                 "finalists": sorted(t.number for t in done),
                 "val": _spread([float(t.value or 0.0) for t in done]),
                 "test": _spread(tests),
+                "bins": _per_bin(run_dir, done, metric),
                 "best_seed_trial": seed_best.number,
             }
         )
@@ -218,27 +282,36 @@ def report(study: optuna.Study, trials: list[FrozenTrial] | None = None) -> dict
         "params": best["params"],
         "val": best["val"],
         "test": best["test"],
+        "bins": best["bins"],
         "model_trial": best["best_seed_trial"],
         "complete": left == 0,
         "configurations": configs,
     }
 
 
+def shown(part: dict[str, Any]) -> str:
+    """``mean ± std`` for people, rounded to the std's second significant digit (the mean
+    alone, to three digits, for a single seed; ``± 0`` when the seeds agree to rounding
+    noise); ``–`` without a value."""
+    mean, std = part["mean"], part["std"]
+    if mean is None:
+        return "–"
+    if std is None or not math.isfinite(std):
+        return f"{mean:.3g}"
+    if std <= 1e-9 * abs(mean) or std == 0:
+        return f"{mean:.3g} ± 0"
+    digits = max(0, 1 - math.floor(math.log10(std)))
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
 def line(final: dict[str, Any]) -> str:
     """One line for people: ``final pick: trial 3 (2 seeds): validation f1 = 0.912 ± 0.004;
     test f1 = 0.905 ± 0.006; model: trial 9``."""
     metric = final["metric"]
-
-    def show(part: dict[str, Any]) -> str:
-        if part["mean"] is None:
-            return "–"
-        std = part["std"]
-        return f"{part['mean']:.4g} ± {std:.2g}" if std is not None else f"{part['mean']:.4g}"
-
     more = "" if final["complete"] else " (finalists still running)"
     return (
         f"final pick: configuration of trial {final['pick']} ({final['val']['n']} new seeds): "
-        f"validation {metric} = {show(final['val'])}; test {metric} = {show(final['test'])}; "
+        f"validation {metric} = {shown(final['val'])}; test {metric} = {shown(final['test'])}; "
         f"model: trial {final['model_trial']}{more}"
     )
 
@@ -258,3 +331,31 @@ def metrics(final: dict[str, Any] | None) -> dict[str, float]:
             if value is not None:
                 out[f"final_{split}_{stat}"] = float(value)
     return out
+
+
+def bin_lines(final: dict[str, Any]) -> list[str]:
+    """The pick's objective per energy bin for people, one line per bin under a header (none
+    without bins): ``  3.0–3.5  validation 2.41 ± 0.12  test 2.3 ± 0.2``."""
+    bins = final.get("bins") or []
+    if not bins:
+        return []
+    head = f"final pick per energy bin, log10(E0/GeV), {final['metric']} (mean ± std over seeds):"
+    return [head] + [
+        f"  {b['log10_e_min']:.1f}–{b['log10_e_max']:.1f}  validation {shown(b['val'])}  "
+        f"test {shown(b['test'])}"
+        for b in bins
+    ]
+
+
+def bin_rows(final: dict[str, Any] | None) -> tuple[list[str], list[list[Any]]]:
+    """The pick's per-bin mean ± std as a table (columns, rows) for the MLflow parent run:
+    ``log10_e_min``, ``log10_e_max``, then ``val_mean``/``_std``/``_n`` and the same for test."""
+    columns = ["log10_e_min", "log10_e_max"] + [
+        f"{split}_{stat}" for split, _ in _BIN_ROWS for stat in ("mean", "std", "n")
+    ]
+    rows = [
+        [b["log10_e_min"], b["log10_e_max"]]
+        + [b[split][stat] for split, _ in _BIN_ROWS for stat in ("mean", "std", "n")]
+        for b in (final or {}).get("bins") or []
+    ]
+    return columns, rows

@@ -7,7 +7,8 @@ The dict is a stable interface for scripts: ``counts`` keyed by Optuna's state n
 node, GPU, ``pruned_because``, ``kept_epoch`` and ``gpu_hours``, its share of the GPU-hours:
 training time times the GPUs its worker held over the workers sharing them), ``finalists`` (the
 setting, the configurations retrained, their trials, how many are left) and ``final`` (the
-finalists' pick with mean ± std on validation and test, :func:`wcd_hpc.queue.finalists.report`).
+finalists' pick with mean ± std on validation and test, overall and per energy bin under ``bins``,
+:func:`wcd_hpc.queue.finalists.report`).
 ``finished`` counts ordinary trials only: finalists are apart from the budget. New keys may be
 added; existing ones keep their meaning.
 """
@@ -250,7 +251,7 @@ def summarize(study: optuna.Study, run_dir: Path) -> dict[str, Any]:
         "finished": studies.finished(trials),  # ordinary trials: finalists are apart
         "done": (studies.finished(trials) >= budget > 0 and not left) or gpu_spent,
         "finalists": finalists_block(study, trials, left),
-        "final": finalists.report(study, trials),
+        "final": finalists.report(study, trials, run_dir),
         "gpu_hours_budget": gpu_budget,
         "gpu_hours_used": gpu_used,
         "counts": counts,

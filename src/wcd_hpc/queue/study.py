@@ -28,7 +28,7 @@ from wcd_hpc.errors import ConfigError, StorageError, StudyConflict, StudyNotFou
 from wcd_hpc.experiment.config import NAME_RULE, Experiment, changed_keys, valid_name
 from wcd_hpc.experiment.space import Space
 from wcd_hpc.output.files import not_a_file
-from wcd_hpc.queue import identity
+from wcd_hpc.queue import definitions, identity
 from wcd_hpc.queue.journal import CheckedJournalBackend, scan
 from wcd_hpc.queue.schema import (
     JOURNAL_FILE,
@@ -213,6 +213,7 @@ def prepare(
             raise StudyConflict(
                 f"study '{exp.name}' in {mask(url)} was not created by wcd-hpc; choose another name"
             )
+        definitions.check_resume(stored, exp.name, mask(url))
         changed = changed_keys(
             stored, exp, stored_space=study.user_attrs.get(STUDY_SPACE), space=space
         )

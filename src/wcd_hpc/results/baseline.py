@@ -26,6 +26,11 @@ The model's Q at ε_γ = 0.5 is the row's ``q_at_eff`` (its cut chosen on valida
 without one (a file evaluated with the baseline alone has no model) gets it measured on the
 test scores by the same function.
 
+A trained run's ``binned.json`` thus records the cuts its training split chose (variant and
+threshold, overall and per bin); ``wcd-hpc evaluate RUN FILE`` applies those to the file
+(:func:`apply_recorded`), as it applies the run's validation cuts to the model's scores, so
+the file's gain is model against baseline with neither tuned on the file.
+
 Only gamma/hadron evaluations get a baseline: the signal class must be called ``gamma`` and
 the split's ``meta`` must hold the discriminants (footprint datasets; third-party datasets may
 add them with :func:`wcd_hpc.sim.discriminants.features`).
@@ -34,7 +39,7 @@ add them with :func:`wcd_hpc.sim.discriminants.features`).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,8 +61,10 @@ __all__ = [
     "Variant",
     "add_to_binned",
     "applies",
+    "apply_recorded",
     "baseline_rows",
     "choose",
+    "recorded",
 ]
 
 #: Signal efficiency of the working point compared (ε_γ = 0.5: stable, well populated).
@@ -217,6 +224,27 @@ def baseline_rows(
     overall_cut = choose(train)
     if overall_cut is None:
         return None, []
+    train_log = None
+    if train_energy is not None and len(train_energy) == np.asarray(train.is_signal).size:
+        train_log = np.log10(np.clip(np.asarray(train_energy, dtype=np.float64), 1e-300, None))
+
+    def in_bin(lo: float, hi: float) -> Cut | None:
+        if train_log is None:
+            return None
+        return choose(train, (train_log >= lo - 1e-9) & (train_log < hi - 1e-9))
+
+    return _rows(overall_cut, in_bin, test, energy, scores)
+
+
+def _rows(
+    overall_cut: Cut,
+    cut_for: Callable[[float, float], Cut | None],
+    test: Sample,
+    energy: np.ndarray | None,
+    scores: np.ndarray | None,
+) -> tuple[dict[str, Any], list[tuple[float, float, dict[str, Any]]]]:
+    """The entries of :func:`baseline_rows` given the cuts: overall, and ``cut_for(lo, hi)``
+    in each test energy bin (``None``: the overall cut, said in the bin's variant)."""
     n = np.asarray(test.is_signal).size
     everything = np.ones(n, dtype=bool)
     sig = np.asarray(test.is_signal, dtype=bool)
@@ -224,14 +252,8 @@ def baseline_rows(
     if scores is not None:
         overall["_model"] = _as_tuple(_q_at_eff(sig, scores))
     rows = []
-    train_log = None
-    if train_energy is not None and len(train_energy) == np.asarray(train.is_signal).size:
-        train_log = np.log10(np.clip(np.asarray(train_energy, dtype=np.float64), 1e-300, None))
     for lo, hi, mask in energy_bins(energy, n):
-        cut = None
-        if train_log is not None:
-            cut = choose(train, (train_log >= lo - 1e-9) & (train_log < hi - 1e-9))
-        entries = _apply(cut or overall_cut, test, mask)
+        entries = _apply(cut_for(lo, hi) or overall_cut, test, mask)
         entries["_events"] = (int(mask.sum()), int((mask & sig).sum()))
         if scores is not None:
             entries["_model"] = _as_tuple(_q_at_eff(sig[mask], np.asarray(scores)[mask]))
@@ -252,6 +274,65 @@ def add_to_binned(
     a baseline-only one when there is none; returns the file's content, ``None`` when the
     training split cannot choose a cut."""
     overall, rows = baseline_rows(train, test, test_energy, train_energy, scores)
+    return _merge(out, overall, rows, {"cuts_chosen_on": "train"})
+
+
+def _recorded(entry: Mapping[str, Any], overall: bool = False) -> Cut | None:
+    """The cut a ``binned.json`` row records (its variant's label and threshold), if any;
+    ``overall``: the row is ``all``, whose cut was chosen on all energies."""
+    label, threshold = entry.get(KEY_VARIANT), entry.get(KEY_CUT)
+    if not isinstance(label, str) or not isinstance(threshold, (int, float)):
+        return None
+    variant = next((v for v in VARIANTS if label.startswith(v.label)), None)
+    if variant is None:
+        return None
+    where = "all energies" if overall or label.endswith(ALL_ENERGIES) else "bin"
+    return Cut(variant, float(threshold), float("nan"), where)
+
+
+def recorded(binned: Mapping[str, Any]) -> bool:
+    """Whether a run's ``binned.json`` records the baseline's cuts (chosen on its training
+    split), so that :func:`apply_recorded` can quote them on other events."""
+    return _recorded(binned.get("all") or {}) is not None
+
+
+def apply_recorded(
+    out: Path,
+    binned: Mapping[str, Any],
+    test: Sample,
+    *,
+    scores: np.ndarray | None = None,
+    test_energy: np.ndarray | None = None,
+    source: str = "the evaluated run",
+) -> dict[str, Any] | None:
+    """The baseline of a trained run on other events (``wcd-hpc evaluate RUN FILE``): the cuts
+    the run chose on its training split, as its ``binned.json`` records them, applied to
+    ``test`` and added to ``out/binned.json`` as :func:`add_to_binned` adds them. A bin of the
+    file the run had no cut for takes the run's overall cut (said in its variant). ``None``
+    when the run records no baseline."""
+    overall_cut = _recorded(binned.get("all") or {}, overall=True)
+    if overall_cut is None:
+        return None
+    by_edges = {
+        (round(float(r["log10_e_min"]), 6), round(float(r["log10_e_max"]), 6)): cut
+        for r in binned.get("bins") or []
+        if isinstance(r, dict) and (cut := _recorded(r)) is not None
+    }
+
+    def in_bin(lo: float, hi: float) -> Cut | None:
+        return by_edges.get((round(lo, 6), round(hi, 6)))
+
+    overall, rows = _rows(overall_cut, in_bin, test, test_energy, scores)
+    return _merge(out, overall, rows, {"cuts_chosen_on": "train", "cuts_from": source})
+
+
+def _merge(
+    out: Path,
+    overall: dict[str, Any] | None,
+    rows: list[tuple[float, float, dict[str, Any]]],
+    where: Mapping[str, str],
+) -> dict[str, Any] | None:
+    """Write the baseline's entries into ``out/binned.json`` (made when missing)."""
     if overall is None:
         return None
     path = out / BINNED_FILE
@@ -274,7 +355,7 @@ def add_to_binned(
         if entries is not None:
             row.update(_merged(row, entries))
     payload["bins"] = table
-    payload["baseline"] = {"eff_gamma": EFF_GAMMA, "cuts_chosen_on": "train", "what": REFERENCE}
+    payload["baseline"] = {"eff_gamma": EFF_GAMMA, **where, "what": REFERENCE}
     write_json(path, payload)
     return payload
 

@@ -23,7 +23,7 @@ from wcd_hpc.queue.schema import BASELINE_PLOT, PLOTS_DIR
 from wcd_hpc.results import baseline, baselineplots
 from wcd_hpc.results.plots import Classes, Provenance
 
-__all__ = ["BaselineEvaluation", "evaluate_baseline"]
+__all__ = ["BaselineEvaluation", "evaluate_baseline", "file_sample"]
 
 #: Seed of the half/half split of a file evaluated without a training file.
 SPLIT_SEED = 0
@@ -54,6 +54,13 @@ def _sample(path: Path, rows: np.ndarray | None, names: tuple[str, ...] | None) 
     signal = [c.lower() for c in src.classes].index("gamma")
     is_signal = split.y.numpy() == signal
     return src, baseline.Sample(is_signal, split.meta)
+
+
+def file_sample(path: Path) -> baseline.Sample:
+    """Every event of the footprint file ``path`` as the baseline sees it: which are gamma
+    rays, and the discriminants computed from the raw signals (read in bounded pieces)."""
+    sample: baseline.Sample = _sample(path, None, None)[1]
+    return sample
 
 
 def evaluate_baseline(

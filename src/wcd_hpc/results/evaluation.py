@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -140,16 +140,21 @@ def write_evaluation_artifacts(
     provenance: Provenance | None = None,
     settings: merit.Settings | None = None,
     cuts: Mapping[str, Any] | None = None,
+    extend: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
     """Write ``out/binned.json`` and the figures under ``out/plots/``; return ``binned.json``.
 
     ``binned.json`` also holds the same metrics over the whole sample under ``all``. ``cuts``
     (a ``cuts.json`` payload) are applied; without them every cut is chosen on this sample.
-    The figures quote the very numbers of ``binned.json``.
+    ``extend`` adds to ``binned.json`` before the figures are drawn (the classical baseline,
+    whose figure is drawn from it) and returns the file's new content, or ``None`` for no
+    change. The figures quote the very numbers of ``binned.json``.
     """
     payload = write_binned(
         out, y_true, probs, meta, class_names, metrics, signal=signal, settings=settings, cuts=cuts
     )
+    if extend is not None:
+        payload = extend(payload) or payload
     write_plots(
         out, y_true, probs, meta, class_names, signal=signal, provenance=provenance, binned=payload
     )
@@ -183,13 +188,21 @@ def write_binned(
     settings: merit.Settings | None = None,
     cuts: Mapping[str, Any] | None = None,
     provenance: Mapping[str, Any] | None = None,
+    validation_bins: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """``out/binned.json`` (:func:`binned_payload`), returned too."""
+    """``out/binned.json`` (:func:`binned_payload`), returned too.
+
+    ``validation_bins``: a trial's objective per energy bin on the validation split (rows of
+    :func:`binned_table`), kept beside the test bins so that the finalists' report can give
+    mean ± std per bin on validation as well as on test without the data at hand.
+    """
     payload = binned_payload(
         y_true, probs, meta, class_names, metrics, signal=signal, settings=settings, cuts=cuts
     )
     if provenance:
         payload["provenance"] = dict(provenance)
+    if validation_bins is not None:
+        payload["validation_bins"] = [dict(row) for row in validation_bins]
     write_json(out / BINNED_FILE, payload)
     return payload
 

@@ -76,6 +76,7 @@ from wcd_hpc.results.identity import TAG_STUDY_ID, Target, target
 from wcd_hpc.results.mlflow_store import relocate
 from wcd_hpc.results.plots import Provenance
 from wcd_hpc.results.syncdata import (
+    FINAL_TABLE_JSON,
     TABLE_JSON,
     TABLES_DIR,
     TAG_STUDY,
@@ -90,6 +91,7 @@ from wcd_hpc.results.syncdata import (
     git_commit,
     is_secret,
     log_batched,
+    log_rows,
     log_table,
     millis,
     read_bins,
@@ -380,7 +382,8 @@ class _Syncer:
         self, run_id: str, trials: list[FrozenTrial], best: FrozenTrial | None
     ) -> None:
         """Resolved experiment, counts, best value and the study plots on the parent run; with
-        finalists, the pick's mean ± std on validation and test (``final_*``)."""
+        finalists, the pick's mean ± std on validation and test (``final_*``) and per energy bin
+        (the table ``tables/finalists_energy_bins.json``)."""
         experiment = {k: v for k, v in self.exp.items() if not is_secret(k)}
         have = self.client.get_run(run_id).data.params
         params = clean(flatten(as_written(experiment)))  # dataset.params.events, as --set
@@ -390,7 +393,8 @@ class _Syncer:
         }
         if best is not None and best.value is not None:
             values.update(best_value=best.value, best_trial=float(best.number))
-        values.update(finalists.metrics(finalists.report(self.study, trials)))
+        final = finalists.report(self.study, trials, self.run_dir)
+        values.update(finalists.metrics(final))
         metrics = [Metric(k, v, now, 0) for k, v in values.items()]
         log_batched(
             self.client,
@@ -405,6 +409,9 @@ class _Syncer:
             self.client.log_artifact(run_id, str(folder / EXPERIMENT_FILE))
             for path in syncplots.study_plots(self.study, folder, self.provenance("")):
                 self.client.log_artifact(run_id, str(path), "plots")
+        columns, rows = finalists.bin_rows(final)
+        if rows:  # a table, not step metrics: a step axis would mean a bin index
+            log_rows(self.client, run_id, columns, rows, FINAL_TABLE_JSON)
         self.client.set_terminated(run_id, status="FINISHED")
 
     def provenance(self, trial: str) -> Provenance:

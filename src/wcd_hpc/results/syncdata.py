@@ -45,6 +45,8 @@ TAG_TRIAL = "wcd_hpc.trial"
 BIN_INFIX = "_lgE_"
 #: The per-energy-bin table: CSV for the UI's artifact view, JSON for ``mlflow.load_table``.
 TABLES_DIR, TABLE_CSV, TABLE_JSON = "tables", "energy_bins.csv", "energy_bins.json"
+#: The finalists' pick per energy bin (mean ± std over seeds) on the study's parent run.
+FINAL_TABLE_JSON = "finalists_energy_bins.json"
 #: Keys never synced as a parameter or tag: secrets, and the study's storage URL (even masked,
 #: it says where the study lives, which is nobody's business in a shared MLflow).
 NOT_SYNCED = ("storage",)
@@ -233,18 +235,26 @@ def log_table(
     """The bins as an MLflow table (``tables/energy_bins.json``, ``mlflow.load_table`` reads
     it; the UI lists it as the run's table). ``log_table`` appends to a table that exists, so a
     re-sync of an updated trial replaces the file instead of doubling its rows."""
-    import pandas as pd
-
     if not bins:
         return
     table = bin_table(bins, classes)
-    frame = pd.DataFrame(table["data"], columns=table["columns"])
-    path = f"{TABLES_DIR}/{TABLE_JSON}"
+    log_rows(client, run_id, table["columns"], table["data"], TABLE_JSON)
+
+
+def log_rows(
+    client: MlflowClient, run_id: str, columns: list[str], data: list[list[Any]], name: str
+) -> None:
+    """``data`` as the MLflow table ``tables/<name>``, replaced (not appended to, as
+    ``log_table`` would) when the run has it already."""
+    import pandas as pd
+
+    frame = pd.DataFrame(data, columns=columns)
+    path = f"{TABLES_DIR}/{name}"
     if path not in {f.path for f in client.list_artifacts(run_id, TABLES_DIR)}:
         client.log_table(run_id, frame, path)
         return
     with tempfile.TemporaryDirectory(prefix="wcd-hpc-table-") as tmp:
-        target = Path(tmp) / TABLE_JSON
+        target = Path(tmp) / name
         frame.to_json(target, orient="split", index=False)
         client.log_artifact(run_id, str(target), TABLES_DIR)
 

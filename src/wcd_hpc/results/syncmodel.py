@@ -112,7 +112,8 @@ def register_best(
             metrics=finals,
         )
     metric = str(s.exp.get("metric", "objective"))
-    final = finalists.report(s.study)  # with finalists, the pick's mean ± std
+    final = finalists.report(s.study, run_dir=s.run_dir)  # the pick's mean ± std, per bin too
+    per_bin = "" if final is None else "".join(f"\n{row}" for row in finalists.bin_lines(final))
     report.registered = mlflow_model.register(
         s.client,
         s.uri,
@@ -121,7 +122,7 @@ def register_best(
         run_id,
         model_tags={**ident, "metric": metric},
         model_description=f"Best trial of wcd-hpc study {s.name} by validation {metric}."
-        + ("" if final is None else f" {finalists.line(final)}."),
+        + ("" if final is None else f" {finalists.line(final)}.{per_bin}"),
         tags={**ident, TAG_TRIAL: str(best.number), metric: f"{best.value}"},
         description=f"trial {best.number}: validation {metric} = {best.value}"
         + ("" if final is None else f"; {finalists.line(final)}"),

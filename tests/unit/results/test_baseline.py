@@ -137,6 +137,46 @@ def test_binned_json_of_simulated_gamma_proton_footprints_has_baseline_and_gain_
     assert {"gain_q_at_eff", "baseline_q_at_eff"} <= set(table["columns"])
 
 
+def test_a_runs_recorded_baseline_cuts_applied_again_give_its_numbers(tmp_path: Path) -> None:
+    """``evaluate RUN FILE`` applies the cuts the run chose on its training split (recorded
+    in its binned.json); on the run's own test events they give the run's very numbers."""
+    from wcd_hpc.sim.footprints import simulate
+
+    data, info = simulate(["gamma", "proton"], 1200, 5, grid=40)
+    meta = {"energy": info["E0 (GeV)"], **features(data)}
+    truth = info["Y_class"].astype(np.int64)
+    half = truth.size // 2
+    train = baseline.Sample(truth[:half] == 0, {k: v[:half] for k, v in meta.items()})
+    test = baseline.Sample(truth[half:] == 0, {k: v[half:] for k, v in meta.items()})
+    energy = test.meta["energy"]
+    (tmp_path / "run").mkdir()
+    run = baseline.add_to_binned(
+        tmp_path / "run",
+        train,
+        test,
+        train_energy=train.meta["energy"],
+        test_energy=energy,
+    )
+    assert run is not None and baseline.recorded(run)
+    (tmp_path / "file").mkdir()
+    again = baseline.apply_recorded(tmp_path / "file", run, test, test_energy=energy, source="R")
+    assert again is not None and again["baseline"]["cuts_from"] == "R"
+    rows = zip([again["all"], *again["bins"]], [run["all"], *run["bins"]], strict=True)
+    for mine, theirs in rows:
+        for key in ("baseline_q_at_eff", "baseline_cut", "baseline_variant"):
+            assert mine[key] == theirs[key]
+    # A bin of the file the run had no cut for takes the run's overall cut, and says so.
+    lowest = min(r["log10_e_min"] for r in run["bins"])
+    partial = {**run, "bins": [r for r in run["bins"] if r["log10_e_min"] != lowest]}
+    (tmp_path / "partial").mkdir()
+    moved = baseline.apply_recorded(tmp_path / "partial", partial, test, test_energy=energy)
+    assert moved is not None
+    first = next(r for r in moved["bins"] if r["log10_e_min"] == lowest)
+    assert first["baseline_cut"] == run["all"]["baseline_cut"]
+    assert first["baseline_variant"].endswith("(chosen on all energies)")
+    assert not baseline.recorded({"all": {"q_at_eff": 1.0}, "bins": []})
+
+
 def test_a_model_q_already_in_the_row_is_the_one_the_gain_uses() -> None:
     row = {"q_at_eff": 3.0}
     entries = {"baseline_q_at_eff": 1.5}
@@ -195,3 +235,21 @@ def test_a_trained_gamma_proton_run_has_the_baseline_beside_the_model_per_bin(
     for row in binned["bins"]:
         assert {"baseline_q_at_eff", "gain_q_at_eff", "baseline_variant"} <= set(row)
     assert (run / "plots" / "baseline_vs_energy.png").exists()
+    # evaluate RUN FILE: the run's baseline cuts (chosen on its training split) on the file.
+    from wcd_hpc.sim.footprints import write_footprints
+
+    write_footprints(tmp_path / "other.h5", ["gamma", "proton"], 400, 11, grid=20)
+    scored = cli("evaluate", str(run), "other.h5")
+    assert scored.code == 0, scored.err
+    assert "baseline q_at_eff" in scored.out and "no classical baseline" not in scored.out
+    out = run / "evaluations" / "other"
+    on_file = json.loads((out / "binned.json").read_text())
+    assert on_file["bins"] and all("gain_q_at_eff" in r for r in on_file["bins"])
+    assert on_file["baseline"]["cuts_chosen_on"] == "train"
+    assert on_file["baseline"]["cuts_from"].endswith("binned.json")
+    assert (out / "plots" / "baseline_vs_energy.png").exists()
+    # A run that records no baseline says why in one line, and how to get one.
+    (run / "binned.json").write_text(json.dumps({"bins": [], "all": {}}))
+    bare = cli("evaluate", str(run), "other.h5")
+    assert bare.code == 0, bare.err
+    assert "no classical baseline:" in bare.out and "evaluate --baseline other.h5" in bare.out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -60,3 +61,20 @@ def test_cuda_and_driver_versions_are_tagged_only_when_torch_sees_a_gpu(monkeypa
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), True, "0.5"])
 def test_values_that_are_not_finite_numbers_make_no_bin_metric(value) -> None:
     assert bin_metrics([{"log10_e_min": 3.0, "log10_e_max": 3.5, "f1": value}], "f1", 0) == []
+
+
+def test_a_table_logged_again_replaces_the_old_rows_instead_of_appending(tmp_path) -> None:
+    """The finalists' per-bin table of a parent run (and a trial's bin table) after a re-sync."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.create_experiment("t", artifact_location=str(tmp_path / "artifacts"))
+    run = client.create_run(exp).info.run_id
+    name = syncdata.FINAL_TABLE_JSON
+    syncdata.log_rows(client, run, ["log10_e_min", "val_mean"], [[2.5, 1.0], [3.0, None]], name)
+    syncdata.log_rows(client, run, ["log10_e_min", "val_mean"], [[2.5, 2.0]], name)
+    local = client.download_artifacts(run, f"{syncdata.TABLES_DIR}/{name}", str(tmp_path))
+    assert json.loads(Path(local).read_text()) == {
+        "columns": ["log10_e_min", "val_mean"],
+        "data": [[2.5, 2.0]],
+    }

@@ -152,6 +152,10 @@ def test_a_run_keeps_its_validation_cuts_and_evaluate_applies_them(
     result = json.loads((run / "result.json").read_text())
     binned = json.loads((run / "binned.json").read_text())
     assert binned["cuts"] == cuts["all"] and binned["min_background"] == 5
+    # The objective per energy bin on validation too, for the finalists' per-bin report.
+    # (The splits are drawn apart: an edge bin may hold events of one and not the other.)
+    assert len(binned["validation_bins"]) > 1
+    assert all("q_at_eff" in r and "q_at_eff_lo" in r for r in binned["validation_bins"])
     for name in ("q_factor", "q_at_eff", "roc_auc", "f1"):
         if name in result["test"]:
             assert result["test"][name] == binned["all"][name]
