@@ -5,11 +5,12 @@ environment's python (the ``wcd-hpc`` beside it runs the sweeps)::
 
     .venv/bin/python benchmarks/quality.py --work /tmp/race   # 5 repeats, ~70 minutes
 
-A smoke run, to see every contender run end to end (~6 minutes; its figures decide nothing;
-``prune_chance: false`` because at such sizes a wcd-hpc trial is often pruned at chance after
-one epoch — at 600 events every one was — and the one-epoch baseline needs some to finish)::
+A smoke run, to see every contender run end to end (~8 minutes on a busy 2-core machine,
+Hydra's install included; its figures decide nothing; ``prune_chance: false`` because at such
+sizes a wcd-hpc trial is often pruned at chance after one epoch — at 600 events every one was —
+and the one-epoch baseline needs some to finish)::
 
-    .venv/bin/python benchmarks/quality.py --events 1000 --trials 4 --epochs 2 --repeat 2 \
+    .venv/bin/python benchmarks/quality.py --events 1000 --trials 4 --epochs 2 --repeat 1 \
         --set 'prune_chance: false' --work /tmp/race-smoke --png /tmp/race-smoke/quality.png
 
 **Workload.** ``lenet`` on gamma vs proton footprints from ``footprint-sim``'s physics at its

@@ -102,9 +102,10 @@ def print_sitting(races: Sequence[Race], target: Target | None) -> dict[str, dic
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
-    if a is None or b is None or not math.isfinite(a) or not math.isfinite(b) or b <= 0:
+    """a / b; 0 when only b never reached the target, None when a never did (or no b)."""
+    if a is None or b is None or not math.isfinite(a) or b <= 0:
         return None
-    return a / b
+    return a / b if math.isfinite(b) else 0.0
 
 
 def print_goals(rows: dict[str, dict[str, float]]) -> None:
@@ -124,9 +125,10 @@ def print_goals(rows: dict[str, dict[str, float]]) -> None:
     elif one is not None:
         ahead = False
     chance = None if math.isnan(ours["chance"]) else ours["chance"]
+    never = " (Hydra's median: never reached)" if hydra and math.isinf(hydra["wall"]) else ""
     print("\nwcd-hpc defaults / Hydra (medians over repeats; below 1 favours wcd-hpc)")
-    print(f"  training seconds to target: {fmt(train, '.2f', 'n/a')}")
-    print(f"  wall time to target:        {fmt(wall, '.2f', 'n/a')}")
+    print(f"  training seconds to target: {fmt(train, '.2f', 'n/a')}{never}")
+    print(f"  wall time to target:        {fmt(wall, '.2f', 'n/a')}{never}")
     print("goal (issue 24)")
     print(
         f"  training seconds <= {GOAL_TRAIN}x Hydra's: "
