@@ -63,25 +63,30 @@ def auc_se(auc: float, n_pos: int, n_neg: int) -> float:
     return math.sqrt(max(var, 0.0))
 
 
+def trial_of(metrics: Path, val_events: int) -> Trial | None:
+    """One trial's ``metrics.jsonl`` judged, or None when it trained no epoch.
+
+    ``benchmarks/quality.py`` judges its races' trials with this too, so "chance level" means
+    the same in both benchmarks.
+    """
+    lines = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
+    if not lines:
+        return None
+    auc = float(lines[-1].get("val_roc_auc", math.nan))
+    n_pos = val_events // 2
+    return Trial(
+        number=int(metrics.parent.name),
+        epochs=len(lines),
+        seconds=sum(float(x["seconds"]) for x in lines),
+        auc=auc,
+        se=auc_se(auc, n_pos, val_events - n_pos),
+    )
+
+
 def trials_of(run_dir: Path, val_events: int) -> list[Trial]:
     """Every trial of a run directory that trained at least one epoch."""
-    found = []
-    n_pos = val_events // 2
-    for metrics in sorted((run_dir / "trials").glob("*/metrics.jsonl")):
-        lines = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
-        if not lines:
-            continue
-        auc = float(lines[-1].get("val_roc_auc", math.nan))
-        found.append(
-            Trial(
-                number=int(metrics.parent.name),
-                epochs=len(lines),
-                seconds=sum(float(x["seconds"]) for x in lines),
-                auc=auc,
-                se=auc_se(auc, n_pos, val_events - n_pos),
-            )
-        )
-    return sorted(found, key=lambda t: t.number)
+    found = [trial_of(m, val_events) for m in sorted((run_dir / "trials").glob("*/metrics.jsonl"))]
+    return sorted((t for t in found if t is not None), key=lambda t: t.number)
 
 
 def hard_file(work: Path, events: int) -> Path:

@@ -3,9 +3,11 @@ pins optuna 2.10.1, so wcd-hpc cannot be imported here).
 
 Each trial is one Slurm job that submitit submitted; it runs the main environment's
 ``wcd-hpc train EXPERIMENT --set param_space.…=…`` with every parameter of the space fixed, and
-returns the validation F1 from the run's ``result.json``. So the training is wcd-hpc's own and
-only the orchestration differs. A JSON record per trial (start, end, run directory, objective,
-test F1, epoch seconds) goes to ``records/`` for ``benchmarks/quality.py``.
+returns the validation objective from the run's ``result.json``. So the training is wcd-hpc's own
+and only the orchestration differs. A JSON record per trial (start, end, run directory, objective
+and its interval, the same metric on test) goes to ``records/`` for ``benchmarks/quality.py``,
+which reads the epochs' seconds from the run directory itself. The trial's ``wcd-hpc`` gets the
+benchmark's ``PYTHONPATH`` back (``WCD_RACE_PYTHONPATH``: this environment runs without it).
 
     python hydra_app.py -m wcd=… experiment=… runs_dir=… records=… hydra.sweep.dir=…
 """
@@ -50,6 +52,8 @@ def trial(cfg: DictConfig) -> float:
     # What wcd-hpc's sbatch script exports: thread pools at the task's --cpus-per-task.
     threads = os.environ.get("SLURM_CPUS_PER_TASK", "1")
     env = {**os.environ, **dict.fromkeys(THREAD_VARS, threads)}
+    if os.environ.get("WCD_RACE_PYTHONPATH"):
+        env["PYTHONPATH"] = os.environ["WCD_RACE_PYTHONPATH"]
     records = Path(cfg.records)
     records.mkdir(parents=True, exist_ok=True)
     record: dict[str, object] = {
@@ -72,16 +76,12 @@ def trial(cfg: DictConfig) -> float:
         if line.startswith("files: ")
     )
     result = json.loads((Path(run_dir) / "result.json").read_text())
-    epochs = [
-        json.loads(line)
-        for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
-        if line.strip()
-    ]
     record.update(
         run_dir=run_dir,
         objective=float(result["objective"]),
-        test_f1=float(result["test"]["f1"]),
-        epoch_seconds=[float(e["seconds"]) for e in epochs],
+        objective_lo=result.get("objective_lo"),
+        objective_hi=result.get("objective_hi"),
+        test=result["test"].get(result["metric"]),
     )
     _write(records / f"trial-{num}.json", record)
     return float(result["objective"])
