@@ -129,6 +129,8 @@ def _slurm_view(slurm: dict[str, Any]) -> Text:
 def _trials_view(trials: list[dict[str, Any]], shown: int | None, slurm: bool) -> Table:
     """Every trial's line, local or on Slurm: what happened to it, how long, where (the first
     look at dead trials: a failed or pruned one shows its reason here, not only in a dashboard).
+    The value carries its 68 % interval where the trial has one, rounded to it, so two trials
+    a hair apart are not read as a ranking.
     """
     table = Table(title="trials", title_justify="left")
     columns = ["trial", "state", "value", "epochs", "seconds", "worker", "pruned because"]
@@ -141,7 +143,7 @@ def _trials_view(trials: list[dict[str, Any]], shown: int | None, slurm: bool) -
         row = [
             str(t["number"]),
             t["state"],
-            "-" if t["value"] is None else f"{t['value']:.4f}",
+            _value(t),
             _or_dash(t.get("epochs")),
             "-" if t.get("seconds") is None else f"{t['seconds']:.0f}",
             str(t[TRIAL_WORKER] or "-"),
@@ -161,6 +163,13 @@ def _trials_view(trials: list[dict[str, Any]], shown: int | None, slurm: bool) -
     if hidden > 0:
         table.caption = f"{hidden} earlier trials not shown (status --all lists every trial)"
     return table
+
+
+def _value(t: dict[str, Any]) -> str:
+    """A trial's objective rounded to its interval (shown beside it), as it is without one."""
+    if t["value"] is None:
+        return "-"
+    return merit.rounded(t["value"], t.get("value_lo"), t.get("value_hi"))
 
 
 def _or_dash(value: Any) -> str:

@@ -3,7 +3,8 @@
 The dict is a stable interface for scripts: ``counts`` keyed by Optuna's state names, ``budget``,
 ``best`` (number, value, params, ``kept_epoch``), ``pruned_because`` (PRUNED trials by reason:
 ``chance``, ``nan``, ``pruner``), ``running`` (number, host, pid, worker, elapsed_s), ``failures``
-(number, cause), ``throughput_per_h`` and ``trials`` (per trial: its worker, Slurm array task,
+(number, cause), ``throughput_per_h`` and ``trials`` (per trial: ``value`` with ``value_lo`` and
+``value_hi``, the ends of its 68 % interval or null without one, its worker, Slurm array task,
 node, GPU, ``pruned_because``, ``kept_epoch`` and ``gpu_hours``, its share of the GPU-hours:
 training time times the GPUs its worker held over the workers sharing them), ``finalists`` (the
 setting, the configurations retrained, their trials, how many are left) and ``final`` (the
@@ -99,11 +100,14 @@ def _trial_rows(trials: list[FrozenTrial], waits: dict[str, float | None]) -> li
         a = t.user_attrs
         job = a.get(TRIAL_SLURM_ARRAY_JOB_ID)
         task = a.get(TRIAL_SLURM_ARRAY_TASK_ID)
+        lo, hi = _interval(t)
         rows.append(
             {
                 "number": t.number,
                 "state": t.state.name,
                 "value": t.value,
+                "value_lo": lo,
+                "value_hi": hi,
                 TRIAL_WORKER: a.get(TRIAL_WORKER),
                 TRIAL_HOST: a.get(TRIAL_HOST),
                 TRIAL_SLURM_ARRAY_JOB_ID: job,
@@ -120,6 +124,23 @@ def _trial_rows(trials: list[FrozenTrial], waits: dict[str, float | None]) -> li
             }
         )
     return rows
+
+
+def _interval(t: FrozenTrial) -> tuple[float | None, float | None]:
+    """The ends of the objective's 68 % interval on validation, each None where the trial has
+    none (one from before intervals were recorded, a pruned one, an objective averaged over
+    bins) or no value to attach them to (one that failed after recording them): scripts can then
+    read ``value_lo is None`` as "no interval" without checking the state."""
+    ends = t.user_attrs.get(TRIAL_OBJECTIVE_INTERVAL)
+    if t.value is None or not isinstance(ends, (list, tuple)) or len(ends) != 2:
+        return None, None
+    lo, hi = ends
+    return _number(lo), _number(hi)
+
+
+def _number(x: Any) -> float | None:
+    """A stored end as a float; JSON null (no resample could score) stays None."""
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
 
 
 def _epochs(t: FrozenTrial) -> int | None:

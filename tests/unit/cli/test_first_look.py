@@ -12,7 +12,12 @@ from rich.console import Console
 
 from wcd_hpc.cli import progress
 from wcd_hpc.cli.status import render
-from wcd_hpc.queue.schema import STUDY_BUDGET
+from wcd_hpc.queue.schema import (
+    STUDY_BUDGET,
+    STUDY_EXPERIMENT,
+    STUDY_RUN_DIR,
+    TRIAL_OBJECTIVE_INTERVAL,
+)
 from wcd_hpc.results.viewing import closing_lines, experiment_url
 
 TOY = {"WCD_HPC_PLUGINS": "toy"}
@@ -44,9 +49,11 @@ def test_status_after_a_local_sweep_lists_every_trial_with_state_and_value(
     rows = _rows(res.out)
     assert sorted(rows) == [0, 1, 2, 3]
     for line in rows.values():
-        assert "COMPLETE" in line and re.search(r"\d\.\d{4}", line)  # state and value
+        assert "COMPLETE" in line and re.search(r"│ \d(\.\d+)?[ (]", line)  # state and value
         assert re.search(r"local-\d", line)  # the worker
     assert "epochs" in res.out and "pruned because" in res.out
+    listed = cli("status", "looked", "--json", plugins=testplugins, env=TOY).json()["trials"]
+    assert all(r["value_lo"] <= r["value"] <= r["value_hi"] for r in listed)  # its interval
 
 
 def test_status_lists_the_last_trials_and_all_of_them_with_all() -> None:
@@ -69,6 +76,32 @@ def test_status_lists_the_last_trials_and_all_of_them_with_all() -> None:
     assert "below the median at epoch 1" in last
     console.print(render(info, None))
     assert sorted(_rows(console.export_text())) == list(range(60))
+
+
+def test_status_shows_each_trials_value_with_its_interval_rounded_to_it(cli, tmp_path) -> None:
+    """A trial with an interval reads ``0.843 (+0.013 −0.031)``; one without keeps its plain
+    value; the JSON rows carry the ends, null where there are none."""
+    storage = f"sqlite:///{tmp_path / 'looked.db'}"
+    study = optuna.create_study(study_name="looked", storage=storage, direction="maximize")
+    study.set_user_attr(STUDY_BUDGET, 3)
+    study.set_user_attr(STUDY_RUN_DIR, str(tmp_path / "runs" / "looked"))
+    study.set_user_attr(STUDY_EXPERIMENT, {"metric": "f1", "model": "m", "dataset": "d"})
+    with_interval = study.ask()
+    with_interval.set_user_attr(TRIAL_OBJECTIVE_INTERVAL, [0.8123, 0.8567])
+    study.tell(with_interval, 0.84321)
+    study.tell(study.ask(), 0.7)  # a trial from before intervals were recorded
+    open_ends = study.ask()
+    open_ends.set_user_attr(TRIAL_OBJECTIVE_INTERVAL, [None, None])  # none could be drawn
+    study.tell(open_ends, 0.55555)
+
+    rows = _rows(cli("status", "looked", "--storage", storage).out)
+    assert "0.843 (+0.013 −0.031)" in rows[0]
+    assert "0.7 " in rows[1] and "(+" not in rows[1]
+    assert "0.556 " in rows[2] and "(+" not in rows[2]
+
+    listed = cli("status", "looked", "--storage", storage, "--json").json()["trials"]
+    ends = [(r["value"], r["value_lo"], r["value_hi"]) for r in listed]
+    assert ends == [(0.84321, 0.8123, 0.8567), (0.7, None, None), (0.55555, None, None)]
 
 
 def test_the_progress_line_keeps_its_time_at_80_columns(monkeypatch) -> None:
