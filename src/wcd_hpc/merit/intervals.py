@@ -114,7 +114,8 @@ def rounded(value: float | None, lo: float | None = None, hi: float | None = Non
         return "n/a"
     if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
         return f"{value:.3g}"
-    width = max(hi - value, value - lo)
+    # The width to two significant digits first: 0.00996 shows as 0.010, not as 0.0100.
+    width = float(f"{max(hi - value, value - lo):.2g}")
     if width <= 0:
         return f"{value:.3g}"
     digits = max(0, 1 - math.floor(math.log10(width)))

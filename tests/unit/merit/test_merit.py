@@ -116,3 +116,10 @@ def test_bootstrap_auc_with_unit_weights_is_the_mann_whitney_auc() -> None:
     score = np.round(rng.random(300) + 0.3 * y, 2)  # with ties
     auc = roc_auc(y, np.stack([1 - score, score], 1), {})
     assert merit.bootstrap_auc(y == 1, score, np.ones((1, 300)))[0] == pytest.approx(auc)
+
+
+def test_a_value_is_shown_to_two_significant_digits_of_its_interval() -> None:
+    assert merit.rounded(0.85312, 0.8401, 0.8672) == "0.853 (+0.014 −0.013)"
+    # A half-width just under 0.01 rounds to 0.010: three decimals, like its neighbours.
+    assert merit.rounded(0.93144, 0.92244, 0.94140) == "0.931 (+0.010 −0.009)"
+    assert merit.rounded(0.5, None, 0.6) == "0.5"
