@@ -67,7 +67,7 @@ runs_dir: {runs}
 
 def refresh_running(url: str, name: str) -> None:
     """Beat the RUNNING trials now, as their live workers would."""
-    from wcd_hpc.queue.storage import open_storage
+    from wcd_hpc.store.storage import open_storage
 
     storage = open_storage(url)
     study_id = storage.get_study_id_from_name(name)
@@ -108,7 +108,7 @@ def first_claim(url: str, name: str) -> None:
     from wcd_hpc.queue import claims
     from wcd_hpc.queue import study as studies
     from wcd_hpc.queue.reaper import reap
-    from wcd_hpc.queue.storage import open_storage
+    from wcd_hpc.store.storage import open_storage
 
     study = studies.load(name, open_storage(url), url)
     exp = studies.experiment_of(study)
@@ -146,9 +146,9 @@ def synthesise_mlflow(uri: str, name: str, url: str, run_dir: Path) -> None:
     from mlflow.tracking import MlflowClient
 
     from wcd_hpc.queue import study as studies
-    from wcd_hpc.queue.storage import open_storage
     from wcd_hpc.results import sync
     from wcd_hpc.results.syncdata import TAG_STUDY, fingerprint, local_artifacts
+    from wcd_hpc.store.storage import open_storage
 
     study = studies.load(name, open_storage(url), url)
     client = MlflowClient(uri)
@@ -172,8 +172,8 @@ def synthesise_mlflow(uri: str, name: str, url: str, run_dir: Path) -> None:
 
 def sync_once(uri: str, name: str, url: str, run_dir: Path) -> str:
     from wcd_hpc.queue import study as studies
-    from wcd_hpc.queue.storage import open_storage
     from wcd_hpc.results.sync import sync_study
+    from wcd_hpc.store.storage import open_storage
 
     study = studies.load(name, open_storage(url), url)
     return sync_study(study, run_dir, uri).line()
@@ -206,7 +206,7 @@ class Beating:
 
 def time_storage(name: str, runs: Path, url: str, run_dir: Path, uri: str) -> list[float]:
     """The timings of one storage, in the order of :data:`OPERATIONS`."""
-    from wcd_hpc.queue.urls import kind
+    from wcd_hpc.store.urls import kind
 
     given = None if kind(url) == "journal" else url
     got = [
@@ -238,7 +238,7 @@ def run(tmp: Path, trials: int, storages: list[str], pg: str) -> None:
 
     from wcd_hpc.launch.sweep import plan, start
     from wcd_hpc.plugins import get_registry
-    from wcd_hpc.queue.urls import kind
+    from wcd_hpc.store.urls import kind
 
     name = f"scale10k-{uuid.uuid4().hex[:6]}"
     runs = tmp / "runs"
@@ -292,7 +292,7 @@ def _reap_warm(url: str, name: str) -> float:
     """One reaper pass on a study a worker already has open (its routine check)."""
     from wcd_hpc.queue import study as studies
     from wcd_hpc.queue.reaper import reap
-    from wcd_hpc.queue.storage import open_storage
+    from wcd_hpc.store.storage import open_storage
 
     study = studies.load(name, open_storage(url), url)
     run_dir = studies.run_dir_of(study, url)

@@ -27,7 +27,7 @@ from wcd_hpc.queue.schema import (
     TRIAL_FINALIST,
     TRIAL_TEST,
 )
-from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.store.storage import open_storage
 
 TOY = {"WCD_HPC_PLUGINS": "toy"}
 

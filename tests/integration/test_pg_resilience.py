@@ -18,7 +18,7 @@ import sqlalchemy
 from conftest import IN_CI, need
 from optuna.trial import TrialState
 
-from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.store.storage import open_storage
 
 TOY = {"WCD_HPC_PLUGINS": "toy"}
 SCHEMA_WORDS = ("CREATE ", "ALTER ", "DROP ")

@@ -32,7 +32,7 @@ from wcd_hpc.queue.schema import (
     TRIAL_WORKER,
 )
 from wcd_hpc.queue.status import summarize
-from wcd_hpc.queue.urls import mask
+from wcd_hpc.store.urls import mask
 
 #: Trials listed in the human view's table, the latest ones: drawing all 10,000 rows of a large
 #: study took longer than reading the study, and nobody reads them in a terminal.

@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from wcd_hpc.cli.common import RunsDirOption, err, out
 from wcd_hpc.queue import study as studies
-from wcd_hpc.queue.urls import ENV_STORAGE
+from wcd_hpc.store.urls import ENV_STORAGE
 
 
 def _cell(value: object) -> str:

@@ -56,7 +56,6 @@ from wcd_hpc.queue.schema import (
     MODEL_FILE,
     PARAMS_FILE,
 )
-from wcd_hpc.queue.storage import open_storage
 from wcd_hpc.results import provenance as origin
 from wcd_hpc.results.evaluation import (
     Provenance,
@@ -64,6 +63,7 @@ from wcd_hpc.results.evaluation import (
     write_evaluation_artifacts,
     write_json,
 )
+from wcd_hpc.store.storage import open_storage
 
 __all__ = ["EvaluateError", "Evaluation", "RunInfo", "evaluate_file", "load_run", "read_events"]
 

@@ -49,8 +49,8 @@ from wcd_hpc.queue.schema import (
     TRIAL_FAIL_REASON,
     trial_dir,
 )
-from wcd_hpc.queue.storage import open_storage
-from wcd_hpc.queue.urls import mask
+from wcd_hpc.store.storage import open_storage
+from wcd_hpc.store.urls import mask
 
 log = logging.getLogger("wcd_hpc.worker")
 MAX_CONSECUTIVE_FAILURES = 3

@@ -16,8 +16,8 @@ from wcd_hpc.errors import StorageError
 from wcd_hpc.launch.filesystems import filesystem_verdict
 from wcd_hpc.launch.settings import Site
 from wcd_hpc.output.files import size_text
-from wcd_hpc.queue.storage import open_storage
-from wcd_hpc.queue.urls import kind, mask
+from wcd_hpc.store.storage import open_storage
+from wcd_hpc.store.urls import kind, mask
 
 #: Below this much free space under the runs directory a sweep cannot be expected to finish
 #: (checkpoints, final weights, plots, a journal, a simulated data set of a few hundred MB).

@@ -42,7 +42,6 @@ from wcd_hpc.launch.base import Handle, Launcher, Outcome, Tick, WorkerInfo
 from wcd_hpc.launch.spec import WorkerSpec
 from wcd_hpc.queue import control
 from wcd_hpc.queue import study as studies
-from wcd_hpc.queue.rdb import retry_window
 from wcd_hpc.queue.reaper import fail_and_retry, max_retries
 from wcd_hpc.queue.schema import (
     EXIT_STORAGE_LOST,
@@ -53,8 +52,9 @@ from wcd_hpc.queue.schema import (
     TRIAL_PID,
     TRIAL_SUSPENDED,
 )
-from wcd_hpc.queue.storage import open_storage
-from wcd_hpc.queue.urls import ENV_STORAGE, mask
+from wcd_hpc.store.rdb import retry_window
+from wcd_hpc.store.storage import open_storage
+from wcd_hpc.store.urls import ENV_STORAGE, mask
 
 log = logging.getLogger("wcd_hpc.launch")
 #: What a worker's log says before the reason it gave the storage up (:mod:`wcd_hpc.engine.worker`).

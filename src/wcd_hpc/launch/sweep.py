@@ -43,11 +43,12 @@ from wcd_hpc.launch.render import Job, time_minutes
 from wcd_hpc.launch.settings import Site, parse_site, site_profile
 from wcd_hpc.launch.slurm import SlurmLauncher
 from wcd_hpc.plugins import Registry, load_experiment_files
-from wcd_hpc.queue import files, urls, warmstart
-from wcd_hpc.queue import storage as stores
+from wcd_hpc.queue import files, warmstart
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.claims import gpu_budget_spent
 from wcd_hpc.queue.schema import LOGS_DIR, TRIAL_OBJECTIVE_INTERVAL, TRIAL_TEST
+from wcd_hpc.store import storage as stores
+from wcd_hpc.store import urls
 
 SyncProgress = Callable[[int, int], None]
 
@@ -114,7 +115,7 @@ def plan(
 
     ``flags`` maps experiment keys to ``(flag, value)``, e.g. ``{"workers": ("--workers", 4)}``;
     errors in them name the flag. The storage follows the one precedence rule of
-    :func:`wcd_hpc.queue.urls.chosen`: ``--storage`` > ``$WCD_HPC_STORAGE`` > the file.
+    :func:`wcd_hpc.store.urls.chosen`: ``--storage`` > ``$WCD_HPC_STORAGE`` > the file.
     """
     prof = site_profile(profile)
     site = parse_site(prof, source=str(profile or "<profile>"))

@@ -1,7 +1,7 @@
 """Taking work from the queue: claiming a trial, giving it back suspended, failing it.
 
 A claim is "count finished and running trials, and start one more if that is still under the
-budget", done under :func:`~wcd_hpc.queue.storage.claim_lock` so that however many workers race,
+budget", done under :func:`~wcd_hpc.store.storage.claim_lock` so that however many workers race,
 the budget is met exactly and never overshot. Suspended trials (a worker stopped by a signal after
 checkpointing) are claimed first: their finished epochs are already paid for.
 
@@ -28,7 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from wcd_hpc.errors import SlurmError
 from wcd_hpc.output.masking import mask_text
-from wcd_hpc.queue import accounting, journal, processes
+from wcd_hpc.queue import accounting, processes
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.reaper import heartbeat_interval, reap
 from wcd_hpc.queue.schema import (
@@ -42,7 +42,8 @@ from wcd_hpc.queue.schema import (
     TRIAL_SUSPENDED_BY,
     TRIAL_WORKER,
 )
-from wcd_hpc.queue.storage import claim_lock
+from wcd_hpc.store import journal
+from wcd_hpc.store.storage import claim_lock
 
 log = logging.getLogger("wcd_hpc.claims")
 #: Per study, when sacct was last asked (monotonic s) and the GPU-hours it reported.

@@ -34,8 +34,8 @@ from wcd_hpc.queue.schema import (
     TRIAL_RETRY_OF,
     TRIAL_SLURM_JOB_ID,
 )
-from wcd_hpc.queue.storage import claim_lock
 from wcd_hpc.queue.study import slurm_jobs
+from wcd_hpc.store.storage import claim_lock
 
 CANCELLED = "cancelled by wcd-hpc cancel"
 

@@ -46,7 +46,7 @@ from wcd_hpc.queue.schema import (
     TRIAL_SUSPENDED,
     TRIAL_TEST,
 )
-from wcd_hpc.queue.storage import claim_lock
+from wcd_hpc.store.storage import claim_lock
 
 __all__ = ["chosen", "claim", "enqueue_once", "line", "linger", "metrics", "report"]
 

@@ -46,8 +46,8 @@ from wcd_hpc.queue.schema import (
     TRIAL_SUSPENDED,
     TRIAL_WORKER,
 )
-from wcd_hpc.queue.storage import claim_lock
 from wcd_hpc.queue.study import DEFAULT_HEARTBEAT_S, ENV_HEARTBEAT
+from wcd_hpc.store.storage import claim_lock
 
 log = logging.getLogger("wcd_hpc.reaper")
 DEFAULT_MAX_RETRIES = 2

@@ -29,7 +29,6 @@ from wcd_hpc.experiment.config import NAME_RULE, Experiment, changed_keys, valid
 from wcd_hpc.experiment.space import Space
 from wcd_hpc.output.files import not_a_file
 from wcd_hpc.queue import identity
-from wcd_hpc.queue.journal import CheckedJournalBackend, scan
 from wcd_hpc.queue.schema import (
     JOURNAL_FILE,
     STUDY_BUDGET,
@@ -46,8 +45,9 @@ from wcd_hpc.queue.schema import (
     STUDY_VERSION,
     TRIAL_FINALIST,
 )
-from wcd_hpc.queue.storage import open_storage, study_exists
-from wcd_hpc.queue.urls import chosen, journal_file, kind, mask, resolve
+from wcd_hpc.store.journal import CheckedJournalBackend, scan
+from wcd_hpc.store.storage import open_storage, study_exists
+from wcd_hpc.store.urls import chosen, journal_file, kind, mask, resolve
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 STATE_NAMES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
@@ -199,7 +199,7 @@ def prepare(
     caller creates ``run_dir``, once nothing can be refused any more.
 
     Creating takes several writes (the study, then its attributes, the budget last), so the
-    caller holds the study's claim lock (:func:`~wcd_hpc.queue.storage.claim_lock`): of two
+    caller holds the study's claim lock (:func:`~wcd_hpc.store.storage.claim_lock`): of two
     sweeps creating the same study at once, one creates it and the other then resumes it. A
     study left half-created by a creator killed in between (no budget, no trial yet) is
     finished here rather than refused.
@@ -442,7 +442,7 @@ def list_studies(runs_dir: Path, storage: str | None = None) -> StudyList:
 def _journal_rows(path: Path) -> tuple[list[StudyRow], str | None]:
     """The studies of one journal, or why it cannot be read; the file is only read.
 
-    Not :func:`~wcd_hpc.queue.storage.open_storage`: that checks a damaged tail under the
+    Not :func:`~wcd_hpc.store.storage.open_storage`: that checks a damaged tail under the
     journal's lock, which creates a lock file, and a listing must leave the runs directory as
     it found it.
     """

@@ -34,8 +34,8 @@ from wcd_hpc.errors import StudyNotFound
 from wcd_hpc.experiment.space import Space
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.schema import STUDY_WARM_START, TRIAL_WARM_START
-from wcd_hpc.queue.storage import claim_lock, open_storage, study_exists
-from wcd_hpc.queue.urls import journal_file, kind, mask, resolve
+from wcd_hpc.store.storage import claim_lock, open_storage, study_exists
+from wcd_hpc.store.urls import journal_file, kind, mask, resolve
 
 __all__ = ["WarmStart", "done", "enqueue", "find", "source_url"]
 

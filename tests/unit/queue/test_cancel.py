@@ -11,7 +11,7 @@ import optuna
 import pytest
 
 from wcd_hpc.queue import processes
-from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.store.storage import open_storage
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 

@@ -18,11 +18,11 @@ from sqlalchemy.exc import OperationalError
 
 from wcd_hpc.errors import StorageUnreachable
 from wcd_hpc.queue import outage
-from wcd_hpc.queue import rdb as rdbretry
-from wcd_hpc.queue.rdb import RetryingRDBStorage
 from wcd_hpc.queue.reaper import reap
 from wcd_hpc.queue.schema import OUTAGE_FILE, trial_dir
-from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.store import rdb as rdbretry
+from wcd_hpc.store.rdb import RetryingRDBStorage
+from wcd_hpc.store.storage import open_storage
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 MASKED = "postgresql://wcd:***@db.example:5432/x"

@@ -9,7 +9,7 @@ from optuna.trial import TrialState
 
 from wcd_hpc.queue.accounting import TaskRecord
 from wcd_hpc.queue.reaper import cause_of_death, reap
-from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.store.storage import open_storage
 
 
 def _study(tmp_path: Path) -> tuple[optuna.Study, str]:

@@ -17,8 +17,8 @@ from wcd_hpc.launch.sweep import Plan, plan, start
 from wcd_hpc.plugins import get_registry
 from wcd_hpc.queue import claims, warmstart
 from wcd_hpc.queue.schema import STUDY_WARM_START, TRIAL_WARM_START
-from wcd_hpc.queue.storage import open_storage
-from wcd_hpc.queue.urls import resolve
+from wcd_hpc.store.storage import open_storage
+from wcd_hpc.store.urls import resolve
 
 OLD_SPACE = {
     "lr": "loguniform(1e-4, 1e-2)",

@@ -1,6 +1,6 @@
 """Opening the storage a study lives in, and the claim lock that keeps the budget exact.
 
-URLs themselves (their kinds, masking, precedence) are :mod:`wcd_hpc.queue.urls`. Workers
+URLs themselves (their kinds, masking, precedence) are :mod:`wcd_hpc.store.urls`. Workers
 receive URLs through the environment rather than argv so ``ps`` on a shared login node never
 shows them.
 
@@ -8,10 +8,10 @@ Journal files live on the cluster's shared filesystem, usually NFS, so their loc
 ``JournalFileOpenLock``: a lock file created with ``open(O_CREAT | O_EXCL)``, which NFSv3+ servers
 perform atomically, whereas ``flock``/``fcntl`` locks are emulated or silently local on many NFS
 clients (the reason sqlite is single-node only), waited for with short jittered sleeps
-(:class:`~wcd_hpc.queue.filelock.PollingLock`) so that many workers share it fairly. A lock file
+(:class:`~wcd_hpc.store.filelock.PollingLock`) so that many workers share it fairly. A lock file
 left by a killed worker is broken after a 30 s grace period in which its mtime did not change.
-Damaged journals are reported by :mod:`wcd_hpc.queue.journal` (file, line, salvage command).
-PostgreSQL and MySQL go through :mod:`wcd_hpc.queue.rdb`, which retries calls with backoff across
+Damaged journals are reported by :mod:`wcd_hpc.store.journal` (file, line, salvage command).
+PostgreSQL and MySQL go through :mod:`wcd_hpc.store.rdb`, which retries calls with backoff across
 a lost connection without writing anything twice; the schema is created by ``sweep`` (creating
 the study), so workers find it.
 """
@@ -27,10 +27,10 @@ from typing import Any
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 
 from wcd_hpc.errors import StorageError, one_line
-from wcd_hpc.queue import journal
-from wcd_hpc.queue.filelock import PollingLock
-from wcd_hpc.queue.rdb import RetryingRDBStorage, connection_lost, retry_call
-from wcd_hpc.queue.urls import for_driver, journal_file, kind, mask, mask_text
+from wcd_hpc.store import journal
+from wcd_hpc.store.filelock import PollingLock
+from wcd_hpc.store.rdb import RetryingRDBStorage, connection_lost, retry_call
+from wcd_hpc.store.urls import for_driver, journal_file, kind, mask, mask_text
 
 
 def open_storage(url: str, *, connections: int | None = None) -> BaseStorage:
@@ -40,11 +40,11 @@ def open_storage(url: str, *, connections: int | None = None) -> BaseStorage:
     atomic on NFSv3+ unlike ``flock``; RDB storages get a small pool with pre-ping so a worker
     survives idle connections being dropped. ``connections`` sizes the pool of a process that
     serves many workers (the gRPC proxy) instead of a worker's one. ``grpc://HOST:PORT`` is
-    Optuna's proxy client, with the retries of :mod:`wcd_hpc.queue.grpcstore`.
+    Optuna's proxy client, with the retries of :mod:`wcd_hpc.store.grpcstore`.
     """
     family = kind(url)
     if family == "grpc":
-        from wcd_hpc.queue.grpcstore import open_grpc  # grpcio only where a proxy is used
+        from wcd_hpc.store.grpcstore import open_grpc  # grpcio only where a proxy is used
 
         return open_grpc(url)
     try:
@@ -138,7 +138,7 @@ def claim_lock(url: str, storage: BaseStorage, study: str) -> Iterator[None]:
     Without it two workers can both see N-1 trials and both start one, overshooting the budget.
     Journal and sqlite files use a lock file beside them (same NFS-safe open lock as the journal);
     PostgreSQL uses a session advisory lock keyed by the study name; ``grpc://`` the lease lock
-    that ``wcd-hpc storage serve`` serves (:mod:`wcd_hpc.queue.grpcstore`); other storages go
+    that ``wcd-hpc storage serve`` serves (:mod:`wcd_hpc.store.grpcstore`); other storages go
     unlocked.
     A study's ``_storage`` is Optuna's cache around our RDBStorage, hence the unwrapping. If the
     database restarts inside the section, its session and so the lock are gone: acquiring is
@@ -175,7 +175,7 @@ def claim_lock(url: str, storage: BaseStorage, study: str) -> Iterator[None]:
                     raise
                 conn.invalidate()
     elif family == "grpc":
-        from wcd_hpc.queue.grpcstore import claim_lock as proxy_lock
+        from wcd_hpc.store.grpcstore import claim_lock as proxy_lock
 
         with proxy_lock(url, storage, study):
             yield

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from wcd_hpc.errors import StorageError
-from wcd_hpc.queue.storage import open_storage
-from wcd_hpc.queue.urls import kind, mask, resolve
+from wcd_hpc.store.storage import open_storage
+from wcd_hpc.store.urls import kind, mask, resolve
 
 
 @pytest.mark.parametrize(
@@ -59,12 +59,12 @@ def test_a_stale_lock_file_is_announced_while_waiting_and_when_removed(
 ) -> None:
     # Left by a killed process, a lock file held every command up for its grace period (30 s)
     # without a word; the wait is announced, with the file, and so is the removal.
-    from wcd_hpc.queue.filelock import PollingLock
+    from wcd_hpc.store.filelock import PollingLock
 
     journal = tmp_path / "journal.log"
     lock = PollingLock(str(journal), grace_period=2)
     Path(lock._lock_file).touch()  # what a killed holder leaves
-    with caplog.at_level("WARNING", logger="wcd_hpc.queue.storage"):
+    with caplog.at_level("WARNING", logger="wcd_hpc.store.storage"):
         assert lock.acquire()
     lock.release()
     lines = [r.getMessage() for r in caplog.records]
