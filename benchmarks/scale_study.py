@@ -108,14 +108,15 @@ def first_claim(url: str, name: str) -> None:
     from wcd_hpc.queue import claims
     from wcd_hpc.queue import study as studies
     from wcd_hpc.queue.reaper import reap
-    from wcd_hpc.store.storage import open_storage
+    from wcd_hpc.store.storage import Storage
 
-    study = studies.load(name, open_storage(url), url)
+    opened = studies.open_study(name, Storage.parse(url))
+    study = opened.study
     exp = studies.experiment_of(study)
     space = studies.space_of(study)
     study.sampler = make_sampler(exp.sampler, space, seed=exp.seed, worker="b", workers=128)
-    reap(study, url, run_dir=studies.run_dir_of(study, url), ask_slurm=False)
-    claimed = claims.claim(study, url, "bench", sample=space.suggest)
+    reap(opened, ask_slurm=False)
+    claimed = claims.claim(opened, "bench", sample=space.suggest)
     if claimed is None:
         raise RuntimeError("the worker found nothing to claim")
     claims.fail(study, claimed[0], "benchmark: start-up measured, trial given up")
@@ -137,7 +138,7 @@ def status_library(name: str, runs: Path, url: str | None) -> None:
     from wcd_hpc.queue.status import summarize
 
     opened = studies.open_existing(name, url, runs)
-    reap(opened.study, opened.url, run_dir=opened.run_dir)
+    reap(opened)
     json.dumps(summarize(opened.study, opened.run_dir), default=str)
 
 
@@ -148,9 +149,9 @@ def synthesise_mlflow(uri: str, name: str, url: str, run_dir: Path) -> None:
     from wcd_hpc.queue import study as studies
     from wcd_hpc.results import sync
     from wcd_hpc.results.syncdata import TAG_STUDY, fingerprint, local_artifacts
-    from wcd_hpc.store.storage import open_storage
+    from wcd_hpc.store.storage import Storage
 
-    study = studies.load(name, open_storage(url), url)
+    study = studies.open_study(name, Storage.parse(url)).study
     client = MlflowClient(uri)
     exp_id = client.create_experiment(
         name,
@@ -173,9 +174,9 @@ def synthesise_mlflow(uri: str, name: str, url: str, run_dir: Path) -> None:
 def sync_once(uri: str, name: str, url: str, run_dir: Path) -> str:
     from wcd_hpc.queue import study as studies
     from wcd_hpc.results.sync import sync_study
-    from wcd_hpc.store.storage import open_storage
+    from wcd_hpc.store.storage import Storage
 
-    study = studies.load(name, open_storage(url), url)
+    study = studies.open_study(name, Storage.parse(url)).study
     return sync_study(study, run_dir, uri).line()
 
 
@@ -292,9 +293,8 @@ def _reap_warm(url: str, name: str) -> float:
     """One reaper pass on a study a worker already has open (its routine check)."""
     from wcd_hpc.queue import study as studies
     from wcd_hpc.queue.reaper import reap
-    from wcd_hpc.store.storage import open_storage
+    from wcd_hpc.store.storage import Storage
 
-    study = studies.load(name, open_storage(url), url)
-    run_dir = studies.run_dir_of(study, url)
-    reap(study, url, run_dir=run_dir, ask_slurm=False)  # the first pass loads the trials
-    return timed(lambda: reap(study, url, run_dir=run_dir, ask_slurm=False))
+    opened = studies.open_study(name, Storage.parse(url))
+    reap(opened, ask_slurm=False)  # the first pass loads the trials
+    return timed(lambda: reap(opened, ask_slurm=False))

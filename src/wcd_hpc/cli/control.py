@@ -23,7 +23,7 @@ def cancel_cmd(
 ) -> None:
     """Cancel the study's Slurm jobs and local workers; its running trials are marked failed."""
     opened = studies.open_existing(name, storage, runs_dir)
-    result = cancel(opened.study, opened.url)
+    result = cancel(opened)
     out.print(
         f"scancel: {', '.join(result.jobs) or 'no Slurm jobs'}; "
         f"local workers stopped: {len(result.local_pids)}; "
@@ -35,7 +35,7 @@ def cancel_cmd(
             f"not signalled: local process(es) {pids}, whose identity cannot be verified "
             f"({result.why_unverified}); stop them yourself if they are this study's"
         )
-    again = command_for(["wcd-hpc", "retry", name], opened.url, opened.run_dir.parent)
+    again = command_for(["wcd-hpc", "retry", name], opened.storage.url, opened.run_dir.parent)
     out.print(
         "finished trials are kept; resume with: wcd-hpc sweep <experiment>  "
         f"(or retry the failed ones: {again})"
@@ -47,7 +47,7 @@ def retry_cmd(
 ) -> None:
     """Enqueue the parameters of failed trials again; the next workers run them first."""
     opened = studies.open_existing(name, storage, runs_dir)
-    numbers = retry(opened.study, opened.url)
+    numbers = retry(opened)
     listed = ", ".join(map(str, numbers)) if numbers else "none"
     out.print(f"re-enqueued {len(numbers)} failed trial(s): {listed}")
     if numbers:

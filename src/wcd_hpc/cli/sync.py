@@ -38,7 +38,7 @@ def sync_cmd(
     with sync_progress() as tick:
         report = sync_study(opened.study, opened.run_dir, uri, progress=tick)
     out.print(report.line())
-    for line in closing_lines(uri, report.experiment_id, opened.url, opened.run_dir):
+    for line in closing_lines(uri, report.experiment_id, opened.storage.url, opened.run_dir):
         out.print(line, soft_wrap=True)
 
 

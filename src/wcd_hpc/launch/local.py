@@ -53,7 +53,7 @@ from wcd_hpc.queue.schema import (
     TRIAL_SUSPENDED,
 )
 from wcd_hpc.store.rdb import retry_window
-from wcd_hpc.store.storage import open_storage
+from wcd_hpc.store.storage import Storage
 from wcd_hpc.store.urls import ENV_STORAGE, mask
 
 log = logging.getLogger("wcd_hpc.launch")
@@ -382,11 +382,11 @@ def run_task_workers(study_name: str, url: str, per_gpu: int, label: str = "") -
     task requeues itself once they have all exited. Returns the task's exit status:
     :data:`EXIT_SUSPENDED` when stopped by a signal, else the first failing worker's, else 0.
     """
-    storage = open_storage(url)
-    study = studies.load(study_name, storage, url)
+    opened = studies.open_study(study_name, Storage.parse(url))
+    study = opened.study
     label = label or task_label()
     pool = task_pool(per_gpu, label)
-    logs = studies.run_dir_of(study, url) / LOGS_DIR
+    logs = opened.run_dir / LOGS_DIR
     handle = LocalHandle(study, url, pool, logs, local_sweep=False)
     log.info(
         "array task %s: %d workers on GPUs %s (%d per GPU), logs %s",

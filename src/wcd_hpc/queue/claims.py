@@ -21,7 +21,6 @@ import random
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from pathlib import Path
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -30,6 +29,7 @@ from wcd_hpc.errors import SlurmError
 from wcd_hpc.output.masking import mask_text
 from wcd_hpc.queue import accounting, processes
 from wcd_hpc.queue import study as studies
+from wcd_hpc.queue.opened import OpenedStudy
 from wcd_hpc.queue.reaper import heartbeat_interval, reap
 from wcd_hpc.queue.schema import (
     PLACEMENT_ENV,
@@ -43,7 +43,6 @@ from wcd_hpc.queue.schema import (
     TRIAL_WORKER,
 )
 from wcd_hpc.store import journal
-from wcd_hpc.store.storage import claim_lock
 
 log = logging.getLogger("wcd_hpc.claims")
 #: Per study, when sacct was last asked (monotonic s) and the GPU-hours it reported.
@@ -111,7 +110,7 @@ def gpu_budget_spent(study: optuna.Study) -> bool:
     return used is not None and used >= float(study.user_attrs[STUDY_GPU_HOURS])
 
 
-def claim(study: optuna.Study, url: str, worker: str, sample: Sample | None = None) -> Claim | None:
+def claim(opened: OpenedStudy, worker: str, sample: Sample | None = None) -> Claim | None:
     """Resume a suspended trial, else start a new one while finished + running < budget.
 
     ``sample(trial)`` draws a new trial's parameters while the lock is still held, so that the
@@ -119,9 +118,10 @@ def claim(study: optuna.Study, url: str, worker: str, sample: Sample | None = No
     trial and whether it is a resumption, or None when there is nothing to do (the budget in
     trials is taken, or the one in GPU-hours is spent: then not even a suspended trial resumes).
     """
+    study = opened.study
     if gpu_budget_spent(study):
         return None
-    with claim_lock(url, study._storage, study.study_name):
+    with opened.lock():
         # One read for every count: two reads filtered by state would each catch up with the
         # storage, and a trial a peer finishes in between would be counted in both.
         trials = study.get_trials(deepcopy=False)
@@ -166,12 +166,7 @@ def stamp(trial: optuna.Trial, worker: str) -> None:
 
 
 def linger(
-    study: optuna.Study,
-    url: str,
-    worker: str,
-    stop: Callable[[], bool],
-    run_dir: Path | None = None,
-    sample: Sample | None = None,
+    opened: OpenedStudy, worker: str, stop: Callable[[], bool], sample: Sample | None = None
 ) -> Claim | None:
     """Before leaving, make sure the trials still running belong to live workers.
 
@@ -182,6 +177,7 @@ def linger(
     study is looked at about every second, so the workers leave within a second or so of the
     last trial's end; reaping and claiming happen every half interval (at most 5 s).
     """
+    study = opened.study
     since = time.time()
     interval = heartbeat_interval(study)
     pace = min(interval / 2, 5.0)
@@ -201,8 +197,8 @@ def linger(
         if time.monotonic() - last_try < pace:
             continue
         last_try = time.monotonic()
-        reap(study, url, run_dir=run_dir, ask_slurm=False)
-        claimed = claim(study, url, worker, sample)
+        reap(opened, ask_slurm=False)
+        claimed = claim(opened, worker, sample)
         if claimed is not None:
             return claimed
     return None

@@ -30,7 +30,6 @@ import math
 import random
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -38,6 +37,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from wcd_hpc.queue import claims
 from wcd_hpc.queue import study as studies
+from wcd_hpc.queue.opened import OpenedStudy
 from wcd_hpc.queue.reaper import heartbeat_interval, reap
 from wcd_hpc.queue.schema import (
     STUDY_EXPERIMENT,
@@ -46,7 +46,6 @@ from wcd_hpc.queue.schema import (
     TRIAL_SUSPENDED,
     TRIAL_TEST,
 )
-from wcd_hpc.store.storage import claim_lock
 
 __all__ = ["chosen", "claim", "enqueue_once", "line", "linger", "metrics", "report"]
 
@@ -95,14 +94,15 @@ def enqueue_once(study: optuna.Study) -> list[int]:
     return numbers
 
 
-def claim(study: optuna.Study, url: str, worker: str, sample: Sample | None = None) -> Claim | None:
+def claim(opened: OpenedStudy, worker: str, sample: Sample | None = None) -> Claim | None:
     """Once the budget is met: enqueue the finalists (once) and claim a waiting one."""
+    study = opened.study
     if studies.finalists_setting(study) is None or claims.gpu_budget_spent(study):
         return None
     trials = study.get_trials(deepcopy=False)
     if studies.finished(trials) < studies.budget_of(study):
         return None
-    with claim_lock(url, study._storage, study.study_name):
+    with opened.lock():
         enqueue_once(study)
         trials = study.get_trials(deepcopy=False)
         waiting = [t for t in trials if t.state == TrialState.WAITING and studies.is_finalist(t)]
@@ -123,22 +123,18 @@ def claim(study: optuna.Study, url: str, worker: str, sample: Sample | None = No
 
 
 def linger(
-    study: optuna.Study,
-    url: str,
-    worker: str,
-    stop: Callable[[], bool],
-    run_dir: Path | None = None,
-    sample: Sample | None = None,
+    opened: OpenedStudy, worker: str, stop: Callable[[], bool], sample: Sample | None = None
 ) -> Claim | None:
     """Stay while trials still run elsewhere: the last ordinary ones (their end enqueues the
     finalists, which this worker then takes) or finalists (if one's worker dies, the reaper
     re-enqueues it and this worker takes it back). Leave when nothing runs and nothing waits."""
+    study = opened.study
     if studies.finalists_setting(study) is None:
         return None
     pace = min(heartbeat_interval(study) / 2, 5.0)
     while not stop():
-        reap(study, url, run_dir=run_dir, ask_slurm=False)
-        claimed = claim(study, url, worker, sample)
+        reap(opened, ask_slurm=False)
+        claimed = claim(opened, worker, sample)
         if claimed is not None:
             return claimed
         trials = study.get_trials(deepcopy=False)

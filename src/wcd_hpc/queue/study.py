@@ -29,6 +29,7 @@ from wcd_hpc.experiment.config import NAME_RULE, Experiment, changed_keys, valid
 from wcd_hpc.experiment.space import Space
 from wcd_hpc.output.files import not_a_file
 from wcd_hpc.queue import identity
+from wcd_hpc.queue.opened import OpenedStudy
 from wcd_hpc.queue.schema import (
     JOURNAL_FILE,
     STUDY_BUDGET,
@@ -46,8 +47,8 @@ from wcd_hpc.queue.schema import (
     TRIAL_FINALIST,
 )
 from wcd_hpc.store.journal import CheckedJournalBackend, scan
-from wcd_hpc.store.storage import open_storage, study_exists
-from wcd_hpc.store.urls import chosen, journal_file, kind, mask, resolve
+from wcd_hpc.store.storage import Storage, open_storage, study_exists
+from wcd_hpc.store.urls import chosen, journal_file, mask, resolve
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 STATE_NAMES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
@@ -157,17 +158,21 @@ def missing_params(study: optuna.Study, trial: FrozenTrial) -> list[str]:
     return [name for name in space_of(study).distributions() if name not in trial.params]
 
 
-def run_dir_of(study: optuna.Study, url: str) -> Path:
+def run_dir_of(study: optuna.Study, storage: Storage) -> Path:
     """Where the study's trial files are, found from where the study was opened when possible.
 
     A journal study lives in ``<run dir>/journal.log``, so its run directory is wherever that
     journal is now: a runs directory that was moved or copied works from its new place, and the
     recorded path (which may point at the old place) is only used for other storages.
     """
-    if kind(url) == "journal":
-        journal = journal_file(url)
-        if journal.name == JOURNAL_FILE and journal.parent.name == study.study_name:
-            return journal.parent
+    journal = storage.path
+    if (
+        storage.kind == "journal"
+        and journal is not None
+        and journal.name == JOURNAL_FILE
+        and journal.parent.name == study.study_name
+    ):
+        return journal.parent
     recorded = study.user_attrs.get(STUDY_RUN_DIR)
     if not recorded:
         raise StorageError(f"study '{study.study_name}' records no run directory")
@@ -289,22 +294,22 @@ def _name_for_people(study: optuna.Study, exp: Experiment) -> None:
             study.set_user_attr(key, value)
 
 
-def load(name: str, storage: BaseStorage, url: str) -> optuna.Study:
-    """Load a wcd-hpc study; an unknown name lists the studies that do exist."""
+def load(name: str, where: Storage, storage: BaseStorage) -> optuna.Study:
+    """Load a wcd-hpc study from ``storage`` (``where`` opened); an unknown name lists the
+    studies that do exist."""
     if not study_exists(storage, name):
         known = [s.study_name for s in storage.get_all_studies()]
-        hint = nearest(name, known, ["--storage", mask(url)]) if known else " (it holds no studies)"
-        raise StudyNotFound(f"no study '{name}' in {mask(url)}{hint}")
+        hint = nearest(name, known, ["--storage", where.masked]) if known else ""
+        raise StudyNotFound(
+            f"no study '{name}' in {where.masked}{hint or ' (it holds no studies)'}"
+        )
     return optuna.load_study(study_name=name, storage=storage)
 
 
-@dataclass(frozen=True)
-class Opened:
-    """An existing study, the URL it was opened from, and where its trial files are."""
-
-    study: optuna.Study
-    url: str
-    run_dir: Path
+def open_study(name: str, where: Storage) -> OpenedStudy:
+    """Open an existing study the way a worker does: its run directory from where it lives."""
+    study = load(name, where, where.open())
+    return OpenedStudy(study, where, run_dir_of(study, where))
 
 
 def locate(name: str, storage: str | None, runs_dir: Path) -> str:
@@ -319,10 +324,7 @@ def locate(name: str, storage: str | None, runs_dir: Path) -> str:
     url, origin = chosen(storage)
     if url is None:
         url, origin = resolve("journal", runs_dir / name), "--runs-dir"
-    family = kind(url)
-    path = journal_file(url) if family == "journal" else None
-    if family == "sqlite":
-        path = Path(url.removeprefix("sqlite:///"))
+    path = Storage.parse(url).path
     problem = not_a_file(path) if path is not None else None
     if problem is not None and problem != "file not found":  # a directory, a FIFO …
         raise StudyNotFound(f"no study '{name}': {path} {problem}")
@@ -343,18 +345,18 @@ def nearest(name: str, known: Iterable[str], listing: list[str]) -> str:
     return f" ({near}`{shlex.join(['wcd-hpc', 'studies', *listing])}` lists the studies there)"
 
 
-def open_existing(name: str, storage: str | None, runs_dir: Path) -> Opened:
+def open_existing(name: str, storage: str | None, runs_dir: Path) -> OpenedStudy:
     """Open an existing study for a read-mostly command (status, sync, cancel, retry).
 
     Its run directory is the journal's directory, or for a database ``runs_dir/<name>`` when
     that exists (the runs directory may have moved since), else the recorded one.
     """
-    url = locate(name, storage, runs_dir)
-    study = load(name, open_storage(url), url)
-    run_dir = run_dir_of(study, url)
-    if kind(url) != "journal" and (runs_dir / name).is_dir():
+    where = Storage.parse(locate(name, storage, runs_dir))
+    study = load(name, where, where.open())
+    run_dir = run_dir_of(study, where)
+    if where.kind != "journal" and (runs_dir / name).is_dir():
         run_dir = runs_dir / name
-    return Opened(study, url, run_dir)
+    return OpenedStudy(study, where, run_dir)
 
 
 def slurm_jobs(study: optuna.Study) -> list[str]:
@@ -427,13 +429,11 @@ def list_studies(runs_dir: Path, storage: str | None = None) -> StudyList:
             rows += found
             damaged += [problem] if problem else []
         return StudyList(str(runs_dir), rows, damaged)
-    family = kind(url)
-    path = journal_file(url) if family == "journal" else None
-    if family == "sqlite":
-        path = Path(url.removeprefix("sqlite:///"))
+    parsed = Storage.parse(url)
+    path = parsed.path
     if path is not None and not path.is_file():
         raise StudyNotFound(f"no studies: {path} does not exist")
-    if family == "journal":
+    if parsed.kind == "journal":
         found, problem = _journal_rows(journal_file(url))
         return StudyList(mask(url), found, [problem] if problem else [])
     return StudyList(mask(url), _rows(open_storage(url), url), [])
@@ -479,7 +479,7 @@ def _row(study: optuna.Study, url: str) -> StudyRow:
         pick = min if direction == "minimize" else max
         best = pick(values) if values else None
     try:
-        run_dir: Path | None = run_dir_of(study, url)
+        run_dir: Path | None = run_dir_of(study, Storage.parse(url))
     except StorageError:
         run_dir = None
     if budget is None:

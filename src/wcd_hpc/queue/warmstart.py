@@ -34,8 +34,8 @@ from wcd_hpc.errors import StudyNotFound
 from wcd_hpc.experiment.space import Space
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.schema import STUDY_WARM_START, TRIAL_WARM_START
-from wcd_hpc.store.storage import claim_lock, open_storage, study_exists
-from wcd_hpc.store.urls import journal_file, kind, mask, resolve
+from wcd_hpc.store.storage import Storage, claim_lock, open_storage, study_exists
+from wcd_hpc.store.urls import mask, resolve
 
 __all__ = ["WarmStart", "done", "enqueue", "find", "source_url"]
 
@@ -73,16 +73,9 @@ def source_url(spec: Mapping[str, Any], storage: str, url: str, runs_dir: Path) 
     return resolve(str(given), runs_dir / spec["study"])
 
 
-def _file_of(url: str) -> Path | None:
-    family = kind(url)
-    if family == "sqlite":
-        return Path(url.removeprefix("sqlite:///"))
-    return journal_file(url) if family == "journal" else None
-
-
 def done(name: str, url: str) -> bool:
     """Whether study ``name`` in ``url`` exists and has had its warm start (creates nothing)."""
-    path = _file_of(url)
+    path = Storage.parse(url).path
     if path is not None and not path.is_file():
         return False
     storage = open_storage(url)
@@ -93,10 +86,11 @@ def done(name: str, url: str) -> bool:
 
 def _open_source(name: str, url: str) -> optuna.Study:
     """The source study; a missing file or study is :class:`StudyNotFound`, never a new file."""
-    path = _file_of(url)
+    path = Storage.parse(url).path
     if path is not None and not path.is_file():
         raise StudyNotFound(f"no study '{name}': {path} does not exist")
-    return studies.load(name, open_storage(url), url)
+    where = Storage.parse(url)
+    return studies.load(name, where, where.open())
 
 
 def _contains(dist: BaseDistribution, value: Any) -> bool:

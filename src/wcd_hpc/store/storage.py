@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,47 @@ from wcd_hpc.store import journal
 from wcd_hpc.store.filelock import PollingLock
 from wcd_hpc.store.rdb import RetryingRDBStorage, connection_lost, retry_call
 from wcd_hpc.store.urls import for_driver, journal_file, kind, mask, mask_text
+
+
+@dataclass(frozen=True)
+class Storage:
+    """A storage URL parsed once: its family, its file, its printable form, its open and lock.
+
+    The URL used to ride beside the study into every queue call, and each call re-derived the
+    family from it and cut sqlite paths by hand. A process parses the URL once into this value
+    and hands the value on. The URL itself is kept out of ``repr`` (it may hold a password), so
+    a value logged or shown in a traceback prints only :attr:`masked`, as does ``str()``.
+    """
+
+    url: str = field(repr=False)
+    #: ``journal``, ``sqlite``, ``postgresql``, ``mysql``, ``grpc`` or ``other`` (:func:`kind`).
+    kind: str
+    #: The journal or sqlite file that holds the study; None for a server.
+    path: Path | None
+    #: The URL with its password masked: what may be printed, logged or stored.
+    masked: str
+
+    @classmethod
+    def parse(cls, url: str) -> Storage:
+        """The storage ``url`` (already resolved, :func:`~wcd_hpc.store.urls.resolve`) names."""
+        family = kind(url)
+        path: Path | None = None
+        if family == "journal":
+            path = journal_file(url)
+        elif family == "sqlite":
+            path = Path(url.removeprefix("sqlite:///"))
+        return cls(url, family, path, mask(url))
+
+    def __str__(self) -> str:
+        return self.masked
+
+    def open(self, *, connections: int | None = None) -> BaseStorage:
+        """Open it (:func:`open_storage`)."""
+        return open_storage(self.url, connections=connections)
+
+    def lock(self, storage: BaseStorage, study: str) -> contextlib.AbstractContextManager[None]:
+        """The claim lock of ``study`` in it, opened as ``storage`` (:func:`claim_lock`)."""
+        return claim_lock(self.url, storage, study)
 
 
 def open_storage(url: str, *, connections: int | None = None) -> BaseStorage:
@@ -144,9 +186,9 @@ def claim_lock(url: str, storage: BaseStorage, study: str) -> Iterator[None]:
     database restarts inside the section, its session and so the lock are gone: acquiring is
     retried with backoff, and releasing a lock whose session died is not an error.
     """
-    family = kind(url)
-    if family in ("journal", "sqlite"):
-        target = journal_file(url) if family == "journal" else Path(url.removeprefix("sqlite:///"))
+    parsed = Storage.parse(url)
+    family, target = parsed.kind, parsed.path
+    if target is not None:
         lock = PollingLock(f"{target}.{study}.claim")
         try:
             lock.acquire()
