@@ -136,8 +136,9 @@ def status_library(name: str, runs: Path, url: str | None) -> None:
     from wcd_hpc.queue import study as studies
     from wcd_hpc.queue.reaper import reap
     from wcd_hpc.queue.status import summarize
+    from wcd_hpc.store.storage import Storage
 
-    opened = studies.open_existing(name, url, runs)
+    opened = studies.open_existing(name, Storage.parse(url) if url else None, runs)
     reap(opened)
     json.dumps(summarize(opened.study, opened.run_dir), default=str)
 

@@ -16,13 +16,14 @@ from wcd_hpc.cli.common import (
 )
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.control import cancel, retry
+from wcd_hpc.store.storage import chosen_storage
 
 
 def cancel_cmd(
     name: StudyArgument, storage: StorageOption = None, runs_dir: RunsDirOption = Path("runs")
 ) -> None:
     """Cancel the study's Slurm jobs and local workers; its running trials are marked failed."""
-    opened = studies.open_existing(name, storage, runs_dir)
+    opened = studies.open_existing(name, chosen_storage(storage), runs_dir)
     result = cancel(opened)
     out.print(
         f"scancel: {', '.join(result.jobs) or 'no Slurm jobs'}; "
@@ -46,7 +47,7 @@ def retry_cmd(
     name: StudyArgument, storage: StorageOption = None, runs_dir: RunsDirOption = Path("runs")
 ) -> None:
     """Enqueue the parameters of failed trials again; the next workers run them first."""
-    opened = studies.open_existing(name, storage, runs_dir)
+    opened = studies.open_existing(name, chosen_storage(storage), runs_dir)
     numbers = retry(opened)
     listed = ", ".join(map(str, numbers)) if numbers else "none"
     out.print(f"re-enqueued {len(numbers)} failed trial(s): {listed}")

@@ -32,6 +32,7 @@ from wcd_hpc.queue.schema import (
     TRIAL_WORKER,
 )
 from wcd_hpc.queue.status import summarize
+from wcd_hpc.store.storage import chosen_storage
 
 #: Trials listed in the human view's table, the latest ones: drawing all 10,000 rows of a large
 #: study took longer than reading the study, and nobody reads them in a terminal.
@@ -186,7 +187,7 @@ def status_cmd(
     ] = False,
 ) -> None:
     """Show a study: counts by state, best trial, running trials, failures and their causes."""
-    opened = studies.open_existing(name, storage, runs_dir)
+    opened = studies.open_existing(name, chosen_storage(storage), runs_dir)
     st, run_dir = opened.study, opened.run_dir
 
     def current() -> dict[str, Any]:

@@ -47,8 +47,8 @@ from wcd_hpc.queue.schema import (
     TRIAL_FINALIST,
 )
 from wcd_hpc.store.journal import CheckedJournalBackend, scan
-from wcd_hpc.store.storage import Storage, open_storage, study_exists
-from wcd_hpc.store.urls import chosen, journal_file, mask, resolve
+from wcd_hpc.store.storage import Storage, chosen_storage, study_exists
+from wcd_hpc.store.urls import mask, resolve
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 STATE_NAMES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
@@ -62,7 +62,7 @@ class Prepared:
     """What ``prepare`` did: the study's coordinates and whether it was new."""
 
     name: str
-    storage_url: str
+    storage: Storage
     run_dir: Path
     created: bool
     budget: int
@@ -194,7 +194,7 @@ def stored_experiment(exp: Experiment) -> dict[str, Any]:
 
 
 def prepare(
-    exp: Experiment, space: Space, storage: BaseStorage, url: str, run_dir: Path
+    exp: Experiment, space: Space, where: Storage, storage: BaseStorage, run_dir: Path
 ) -> Prepared:
     """Create the study, or resume it after checking that it is the same experiment.
 
@@ -212,11 +212,11 @@ def prepare(
     if study_exists(storage, exp.name):
         study = optuna.load_study(study_name=exp.name, storage=storage)
         if _half_created(study, exp):
-            return _create(exp, space, storage, url, run_dir)
+            return _create(exp, space, where, storage, run_dir)
         stored = study.user_attrs.get(STUDY_EXPERIMENT)
         if stored is None:
             raise StudyConflict(
-                f"study '{exp.name}' in {mask(url)} was not created by wcd-hpc; choose another name"
+                f"study '{exp.name}' in {where} was not created by wcd-hpc; choose another name"
             )
         changed = changed_keys(
             stored, exp, stored_space=study.user_attrs.get(STUDY_SPACE), space=space
@@ -238,8 +238,8 @@ def prepare(
         _name_for_people(study, exp)  # studies created before wcd-hpc named them
         identity.ensure(study)  # likewise studies created before identities
         done = finished(study.get_trials(deepcopy=False))
-        return Prepared(exp.name, url, run_dir, False, exp.trials, previous, done)
-    return _create(exp, space, storage, url, run_dir)
+        return Prepared(exp.name, where, run_dir, False, exp.trials, previous, done)
+    return _create(exp, space, where, storage, run_dir)
 
 
 def _half_created(study: optuna.Study, exp: Experiment) -> bool:
@@ -256,7 +256,7 @@ def _half_created(study: optuna.Study, exp: Experiment) -> bool:
 
 
 def _create(
-    exp: Experiment, space: Space, storage: BaseStorage, url: str, run_dir: Path
+    exp: Experiment, space: Space, where: Storage, storage: BaseStorage, run_dir: Path
 ) -> Prepared:
     """Create the study (or finish a half-created one) with every attribute, the budget last."""
     direction: Literal["minimize", "maximize"] = (
@@ -277,7 +277,7 @@ def _create(
     study.set_user_attr(STUDY_GPU_HOURS, exp.gpu_hours)
     # The budget goes last: a worker treats a study without one as not ready yet.
     study.set_user_attr(STUDY_BUDGET, exp.trials)
-    return Prepared(exp.name, url, run_dir, True, exp.trials, None, 0)
+    return Prepared(exp.name, where, run_dir, True, exp.trials, None, 0)
 
 
 def _name_for_people(study: optuna.Study, exp: Experiment) -> None:
@@ -312,19 +312,21 @@ def open_study(name: str, where: Storage) -> OpenedStudy:
     return OpenedStudy(study, where, run_dir_of(study, where))
 
 
-def locate(name: str, storage: str | None, runs_dir: Path) -> str:
-    """The URL of an existing study: ``storage`` (flag or ``$WCD_HPC_STORAGE``, by the one
-    precedence rule), else its journal under ``runs_dir``.
+def locate(name: str, given: Storage | None, runs_dir: Path) -> Storage:
+    """The storage of an existing study: ``given`` (the command's, else ``$WCD_HPC_STORAGE``, by
+    the one precedence rule: :func:`~wcd_hpc.store.storage.chosen_storage`), else its journal
+    under ``runs_dir``.
 
     A file-backed storage that does not exist is an error, never an empty new file: ``status``
     of a misspelt study, or of a wrong ``--storage sqlite:///…``, creates nothing.
     """
     if not valid_name(name):
         raise ConfigError("<study name>", None, None, f"{NAME_RULE}, got {name!r}")
-    url, origin = chosen(storage)
-    if url is None:
-        url, origin = resolve("journal", runs_dir / name), "--runs-dir"
-    path = Storage.parse(url).path
+    where = given or chosen_storage(None)
+    origin = "--storage"
+    if where is None:
+        where, origin = Storage.parse(resolve("journal", runs_dir / name)), "--runs-dir"
+    path = where.path
     problem = not_a_file(path) if path is not None else None
     if problem is not None and problem != "file not found":  # a directory, a FIFO …
         raise StudyNotFound(f"no study '{name}': {path} {problem}")
@@ -335,7 +337,7 @@ def locate(name: str, storage: str | None, runs_dir: Path) -> str:
             hint = nearest(name, known, ["--runs-dir", str(runs_dir)])
             hint = hint[:-1] + "; for a study in a database pass --storage URL)"
         raise StudyNotFound(f"no study '{name}': {path} does not exist{hint}")
-    return url
+    return where
 
 
 def nearest(name: str, known: Iterable[str], listing: list[str]) -> str:
@@ -345,13 +347,13 @@ def nearest(name: str, known: Iterable[str], listing: list[str]) -> str:
     return f" ({near}`{shlex.join(['wcd-hpc', 'studies', *listing])}` lists the studies there)"
 
 
-def open_existing(name: str, storage: str | None, runs_dir: Path) -> OpenedStudy:
+def open_existing(name: str, given: Storage | None, runs_dir: Path) -> OpenedStudy:
     """Open an existing study for a read-mostly command (status, sync, cancel, retry).
 
     Its run directory is the journal's directory, or for a database ``runs_dir/<name>`` when
     that exists (the runs directory may have moved since), else the recorded one.
     """
-    where = Storage.parse(locate(name, storage, runs_dir))
+    where = locate(name, given, runs_dir)
     study = load(name, where, where.open())
     run_dir = run_dir_of(study, where)
     if where.kind != "journal" and (runs_dir / name).is_dir():
@@ -411,16 +413,16 @@ class StudyList:
     damaged: list[str]
 
 
-def list_studies(runs_dir: Path, storage: str | None = None) -> StudyList:
-    """Every study in ``storage`` (flag, else ``$WCD_HPC_STORAGE``), else in the journals
+def list_studies(runs_dir: Path, given: Storage | None = None) -> StudyList:
+    """Every study in ``given`` (the command's, else ``$WCD_HPC_STORAGE``), else in the journals
     ``runs_dir/*/journal.log``.
 
     Nothing is written, created or repaired: a missing runs directory lists nothing, a damaged
     journal is reported and skipped (``journal salvage`` is the user's call, not a listing's),
     and a file-backed storage that does not exist is :class:`StudyNotFound`, never a new file.
     """
-    url, _ = chosen(storage)
-    if url is None:
+    parsed = given or chosen_storage(None)
+    if parsed is None:
         journals = sorted(runs_dir.glob(f"*/{JOURNAL_FILE}")) if runs_dir.is_dir() else []
         rows: list[StudyRow] = []
         damaged: list[str] = []
@@ -429,14 +431,13 @@ def list_studies(runs_dir: Path, storage: str | None = None) -> StudyList:
             rows += found
             damaged += [problem] if problem else []
         return StudyList(str(runs_dir), rows, damaged)
-    parsed = Storage.parse(url)
     path = parsed.path
     if path is not None and not path.is_file():
         raise StudyNotFound(f"no studies: {path} does not exist")
-    if parsed.kind == "journal":
-        found, problem = _journal_rows(journal_file(url))
-        return StudyList(mask(url), found, [problem] if problem else [])
-    return StudyList(mask(url), _rows(open_storage(url), url), [])
+    if parsed.kind == "journal" and path is not None:
+        found, problem = _journal_rows(path)
+        return StudyList(parsed.masked, found, [problem] if problem else [])
+    return StudyList(parsed.masked, _rows(parsed.open(), parsed), [])
 
 
 def _journal_rows(path: Path) -> tuple[list[StudyRow], str | None]:
@@ -451,20 +452,20 @@ def _journal_rows(path: Path) -> tuple[list[StudyRow], str | None]:
         if not found.ok:
             return [], found.message()
         backend = CheckedJournalBackend(path, JournalFileOpenLock(str(path)))
-        return _rows(JournalStorage(backend), f"journal:{path.resolve()}"), None
+        return _rows(JournalStorage(backend), Storage.parse(f"journal:{path.resolve()}")), None
     except (StorageError, OSError, ValueError) as exc:
         return [], f"{path}: cannot read the journal: {exc}"
 
 
-def _rows(storage: BaseStorage, url: str) -> list[StudyRow]:
+def _rows(storage: BaseStorage, where: Storage) -> list[StudyRow]:
     rows = []
     for frozen in sorted(storage.get_all_studies(), key=lambda s: s.study_name):
         study = optuna.load_study(study_name=frozen.study_name, storage=storage)
-        rows.append(_row(study, url))
+        rows.append(_row(study, where))
     return rows
 
 
-def _row(study: optuna.Study, url: str) -> StudyRow:
+def _row(study: optuna.Study, where: Storage) -> StudyRow:
     trials = study.get_trials(deepcopy=False)
     tally = counts(trials)
     done = finished(trials)
@@ -479,7 +480,7 @@ def _row(study: optuna.Study, url: str) -> StudyRow:
         pick = min if direction == "minimize" else max
         best = pick(values) if values else None
     try:
-        run_dir: Path | None = run_dir_of(study, Storage.parse(url))
+        run_dir: Path | None = run_dir_of(study, where)
     except StorageError:
         run_dir = None
     if budget is None:
@@ -492,7 +493,7 @@ def _row(study: optuna.Study, url: str) -> StudyRow:
         state = "stopped" if done or tally["FAIL"] else "not started"
     return StudyRow(
         name=study.study_name,
-        storage=mask(url),
+        storage=where.masked,
         state=state,
         budget=budget,
         finished=done,

@@ -31,7 +31,7 @@ from wcd_hpc.errors import StorageError, one_line
 from wcd_hpc.store import journal
 from wcd_hpc.store.filelock import PollingLock
 from wcd_hpc.store.rdb import RetryingRDBStorage, connection_lost, retry_call
-from wcd_hpc.store.urls import for_driver, journal_file, kind, mask, mask_text
+from wcd_hpc.store.urls import chosen, for_driver, journal_file, kind, mask, mask_text
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,13 @@ class Storage:
     def lock(self, storage: BaseStorage, study: str) -> contextlib.AbstractContextManager[None]:
         """The claim lock of ``study`` in it, opened as ``storage`` (:func:`claim_lock`)."""
         return claim_lock(self.url, storage, study)
+
+
+def chosen_storage(flag: str | None) -> Storage | None:
+    """The storage a command was given (``--storage``, else ``$WCD_HPC_STORAGE``), parsed; None
+    leaves it to the caller's default (:func:`~wcd_hpc.store.urls.chosen`)."""
+    url, _ = chosen(flag)
+    return None if url is None else Storage.parse(url)
 
 
 def open_storage(url: str, *, connections: int | None = None) -> BaseStorage:

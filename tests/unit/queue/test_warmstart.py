@@ -115,7 +115,7 @@ def test_a_new_study_starts_with_the_old_studys_best_k_parameter_sets(
     assert again.warm is None
     _, prepared = start(again)
     assert prepared.warm_started == 0
-    assert not warmstart.enqueue(study, p.url, p.warm)
+    assert not warmstart.enqueue(OpenedStudy(study, Storage.parse(p.url), p.run_dir), p.warm)
     states = [t.state for t in study.get_trials(deepcopy=False)]
     assert TrialState.WAITING not in states and len(states) == 4
 
