@@ -47,7 +47,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def gaps(journal: Path, name: str) -> list[float]:
-    from wcd_hpc.queue.storage import open_storage
+    from wcd_hpc.store.storage import open_storage
 
     study = optuna.load_study(study_name=name, storage=open_storage(f"journal:{journal}"))
     by_worker: dict[str, list[optuna.trial.FrozenTrial]] = {}

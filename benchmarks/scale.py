@@ -234,7 +234,7 @@ def _analyse(run: Run, reports: list[Any], url: str, name: str) -> None:
     import optuna
     from optuna.trial import TrialState
 
-    from wcd_hpc.queue.storage import open_storage
+    from wcd_hpc.store.storage import open_storage
 
     study = optuna.load_study(study_name=name, storage=open_storage(url))
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
@@ -274,7 +274,7 @@ def _analyse(run: Run, reports: list[Any], url: str, name: str) -> None:
 def measure(tmp: Path, storage: str, workers: int, per_worker: int, seconds: float) -> Run:
     """One run of ``workers`` forked workers on a fresh study of ``workers * per_worker``;
     ``storage`` is ``journal`` (the default file in the run directory) or a database URL."""
-    from wcd_hpc.queue.urls import kind, resolve
+    from wcd_hpc.store.urls import kind, resolve
 
     name = f"scale-{uuid.uuid4().hex[:8]}"
     budget = workers * per_worker

@@ -67,7 +67,7 @@ runs_dir: {runs}
 
 def refresh_running(url: str, name: str) -> None:
     """Beat the RUNNING trials now, as their live workers would."""
-    from wcd_hpc.queue.storage import open_storage
+    from wcd_hpc.store.storage import open_storage
 
     storage = open_storage(url)
     study_id = storage.get_study_id_from_name(name)
@@ -108,14 +108,15 @@ def first_claim(url: str, name: str) -> None:
     from wcd_hpc.queue import claims
     from wcd_hpc.queue import study as studies
     from wcd_hpc.queue.reaper import reap
-    from wcd_hpc.queue.storage import open_storage
+    from wcd_hpc.store.storage import Storage
 
-    study = studies.load(name, open_storage(url), url)
+    opened = studies.open_study(name, Storage.parse(url))
+    study = opened.study
     exp = studies.experiment_of(study)
     space = studies.space_of(study)
     study.sampler = make_sampler(exp.sampler, space, seed=exp.seed, worker="b", workers=128)
-    reap(study, url, run_dir=studies.run_dir_of(study, url), ask_slurm=False)
-    claimed = claims.claim(study, url, "bench", sample=space.suggest)
+    reap(opened, ask_slurm=False)
+    claimed = claims.claim(opened, "bench", sample=space.suggest)
     if claimed is None:
         raise RuntimeError("the worker found nothing to claim")
     claims.fail(study, claimed[0], "benchmark: start-up measured, trial given up")
@@ -135,9 +136,10 @@ def status_library(name: str, runs: Path, url: str | None) -> None:
     from wcd_hpc.queue import study as studies
     from wcd_hpc.queue.reaper import reap
     from wcd_hpc.queue.status import summarize
+    from wcd_hpc.store.storage import Storage
 
-    opened = studies.open_existing(name, url, runs)
-    reap(opened.study, opened.url, run_dir=opened.run_dir)
+    opened = studies.open_existing(name, Storage.parse(url) if url else None, runs)
+    reap(opened)
     json.dumps(summarize(opened.study, opened.run_dir), default=str)
 
 
@@ -146,11 +148,11 @@ def synthesise_mlflow(uri: str, name: str, url: str, run_dir: Path) -> None:
     from mlflow.tracking import MlflowClient
 
     from wcd_hpc.queue import study as studies
-    from wcd_hpc.queue.storage import open_storage
     from wcd_hpc.results import sync
     from wcd_hpc.results.syncdata import TAG_STUDY, fingerprint, local_artifacts
+    from wcd_hpc.store.storage import Storage
 
-    study = studies.load(name, open_storage(url), url)
+    study = studies.open_study(name, Storage.parse(url)).study
     client = MlflowClient(uri)
     exp_id = client.create_experiment(
         name,
@@ -172,10 +174,10 @@ def synthesise_mlflow(uri: str, name: str, url: str, run_dir: Path) -> None:
 
 def sync_once(uri: str, name: str, url: str, run_dir: Path) -> str:
     from wcd_hpc.queue import study as studies
-    from wcd_hpc.queue.storage import open_storage
     from wcd_hpc.results.sync import sync_study
+    from wcd_hpc.store.storage import Storage
 
-    study = studies.load(name, open_storage(url), url)
+    study = studies.open_study(name, Storage.parse(url)).study
     return sync_study(study, run_dir, uri).line()
 
 
@@ -206,7 +208,7 @@ class Beating:
 
 def time_storage(name: str, runs: Path, url: str, run_dir: Path, uri: str) -> list[float]:
     """The timings of one storage, in the order of :data:`OPERATIONS`."""
-    from wcd_hpc.queue.urls import kind
+    from wcd_hpc.store.urls import kind
 
     given = None if kind(url) == "journal" else url
     got = [
@@ -238,7 +240,7 @@ def run(tmp: Path, trials: int, storages: list[str], pg: str) -> None:
 
     from wcd_hpc.launch.sweep import plan, start
     from wcd_hpc.plugins import get_registry
-    from wcd_hpc.queue.urls import kind
+    from wcd_hpc.store.urls import kind
 
     name = f"scale10k-{uuid.uuid4().hex[:6]}"
     runs = tmp / "runs"
@@ -292,9 +294,8 @@ def _reap_warm(url: str, name: str) -> float:
     """One reaper pass on a study a worker already has open (its routine check)."""
     from wcd_hpc.queue import study as studies
     from wcd_hpc.queue.reaper import reap
-    from wcd_hpc.queue.storage import open_storage
+    from wcd_hpc.store.storage import Storage
 
-    study = studies.load(name, open_storage(url), url)
-    run_dir = studies.run_dir_of(study, url)
-    reap(study, url, run_dir=run_dir, ask_slurm=False)  # the first pass loads the trials
-    return timed(lambda: reap(study, url, run_dir=run_dir, ask_slurm=False))
+    opened = studies.open_study(name, Storage.parse(url))
+    reap(opened, ask_slurm=False)  # the first pass loads the trials
+    return timed(lambda: reap(opened, ask_slurm=False))

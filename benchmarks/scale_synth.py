@@ -164,7 +164,7 @@ def snapshot_as_a_sweep_leaves_it(url: str) -> str:
     """
     import pickle
 
-    from wcd_hpc.queue.storage import open_storage
+    from wcd_hpc.store.storage import open_storage
 
     storage = open_storage(url)
     backend: Any = getattr(storage, "_backend", None)
@@ -183,7 +183,7 @@ def fill_database(url: str, name: str, frozen: list[FrozenTrial]) -> None:
     from optuna.storages._rdb import models
     from sqlalchemy.orm import Session
 
-    from wcd_hpc.queue.storage import open_storage
+    from wcd_hpc.store.storage import open_storage
 
     storage = open_storage(url)
     study_id = storage.get_study_id_from_name(name)

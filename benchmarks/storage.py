@@ -23,8 +23,8 @@ import optuna
 from optuna.trial import TrialState
 
 from wcd_hpc.errors import one_line
-from wcd_hpc.queue.storage import claim_lock, open_storage
-from wcd_hpc.queue.urls import kind, mask
+from wcd_hpc.store.storage import claim_lock, open_storage
+from wcd_hpc.store.urls import kind, mask
 
 # No password here: libpq takes it from $PGPASSWORD or ~/.pgpass (the dev server trusts loopback).
 PG = os.environ.get("WCD_HPC_TEST_PG", "postgresql://wcd@127.0.0.1:5432/wcd_hpc_test")

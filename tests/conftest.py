@@ -124,7 +124,7 @@ def _in_process(
     from wcd_hpc.cli import PROG_NAME, app
     from wcd_hpc.engine.startup import configure_logging
     from wcd_hpc.output.masking import mask_standard_streams
-    from wcd_hpc.queue.urls import SECRET_VARIABLES
+    from wcd_hpc.store.urls import SECRET_VARIABLES
 
     saved_env, saved_cwd, saved_path = dict(os.environ), os.getcwd(), list(sys.path)
     signals = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2]

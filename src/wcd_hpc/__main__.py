@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from wcd_hpc.engine.startup import paused_gc
 from wcd_hpc.output.masking import mask_standard_streams
-from wcd_hpc.queue.urls import SECRET_VARIABLES
+from wcd_hpc.store.urls import SECRET_VARIABLES
 
 
 def preload_cli() -> None:

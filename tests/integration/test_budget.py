@@ -13,7 +13,7 @@ import pytest
 from wcd_hpc.errors import ConfigError
 from wcd_hpc.experiment.config import load_experiment
 from wcd_hpc.queue.accounting import SACCT_FIELDS, parse_sacct
-from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.store.storage import open_storage
 
 TOY = {"WCD_HPC_PLUGINS": "toy"}
 BASE = "name: b\ndataset: footprint-sim\nmodel: lenet\nepochs: 2\n"

@@ -26,7 +26,7 @@ from wcd_hpc.experiment.config import Experiment
 from wcd_hpc.experiment.space import Space
 from wcd_hpc.launch import sweep
 from wcd_hpc.queue import study as studies
-from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.store.storage import open_storage
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 ADMIN = os.environ.get("WCD_HPC_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -108,7 +108,7 @@ def test_workers_run_through_the_runtime_and_record_the_image_digest(
     assert info["finished"] == 3
     import optuna
 
-    from wcd_hpc.queue.storage import open_storage
+    from wcd_hpc.store.storage import open_storage
 
     storage = open_storage(f"journal:{tmp_path / 'runs/boxed/journal.log'}")
     trials = optuna.load_study(study_name="boxed", storage=storage).trials

@@ -19,6 +19,7 @@ from optuna.trial import TrialState, create_trial
 from wcd_hpc.errors import ConfigError
 from wcd_hpc.queue import finalists
 from wcd_hpc.queue import study as studies
+from wcd_hpc.queue.opened import OpenedStudy
 from wcd_hpc.queue.reaper import fail_and_retry
 from wcd_hpc.queue.schema import (
     STUDY_BUDGET,
@@ -27,7 +28,7 @@ from wcd_hpc.queue.schema import (
     TRIAL_FINALIST,
     TRIAL_TEST,
 )
-from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.store.storage import Storage, open_storage
 
 TOY = {"WCD_HPC_PLUGINS": "toy"}
 
@@ -46,6 +47,10 @@ def _study(tmp_path: Path, values: list[float], top: int = 2, seeds: int = 2) ->
     return study, url
 
 
+def _opened(study: optuna.Study, url: str) -> OpenedStudy:
+    return OpenedStudy(study, Storage.parse(url), Path(url.removeprefix("journal:")).parent)
+
+
 def test_finalists_are_enqueued_once_for_the_best_configurations(tmp_path: Path) -> None:
     study, _ = _study(tmp_path, [0.5, 0.9, 0.7, 0.8])
     assert finalists.enqueue_once(study) == [1, 3]
@@ -59,7 +64,7 @@ def test_finalists_are_enqueued_once_for_the_best_configurations(tmp_path: Path)
 
 def test_a_finalist_claim_takes_a_waiting_finalist_with_its_parameters(tmp_path: Path) -> None:
     study, url = _study(tmp_path, [0.5, 0.9])
-    claimed = finalists.claim(study, url, "w0", lambda t: t.suggest_float("lr", 1e-4, 1.0))
+    claimed = finalists.claim(_opened(study, url), "w0", lambda t: t.suggest_float("lr", 1e-4, 1.0))
     assert claimed is not None
     trial, resume = claimed
     frozen = study.get_trials()[trial.number]
@@ -70,16 +75,16 @@ def test_a_finalist_claim_takes_a_waiting_finalist_with_its_parameters(tmp_path:
 def test_no_finalist_before_the_budget_is_met_or_when_off(tmp_path: Path) -> None:
     study, url = _study(tmp_path, [0.5, 0.9])
     study.set_user_attr(STUDY_BUDGET, 3)
-    assert finalists.claim(study, url, "w0") is None
+    assert finalists.claim(_opened(study, url), "w0") is None
     assert STUDY_FINALISTS not in study.user_attrs
     study.set_user_attr(STUDY_BUDGET, 2)
     study.set_user_attr(STUDY_EXPERIMENT, {"metric": "accuracy", "finalists": None})
-    assert finalists.claim(study, url, "w0") is None
+    assert finalists.claim(_opened(study, url), "w0") is None
 
 
 def test_a_reaped_finalist_is_re_enqueued_as_a_finalist(tmp_path: Path) -> None:
     study, url = _study(tmp_path, [0.5, 0.9], top=1, seeds=1)
-    trial, _ = finalists.claim(study, url, "w0") or (None, None)
+    trial, _ = finalists.claim(_opened(study, url), "w0") or (None, None)
     assert trial is not None
     fail_and_retry(study, study.get_trials()[trial.number], "worker gone", 3)
     again = [t for t in study.get_trials() if t.state == TrialState.WAITING]
@@ -95,7 +100,7 @@ def test_the_pick_is_the_best_mean_on_validation_with_its_spread(tmp_path: Path)
     for t in sorted(study.get_trials(), key=lambda t: t.number):
         if t.state != TrialState.WAITING:
             continue
-        claimed = finalists.claim(study, url, "w0")
+        claimed = finalists.claim(_opened(study, url), "w0")
         assert claimed is not None
         trial, _ = claimed
         source = study.get_trials()[trial.number].user_attrs[TRIAL_FINALIST]

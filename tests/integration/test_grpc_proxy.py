@@ -29,10 +29,10 @@ from optuna.trial import TrialState
 from wcd_hpc.errors import ConfigError
 from wcd_hpc.experiment.addresses import grpc_address
 from wcd_hpc.queue.claims import OVER_BUDGET
-from wcd_hpc.queue.grpcstore import LockClient, acquire, claim_lock
 from wcd_hpc.queue.schema import TRIAL_FAIL_REASON
-from wcd_hpc.queue.storage import open_storage
-from wcd_hpc.queue.urls import kind
+from wcd_hpc.store.grpcstore import LockClient, acquire, claim_lock
+from wcd_hpc.store.storage import open_storage
+from wcd_hpc.store.urls import kind
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV = str(ROOT / "slurm/profiles/dev.toml")
@@ -219,7 +219,7 @@ def test_a_held_claim_lock_is_renewed_past_its_lease(proxy: Proxy) -> None:
 
 HOLD_AND_WAIT = """
 import sys, time
-from wcd_hpc.queue.storage import claim_lock, open_storage
+from wcd_hpc.store.storage import claim_lock, open_storage
 url, study = sys.argv[1], sys.argv[2]
 with claim_lock(url, open_storage(url), study):
     print("held", flush=True)

@@ -16,10 +16,10 @@ from optuna.trial import TrialState
 from test_full_disk import fill
 from test_full_disk import small_disk as small_disk  # the fixture
 
-from wcd_hpc.queue import journal
-from wcd_hpc.queue.journal import JournalUnwritable, scan
 from wcd_hpc.queue.salvage import salvage
-from wcd_hpc.queue.storage import claim_lock, open_storage
+from wcd_hpc.store import journal
+from wcd_hpc.store.journal import JournalUnwritable, scan
+from wcd_hpc.store.storage import claim_lock, open_storage
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 

@@ -20,9 +20,9 @@ from mlflow.tracking import MlflowClient
 from test_sync import TOY, _sweep, _sync, _trial_runs, mlflow_server
 
 from wcd_hpc.plugins import Registry
-from wcd_hpc.queue.storage import open_storage
 from wcd_hpc.results import mlflow_model
 from wcd_hpc.results.mlflow_model import Probabilities, Unavailable, rebuild
+from wcd_hpc.store.storage import open_storage
 
 __all__ = ["mlflow_server"]  # the server fixture of test_sync, used here too
 

@@ -17,8 +17,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 from test_sync import TOY, _trial_runs
 
-from wcd_hpc.queue.storage import open_storage
 from wcd_hpc.results.mlflow_store import relocate
+from wcd_hpc.store.storage import open_storage
 
 LOCAL = {**TOY, "MLFLOW_TRACKING_URI": ""}  # the default store under --runs-dir
 

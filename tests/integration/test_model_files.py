@@ -21,7 +21,7 @@ from wcd_hpc.errors import ConfigError, StudyConflict
 from wcd_hpc.launch.sweep import plan, start
 from wcd_hpc.plugins import get_registry
 from wcd_hpc.queue.schema import STUDY_BUDGET, STUDY_FILES
-from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.store.storage import open_storage
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV = str(ROOT / "slurm/profiles/dev.toml")

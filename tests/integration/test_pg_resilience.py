@@ -18,7 +18,7 @@ import sqlalchemy
 from conftest import PRIVATE_PG_SECRET, PrivatePostgres
 from optuna.trial import TrialState
 
-from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.store.storage import open_storage
 
 TOY = {"WCD_HPC_PLUGINS": "toy"}
 SCHEMA_WORDS = ("CREATE ", "ALTER ", "DROP ")

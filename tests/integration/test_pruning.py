@@ -19,7 +19,7 @@ from wcd_hpc.errors import ConfigError
 from wcd_hpc.experiment.config import Experiment, load_experiment
 from wcd_hpc.experiment.pruning import median_warmup
 from wcd_hpc.experiment.space import Space
-from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.store.storage import open_storage
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 TOY = {"WCD_HPC_PLUGINS": "toy"}

@@ -16,7 +16,7 @@ import sqlalchemy
 from conftest import need, write_plugin
 
 from wcd_hpc.errors import ConfigError, StorageError, clip, one_line
-from wcd_hpc.queue.urls import MaskSecrets, chosen, mask, mask_text, without_secrets
+from wcd_hpc.store.urls import MaskSecrets, chosen, mask, mask_text, without_secrets
 
 TOY = {"WCD_HPC_PLUGINS": "toy"}
 PG = "127.0.0.1:5432/wcd_hpc_test"
@@ -141,7 +141,7 @@ def test_a_mistyped_storage_url_is_refused_without_its_password(cli, tmp_path) -
 
 
 def test_a_raw_at_in_a_password_reaches_the_driver_as_part_of_the_password() -> None:
-    from wcd_hpc.queue.urls import for_driver
+    from wcd_hpc.store.urls import for_driver
 
     for url in (
         "postgresql://wcd:p@ss@w%25rd@db.example:5432/x",

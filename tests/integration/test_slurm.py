@@ -11,7 +11,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.store.storage import open_storage
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,8 +17,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from wcd_hpc.queue.journal import check_journal
-from wcd_hpc.queue.storage import claim_lock, open_storage
+from wcd_hpc.store.journal import check_journal
+from wcd_hpc.store.storage import claim_lock, open_storage
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 WORKERS = 32

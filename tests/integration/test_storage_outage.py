@@ -20,7 +20,7 @@ from conftest import PRIVATE_PG_SECRET, PrivatePostgres
 from optuna.trial import TrialState
 
 from wcd_hpc.queue.schema import OUTAGE_FILE, TRIAL_SUSPENDED, TRIAL_SUSPENDED_BY, trial_dir
-from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.store.storage import open_storage
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 WINDOW_S = 4

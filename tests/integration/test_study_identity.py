@@ -14,10 +14,10 @@ from test_sync import TOY, mlflow_server
 from wcd_hpc.plugins import Registry
 from wcd_hpc.queue import identity
 from wcd_hpc.queue.schema import STUDY_EXPERIMENT, STUDY_ID, STUDY_ID_ADOPTED
-from wcd_hpc.queue.storage import open_storage
 from wcd_hpc.results.identity import TAG_STUDY_ID
 from wcd_hpc.results.sync import sync_study
 from wcd_hpc.results.syncdata import fingerprint
+from wcd_hpc.store.storage import open_storage
 
 __all__ = ["mlflow_server"]  # the server fixture of test_sync, used here too
 

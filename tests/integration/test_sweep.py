@@ -8,7 +8,7 @@ import uuid
 import optuna
 import pytest
 
-from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.store.storage import open_storage
 
 pytestmark = pytest.mark.slow
 TOY = {"WCD_HPC_PLUGINS": "toy"}

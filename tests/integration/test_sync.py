@@ -23,9 +23,9 @@ from conftest import need
 from mlflow.tracking import MlflowClient
 
 from wcd_hpc.default_plugins.metrics import selection_curve
-from wcd_hpc.queue.storage import open_storage
 from wcd_hpc.results.sync import ENV_CRASH
 from wcd_hpc.results.syncdata import clean, flatten, tracking_uri_for
+from wcd_hpc.store.storage import open_storage
 
 TOY = {"WCD_HPC_PLUGINS": "toy"}
 MLFLOW = Path(sys.executable).parent / "mlflow"

@@ -17,7 +17,7 @@ import pytest
 from optuna.trial import TrialState
 
 from wcd_hpc.launch.local import reap_dead
-from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.store.storage import open_storage
 
 pytestmark = pytest.mark.slow
 TOY = {"WCD_HPC_PLUGINS": "toy"}

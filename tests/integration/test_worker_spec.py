@@ -16,7 +16,7 @@ import pytest
 from wcd_hpc.launch import task
 from wcd_hpc.launch.settings import ContainerSettings
 from wcd_hpc.launch.spec import WorkerSpec, from_command
-from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.store.storage import open_storage
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 RUNS = Path("/scratch/alice/runs")
@@ -114,7 +114,7 @@ import json, subprocess, sys
 import optuna
 from wcd_hpc.launch import local, task
 from wcd_hpc.launch.spec import WorkerSpec
-from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.store.storage import open_storage
 
 entry, url = sys.argv[1], sys.argv[2]
 optuna.create_study(study_name="s", storage=open_storage(url))

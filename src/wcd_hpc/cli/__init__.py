@@ -40,7 +40,7 @@ from wcd_hpc.cli import (
 from wcd_hpc.cli.common import err, registry
 from wcd_hpc.engine.startup import configure_logging
 from wcd_hpc.errors import WcdHpcError
-from wcd_hpc.queue.urls import mask_text
+from wcd_hpc.store.urls import mask_text
 
 
 def report(exc: WcdHpcError) -> None:

@@ -17,7 +17,7 @@ from rich.markup import escape
 
 from wcd_hpc.errors import UsageError
 from wcd_hpc.plugins import Registry, get_registry
-from wcd_hpc.queue.urls import ENV_STORAGE, has_secret, kind, without_secrets
+from wcd_hpc.store.urls import ENV_STORAGE, has_secret, kind, without_secrets
 
 # Markup and emoji codes off by default: what we print is full of user text (search spaces such
 # as "[randint(2, 20), randint(2, 20)]", file names with ':100:' in file:line, error causes) that

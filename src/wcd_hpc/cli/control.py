@@ -16,14 +16,15 @@ from wcd_hpc.cli.common import (
 )
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.control import cancel, retry
+from wcd_hpc.store.storage import chosen_storage
 
 
 def cancel_cmd(
     name: StudyArgument, storage: StorageOption = None, runs_dir: RunsDirOption = Path("runs")
 ) -> None:
     """Cancel the study's Slurm jobs and local workers; its running trials are marked failed."""
-    opened = studies.open_existing(name, storage, runs_dir)
-    result = cancel(opened.study, opened.url)
+    opened = studies.open_existing(name, chosen_storage(storage), runs_dir)
+    result = cancel(opened)
     out.print(
         f"scancel: {', '.join(result.jobs) or 'no Slurm jobs'}; "
         f"local workers stopped: {len(result.local_pids)}; "
@@ -35,7 +36,7 @@ def cancel_cmd(
             f"not signalled: local process(es) {pids}, whose identity cannot be verified "
             f"({result.why_unverified}); stop them yourself if they are this study's"
         )
-    again = command_for(["wcd-hpc", "retry", name], opened.url, opened.run_dir.parent)
+    again = command_for(["wcd-hpc", "retry", name], opened.storage.url, opened.run_dir.parent)
     out.print(
         "finished trials are kept; resume with: wcd-hpc sweep <experiment>  "
         f"(or retry the failed ones: {again})"
@@ -46,8 +47,8 @@ def retry_cmd(
     name: StudyArgument, storage: StorageOption = None, runs_dir: RunsDirOption = Path("runs")
 ) -> None:
     """Enqueue the parameters of failed trials again; the next workers run them first."""
-    opened = studies.open_existing(name, storage, runs_dir)
-    numbers = retry(opened.study, opened.url)
+    opened = studies.open_existing(name, chosen_storage(storage), runs_dir)
+    numbers = retry(opened)
     listed = ", ".join(map(str, numbers)) if numbers else "none"
     out.print(f"re-enqueued {len(numbers)} failed trial(s): {listed}")
     if numbers:

@@ -20,7 +20,7 @@ from wcd_hpc.launch.render import gpu_hours_bound, render_scripts, render_sync, 
 from wcd_hpc.launch.sweep import Plan
 from wcd_hpc.plugins import get_registry
 from wcd_hpc.queue.schema import STUDY_RUN_DIR, STUDY_WARM_START
-from wcd_hpc.queue.urls import mask, without_secrets
+from wcd_hpc.store.urls import mask, without_secrets
 
 SAMPLES = 3
 

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from wcd_hpc.cli.common import fail, out, registry
-from wcd_hpc.queue.urls import ENV_STORAGE
+from wcd_hpc.store.urls import ENV_STORAGE
 
 
 def _cell(row: dict[str, object], name: str) -> str:

@@ -13,8 +13,8 @@ import typer
 from wcd_hpc.cli.common import out
 from wcd_hpc.errors import StorageError
 from wcd_hpc.output.files import not_a_file
-from wcd_hpc.queue.journal import JournalCorrupt, check_journal, scan
 from wcd_hpc.queue.salvage import salvage
+from wcd_hpc.store.journal import JournalCorrupt, check_journal, scan
 
 app = typer.Typer(help="Check or salvage a journal-file study.", no_args_is_help=True)
 

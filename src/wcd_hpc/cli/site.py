@@ -17,7 +17,7 @@ from wcd_hpc.experiment.config import DEFAULTS, validate_profile
 from wcd_hpc.experiment.sources import load_profile
 from wcd_hpc.launch.doctor import run_checks
 from wcd_hpc.launch.settings import parse_site, profile_dirs, site_profile
-from wcd_hpc.queue.urls import mask, mask_text, resolve
+from wcd_hpc.store.urls import mask, mask_text, resolve
 
 
 def profiles_cmd(

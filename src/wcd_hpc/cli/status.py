@@ -32,7 +32,7 @@ from wcd_hpc.queue.schema import (
     TRIAL_WORKER,
 )
 from wcd_hpc.queue.status import summarize
-from wcd_hpc.queue.urls import mask
+from wcd_hpc.store.storage import chosen_storage
 
 #: Trials listed in the human view's table, the latest ones: drawing all 10,000 rows of a large
 #: study took longer than reading the study, and nobody reads them in a terminal.
@@ -197,12 +197,12 @@ def status_cmd(
     ] = False,
 ) -> None:
     """Show a study: counts by state, best trial, running trials, failures and their causes."""
-    opened = studies.open_existing(name, storage, runs_dir)
-    st, url, run_dir = opened.study, opened.url, opened.run_dir
+    opened = studies.open_existing(name, chosen_storage(storage), runs_dir)
+    st, run_dir = opened.study, opened.run_dir
 
     def current() -> dict[str, Any]:
         # A trial whose worker is gone is failed (and retried) before it is shown.
-        reap(st, url, run_dir=run_dir)
+        reap(opened)
         return summarize(st, run_dir)
 
     if as_json:
@@ -224,7 +224,7 @@ def status_cmd(
         except KeyboardInterrupt:
             pass
     out.print(render(info, shown))
-    out.print(f"storage: {mask(url)}")
+    out.print(f"storage: {opened.storage.masked}")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,5 +1,5 @@
 """``wcd-hpc storage serve``: run the gRPC storage proxy that lets hundreds of workers share a
-database. All of it is :mod:`wcd_hpc.queue.proxy`; this module parses the flags and prints."""
+database. All of it is :mod:`wcd_hpc.store.proxy`; this module parses the flags and prints."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from wcd_hpc.cli.common import err, out
-from wcd_hpc.queue import proxy
-from wcd_hpc.queue.urls import ENV_STORAGE, from_env
+from wcd_hpc.store import proxy
+from wcd_hpc.store.urls import ENV_STORAGE, from_env
 
 app = typer.Typer(
     help="The gRPC storage proxy: more workers than the database has connections for.",

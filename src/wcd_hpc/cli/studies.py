@@ -16,7 +16,8 @@ from rich.markup import escape
 
 from wcd_hpc.cli.common import RunsDirOption, err, out
 from wcd_hpc.queue import study as studies
-from wcd_hpc.queue.urls import ENV_STORAGE
+from wcd_hpc.store.storage import chosen_storage
+from wcd_hpc.store.urls import ENV_STORAGE
 
 
 def _cell(value: object) -> str:
@@ -45,7 +46,7 @@ def studies_cmd(
     Reads only: nothing is created, and trials whose worker died still count as running until
     status NAME reaps them. Exits 1 after listing when a journal could not be read.
     """
-    listing = studies.list_studies(runs_dir, storage)
+    listing = studies.list_studies(runs_dir, chosen_storage(storage))
     if as_json:
         payload = {
             "where": listing.where,

@@ -36,7 +36,7 @@ from wcd_hpc.queue import finalists
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.claims import gpu_budget_spent, gpu_hours_used
 from wcd_hpc.queue.schema import SLURM_DIR
-from wcd_hpc.queue.urls import mask
+from wcd_hpc.store.urls import mask
 
 EXIT_INTERRUPTED = 130
 

@@ -11,6 +11,7 @@ from wcd_hpc.cli.common import RunsDirOption, StorageOption, StudyArgument, out
 from wcd_hpc.cli.progress import sync_progress
 from wcd_hpc.queue import study as studies
 from wcd_hpc.results.viewing import closing_lines
+from wcd_hpc.store.storage import chosen_storage
 
 
 def sync_cmd(
@@ -33,12 +34,12 @@ def sync_cmd(
     from wcd_hpc.results.sync import connect, sync_study, tracking_uri_for
 
     uri = tracking_uri_for(tracking_uri, runs_dir)
-    opened = studies.open_existing(name, storage, runs_dir)
+    opened = studies.open_existing(name, chosen_storage(storage), runs_dir)
     connect(uri)  # before the progress bar, so an unreachable server is one line
     with sync_progress() as tick:
         report = sync_study(opened.study, opened.run_dir, uri, progress=tick)
     out.print(report.line())
-    for line in closing_lines(uri, report.experiment_id, opened.url, opened.run_dir):
+    for line in closing_lines(uri, report.experiment_id, opened.storage.url, opened.run_dir):
         out.print(line, soft_wrap=True)
 
 

@@ -16,7 +16,7 @@ import typer
 from wcd_hpc.experiment.keys import MAX_TRIALS, MAX_TRIALS_PER_GPU
 from wcd_hpc.launch.spec import WorkerSpec
 from wcd_hpc.launch.task import work
-from wcd_hpc.queue.urls import ENV_STORAGE
+from wcd_hpc.store.urls import ENV_STORAGE
 
 
 def worker_cmd(

@@ -57,7 +57,6 @@ from wcd_hpc.queue.schema import (
     MODEL_FILE,
     PARAMS_FILE,
 )
-from wcd_hpc.queue.storage import open_storage
 from wcd_hpc.results import baseline
 from wcd_hpc.results import provenance as origin
 from wcd_hpc.results.baselinefile import file_sample
@@ -67,6 +66,7 @@ from wcd_hpc.results.evaluation import (
     write_evaluation_artifacts,
     write_json,
 )
+from wcd_hpc.store.storage import Storage
 
 __all__ = ["EvaluateError", "Evaluation", "RunInfo", "evaluate_file", "load_run", "read_events"]
 
@@ -140,7 +140,8 @@ def _experiment(run_dir: Path, storage: str | None, registry: Registry) -> dict[
             f"{run_dir}: no experiment.json and no journal.log two levels up; "
             "pass --storage URL for a study kept in a database"
         )
-    opened = studies.load(study, open_storage(url), url)
+    where = Storage.parse(url)
+    opened = studies.load(study, where, where.open())
     files.load_recorded(registry, opened, run_dir.parent.parent)  # a model from a file: its copy
     return studies.experiment_of(opened).to_dict()
 

@@ -24,7 +24,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
-from wcd_hpc.queue.urls import MaskSecrets
+from wcd_hpc.store.urls import MaskSecrets
 
 #: Torch threads for a worker, set by the launchers (a share of the cores, or Slurm's
 #: ``--cpus-per-task``); read when the worker starts.

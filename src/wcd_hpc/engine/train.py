@@ -51,8 +51,8 @@ from wcd_hpc.queue.schema import (
     trial_dir,
 )
 from wcd_hpc.queue.study import stored_experiment
-from wcd_hpc.queue.urls import with_chosen_storage
 from wcd_hpc.results.evaluation import write_json
+from wcd_hpc.store.urls import with_chosen_storage
 
 __all__ = ["RunStopped", "TrainResult", "fixed_params", "midpoint", "plan_train", "train"]
 

@@ -69,7 +69,6 @@ from wcd_hpc.engine.scoring import (
 from wcd_hpc.engine.verdicts import CHANCE, NAN, PRUNER, at_chance, chance_rule, not_finite
 from wcd_hpc.errors import PluginError
 from wcd_hpc.plugins import get_registry
-from wcd_hpc.queue import journal
 from wcd_hpc.queue.schema import (
     CHECKPOINT_FILE,
     INPUT_EXAMPLE_FILE,
@@ -98,6 +97,7 @@ from wcd_hpc.results.evaluation import (
     write_json,
     write_plots,
 )
+from wcd_hpc.store import journal
 
 #: What other modules import from here; the scoring half lives in :mod:`wcd_hpc.engine.scoring`.
 __all__ = [

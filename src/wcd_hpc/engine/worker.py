@@ -37,6 +37,7 @@ from wcd_hpc.output.masking import mask_text, masked_traceback
 from wcd_hpc.plugins import blame, get_registry
 from wcd_hpc.queue import claims, files, finalists, identity, outage
 from wcd_hpc.queue import study as studies
+from wcd_hpc.queue.opened import OpenedStudy
 from wcd_hpc.queue.reaper import Heartbeat, reap
 from wcd_hpc.queue.schema import (
     CACHE_DIR,
@@ -49,8 +50,7 @@ from wcd_hpc.queue.schema import (
     TRIAL_FAIL_REASON,
     trial_dir,
 )
-from wcd_hpc.queue.storage import open_storage
-from wcd_hpc.queue.urls import mask
+from wcd_hpc.store.storage import Storage
 
 log = logging.getLogger("wcd_hpc.worker")
 MAX_CONSECUTIVE_FAILURES = 3
@@ -101,16 +101,16 @@ class _StopFlag:
             signal.signal(sig, self.handler)
 
 
-def build_context(study: optuna.Study, url: str) -> Context:
+def build_context(opened: OpenedStudy) -> Context:
     """Check the stored experiment against this worker's plugins and load the data once.
 
     The search space is the one stored in the study, not the model plugin's current default.
     On a GPU the data go to the device here when they fit, once for every trial of the worker
     (:mod:`wcd_hpc.engine.device`).
     """
+    study, run_dir = opened.study, opened.run_dir
     exp = studies.experiment_of(study)
     registry = get_registry()
-    run_dir = studies.run_dir_of(study, url)
     files.load_recorded(registry, study, run_dir)  # the study's copies, never the originals
     exp, _ = resolve(exp, registry)
     dataset = registry.datasets[exp.dataset].obj
@@ -144,12 +144,12 @@ def _suspend(study: optuna.Study, trial: optuna.Trial, worker: str, signum: int)
         requeue_own_task()
 
 
-def _report_unusable_data(study: optuna.Study, url: str, worker: str, exc: DataError) -> None:
+def _report_unusable_data(opened: OpenedStudy, worker: str, exc: DataError) -> None:
     """Make a worker that cannot even load its data visible in ``status``: a failed trial."""
-    claimed = claims.claim(study, url, worker)
+    claimed = claims.claim(opened, worker)
     if claimed is not None:
         what = "cannot train" if isinstance(exc, CompileError) else "cannot load its data"
-        claims.fail(study, claimed[0], f"worker {worker} {what}: {one_line(exc)}")
+        claims.fail(opened.study, claimed[0], f"worker {worker} {what}: {one_line(exc)}")
 
 
 def run_worker(
@@ -163,14 +163,14 @@ def run_worker(
     stop = _StopFlag()
     stop.install()
     with paused_gc():
-        storage = open_storage(url)
-        study = studies.load(study_name, storage, url)
+        opened = studies.open_study(study_name, Storage.parse(url))  # the one parse
+        study = opened.study
         exp = studies.experiment_of(study)
-        log.info("worker %s joined study %s in %s", worker, study_name, mask(url))
+        log.info("worker %s joined study %s in %s", worker, study_name, opened.storage)
         try:
-            ctx = build_context(study, url)
+            ctx = build_context(opened)
         except DataError as exc:
-            _report_unusable_data(study, url, worker, exc)
+            _report_unusable_data(opened, worker, exc)
             raise
         warm_up_optimizers()
     study.sampler = make_sampler(
@@ -181,7 +181,7 @@ def run_worker(
     study.pruner = make_pruner(exp.pruner, exp.epochs, exp.pruner_options, unit)
     summary = Summary()
     try:
-        _work_off(study, url, ctx, worker, stop, summary, max_trials)
+        _work_off(opened, ctx, worker, stop, summary, max_trials)
     except StorageUnavailable as exc:
         summary.reason = STORAGE_LOST
         log.error("worker %s stops: %s", worker, exc)
@@ -193,8 +193,7 @@ def run_worker(
 
 
 def _work_off(
-    study: optuna.Study,
-    url: str,
+    opened: OpenedStudy,
     ctx: Context,
     worker: str,
     stop: _StopFlag,
@@ -207,19 +206,20 @@ def _work_off(
     (:mod:`wcd_hpc.queue.outage`) before :class:`StorageUnavailable` ends the loop: it can be
     neither told nor failed, and its checkpoint is where the next worker goes on.
     """
+    study = opened.study
     streak = 0
     while not stop():
         if max_trials is not None and len(summary.trials) >= max_trials:
             summary.reason = "max trials for this worker"
             break
-        reap(study, url, run_dir=ctx.run_dir, ask_slurm=False)
-        claimed = claims.claim(study, url, worker, sample=ctx.space.suggest)
+        reap(opened, ask_slurm=False)
+        claimed = claims.claim(opened, worker, sample=ctx.space.suggest)
         if claimed is None:
-            claimed = claims.linger(study, url, worker, stop, ctx.run_dir, ctx.space.suggest)
+            claimed = claims.linger(opened, worker, stop, ctx.space.suggest)
         if claimed is None and not stop():  # the budget is met: the finalists, if asked for
-            claimed = finalists.claim(study, url, worker, ctx.space.suggest)
+            claimed = finalists.claim(opened, worker, ctx.space.suggest)
             if claimed is None:
-                claimed = finalists.linger(study, url, worker, stop, ctx.run_dir, ctx.space.suggest)
+                claimed = finalists.linger(opened, worker, stop, ctx.space.suggest)
         if claimed is None:
             spent = claims.gpu_budget_spent(study)
             summary.reason = "GPU-hour budget spent" if spent else "budget met"
@@ -227,7 +227,7 @@ def _work_off(
         trial, resume = claimed
         summary.trials.append(trial.number)
         try:
-            kind, result = _attempt(ctx, study, url, trial, stop, resume, worker)
+            kind, result = _attempt(ctx, opened, trial, stop, resume, worker)
         except StorageUnavailable as exc:
             why = f"worker {worker} lost the storage: {exc}"
             if outage.leave(ctx.run_dir, trial.number, why):
@@ -262,8 +262,7 @@ def _work_off(
 
 def _attempt(
     ctx: Context,
-    study: optuna.Study,
-    url: str,
+    opened: OpenedStudy,
     trial: optuna.Trial,
     stop: _StopFlag,
     resume: bool,
@@ -275,8 +274,9 @@ def _attempt(
     Raises only what is not the trial's own doing: a trial finished by another process
     meanwhile (:func:`_finished_elsewhere`; the caller drops it in one line) or a bug here.
     """
+    study = opened.study
     try:
-        with Heartbeat(study, url, trial._trial_id, ctx.run_dir):
+        with Heartbeat(opened, trial._trial_id):
             value = run_trial(ctx, trial, stop, resume=resume, background=True)
     except StorageUnavailable:
         raise  # neither to be told nor failed: see _work_off

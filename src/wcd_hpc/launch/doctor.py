@@ -16,8 +16,8 @@ from wcd_hpc.errors import StorageError
 from wcd_hpc.launch.filesystems import filesystem_verdict
 from wcd_hpc.launch.settings import Site
 from wcd_hpc.output.files import size_text
-from wcd_hpc.queue.storage import open_storage
-from wcd_hpc.queue.urls import kind, mask
+from wcd_hpc.store.storage import Storage, open_storage
+from wcd_hpc.store.urls import kind, mask
 
 #: Below this much free space under the runs directory a sweep cannot be expected to finish
 #: (checkpoints, final weights, plots, a journal, a simulated data set of a few hundred MB).
@@ -177,14 +177,9 @@ def check_filesystem(url: str, runs_dir: Path) -> list[Check]:
     A warning, not a failure: the mount table may be wrong about a site's server, and a
     one-node sweep on a local disk is fine (:mod:`wcd_hpc.launch.filesystems`).
     """
-    family = kind(url)
-    if family == "journal":
-        where = Path(url.removeprefix("journal:"))
-    elif family == "sqlite":
-        where = Path(url.removeprefix("sqlite:///"))
-    else:
-        where = runs_dir
-    verdict = filesystem_verdict(where, family)
+    parsed = Storage.parse(url)
+    where = parsed.path or runs_dir
+    verdict = filesystem_verdict(where, parsed.kind)
     if verdict is None:
         return []
     return [Check("filesystem", verdict.ok, verdict.detail, verdict.fix, required=False)]

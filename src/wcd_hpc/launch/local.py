@@ -42,7 +42,6 @@ from wcd_hpc.launch.base import Handle, Launcher, Outcome, Tick, WorkerInfo
 from wcd_hpc.launch.spec import WorkerSpec
 from wcd_hpc.queue import control
 from wcd_hpc.queue import study as studies
-from wcd_hpc.queue.rdb import retry_window
 from wcd_hpc.queue.reaper import fail_and_retry, max_retries
 from wcd_hpc.queue.schema import (
     EXIT_STORAGE_LOST,
@@ -53,8 +52,9 @@ from wcd_hpc.queue.schema import (
     TRIAL_PID,
     TRIAL_SUSPENDED,
 )
-from wcd_hpc.queue.storage import open_storage
-from wcd_hpc.queue.urls import ENV_STORAGE, mask
+from wcd_hpc.store.rdb import retry_window
+from wcd_hpc.store.storage import Storage
+from wcd_hpc.store.urls import ENV_STORAGE, mask
 
 log = logging.getLogger("wcd_hpc.launch")
 #: What a worker's log says before the reason it gave the storage up (:mod:`wcd_hpc.engine.worker`).
@@ -382,11 +382,11 @@ def run_task_workers(study_name: str, url: str, per_gpu: int, label: str = "") -
     task requeues itself once they have all exited. Returns the task's exit status:
     :data:`EXIT_SUSPENDED` when stopped by a signal, else the first failing worker's, else 0.
     """
-    storage = open_storage(url)
-    study = studies.load(study_name, storage, url)
+    opened = studies.open_study(study_name, Storage.parse(url))
+    study = opened.study
     label = label or task_label()
     pool = task_pool(per_gpu, label)
-    logs = studies.run_dir_of(study, url) / LOGS_DIR
+    logs = opened.run_dir / LOGS_DIR
     handle = LocalHandle(study, url, pool, logs, local_sweep=False)
     log.info(
         "array task %s: %d workers on GPUs %s (%d per GPU), logs %s",

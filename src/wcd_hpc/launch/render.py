@@ -26,7 +26,7 @@ from wcd_hpc.launch.container import wrap
 from wcd_hpc.launch.settings import Site
 from wcd_hpc.launch.spec import WorkerSpec
 from wcd_hpc.queue.schema import SLURM_DIR, SYNC_SCRIPT, WORKER_SCRIPT
-from wcd_hpc.queue.urls import without_secrets
+from wcd_hpc.store.urls import without_secrets
 
 #: Threads sized to the task's cores: the worker's torch threads and the native pools. Slurm sets
 #: none of these, so numpy's OpenBLAS and torch's OpenMP would each start a thread per core of the

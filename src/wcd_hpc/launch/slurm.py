@@ -36,7 +36,7 @@ from wcd_hpc.launch.task import run_task
 from wcd_hpc.queue import accounting
 from wcd_hpc.queue.schema import SLURM_DIR, SYNC_SCRIPT
 from wcd_hpc.queue.study import record_slurm_jobs
-from wcd_hpc.queue.urls import ENV_STORAGE
+from wcd_hpc.store.urls import ENV_STORAGE
 
 log = logging.getLogger("wcd_hpc.slurm")
 DEFAULT_MAX_ARRAY_SIZE = 1001

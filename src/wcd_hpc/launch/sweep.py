@@ -43,11 +43,13 @@ from wcd_hpc.launch.render import Job, time_minutes
 from wcd_hpc.launch.settings import Site, parse_site, site_profile
 from wcd_hpc.launch.slurm import SlurmLauncher
 from wcd_hpc.plugins import Registry, load_experiment_files
-from wcd_hpc.queue import files, urls, warmstart
-from wcd_hpc.queue import storage as stores
+from wcd_hpc.queue import files, warmstart
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.claims import gpu_budget_spent
+from wcd_hpc.queue.opened import OpenedStudy
 from wcd_hpc.queue.schema import LOGS_DIR, TRIAL_OBJECTIVE_INTERVAL, TRIAL_TEST
+from wcd_hpc.store import urls
+from wcd_hpc.store.storage import Storage
 
 SyncProgress = Callable[[int, int], None]
 
@@ -114,7 +116,7 @@ def plan(
 
     ``flags`` maps experiment keys to ``(flag, value)``, e.g. ``{"workers": ("--workers", 4)}``;
     errors in them name the flag. The storage follows the one precedence rule of
-    :func:`wcd_hpc.queue.urls.chosen`: ``--storage`` > ``$WCD_HPC_STORAGE`` > the file.
+    :func:`wcd_hpc.store.urls.chosen`: ``--storage`` > ``$WCD_HPC_STORAGE`` > the file.
     """
     prof = site_profile(profile)
     site = parse_site(prof, source=str(profile or "<profile>"))
@@ -161,10 +163,12 @@ def _warm_start(
         return None
     if exp.sampler == "grid":
         raise error_at(exp, "start_from", "a grid sweep visits every point of its grid anyway")
-    source = warmstart.source_url(spec, exp.storage, url, run_dir.parent)
-    if spec["study"] == exp.name and source == url:
+    own = Storage.parse(url)
+    per_study = exp.storage == "journal"
+    source = warmstart.source_of(spec, own, run_dir.parent, per_study=per_study)
+    if spec["study"] == exp.name and source.url == url:
         raise error_at(exp, "start_from", f"names study '{exp.name}' itself; name another study")
-    if warmstart.done(exp.name, url):
+    if warmstart.done(exp.name, own):
         return None
     try:  # never more than the budget: the rest would wait in the study for ever
         return warmstart.find(dict(spec, top=min(spec["top"], exp.trials)), source, space)
@@ -221,17 +225,19 @@ def _check_grid(exp: Experiment, space: Space) -> None:
 
 def start(p: Plan) -> tuple[optuna.Study, studies.Prepared]:
     """Create or resume the study of plan ``p`` (the first point where anything is written)."""
-    storage = stores.open_storage(p.url)
+    where = Storage.parse(p.url)
+    storage = where.open()
     # Under the study's claim lock: two sweeps starting the same new study at once must not
     # both create it (or one resume it half-made); the second waits and resumes it.
-    with stores.claim_lock(p.url, storage, p.exp.name):
+    with where.lock(storage, p.exp.name):
         files.check_resume(storage, p.exp, p.files, p.run_dir)
-        prepared = studies.prepare(p.exp, p.space, storage, p.url, p.run_dir)
+        prepared = studies.prepare(p.exp, p.space, where, storage, p.run_dir)
         p.run_dir.mkdir(parents=True, exist_ok=True)
         study = optuna.load_study(study_name=p.exp.name, storage=storage)
         files.record(study, p.run_dir, p.files)
     # Outside that lock: the warm start takes it itself (and is idempotent under it).
-    if p.warm is not None and warmstart.enqueue(study, p.url, p.warm):
+    opened = OpenedStudy(study, where, p.run_dir)
+    if p.warm is not None and warmstart.enqueue(opened, p.warm):
         prepared = dataclasses.replace(prepared, warm_started=len(p.warm.configs))
     return study, prepared
 

@@ -27,7 +27,7 @@ from wcd_hpc.engine.startup import configure_logging, paused_gc
 from wcd_hpc.errors import StudyNotFound, UsageError, WcdHpcError
 from wcd_hpc.launch.spec import WorkerSpec, from_command
 from wcd_hpc.output.masking import mask_standard_streams
-from wcd_hpc.queue.urls import SECRET_VARIABLES, from_env, mask_text
+from wcd_hpc.store.urls import SECRET_VARIABLES, from_env, mask_text
 
 log = logging.getLogger("wcd_hpc.launch")
 

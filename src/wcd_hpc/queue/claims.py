@@ -1,7 +1,7 @@
 """Taking work from the queue: claiming a trial, giving it back suspended, failing it.
 
 A claim is "count finished and running trials, and start one more if that is still under the
-budget", done under :func:`~wcd_hpc.queue.storage.claim_lock` so that however many workers race,
+budget", done under :func:`~wcd_hpc.store.storage.claim_lock` so that however many workers race,
 the budget is met exactly and never overshot. Suspended trials (a worker stopped by a signal after
 checkpointing) are claimed first: their finished epochs are already paid for.
 
@@ -21,15 +21,15 @@ import random
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from pathlib import Path
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from wcd_hpc.errors import SlurmError
 from wcd_hpc.output.masking import mask_text
-from wcd_hpc.queue import accounting, journal, processes
+from wcd_hpc.queue import accounting, processes
 from wcd_hpc.queue import study as studies
+from wcd_hpc.queue.opened import OpenedStudy
 from wcd_hpc.queue.reaper import heartbeat_interval, reap
 from wcd_hpc.queue.schema import (
     PLACEMENT_ENV,
@@ -42,7 +42,7 @@ from wcd_hpc.queue.schema import (
     TRIAL_SUSPENDED_BY,
     TRIAL_WORKER,
 )
-from wcd_hpc.queue.storage import claim_lock
+from wcd_hpc.store import journal
 
 log = logging.getLogger("wcd_hpc.claims")
 #: Per study, when sacct was last asked (monotonic s) and the GPU-hours it reported.
@@ -110,7 +110,7 @@ def gpu_budget_spent(study: optuna.Study) -> bool:
     return used is not None and used >= float(study.user_attrs[STUDY_GPU_HOURS])
 
 
-def claim(study: optuna.Study, url: str, worker: str, sample: Sample | None = None) -> Claim | None:
+def claim(opened: OpenedStudy, worker: str, sample: Sample | None = None) -> Claim | None:
     """Resume a suspended trial, else start a new one while finished + running < budget.
 
     ``sample(trial)`` draws a new trial's parameters while the lock is still held, so that the
@@ -118,9 +118,10 @@ def claim(study: optuna.Study, url: str, worker: str, sample: Sample | None = No
     trial and whether it is a resumption, or None when there is nothing to do (the budget in
     trials is taken, or the one in GPU-hours is spent: then not even a suspended trial resumes).
     """
+    study = opened.study
     if gpu_budget_spent(study):
         return None
-    with claim_lock(url, study._storage, study.study_name):
+    with opened.lock():
         # One read for every count: two reads filtered by state would each catch up with the
         # storage, and a trial a peer finishes in between would be counted in both.
         trials = study.get_trials(deepcopy=False)
@@ -165,12 +166,7 @@ def stamp(trial: optuna.Trial, worker: str) -> None:
 
 
 def linger(
-    study: optuna.Study,
-    url: str,
-    worker: str,
-    stop: Callable[[], bool],
-    run_dir: Path | None = None,
-    sample: Sample | None = None,
+    opened: OpenedStudy, worker: str, stop: Callable[[], bool], sample: Sample | None = None
 ) -> Claim | None:
     """Before leaving, make sure the trials still running belong to live workers.
 
@@ -181,6 +177,7 @@ def linger(
     study is looked at about every second, so the workers leave within a second or so of the
     last trial's end; reaping and claiming happen every half interval (at most 5 s).
     """
+    study = opened.study
     since = time.time()
     interval = heartbeat_interval(study)
     pace = min(interval / 2, 5.0)
@@ -200,8 +197,8 @@ def linger(
         if time.monotonic() - last_try < pace:
             continue
         last_try = time.monotonic()
-        reap(study, url, run_dir=run_dir, ask_slurm=False)
-        claimed = claim(study, url, worker, sample)
+        reap(opened, ask_slurm=False)
+        claimed = claim(opened, worker, sample)
         if claimed is not None:
             return claimed
     return None

@@ -23,6 +23,7 @@ import optuna
 from optuna.trial import TrialState
 
 from wcd_hpc.queue import processes
+from wcd_hpc.queue.opened import OpenedStudy
 from wcd_hpc.queue.schema import (
     LOCAL_SWEEP_WORKERS,
     STUDY_LOCAL_SWEEP,
@@ -34,7 +35,6 @@ from wcd_hpc.queue.schema import (
     TRIAL_RETRY_OF,
     TRIAL_SLURM_JOB_ID,
 )
-from wcd_hpc.queue.storage import claim_lock
 from wcd_hpc.queue.study import slurm_jobs
 
 CANCELLED = "cancelled by wcd-hpc cancel"
@@ -73,11 +73,12 @@ def _ours(rec: Mapping[str, Any] | None) -> int | None:
     return int(rec[TRIAL_PID])
 
 
-def cancel(study: optuna.Study, url: str) -> Cancelled:
+def cancel(opened: OpenedStudy) -> Cancelled:
     """scancel the study's arrays, stop its local sweep and workers, fail its running trials.
 
     Finished trials are untouched; the study stays, and ``sweep`` can resume it later.
     """
+    study = opened.study
     jobs = slurm_jobs(study)
     if jobs:
         subprocess.run(["scancel", *jobs], capture_output=True, text=True, timeout=60)
@@ -105,7 +106,7 @@ def cancel(study: optuna.Study, url: str) -> Cancelled:
             os.kill(pid, signal.SIGTERM)
     _wait_gone(pids)
     failed = []
-    with claim_lock(url, study._storage, study.study_name):
+    with opened.lock():
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             study._storage.set_trial_user_attr(t._trial_id, TRIAL_FAIL_REASON, CANCELLED)
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
@@ -140,9 +141,10 @@ def _wait_gone(pids: list[int], timeout: float = 60) -> None:
             time.sleep(0.2)
 
 
-def retry(study: optuna.Study, url: str) -> list[int]:
+def retry(opened: OpenedStudy) -> list[int]:
     """Enqueue the parameters of every failed trial not already queued, finished or running."""
-    with claim_lock(url, study._storage, study.study_name):
+    study = opened.study
+    with opened.lock():
         trials = study.get_trials(deepcopy=False)
         taken = [t.params for t in trials if t.state != TrialState.FAIL]
         taken += [

@@ -26,7 +26,7 @@ from wcd_hpc.experiment.config import Experiment
 from wcd_hpc.experiment.modelfiles import FileRef, Loaded, load_copy, shown
 from wcd_hpc.plugins import Registry, load_files
 from wcd_hpc.queue.schema import FILES_DIR, STUDY_FILES
-from wcd_hpc.queue.storage import study_exists
+from wcd_hpc.store.storage import study_exists
 
 __all__ = ["check_resume", "load_recorded", "record"]
 

@@ -39,6 +39,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from wcd_hpc.queue import claims
 from wcd_hpc.queue import study as studies
+from wcd_hpc.queue.opened import OpenedStudy
 from wcd_hpc.queue.reaper import heartbeat_interval, reap
 from wcd_hpc.queue.schema import (
     BINNED_FILE,
@@ -49,7 +50,6 @@ from wcd_hpc.queue.schema import (
     TRIAL_TEST,
     trial_dir,
 )
-from wcd_hpc.queue.storage import claim_lock
 
 __all__ = [
     "bin_lines",
@@ -109,14 +109,15 @@ def enqueue_once(study: optuna.Study) -> list[int]:
     return numbers
 
 
-def claim(study: optuna.Study, url: str, worker: str, sample: Sample | None = None) -> Claim | None:
+def claim(opened: OpenedStudy, worker: str, sample: Sample | None = None) -> Claim | None:
     """Once the budget is met: enqueue the finalists (once) and claim a waiting one."""
+    study = opened.study
     if studies.finalists_setting(study) is None or claims.gpu_budget_spent(study):
         return None
     trials = study.get_trials(deepcopy=False)
     if studies.finished(trials) < studies.budget_of(study):
         return None
-    with claim_lock(url, study._storage, study.study_name):
+    with opened.lock():
         enqueue_once(study)
         trials = study.get_trials(deepcopy=False)
         waiting = [t for t in trials if t.state == TrialState.WAITING and studies.is_finalist(t)]
@@ -137,22 +138,18 @@ def claim(study: optuna.Study, url: str, worker: str, sample: Sample | None = No
 
 
 def linger(
-    study: optuna.Study,
-    url: str,
-    worker: str,
-    stop: Callable[[], bool],
-    run_dir: Path | None = None,
-    sample: Sample | None = None,
+    opened: OpenedStudy, worker: str, stop: Callable[[], bool], sample: Sample | None = None
 ) -> Claim | None:
     """Stay while trials still run elsewhere: the last ordinary ones (their end enqueues the
     finalists, which this worker then takes) or finalists (if one's worker dies, the reaper
     re-enqueues it and this worker takes it back). Leave when nothing runs and nothing waits."""
+    study = opened.study
     if studies.finalists_setting(study) is None:
         return None
     pace = min(heartbeat_interval(study) / 2, 5.0)
     while not stop():
-        reap(study, url, run_dir=run_dir, ask_slurm=False)
-        claimed = claim(study, url, worker, sample)
+        reap(opened, ask_slurm=False)
+        claimed = claim(opened, worker, sample)
         if claimed is not None:
             return claimed
         trials = study.get_trials(deepcopy=False)

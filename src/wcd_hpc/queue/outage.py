@@ -1,7 +1,7 @@
 """A trial whose worker lost the storage: left to be resumed, never failed for the outage.
 
 A worker that finds the storage unreachable for the whole retry window
-(:class:`~wcd_hpc.errors.StorageUnreachable`, :mod:`wcd_hpc.queue.rdb`) can no longer write
+(:class:`~wcd_hpc.errors.StorageUnreachable`, :mod:`wcd_hpc.store.rdb`) can no longer write
 anything about its trial: not its result, not "suspended", not a failure. What it can still
 write is its run directory. So it leaves a note, ``trials/<n>/storage_lost.json`` (when and why),
 beside the checkpoint of the trial's last finished epoch, and exits. The trial stays RUNNING in

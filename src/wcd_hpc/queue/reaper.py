@@ -28,6 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from wcd_hpc.errors import SlurmError
 from wcd_hpc.queue import accounting, outage
+from wcd_hpc.queue.opened import OpenedStudy
 from wcd_hpc.queue.schema import (
     SLURM_DIR,
     STUDY_HEARTBEAT_S,
@@ -46,7 +47,6 @@ from wcd_hpc.queue.schema import (
     TRIAL_SUSPENDED,
     TRIAL_WORKER,
 )
-from wcd_hpc.queue.storage import claim_lock
 from wcd_hpc.queue.study import DEFAULT_HEARTBEAT_S, ENV_HEARTBEAT
 
 log = logging.getLogger("wcd_hpc.reaper")
@@ -224,10 +224,8 @@ def _anyone_missed_a_beat(study: optuna.Study, now: float | None, interval: floa
 
 
 def reap(
-    study: optuna.Study,
-    url: str,
+    opened: OpenedStudy,
     *,
-    run_dir: Path | None = None,
     now: float | None = None,
     sacct: SacctFn = accounting.sacct,
     ask_slurm: bool = True,
@@ -237,15 +235,16 @@ def reap(
     With ``ask_slurm=False`` (the workers' routine check before each claim) sacct is asked only
     about trials that missed a heartbeat: a trial that beat within the interval is alive, and
     sparing slurmdbd one query per claim matters with hundreds of workers. When no trial missed
-    one, the pass ends without taking the claim lock. ``run_dir`` is where
-    the Slurm logs that tell an out-of-memory kill are (the caller's resolved run directory).
+    one, the pass ends without taking the claim lock. The handle's run directory is where
+    the Slurm logs that tell an out-of-memory kill are, and the notes of an outage.
     """
+    study, run_dir = opened.study, opened.run_dir
     interval = heartbeat_interval(study)
     retries = max_retries(study)
     done: list[Reaped] = []
     if not ask_slurm and not _anyone_missed_a_beat(study, now, interval):
         return done
-    with claim_lock(url, study._storage, study.study_name):
+    with opened.lock():
         running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         running = outage.take_back(study, running, run_dir)  # given up in an outage: resumed
         clock = time.time() if now is None else now
@@ -272,11 +271,9 @@ class Heartbeat:
     outage must not kill a trial that is training fine.
     """
 
-    def __init__(
-        self, study: optuna.Study, url: str, trial_id: int, run_dir: Path | None = None
-    ) -> None:
-        self.study, self.url, self.trial_id, self.run_dir = study, url, trial_id, run_dir
-        self.interval = heartbeat_interval(study)
+    def __init__(self, opened: OpenedStudy, trial_id: int) -> None:
+        self.opened, self.study, self.trial_id = opened, opened.study, trial_id
+        self.interval = heartbeat_interval(self.study)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wcd-heartbeat", daemon=True)
 
@@ -304,6 +301,6 @@ class Heartbeat:
                 log.warning("heartbeat: %s: %s", type(exc).__name__, exc)
                 continue
             try:
-                reap(self.study, self.url, run_dir=self.run_dir, ask_slurm=False)
+                reap(self.opened, ask_slurm=False)
             except Exception as exc:  # a peer's trial that just finished, a storage hiccup
                 log.warning("heartbeat: %s: %s", type(exc).__name__, exc)

@@ -1,7 +1,7 @@
 """``journal salvage``: the longest valid prefix of a damaged journal, as a study that can run.
 
 A prefix of a journal is always a consistent study (what the study was at that moment), which is
-why salvage keeps the longest valid prefix (:func:`wcd_hpc.queue.journal.scan`) and drops
+why salvage keeps the longest valid prefix (:func:`wcd_hpc.store.journal.scan`) and drops
 everything from the first bad line on. Two things make the copy safe to swap in: it appears whole
 or not at all (a full disk must not leave an empty file that would empty the study), and the
 trials running at the cut are failed in it, so the study does not wait for their workers, which
@@ -21,8 +21,8 @@ from optuna.trial import TrialState
 
 from wcd_hpc.errors import StorageError
 from wcd_hpc.output.files import atomic
-from wcd_hpc.queue.journal import CheckedJournalBackend, JournalUnwritable, scan, unwritable
 from wcd_hpc.queue.schema import TRIAL_FAIL_REASON, TRIAL_SUSPENDED
+from wcd_hpc.store.journal import CheckedJournalBackend, JournalUnwritable, scan, unwritable
 
 
 @dataclass(frozen=True)

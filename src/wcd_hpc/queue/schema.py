@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Final
 
 from wcd_hpc.errors import StorageUnavailable
+from wcd_hpc.store import schema as store_schema
 
 # --------------------------------------------------------------------------------------------
 # Study user attributes, written by ``sweep``/``render`` (and the launchers), read by everyone.
@@ -154,14 +155,16 @@ PLACEMENT_ENV: Final = {
 #: Trial system attribute in which Optuna keeps an enqueued trial's parameters (Optuna's name).
 SYSTEM_FIXED_PARAMS: Final = "fixed_params"
 #: Trial system attribute that makes creating a trial idempotent across a lost connection.
-SYSTEM_CREATE_TOKEN: Final = "wcd_hpc:create_token"
+SYSTEM_CREATE_TOKEN: Final = store_schema.SYSTEM_CREATE_TOKEN
 
 # --------------------------------------------------------------------------------------------
 # Files: the run directory ``<runs_dir>/<study>/`` and each trial's ``trials/<number>/``.
 
-JOURNAL_FILE: Final = "journal.log"
-#: Beside a journal, ``<journal>.snapshot``: its replayed state (:mod:`wcd_hpc.queue.snapshots`).
-JOURNAL_SNAPSHOT_SUFFIX: Final = ".snapshot"
+#: The journal's names are the storage layer's (:mod:`wcd_hpc.store.schema`), repeated here so
+#: that this module stays the one list of names to import.
+JOURNAL_FILE: Final = store_schema.JOURNAL_FILE
+#: Beside a journal, ``<journal>.snapshot``: its replayed state (:mod:`wcd_hpc.store.snapshots`).
+JOURNAL_SNAPSHOT_SUFFIX: Final = store_schema.JOURNAL_SNAPSHOT_SUFFIX
 TRIALS_DIR: Final = "trials"
 #: worker-<i>.log of local workers; slurm-<job>_<task>.<slot>.log of the workers an array task
 #: starts when it runs several (``resources.trials_per_gpu``).
@@ -226,9 +229,7 @@ def trial_dir(run_dir: Path, number: int) -> Path:
     return run_dir / TRIALS_DIR / str(number)
 
 
-def journal_path(run_dir: Path) -> Path:
-    """The default journal file of a study: inside its run directory."""
-    return run_dir / JOURNAL_FILE
+journal_path = store_schema.journal_path
 
 
 # --------------------------------------------------------------------------------------------

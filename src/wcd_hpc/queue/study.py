@@ -29,7 +29,7 @@ from wcd_hpc.experiment.config import NAME_RULE, Experiment, changed_keys, valid
 from wcd_hpc.experiment.space import Space
 from wcd_hpc.output.files import not_a_file
 from wcd_hpc.queue import definitions, identity
-from wcd_hpc.queue.journal import CheckedJournalBackend, scan
+from wcd_hpc.queue.opened import OpenedStudy
 from wcd_hpc.queue.schema import (
     JOURNAL_FILE,
     STUDY_BUDGET,
@@ -46,8 +46,9 @@ from wcd_hpc.queue.schema import (
     STUDY_VERSION,
     TRIAL_FINALIST,
 )
-from wcd_hpc.queue.storage import open_storage, study_exists
-from wcd_hpc.queue.urls import chosen, journal_file, kind, mask, resolve
+from wcd_hpc.store.journal import CheckedJournalBackend, scan
+from wcd_hpc.store.storage import Storage, chosen_storage, study_exists
+from wcd_hpc.store.urls import mask, resolve
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 STATE_NAMES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
@@ -61,7 +62,7 @@ class Prepared:
     """What ``prepare`` did: the study's coordinates and whether it was new."""
 
     name: str
-    storage_url: str
+    storage: Storage
     run_dir: Path
     created: bool
     budget: int
@@ -157,17 +158,21 @@ def missing_params(study: optuna.Study, trial: FrozenTrial) -> list[str]:
     return [name for name in space_of(study).distributions() if name not in trial.params]
 
 
-def run_dir_of(study: optuna.Study, url: str) -> Path:
+def run_dir_of(study: optuna.Study, storage: Storage) -> Path:
     """Where the study's trial files are, found from where the study was opened when possible.
 
     A journal study lives in ``<run dir>/journal.log``, so its run directory is wherever that
     journal is now: a runs directory that was moved or copied works from its new place, and the
     recorded path (which may point at the old place) is only used for other storages.
     """
-    if kind(url) == "journal":
-        journal = journal_file(url)
-        if journal.name == JOURNAL_FILE and journal.parent.name == study.study_name:
-            return journal.parent
+    journal = storage.path
+    if (
+        storage.kind == "journal"
+        and journal is not None
+        and journal.name == JOURNAL_FILE
+        and journal.parent.name == study.study_name
+    ):
+        return journal.parent
     recorded = study.user_attrs.get(STUDY_RUN_DIR)
     if not recorded:
         raise StorageError(f"study '{study.study_name}' records no run directory")
@@ -189,7 +194,7 @@ def stored_experiment(exp: Experiment) -> dict[str, Any]:
 
 
 def prepare(
-    exp: Experiment, space: Space, storage: BaseStorage, url: str, run_dir: Path
+    exp: Experiment, space: Space, where: Storage, storage: BaseStorage, run_dir: Path
 ) -> Prepared:
     """Create the study, or resume it after checking that it is the same experiment.
 
@@ -199,7 +204,7 @@ def prepare(
     caller creates ``run_dir``, once nothing can be refused any more.
 
     Creating takes several writes (the study, then its attributes, the budget last), so the
-    caller holds the study's claim lock (:func:`~wcd_hpc.queue.storage.claim_lock`): of two
+    caller holds the study's claim lock (:func:`~wcd_hpc.store.storage.claim_lock`): of two
     sweeps creating the same study at once, one creates it and the other then resumes it. A
     study left half-created by a creator killed in between (no budget, no trial yet) is
     finished here rather than refused.
@@ -207,13 +212,13 @@ def prepare(
     if study_exists(storage, exp.name):
         study = optuna.load_study(study_name=exp.name, storage=storage)
         if _half_created(study, exp):
-            return _create(exp, space, storage, url, run_dir)
+            return _create(exp, space, where, storage, run_dir)
         stored = study.user_attrs.get(STUDY_EXPERIMENT)
         if stored is None:
             raise StudyConflict(
-                f"study '{exp.name}' in {mask(url)} was not created by wcd-hpc; choose another name"
+                f"study '{exp.name}' in {where} was not created by wcd-hpc; choose another name"
             )
-        definitions.check_resume(stored, exp.name, mask(url))
+        definitions.check_resume(stored, exp.name, str(where))
         changed = changed_keys(
             stored, exp, stored_space=study.user_attrs.get(STUDY_SPACE), space=space
         )
@@ -234,8 +239,8 @@ def prepare(
         _name_for_people(study, exp)  # studies created before wcd-hpc named them
         identity.ensure(study)  # likewise studies created before identities
         done = finished(study.get_trials(deepcopy=False))
-        return Prepared(exp.name, url, run_dir, False, exp.trials, previous, done)
-    return _create(exp, space, storage, url, run_dir)
+        return Prepared(exp.name, where, run_dir, False, exp.trials, previous, done)
+    return _create(exp, space, where, storage, run_dir)
 
 
 def _half_created(study: optuna.Study, exp: Experiment) -> bool:
@@ -252,7 +257,7 @@ def _half_created(study: optuna.Study, exp: Experiment) -> bool:
 
 
 def _create(
-    exp: Experiment, space: Space, storage: BaseStorage, url: str, run_dir: Path
+    exp: Experiment, space: Space, where: Storage, storage: BaseStorage, run_dir: Path
 ) -> Prepared:
     """Create the study (or finish a half-created one) with every attribute, the budget last."""
     direction: Literal["minimize", "maximize"] = (
@@ -273,7 +278,7 @@ def _create(
     study.set_user_attr(STUDY_GPU_HOURS, exp.gpu_hours)
     # The budget goes last: a worker treats a study without one as not ready yet.
     study.set_user_attr(STUDY_BUDGET, exp.trials)
-    return Prepared(exp.name, url, run_dir, True, exp.trials, None, 0)
+    return Prepared(exp.name, where, run_dir, True, exp.trials, None, 0)
 
 
 def _name_for_people(study: optuna.Study, exp: Experiment) -> None:
@@ -290,40 +295,39 @@ def _name_for_people(study: optuna.Study, exp: Experiment) -> None:
             study.set_user_attr(key, value)
 
 
-def load(name: str, storage: BaseStorage, url: str) -> optuna.Study:
-    """Load a wcd-hpc study; an unknown name lists the studies that do exist."""
+def load(name: str, where: Storage, storage: BaseStorage) -> optuna.Study:
+    """Load a wcd-hpc study from ``storage`` (``where`` opened); an unknown name lists the
+    studies that do exist."""
     if not study_exists(storage, name):
         known = [s.study_name for s in storage.get_all_studies()]
-        hint = nearest(name, known, ["--storage", mask(url)]) if known else " (it holds no studies)"
-        raise StudyNotFound(f"no study '{name}' in {mask(url)}{hint}")
+        hint = nearest(name, known, ["--storage", where.masked]) if known else ""
+        raise StudyNotFound(
+            f"no study '{name}' in {where.masked}{hint or ' (it holds no studies)'}"
+        )
     return optuna.load_study(study_name=name, storage=storage)
 
 
-@dataclass(frozen=True)
-class Opened:
-    """An existing study, the URL it was opened from, and where its trial files are."""
-
-    study: optuna.Study
-    url: str
-    run_dir: Path
+def open_study(name: str, where: Storage) -> OpenedStudy:
+    """Open an existing study the way a worker does: its run directory from where it lives."""
+    study = load(name, where, where.open())
+    return OpenedStudy(study, where, run_dir_of(study, where))
 
 
-def locate(name: str, storage: str | None, runs_dir: Path) -> str:
-    """The URL of an existing study: ``storage`` (flag or ``$WCD_HPC_STORAGE``, by the one
-    precedence rule), else its journal under ``runs_dir``.
+def locate(name: str, given: Storage | None, runs_dir: Path) -> Storage:
+    """The storage of an existing study: ``given`` (the command's, else ``$WCD_HPC_STORAGE``, by
+    the one precedence rule: :func:`~wcd_hpc.store.storage.chosen_storage`), else its journal
+    under ``runs_dir``.
 
     A file-backed storage that does not exist is an error, never an empty new file: ``status``
     of a misspelt study, or of a wrong ``--storage sqlite:///…``, creates nothing.
     """
     if not valid_name(name):
         raise ConfigError("<study name>", None, None, f"{NAME_RULE}, got {name!r}")
-    url, origin = chosen(storage)
-    if url is None:
-        url, origin = resolve("journal", runs_dir / name), "--runs-dir"
-    family = kind(url)
-    path = journal_file(url) if family == "journal" else None
-    if family == "sqlite":
-        path = Path(url.removeprefix("sqlite:///"))
+    where = given or chosen_storage(None)
+    origin = "--storage"
+    if where is None:
+        where, origin = Storage.parse(resolve("journal", runs_dir / name)), "--runs-dir"
+    path = where.path
     problem = not_a_file(path) if path is not None else None
     if problem is not None and problem != "file not found":  # a directory, a FIFO …
         raise StudyNotFound(f"no study '{name}': {path} {problem}")
@@ -334,7 +338,7 @@ def locate(name: str, storage: str | None, runs_dir: Path) -> str:
             hint = nearest(name, known, ["--runs-dir", str(runs_dir)])
             hint = hint[:-1] + "; for a study in a database pass --storage URL)"
         raise StudyNotFound(f"no study '{name}': {path} does not exist{hint}")
-    return url
+    return where
 
 
 def nearest(name: str, known: Iterable[str], listing: list[str]) -> str:
@@ -344,18 +348,18 @@ def nearest(name: str, known: Iterable[str], listing: list[str]) -> str:
     return f" ({near}`{shlex.join(['wcd-hpc', 'studies', *listing])}` lists the studies there)"
 
 
-def open_existing(name: str, storage: str | None, runs_dir: Path) -> Opened:
+def open_existing(name: str, given: Storage | None, runs_dir: Path) -> OpenedStudy:
     """Open an existing study for a read-mostly command (status, sync, cancel, retry).
 
     Its run directory is the journal's directory, or for a database ``runs_dir/<name>`` when
     that exists (the runs directory may have moved since), else the recorded one.
     """
-    url = locate(name, storage, runs_dir)
-    study = load(name, open_storage(url), url)
-    run_dir = run_dir_of(study, url)
-    if kind(url) != "journal" and (runs_dir / name).is_dir():
+    where = locate(name, given, runs_dir)
+    study = load(name, where, where.open())
+    run_dir = run_dir_of(study, where)
+    if where.kind != "journal" and (runs_dir / name).is_dir():
         run_dir = runs_dir / name
-    return Opened(study, url, run_dir)
+    return OpenedStudy(study, where, run_dir)
 
 
 def slurm_jobs(study: optuna.Study) -> list[str]:
@@ -410,16 +414,16 @@ class StudyList:
     damaged: list[str]
 
 
-def list_studies(runs_dir: Path, storage: str | None = None) -> StudyList:
-    """Every study in ``storage`` (flag, else ``$WCD_HPC_STORAGE``), else in the journals
+def list_studies(runs_dir: Path, given: Storage | None = None) -> StudyList:
+    """Every study in ``given`` (the command's, else ``$WCD_HPC_STORAGE``), else in the journals
     ``runs_dir/*/journal.log``.
 
     Nothing is written, created or repaired: a missing runs directory lists nothing, a damaged
     journal is reported and skipped (``journal salvage`` is the user's call, not a listing's),
     and a file-backed storage that does not exist is :class:`StudyNotFound`, never a new file.
     """
-    url, _ = chosen(storage)
-    if url is None:
+    parsed = given or chosen_storage(None)
+    if parsed is None:
         journals = sorted(runs_dir.glob(f"*/{JOURNAL_FILE}")) if runs_dir.is_dir() else []
         rows: list[StudyRow] = []
         damaged: list[str] = []
@@ -428,22 +432,19 @@ def list_studies(runs_dir: Path, storage: str | None = None) -> StudyList:
             rows += found
             damaged += [problem] if problem else []
         return StudyList(str(runs_dir), rows, damaged)
-    family = kind(url)
-    path = journal_file(url) if family == "journal" else None
-    if family == "sqlite":
-        path = Path(url.removeprefix("sqlite:///"))
+    path = parsed.path
     if path is not None and not path.is_file():
         raise StudyNotFound(f"no studies: {path} does not exist")
-    if family == "journal":
-        found, problem = _journal_rows(journal_file(url))
-        return StudyList(mask(url), found, [problem] if problem else [])
-    return StudyList(mask(url), _rows(open_storage(url), url), [])
+    if parsed.kind == "journal" and path is not None:
+        found, problem = _journal_rows(path)
+        return StudyList(parsed.masked, found, [problem] if problem else [])
+    return StudyList(parsed.masked, _rows(parsed.open(), parsed), [])
 
 
 def _journal_rows(path: Path) -> tuple[list[StudyRow], str | None]:
     """The studies of one journal, or why it cannot be read; the file is only read.
 
-    Not :func:`~wcd_hpc.queue.storage.open_storage`: that checks a damaged tail under the
+    Not :func:`~wcd_hpc.store.storage.open_storage`: that checks a damaged tail under the
     journal's lock, which creates a lock file, and a listing must leave the runs directory as
     it found it.
     """
@@ -452,20 +453,20 @@ def _journal_rows(path: Path) -> tuple[list[StudyRow], str | None]:
         if not found.ok:
             return [], found.message()
         backend = CheckedJournalBackend(path, JournalFileOpenLock(str(path)))
-        return _rows(JournalStorage(backend), f"journal:{path.resolve()}"), None
+        return _rows(JournalStorage(backend), Storage.parse(f"journal:{path.resolve()}")), None
     except (StorageError, OSError, ValueError) as exc:
         return [], f"{path}: cannot read the journal: {exc}"
 
 
-def _rows(storage: BaseStorage, url: str) -> list[StudyRow]:
+def _rows(storage: BaseStorage, where: Storage) -> list[StudyRow]:
     rows = []
     for frozen in sorted(storage.get_all_studies(), key=lambda s: s.study_name):
         study = optuna.load_study(study_name=frozen.study_name, storage=storage)
-        rows.append(_row(study, url))
+        rows.append(_row(study, where))
     return rows
 
 
-def _row(study: optuna.Study, url: str) -> StudyRow:
+def _row(study: optuna.Study, where: Storage) -> StudyRow:
     trials = study.get_trials(deepcopy=False)
     tally = counts(trials)
     done = finished(trials)
@@ -480,7 +481,7 @@ def _row(study: optuna.Study, url: str) -> StudyRow:
         pick = min if direction == "minimize" else max
         best = pick(values) if values else None
     try:
-        run_dir: Path | None = run_dir_of(study, url)
+        run_dir: Path | None = run_dir_of(study, where)
     except StorageError:
         run_dir = None
     if budget is None:
@@ -493,7 +494,7 @@ def _row(study: optuna.Study, url: str) -> StudyRow:
         state = "stopped" if done or tally["FAIL"] else "not started"
     return StudyRow(
         name=study.study_name,
-        storage=mask(url),
+        storage=where.masked,
         state=state,
         budget=budget,
         finished=done,

@@ -33,11 +33,12 @@ from optuna.trial import FrozenTrial, TrialState
 from wcd_hpc.errors import StudyNotFound
 from wcd_hpc.experiment.space import Space
 from wcd_hpc.queue import study as studies
+from wcd_hpc.queue.opened import OpenedStudy
 from wcd_hpc.queue.schema import STUDY_WARM_START, TRIAL_WARM_START
-from wcd_hpc.queue.storage import claim_lock, open_storage, study_exists
-from wcd_hpc.queue.urls import journal_file, kind, mask, resolve
+from wcd_hpc.store.storage import Storage, study_exists
+from wcd_hpc.store.urls import resolve
 
-__all__ = ["WarmStart", "done", "enqueue", "find", "source_url"]
+__all__ = ["WarmStart", "done", "enqueue", "find", "source_of"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class WarmStart:
     """What ``start_from`` will enqueue: flat Optuna parameter sets, best first."""
 
     study: str
-    url: str  # the source's storage, unmasked: never stored or printed as it is
+    source: Storage  # the source's storage: only its masked form is stored or printed
     configs: tuple[dict[str, Any], ...]
     trials: tuple[int, ...]  # the source trial each configuration comes from
     warnings: tuple[str, ...]
@@ -60,43 +61,36 @@ class WarmStart:
         )
 
 
-def source_url(spec: Mapping[str, Any], storage: str, url: str, runs_dir: Path) -> str:
-    """The storage URL of the study ``spec`` (``start_from``'s mapping) names.
+def source_of(spec: Mapping[str, Any], own: Storage, runs_dir: Path, *, per_study: bool) -> Storage:
+    """The storage of the study ``spec`` (``start_from``'s mapping) names.
 
-    Without ``spec["storage"]`` it is the new study's own storage ``url``, except for the
-    default per-study journal (``storage: journal``), where "the same storage" is the other
-    study's journal in the same runs directory.
+    Without ``spec["storage"]`` it is the new study's ``own``, except when that is the default
+    per-study journal (``per_study``: the experiment's ``storage: journal``), where "the same
+    storage" is the other study's journal in the same runs directory.
     """
     given = spec.get("storage")
     if given is None:
-        return resolve("journal", runs_dir / spec["study"]) if storage == "journal" else url
-    return resolve(str(given), runs_dir / spec["study"])
+        if not per_study:
+            return own
+        return Storage.parse(resolve("journal", runs_dir / spec["study"]))
+    return Storage.parse(resolve(str(given), runs_dir / spec["study"]))
 
 
-def _file_of(url: str) -> Path | None:
-    family = kind(url)
-    if family == "sqlite":
-        return Path(url.removeprefix("sqlite:///"))
-    return journal_file(url) if family == "journal" else None
-
-
-def done(name: str, url: str) -> bool:
-    """Whether study ``name`` in ``url`` exists and has had its warm start (creates nothing)."""
-    path = _file_of(url)
-    if path is not None and not path.is_file():
+def done(name: str, where: Storage) -> bool:
+    """Whether study ``name`` in ``where`` exists and has had its warm start (creates nothing)."""
+    if where.path is not None and not where.path.is_file():
         return False
-    storage = open_storage(url)
+    storage = where.open()
     if not study_exists(storage, name):
         return False
     return STUDY_WARM_START in optuna.load_study(study_name=name, storage=storage).user_attrs
 
 
-def _open_source(name: str, url: str) -> optuna.Study:
+def _open_source(name: str, where: Storage) -> optuna.Study:
     """The source study; a missing file or study is :class:`StudyNotFound`, never a new file."""
-    path = _file_of(url)
-    if path is not None and not path.is_file():
-        raise StudyNotFound(f"no study '{name}': {path} does not exist")
-    return studies.load(name, open_storage(url), url)
+    if where.path is not None and not where.path.is_file():
+        raise StudyNotFound(f"no study '{name}': {where.path} does not exist")
+    return studies.load(name, where, where.open())
 
 
 def _contains(dist: BaseDistribution, value: Any) -> bool:
@@ -127,14 +121,14 @@ def _leaves(space: Space) -> dict[str, str]:
     }
 
 
-def find(spec: Mapping[str, Any], url: str, space: Space) -> WarmStart:
+def find(spec: Mapping[str, Any], where: Storage, space: Space) -> WarmStart:
     """Read the source's best ``spec["top"]`` configurations that fit ``space``.
 
     Raises :class:`StudyNotFound` (with the names nearest to a typo) when the source is not
     there; the caller puts it on the ``start_from`` line.
     """
     name, top = str(spec["study"]), int(spec["top"])
-    source = _open_source(name, url)
+    source = _open_source(name, where)
     dists = space.distributions()
     texts = _leaves(space)
     configs: list[dict[str, Any]] = []
@@ -161,7 +155,7 @@ def find(spec: Mapping[str, Any], url: str, space: Space) -> WarmStart:
     warned = _warnings(name, texts, outside, unsearched, missing)
     if not configs:
         warned += (f"start_from: study '{name}' has no complete trial to start from",)
-    return WarmStart(name, url, tuple(configs), tuple(numbers), warned)
+    return WarmStart(name, where, tuple(configs), tuple(numbers), warned)
 
 
 def _warnings(
@@ -190,14 +184,15 @@ def _warnings(
     return tuple(lines)
 
 
-def enqueue(study: optuna.Study, url: str, warm: WarmStart) -> bool:
+def enqueue(opened: OpenedStudy, warm: WarmStart) -> bool:
     """Enqueue ``warm``'s configurations in ``study`` unless a warm start was done before.
 
     Returns whether it enqueued now. Under the claim lock, so that two ``sweep`` commands
     started at once cannot both enqueue; the study attribute is written after the trials, so a
     crash in between repeats the enqueueing (extra trials) rather than losing it.
     """
-    with claim_lock(url, study._storage, study.study_name):
+    study = opened.study
+    with opened.lock():
         if STUDY_WARM_START in study.user_attrs:
             return False
         for config, number in zip(warm.configs, warm.trials, strict=True):
@@ -206,7 +201,7 @@ def enqueue(study: optuna.Study, url: str, warm: WarmStart) -> bool:
             )
         record = {
             "study": warm.study,
-            "storage": mask(warm.url),
+            "storage": warm.source.masked,
             "trials": list(warm.trials),
             "enqueued": len(warm.configs),
         }

@@ -30,8 +30,8 @@ from mlflow.tracking import MlflowClient
 from wcd_hpc.errors import SyncError
 from wcd_hpc.queue import identity
 from wcd_hpc.queue.schema import STUDY_ID_ADOPTED
-from wcd_hpc.queue.urls import mask
 from wcd_hpc.results.syncdata import TAG_STUDY, local_artifacts
+from wcd_hpc.store.urls import mask
 
 __all__ = ["TAG_STUDY_ID", "Target", "target"]
 

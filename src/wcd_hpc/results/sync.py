@@ -69,7 +69,6 @@ from wcd_hpc.queue.schema import (
     TRIAL_WORKER,
     trial_dir,
 )
-from wcd_hpc.queue.urls import mask
 from wcd_hpc.results import syncmodel, syncplots
 from wcd_hpc.results.evaluation import write_json, write_plots
 from wcd_hpc.results.identity import TAG_STUDY_ID, Target, target
@@ -100,6 +99,7 @@ from wcd_hpc.results.syncdata import (
     tracking_uri_for,
     write_table,
 )
+from wcd_hpc.store.urls import mask
 
 __all__ = ["SyncError", "SyncReport", "connect", "sync_study", "tracking_uri_for"]
 

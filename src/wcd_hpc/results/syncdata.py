@@ -28,7 +28,7 @@ from wcd_hpc import __version__
 from wcd_hpc.environ import environment
 from wcd_hpc.errors import SyncError, one_line
 from wcd_hpc.queue.schema import RESULT_FILE
-from wcd_hpc.queue.urls import is_secret_key, mask, mask_text
+from wcd_hpc.store.urls import is_secret_key, mask, mask_text
 
 ENV_TRACKING = "MLFLOW_TRACKING_URI"
 # Bump when what sync uploads for a trial changes, so the next sync refreshes every run.

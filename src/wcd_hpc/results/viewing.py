@@ -20,7 +20,7 @@ import shlex
 from pathlib import Path
 
 from wcd_hpc.queue.schema import JOURNAL_FILE
-from wcd_hpc.queue.urls import kind, without_secrets
+from wcd_hpc.store.urls import kind, without_secrets
 
 __all__ = ["MLFLOW_PORT", "closing_lines", "experiment_url"]
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from wcd_hpc.cli import PROG_NAME, app
 from wcd_hpc.experiment.config import load_experiment
-from wcd_hpc.queue.urls import resolve
+from wcd_hpc.store.urls import resolve
 
 MINIMAL = "name: home\ndataset: toy\nmodel: toy\ntrials: 1\n"
 

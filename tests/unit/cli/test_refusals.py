@@ -14,7 +14,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.store.storage import open_storage
 
 TOY = {"WCD_HPC_PLUGINS": "toy"}
 

@@ -21,6 +21,7 @@ from wcd_hpc.experiment.config import Experiment, load_experiment
 from wcd_hpc.experiment.space import Space
 from wcd_hpc.queue.study import prepare
 from wcd_hpc.results.evaluation import binned_table, write_binned
+from wcd_hpc.store.storage import Storage
 
 IRON_PROTON = """\
 name: ip
@@ -169,10 +170,10 @@ def test_a_trial_with_a_signal_class_the_data_lack_fails_before_training(tmp_pat
 def test_changing_signal_class_on_resume_is_a_change_of_experiment(tmp_path: Path) -> None:
     storage = optuna.storages.InMemoryStorage()
     space = Space.from_mapping({"lr": "loguniform(1e-4, 1e-2)"})
-    prepare(_experiment("iron"), space, storage, "memory", tmp_path)
-    prepare(_experiment("iron"), space, storage, "memory", tmp_path)  # same: resumes
+    prepare(_experiment("iron"), space, Storage.parse("memory"), storage, tmp_path)
+    prepare(_experiment("iron"), space, Storage.parse("memory"), storage, tmp_path)  # same: resumes
     with pytest.raises(StudyConflict, match=r"changed: signal_class"):
-        prepare(_experiment("proton"), space, storage, "memory", tmp_path)
+        prepare(_experiment("proton"), space, Storage.parse("memory"), storage, tmp_path)
 
 
 def test_evaluate_uses_the_runs_signal_class_and_refuses_one_its_model_lacks() -> None:

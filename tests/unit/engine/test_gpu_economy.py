@@ -29,7 +29,7 @@ from wcd_hpc.experiment.config import ConfigError, Experiment, load_experiment
 from wcd_hpc.launch import local
 from wcd_hpc.queue.accounting import parse_sacct, summarize_allocation
 from wcd_hpc.queue.status import summarize
-from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.store.storage import open_storage
 
 TOY = {"WCD_HPC_PLUGINS": "toy"}
 MINIMAL = "name: quick\ndataset: footprint-sim\nmodel: lenet\ntrials: 4\n"

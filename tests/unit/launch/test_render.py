@@ -16,7 +16,7 @@ from wcd_hpc.launch.render import Job, render_sync, render_worker, time_minutes
 from wcd_hpc.launch.settings import parse_site
 from wcd_hpc.launch.slurm import chunks, executor_parameters
 from wcd_hpc.queue.accounting import SlurmError, parse_sacct, summarize_allocation
-from wcd_hpc.queue.urls import without_secrets as strip_password
+from wcd_hpc.store.urls import without_secrets as strip_password
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden"
 SITE = {

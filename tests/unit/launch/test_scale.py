@@ -78,8 +78,8 @@ def test_64_forked_workers_on_a_journal_finish_exactly_the_budget_without_duplic
     from wcd_hpc.engine import startup
     from wcd_hpc.engine import trial as trial_module
     from wcd_hpc.launch.sweep import plan, start
-    from wcd_hpc.queue.journal import check_journal
-    from wcd_hpc.queue.storage import open_storage
+    from wcd_hpc.store.journal import check_journal
+    from wcd_hpc.store.storage import open_storage
 
     monkeypatch.syspath_prepend(str(testplugins))
     for var in ("WCD_HPC_THREADS", "OMP_NUM_THREADS"):

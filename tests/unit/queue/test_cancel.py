@@ -11,7 +11,8 @@ import optuna
 import pytest
 
 from wcd_hpc.queue import processes
-from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.queue.opened import OpenedStudy
+from wcd_hpc.store.storage import Storage, open_storage
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -91,7 +92,8 @@ def test_cancel_signals_nothing_when_proc_is_another_pid_namespaces(
         trial.set_user_attr(key, value)
     foreign = _fake_proc(tmp_path, os.getpid() + 100_000, bystander.pid)
     monkeypatch.setattr(processes, "PROC", foreign, raising=False)
-    result = control.cancel(study, f"journal:{journal}")
+    where = Storage.parse(f"journal:{journal}")
+    result = control.cancel(OpenedStudy(study, where, journal.parent))
     assert bystander.poll() is None  # not signalled
     assert result.local_pids == [] and result.unverified == [bystander.pid]
     assert "PID namespace" in result.why_unverified

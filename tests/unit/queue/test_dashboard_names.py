@@ -7,7 +7,7 @@ from datetime import datetime
 import optuna
 import pytest
 
-from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.store.storage import open_storage
 
 TOY = {"WCD_HPC_PLUGINS": "toy"}
 

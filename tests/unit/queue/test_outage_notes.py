@@ -18,11 +18,12 @@ from sqlalchemy.exc import OperationalError
 
 from wcd_hpc.errors import StorageUnreachable
 from wcd_hpc.queue import outage
-from wcd_hpc.queue import rdb as rdbretry
-from wcd_hpc.queue.rdb import RetryingRDBStorage
+from wcd_hpc.queue.opened import OpenedStudy
 from wcd_hpc.queue.reaper import reap
 from wcd_hpc.queue.schema import OUTAGE_FILE, trial_dir
-from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.store import rdb as rdbretry
+from wcd_hpc.store.rdb import RetryingRDBStorage
+from wcd_hpc.store.storage import Storage, open_storage
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 MASKED = "postgresql://wcd:***@db.example:5432/x"
@@ -54,7 +55,7 @@ def test_a_trial_given_up_in_an_outage_is_suspended_with_the_reason_instead_of_r
     study, url, run_dir = _study(tmp_path)
     trial = _running(study, beat=time.time() - 100)
     assert outage.leave(run_dir, trial.number, "worker w1 lost the storage: unreachable for 60 s")
-    assert reap(study, url, run_dir=run_dir, sacct=lambda jobs: []) == []
+    assert reap(OpenedStudy(study, Storage.parse(url), run_dir), sacct=lambda jobs: []) == []
     t = study.get_trials()[trial.number]
     assert t.state == TrialState.RUNNING
     assert t.user_attrs["suspended"] is True
@@ -73,7 +74,7 @@ def test_an_outage_note_older_than_the_trials_last_heartbeat_is_dropped_unused(
     note = trial_dir(run_dir, trial.number) / OUTAGE_FILE
     note.parent.mkdir(parents=True)
     note.write_text(json.dumps({"at": time.time() - 80, "why": "an earlier outage"}))
-    reaped = reap(study, url, run_dir=run_dir, sacct=lambda jobs: [])
+    reaped = reap(OpenedStudy(study, Storage.parse(url), run_dir), sacct=lambda jobs: [])
     assert [r.number for r in reaped] == [trial.number]
     assert study.get_trials()[trial.number].state == TrialState.FAIL
     assert not (trial_dir(run_dir, trial.number) / OUTAGE_FILE).exists()

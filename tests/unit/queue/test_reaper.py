@@ -8,8 +8,9 @@ import optuna
 from optuna.trial import TrialState
 
 from wcd_hpc.queue.accounting import TaskRecord
+from wcd_hpc.queue.opened import OpenedStudy
 from wcd_hpc.queue.reaper import cause_of_death, reap
-from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.store.storage import Storage, open_storage
 
 
 def _study(tmp_path: Path) -> tuple[optuna.Study, str]:
@@ -17,6 +18,10 @@ def _study(tmp_path: Path) -> tuple[optuna.Study, str]:
     study = optuna.create_study(study_name="s", storage=open_storage(url))
     study.set_user_attr("heartbeat_s", 10.0)
     return study, url
+
+
+def _opened(study: optuna.Study, url: str) -> OpenedStudy:
+    return OpenedStudy(study, Storage.parse(url), Path(url.removeprefix("journal:")).parent)
 
 
 def _running(study: optuna.Study, **attrs: object) -> optuna.Trial:
@@ -35,7 +40,7 @@ def test_a_stale_heartbeat_fails_the_trial_and_enqueues_its_parameters(tmp_path)
     study, url = _study(tmp_path)
     dead = _running(study, heartbeat=1000.0, worker="w1", host="n1", pid=7)
     alive = _running(study, heartbeat=1014.0)
-    reaped = reap(study, url, now=1016.0, sacct=lambda jobs: [])
+    reaped = reap(_opened(study, url), now=1016.0, sacct=lambda jobs: [])
     assert [(r.number, r.retried_as) for r in reaped] == [(dead.number, True)]
     trials = study.get_trials()
     assert trials[dead.number].state == TrialState.FAIL
@@ -53,7 +58,9 @@ def test_sacct_out_of_memory_is_named_as_such(tmp_path) -> None:
     trial = _running(
         study, heartbeat=1000.0, slurm_job_id="41", slurm_array_job_id="40", slurm_array_task_id="1"
     )
-    reaped = reap(study, url, now=1001.0, sacct=lambda jobs: [_record("40_1", "OUT_OF_MEMORY")])
+    reaped = reap(
+        _opened(study, url), now=1001.0, sacct=lambda jobs: [_record("40_1", "OUT_OF_MEMORY")]
+    )
     assert reaped[0].cause == "slurm job 41 ended OUT_OF_MEMORY (out of memory)"
     assert study.get_trials()[trial.number].state == TrialState.FAIL
 
@@ -62,14 +69,14 @@ def test_suspended_trials_and_live_jobs_are_left_alone(tmp_path) -> None:
     study, url = _study(tmp_path)
     _running(study, heartbeat=0.0, suspended=True)
     _running(study, heartbeat=999.0, slurm_job_id="9")
-    assert reap(study, url, now=1000.0, sacct=lambda jobs: [_record("9", "RUNNING")]) == []
+    assert reap(_opened(study, url), now=1000.0, sacct=lambda jobs: [_record("9", "RUNNING")]) == []
 
 
 def test_retries_stop_at_the_budget(tmp_path) -> None:
     study, url = _study(tmp_path)
     study.set_user_attr("max_retries", 1)
     _running(study, heartbeat=0.0, retry=1)
-    reaped = reap(study, url, now=1000.0, sacct=lambda jobs: [])
+    reaped = reap(_opened(study, url), now=1000.0, sacct=lambda jobs: [])
     assert reaped[0].retried_as is False
     assert [t.state for t in study.get_trials()] == [TrialState.FAIL]
 
@@ -93,8 +100,8 @@ def test_a_running_trial_without_claim_stamps_is_reaped_after_the_claim_grace_pe
     created = study.get_trials()[orphan.number].datetime_start.timestamp()
     frozen = study.get_trials()[orphan.number]
     assert cause_of_death(frozen, now=created + 5.0, interval=10.0, states={}) is None
-    assert reap(study, url, now=created + 5.0, ask_slurm=False) == []
-    reaped = reap(study, url, now=created + 60.0, ask_slurm=False)
+    assert reap(_opened(study, url), now=created + 5.0, ask_slurm=False) == []
+    reaped = reap(_opened(study, url), now=created + 60.0, ask_slurm=False)
     assert sorted(r.number for r in reaped) == [orphan.number, junk.number]
     trials = study.get_trials()
     assert trials[orphan.number].state == TrialState.FAIL

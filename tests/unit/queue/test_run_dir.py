@@ -15,7 +15,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.store.storage import open_storage
 
 pytestmark = pytest.mark.slow
 TOY = {"WCD_HPC_PLUGINS": "toy"}

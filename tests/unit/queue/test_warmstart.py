@@ -16,9 +16,10 @@ from wcd_hpc.experiment.space import Space
 from wcd_hpc.launch.sweep import Plan, plan, start
 from wcd_hpc.plugins import get_registry
 from wcd_hpc.queue import claims, warmstart
+from wcd_hpc.queue.opened import OpenedStudy
 from wcd_hpc.queue.schema import STUDY_WARM_START, TRIAL_WARM_START
-from wcd_hpc.queue.storage import open_storage
-from wcd_hpc.queue.urls import resolve
+from wcd_hpc.store.storage import Storage, open_storage
+from wcd_hpc.store.urls import resolve
 
 OLD_SPACE = {
     "lr": "loguniform(1e-4, 1e-2)",
@@ -80,7 +81,8 @@ def experiment(tmp_path: Path) -> Callable[..., Path]:
 def _claim(p: Plan, study: optuna.Study, count: int) -> list[optuna.Trial]:
     taken = []
     for _ in range(count):
-        claimed = claims.claim(study, p.url, "test", sample=p.space.suggest)
+        opened = OpenedStudy(study, Storage.parse(p.url), p.run_dir)
+        claimed = claims.claim(opened, "test", sample=p.space.suggest)
         assert claimed is not None
         taken.append(claimed[0])
     return taken
@@ -113,7 +115,7 @@ def test_a_new_study_starts_with_the_old_studys_best_k_parameter_sets(
     assert again.warm is None
     _, prepared = start(again)
     assert prepared.warm_started == 0
-    assert not warmstart.enqueue(study, p.url, p.warm)
+    assert not warmstart.enqueue(OpenedStudy(study, Storage.parse(p.url), p.run_dir), p.warm)
     states = [t.state for t in study.get_trials(deepcopy=False)]
     assert TrialState.WAITING not in states and len(states) == 4
 

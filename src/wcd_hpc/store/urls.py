@@ -3,7 +3,7 @@
 A study is addressed by one string that every worker can be given: ``journal:/abs/path.log`` for
 Optuna's journal file on a shared filesystem, an SQLAlchemy URL (``sqlite:///…``,
 ``postgresql://…``), or ``grpc://HOST:PORT`` for Optuna's storage proxy in front of a database
-(:mod:`wcd_hpc.queue.proxy`; it carries no secret: the database password stays with the
+(:mod:`wcd_hpc.store.proxy`; it carries no secret: the database password stays with the
 proxy). A database URL may carry a password (in its user part, or a ``password`` query
 parameter) and an MLflow tracking URI a token (``?token=``). Wherever wcd-hpc prints,
 logs, renders or stores a URL it goes through :func:`mask` (or :func:`mask_text` for a whole
@@ -37,7 +37,7 @@ from wcd_hpc.output.masking import mask as mask
 from wcd_hpc.output.masking import mask_text as mask_text
 from wcd_hpc.output.masking import remember, split_url
 from wcd_hpc.output.masking import without_secrets as without_secrets
-from wcd_hpc.queue.schema import journal_path
+from wcd_hpc.store.schema import journal_path
 
 ENV_STORAGE = "WCD_HPC_STORAGE"
 #: Where a URL with a secret may wait in the environment: the storage, MLflow's tracking URI.

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from wcd_hpc.errors import StorageError
-from wcd_hpc.queue.storage import open_storage
-from wcd_hpc.queue.urls import kind, mask, resolve
+from wcd_hpc.store.storage import Storage, open_storage
+from wcd_hpc.store.urls import kind, mask, resolve
 
 
 @pytest.mark.parametrize(
@@ -59,12 +59,12 @@ def test_a_stale_lock_file_is_announced_while_waiting_and_when_removed(
 ) -> None:
     # Left by a killed process, a lock file held every command up for its grace period (30 s)
     # without a word; the wait is announced, with the file, and so is the removal.
-    from wcd_hpc.queue.filelock import PollingLock
+    from wcd_hpc.store.filelock import PollingLock
 
     journal = tmp_path / "journal.log"
     lock = PollingLock(str(journal), grace_period=2)
     Path(lock._lock_file).touch()  # what a killed holder leaves
-    with caplog.at_level("WARNING", logger="wcd_hpc.queue.storage"):
+    with caplog.at_level("WARNING", logger="wcd_hpc.store.storage"):
         assert lock.acquire()
     lock.release()
     lines = [r.getMessage() for r in caplog.records]
@@ -72,3 +72,24 @@ def test_a_stale_lock_file_is_announced_while_waiting_and_when_removed(
     assert lines[0].startswith(f"waiting for lock file {lock._lock_file}, unchanged for ")
     assert "taken as stale after 2 s" in lines[0]
     assert lines[1].startswith(f"removed lock file {lock._lock_file}: unchanged for ")
+
+
+def test_a_storage_is_parsed_once_into_its_kind_file_and_masked_form(tmp_path: Path) -> None:
+    journal = Storage.parse(f"journal:{tmp_path / 'j.log'}")
+    assert (journal.kind, journal.path) == ("journal", tmp_path / "j.log")
+    sqlite = Storage.parse(f"sqlite:///{tmp_path / 'a.db'}")
+    assert (sqlite.kind, sqlite.path) == ("sqlite", tmp_path / "a.db")
+    pg = Storage.parse("postgresql://wcd:s3cret@db.example/x")
+    assert (pg.kind, pg.path) == ("postgresql", None)
+    # Logged, printed or in a traceback, the value shows only the masked URL.
+    assert "s3cret" not in repr(pg) and "s3cret" not in str(pg)
+    assert str(pg) == pg.masked == "postgresql://wcd:***@db.example/x"
+
+
+def test_a_parsed_storage_opens_and_locks_like_its_url(tmp_path: Path) -> None:
+    where = Storage.parse(f"journal:{tmp_path / 'runs' / 's' / 'journal.log'}")
+    storage = where.open()
+    run_dir = tmp_path / "runs" / "s"
+    with where.lock(storage, "s"):  # the claim lock's file, beside the journal while held
+        assert [p.name for p in run_dir.glob("journal.log.s.claim*")] != []
+    assert [p.name for p in run_dir.glob("journal.log.s.claim*")] == []

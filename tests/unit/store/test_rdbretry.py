@@ -18,8 +18,8 @@ from optuna.trial import TrialState
 from sqlalchemy.exc import OperationalError
 
 from wcd_hpc.errors import StorageUnreachable
-from wcd_hpc.queue import rdb as rdbretry
-from wcd_hpc.queue.rdb import RetryingRDBStorage, connection_lost
+from wcd_hpc.store import rdb as rdbretry
+from wcd_hpc.store.rdb import RetryingRDBStorage, connection_lost
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 SECRET_URL = "postgresql://wcd:s3cret@db.example:5432/x"
@@ -81,7 +81,7 @@ def test_reads_and_attribute_writes_are_retried_and_logged_once_per_retry_with_m
 ) -> None:
     study = optuna.create_study(study_name="s", storage=storage)
     calls = _fail_after(monkeypatch, "_get_trials", times=2)
-    with caplog.at_level(logging.WARNING, logger="wcd_hpc.queue.storage"):
+    with caplog.at_level(logging.WARNING, logger="wcd_hpc.store.storage"):
         assert study.get_trials() == []
     retries = [r.getMessage() for r in caplog.records]
     assert len(calls) == 3 and len(retries) == 2

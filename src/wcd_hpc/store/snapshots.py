@@ -6,7 +6,7 @@ replaying them took 12 s per process on the development machine, for every worke
 every ``status`` and every ``sync``. Optuna's journal storage can start from a snapshot (a pickle
 of its replayed state) when its backend offers one, and then reads only the lines after it; it
 asks the backend to save one every 100 trials it creates. Its file backend offers none, so
-:class:`~wcd_hpc.queue.journal.CheckedJournalBackend` does, through this module.
+:class:`~wcd_hpc.store.journal.CheckedJournalBackend` does, through this module.
 
 A snapshot is only ever a shortcut, never the record: the journal stays the one source of truth,
 and a snapshot that does not provably belong to it is ignored (the journal is replayed in full);
@@ -31,9 +31,9 @@ from typing import Any
 
 import optuna
 
-from wcd_hpc.queue.schema import JOURNAL_SNAPSHOT_SUFFIX
+from wcd_hpc.store.schema import JOURNAL_SNAPSHOT_SUFFIX
 
-log = logging.getLogger("wcd_hpc.queue.journal")
+log = logging.getLogger("wcd_hpc.store.journal")
 _FORMAT = "wcd-hpc journal snapshot 1"
 _TAIL = 1 << 16  # how many bytes before the snapshot's end of journal are digested
 

@@ -2,7 +2,7 @@
 
 Optuna's ``JournalFileBackend`` stores a study as one JSON operation per line, appended under a
 lock. How it reacts to damage (checked with Optuna 5.0 on real files,
-see tests/unit/queue/test_journal.py):
+see tests/unit/store/test_journal.py):
 
 - a *partial last line* (no newline: a write cut off by a full disk, a quota, a node crash) is
   skipped on read, so the study still opens; but the next append is glued onto that fragment and
@@ -48,7 +48,7 @@ from optuna.trial import TrialState
 
 from wcd_hpc.errors import StorageError, StorageUnavailable
 from wcd_hpc.output.files import disk_full_text, free_bytes, is_disk_full
-from wcd_hpc.queue import snapshots
+from wcd_hpc.store import snapshots
 
 _TAIL = 1 << 16  # how much of the end of the file the cheap tail check reads
 #: Free bytes under which a damaged journal's filesystem counts as full (the likely cause).
@@ -410,7 +410,7 @@ def set_user_attrs(trial: optuna.trial.BaseTrial, attrs: Mapping[str, Any]) -> N
 
 class CheckedJournalBackend(JournalFileBackend, BaseJournalSnapshot):
     """Optuna's journal backend with precise corruption errors and no append after a fragment,
-    and snapshots that spare a large journal's replay (:mod:`wcd_hpc.queue.snapshots`)."""
+    and snapshots that spare a large journal's replay (:mod:`wcd_hpc.store.snapshots`)."""
 
     def __init__(self, path: Path, lock: JournalFileOpenLock) -> None:
         super().__init__(str(path), lock_obj=lock)

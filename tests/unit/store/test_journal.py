@@ -15,10 +15,10 @@ from optuna.storages.journal._storage import JournalOperation
 from optuna.trial import TrialState
 
 from wcd_hpc.errors import StorageError
-from wcd_hpc.queue import journal
-from wcd_hpc.queue.journal import JournalCorrupt, check_journal, scan
 from wcd_hpc.queue.salvage import salvage
-from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.store import journal
+from wcd_hpc.store.journal import JournalCorrupt, check_journal, scan
+from wcd_hpc.store.storage import open_storage
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 

@@ -18,7 +18,7 @@ import time
 
 from optuna.storages.journal import JournalFileOpenLock
 
-log = logging.getLogger("wcd_hpc.queue.storage")
+log = logging.getLogger("wcd_hpc.store.storage")
 
 
 class PollingLock(JournalFileOpenLock):

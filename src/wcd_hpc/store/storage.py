@@ -1,6 +1,6 @@
 """Opening the storage a study lives in, and the claim lock that keeps the budget exact.
 
-URLs themselves (their kinds, masking, precedence) are :mod:`wcd_hpc.queue.urls`. Workers
+URLs themselves (their kinds, masking, precedence) are :mod:`wcd_hpc.store.urls`. Workers
 receive URLs through the environment rather than argv so ``ps`` on a shared login node never
 shows them.
 
@@ -8,10 +8,10 @@ Journal files live on the cluster's shared filesystem, usually NFS, so their loc
 ``JournalFileOpenLock``: a lock file created with ``open(O_CREAT | O_EXCL)``, which NFSv3+ servers
 perform atomically, whereas ``flock``/``fcntl`` locks are emulated or silently local on many NFS
 clients (the reason sqlite is single-node only), waited for with short jittered sleeps
-(:class:`~wcd_hpc.queue.filelock.PollingLock`) so that many workers share it fairly. A lock file
+(:class:`~wcd_hpc.store.filelock.PollingLock`) so that many workers share it fairly. A lock file
 left by a killed worker is broken after a 30 s grace period in which its mtime did not change.
-Damaged journals are reported by :mod:`wcd_hpc.queue.journal` (file, line, salvage command).
-PostgreSQL and MySQL go through :mod:`wcd_hpc.queue.rdb`, which retries calls with backoff across
+Damaged journals are reported by :mod:`wcd_hpc.store.journal` (file, line, salvage command).
+PostgreSQL and MySQL go through :mod:`wcd_hpc.store.rdb`, which retries calls with backoff across
 a lost connection without writing anything twice; the schema is created by ``sweep`` (creating
 the study), so workers find it.
 """
@@ -21,16 +21,65 @@ from __future__ import annotations
 import contextlib
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 
 from wcd_hpc.errors import StorageError, one_line
-from wcd_hpc.queue import journal
-from wcd_hpc.queue.filelock import PollingLock
-from wcd_hpc.queue.rdb import RetryingRDBStorage, connection_lost, retry_call
-from wcd_hpc.queue.urls import for_driver, journal_file, kind, mask, mask_text
+from wcd_hpc.store import journal
+from wcd_hpc.store.filelock import PollingLock
+from wcd_hpc.store.rdb import RetryingRDBStorage, connection_lost, retry_call
+from wcd_hpc.store.urls import chosen, for_driver, journal_file, kind, mask, mask_text
+
+
+@dataclass(frozen=True)
+class Storage:
+    """A storage URL parsed once: its family, its file, its printable form, its open and lock.
+
+    The URL used to ride beside the study into every queue call, and each call re-derived the
+    family from it and cut sqlite paths by hand. A process parses the URL once into this value
+    and hands the value on. The URL itself is kept out of ``repr`` (it may hold a password), so
+    a value logged or shown in a traceback prints only :attr:`masked`, as does ``str()``.
+    """
+
+    url: str = field(repr=False)
+    #: ``journal``, ``sqlite``, ``postgresql``, ``mysql``, ``grpc`` or ``other`` (:func:`kind`).
+    kind: str
+    #: The journal or sqlite file that holds the study; None for a server.
+    path: Path | None
+    #: The URL with its password masked: what may be printed, logged or stored.
+    masked: str
+
+    @classmethod
+    def parse(cls, url: str) -> Storage:
+        """The storage ``url`` (already resolved, :func:`~wcd_hpc.store.urls.resolve`) names."""
+        family = kind(url)
+        path: Path | None = None
+        if family == "journal":
+            path = journal_file(url)
+        elif family == "sqlite":
+            path = Path(url.removeprefix("sqlite:///"))
+        return cls(url, family, path, mask(url))
+
+    def __str__(self) -> str:
+        return self.masked
+
+    def open(self, *, connections: int | None = None) -> BaseStorage:
+        """Open it (:func:`open_storage`)."""
+        return open_storage(self.url, connections=connections)
+
+    def lock(self, storage: BaseStorage, study: str) -> contextlib.AbstractContextManager[None]:
+        """The claim lock of ``study`` in it, opened as ``storage`` (:func:`claim_lock`)."""
+        return claim_lock(self.url, storage, study)
+
+
+def chosen_storage(flag: str | None) -> Storage | None:
+    """The storage a command was given (``--storage``, else ``$WCD_HPC_STORAGE``), parsed; None
+    leaves it to the caller's default (:func:`~wcd_hpc.store.urls.chosen`)."""
+    url, _ = chosen(flag)
+    return None if url is None else Storage.parse(url)
 
 
 def open_storage(url: str, *, connections: int | None = None) -> BaseStorage:
@@ -40,11 +89,11 @@ def open_storage(url: str, *, connections: int | None = None) -> BaseStorage:
     atomic on NFSv3+ unlike ``flock``; RDB storages get a small pool with pre-ping so a worker
     survives idle connections being dropped. ``connections`` sizes the pool of a process that
     serves many workers (the gRPC proxy) instead of a worker's one. ``grpc://HOST:PORT`` is
-    Optuna's proxy client, with the retries of :mod:`wcd_hpc.queue.grpcstore`.
+    Optuna's proxy client, with the retries of :mod:`wcd_hpc.store.grpcstore`.
     """
     family = kind(url)
     if family == "grpc":
-        from wcd_hpc.queue.grpcstore import open_grpc  # grpcio only where a proxy is used
+        from wcd_hpc.store.grpcstore import open_grpc  # grpcio only where a proxy is used
 
         return open_grpc(url)
     try:
@@ -138,15 +187,15 @@ def claim_lock(url: str, storage: BaseStorage, study: str) -> Iterator[None]:
     Without it two workers can both see N-1 trials and both start one, overshooting the budget.
     Journal and sqlite files use a lock file beside them (same NFS-safe open lock as the journal);
     PostgreSQL uses a session advisory lock keyed by the study name; ``grpc://`` the lease lock
-    that ``wcd-hpc storage serve`` serves (:mod:`wcd_hpc.queue.grpcstore`); other storages go
+    that ``wcd-hpc storage serve`` serves (:mod:`wcd_hpc.store.grpcstore`); other storages go
     unlocked.
     A study's ``_storage`` is Optuna's cache around our RDBStorage, hence the unwrapping. If the
     database restarts inside the section, its session and so the lock are gone: acquiring is
     retried with backoff, and releasing a lock whose session died is not an error.
     """
-    family = kind(url)
-    if family in ("journal", "sqlite"):
-        target = journal_file(url) if family == "journal" else Path(url.removeprefix("sqlite:///"))
+    parsed = Storage.parse(url)
+    family, target = parsed.kind, parsed.path
+    if target is not None:
         lock = PollingLock(f"{target}.{study}.claim")
         try:
             lock.acquire()
@@ -175,7 +224,7 @@ def claim_lock(url: str, storage: BaseStorage, study: str) -> Iterator[None]:
                     raise
                 conn.invalidate()
     elif family == "grpc":
-        from wcd_hpc.queue.grpcstore import claim_lock as proxy_lock
+        from wcd_hpc.store.grpcstore import claim_lock as proxy_lock
 
         with proxy_lock(url, storage, study):
             yield

@@ -2,12 +2,12 @@
 
 A few hundred workers each holding one to three PostgreSQL connections exceed the database's
 default ``max_connections`` of 100; one proxy process holding a handful of connections does not.
-Workers then use ``storage: grpc://HOST:PORT`` (:mod:`wcd_hpc.queue.grpcstore` is their side).
+Workers then use ``storage: grpc://HOST:PORT`` (:mod:`wcd_hpc.store.grpcstore` is their side).
 
 What the server is made of, and why:
 
-- **The backend** is opened with our own :func:`~wcd_hpc.queue.storage.open_storage`, so
-  database calls are retried across a lost connection (:mod:`wcd_hpc.queue.rdb`) while the
+- **The backend** is opened with our own :func:`~wcd_hpc.store.storage.open_storage`, so
+  database calls are retried across a lost connection (:mod:`wcd_hpc.store.rdb`) while the
   workers' calls simply take longer, and wrapped in Optuna's in-process cache the way
   ``optuna.storages.get_storage`` wraps an RDB storage (Optuna's docs warn that the proxy is
   slow without it). Its pool is a few connections (``connections``), whatever the number of
@@ -26,7 +26,7 @@ What the server is made of, and why:
   renewed, so a killed holder frees the lock by itself.
 
 The proxy is a single point of the sweep: while it is down workers retry for up to 60 s
-(:mod:`wcd_hpc.queue.grpcstore`), then stop with one line; nothing is lost, since every write
+(:mod:`wcd_hpc.store.grpcstore`), then stop with one line; nothing is lost, since every write
 went through to the database, and a restarted proxy serves the same study. It has no
 authentication and no encryption: bind it to a cluster-internal interface only.
 """
@@ -48,13 +48,13 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from wcd_hpc.errors import ConfigError, StorageError, one_line
-from wcd_hpc.queue.storage import open_storage
-from wcd_hpc.queue.urls import kind, mask
+from wcd_hpc.store.storage import open_storage
+from wcd_hpc.store.urls import kind, mask
 
 if TYPE_CHECKING:  # grpc is imported when a proxy starts, not by every `wcd-hpc` command
     import grpc
 
-log = logging.getLogger("wcd_hpc.queue.proxy")
+log = logging.getLogger("wcd_hpc.store.proxy")
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 13000
 #: Server threads: each call in flight takes one (lock calls return at once, storage calls take
 #: milliseconds), so this serves hundreds of workers; raise it if calls queue.
@@ -104,7 +104,7 @@ def lock_service(table: LockTable) -> grpc.GenericRpcHandler:
     """The ``wcd_hpc.ClaimLock`` service on ``table``: JSON in and out, no generated code."""
     import grpc
 
-    from wcd_hpc.queue.grpcstore import ACQUIRE, LOCK_SERVICE, RELEASE, decode, encode
+    from wcd_hpc.store.grpcstore import ACQUIRE, LOCK_SERVICE, RELEASE, decode, encode
 
     def fields(request: dict[str, Any], context: grpc.ServicerContext) -> tuple[str, str]:
         study, holder = request.get("study"), request.get("holder")

@@ -52,9 +52,9 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from wcd_hpc.errors import StorageUnreachable, one_line
-from wcd_hpc.queue.schema import SYSTEM_CREATE_TOKEN
+from wcd_hpc.store.schema import SYSTEM_CREATE_TOKEN
 
-log = logging.getLogger("wcd_hpc.queue.storage")
+log = logging.getLogger("wcd_hpc.store.storage")
 #: How long a call is retried across a lost connection before the storage counts as
 #: unreachable (seconds); ``$WCD_HPC_STORAGE_RETRY_S`` sets another window.
 RETRY_SECONDS = 60.0
@@ -223,7 +223,7 @@ class RetryingRDBStorage(RDBStorage):
         # Optuna's cache (which wraps every RDBStorage a study uses) calls this private method;
         # the public create_new_trial goes through it too.
         # A template that already carries a token keeps it: it was tagged by a client of the
-        # gRPC proxy (wcd_hpc.queue.grpcstore), which searches for that token after a lost answer.
+        # gRPC proxy (wcd_hpc.store.grpcstore), which searches for that token after a lost answer.
         given = template_trial.system_attrs.get(TOKEN_ATTR) if template_trial else None
         token = given if isinstance(given, str) else uuid.uuid4().hex
         template = tagged(template_trial, token)

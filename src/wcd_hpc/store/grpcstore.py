@@ -2,7 +2,7 @@
 
 Why a proxy at all: PostgreSQL's ``max_connections`` is 100 by default and each worker holds one
 to three connections, so a few hundred workers cannot all talk to the database. They talk to one
-``wcd-hpc storage serve`` process instead (:mod:`wcd_hpc.queue.proxy`), which holds a handful of
+``wcd-hpc storage serve`` process instead (:mod:`wcd_hpc.store.proxy`), which holds a handful of
 connections. Optuna's client (``optuna.storages.GrpcStorageProxy``) lacks three things a sweep
 relies on, and this module adds them:
 
@@ -10,7 +10,7 @@ relies on, and this module adds them:
   resolve); an address where nothing answers within :data:`DEFAULT_WAIT_S` seconds (long enough
   for a worker started just before the proxy) is one line naming the address and what to run.
 - **Riding out a proxy restart.** Optuna's client raises on the first ``UNAVAILABLE``. Here the
-  calls whose repetition writes nothing twice (the same list as :mod:`wcd_hpc.queue.rdb`) are
+  calls whose repetition writes nothing twice (the same list as :mod:`wcd_hpc.store.rdb`) are
   retried with the same backoff (0.5 s, 1 s, … for up to 60 s); finishing a trial treats "already
   finished in the state we asked for" after a retry as its own write; creating a trial tags it
   with a token and, after a lost answer, looks for that token before creating another. When the
@@ -57,7 +57,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from wcd_hpc.errors import MAX_LINE, ConfigError, StorageError, StorageUnreachable, clip, one_line
 from wcd_hpc.experiment.addresses import grpc_address
-from wcd_hpc.queue.rdb import (
+from wcd_hpc.store.rdb import (
     IDEMPOTENT,
     Backoff,
     create_once,
@@ -68,7 +68,7 @@ from wcd_hpc.queue.rdb import (
     with_token,
 )
 
-log = logging.getLogger("wcd_hpc.queue.storage")
+log = logging.getLogger("wcd_hpc.store.storage")
 T = TypeVar("T")
 
 #: How long opening waits for the proxy to answer; a worker may start a moment before it.

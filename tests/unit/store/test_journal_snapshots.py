@@ -9,8 +9,8 @@ from typing import Any
 import optuna
 import pytest
 
-from wcd_hpc.queue import journal, snapshots
-from wcd_hpc.queue.storage import open_storage
+from wcd_hpc.store import journal, snapshots
+from wcd_hpc.store.storage import open_storage
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
