@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shlex
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -25,6 +25,22 @@ from wcd_hpc.store.urls import ENV_STORAGE, has_secret, kind, without_secrets
 # escape() what they interpolate.
 out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
+#: Width tables get when the output is not a terminal (a pipe, a file, a test's runner): rich
+#: would assume 80 columns there and wrap or cut a trial's value and state inside its cell.
+PIPED_WIDTH = 240
+
+
+def print_table(renderable: Any) -> None:
+    """Print tables at the terminal's width, or unwrapped where there is no terminal (a console
+    of that width on the same stream: ``print(width=…)`` can only narrow a console)."""
+    if out.is_terminal:
+        out.print(renderable)
+        return
+    wide = Console(
+        file=out.file, width=PIPED_WIDTH, highlight=False, soft_wrap=True, markup=False, emoji=False
+    )
+    wide.print(renderable)
+
 
 # Options several verbs share, spelled once.
 StorageOption = Annotated[

@@ -13,7 +13,7 @@ from typing import Any
 from rich.syntax import Syntax
 from rich.table import Table
 
-from wcd_hpc.cli.common import out, warn
+from wcd_hpc.cli.common import out, print_table, warn
 from wcd_hpc.experiment.config import Experiment, settings_of
 from wcd_hpc.experiment.keys import find
 from wcd_hpc.launch.render import gpu_hours_bound, render_scripts, render_sync, render_worker
@@ -102,7 +102,7 @@ def show_dry_run(p: Plan) -> None:
             table.add_column(key)
         for row in samples:
             table.add_row(*(_fmt(row[k]) for k in keys))
-        out.print(table)
+        print_table(table)
     if exp.executor == "slurm":
         per_task, per_gpu = job.workers_per_task, exp.resources.trials_per_gpu
         each = f", each running {per_task} workers ({per_gpu} per GPU)" if per_task > 1 else ""

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from wcd_hpc.cli.common import fail, out, registry
+from wcd_hpc.cli.common import fail, out, print_table, registry
 from wcd_hpc.store.urls import ENV_STORAGE
 
 
@@ -136,7 +136,7 @@ def evaluate_cmd(
                     f"{gain:.2f}" if isinstance(gain, (int, float)) else "–",
                 ]
             table.add_row(edges, str(row["events"]), *cells)
-        out.print(table)
+        print_table(table)
         if compared:
             out.print("baseline: the run's classical cuts (chosen on its training split)")
     else:
@@ -164,7 +164,7 @@ def _baseline(path: Path, train: Path | None, output: Path | None) -> None:
             str(row.get("baseline_variant", "–")),
             _cell(row, "baseline_q_at_eff"),
         )
-    out.print(table)
+    print_table(table)
     out.print(f"files: {result.out}")
 
 

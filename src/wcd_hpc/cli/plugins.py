@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from wcd_hpc.cli.common import err, fail, out, registry, warn
+from wcd_hpc.cli.common import err, fail, out, print_table, registry, warn
 from wcd_hpc.scaffold import create
 
 JSON_HELP = "Print JSON (a stable interface)."
@@ -83,7 +83,7 @@ def list_plugins(as_json: bool) -> None:
         for e in rows:
             desc = getattr(e.obj, "description", "")
             table.add_row(e.kind, e.name, e.source.distribution, e.source.version, desc)
-        out.print(table)
+        print_table(table)
         for line in reg.warnings:
             warn(line)
         for line in reg.errors:

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from wcd_hpc.cli.common import out
+from wcd_hpc.cli.common import out, print_table
 from wcd_hpc.errors import ConfigError
 from wcd_hpc.experiment.config import DEFAULTS, validate_profile
 from wcd_hpc.experiment.sources import load_profile
@@ -69,7 +69,7 @@ def profiles_cmd(
                 r["path"],
                 Text("invalid", style="red") if r["error"] else Text("ok", style="green"),
             )
-        out.print(table)
+        print_table(table)
         for r in rows:
             if r["error"]:
                 out.print(f"[bold red]error:[/] {escape(r['error'])}", markup=True)

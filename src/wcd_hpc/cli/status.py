@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from wcd_hpc import merit
-from wcd_hpc.cli.common import RunsDirOption, StorageOption, StudyArgument, out
+from wcd_hpc.cli.common import RunsDirOption, StorageOption, StudyArgument, out, print_table
 from wcd_hpc.queue import finalists
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.reaper import reap
@@ -211,7 +211,7 @@ def status_cmd(
     info = current()
     shown = None if show_all else SHOWN_TRIALS
     if not watch:
-        out.print(render(info, shown))
+        print_table(render(info, shown))
         return
     # The live view crops long lines to the terminal and, piped, prints nothing until it ends;
     # it is transient, and the last state is printed in full once it stops.
@@ -223,7 +223,7 @@ def status_cmd(
                 live.update(render(info, shown))
         except KeyboardInterrupt:
             pass
-    out.print(render(info, shown))
+    print_table(render(info, shown))
     out.print(f"storage: {opened.storage.masked}")
 
 

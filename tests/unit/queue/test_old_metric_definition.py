@@ -15,8 +15,11 @@ from wcd_hpc.experiment.space import Space
 from wcd_hpc.queue.definitions import MIN_BACKGROUND_KEY
 from wcd_hpc.queue.schema import STUDY_EXPERIMENT
 from wcd_hpc.queue.study import prepare
+from wcd_hpc.store.storage import Storage
 
 SPACE = Space.from_mapping({"lr": "loguniform(1e-4, 1e-2)"})
+
+MEMORY = Storage.parse("memory")
 
 
 def _experiment(tmp_path: Path, metric: str, *sets: str) -> Experiment:
@@ -39,31 +42,31 @@ def _aged(storage: optuna.storages.BaseStorage) -> None:
 def test_resuming_a_q_factor_study_of_the_old_definition_is_refused(tmp_path: Path) -> None:
     storage = optuna.storages.InMemoryStorage()
     exp = _experiment(tmp_path, "q_factor")
-    prepare(exp, SPACE, storage, "memory", tmp_path)
-    prepare(exp, SPACE, storage, "memory", tmp_path)  # the current definition: resumes
+    prepare(exp, SPACE, MEMORY, storage, tmp_path)
+    prepare(exp, SPACE, MEMORY, storage, tmp_path)  # the current definition: resumes
     _aged(storage)
     with pytest.raises(StudyConflict) as info:
-        prepare(exp, SPACE, storage, "memory", tmp_path)
+        prepare(exp, SPACE, MEMORY, storage, tmp_path)
     text = str(info.value)
     assert "\n" not in text and text.startswith("study 'gh' in memory optimises q_factor")
     assert "metric.min_background" in text and "--set name=gh-v2" in text
     stored = optuna.load_study(study_name="gh", storage=storage).user_attrs[STUDY_EXPERIMENT]
     assert MIN_BACKGROUND_KEY not in stored  # refused before the study was touched
     renamed = _experiment(tmp_path, "q_factor", "name=gh-v2")
-    assert prepare(renamed, SPACE, storage, "memory", tmp_path).created
+    assert prepare(renamed, SPACE, MEMORY, storage, tmp_path).created
 
 
 def test_a_study_whose_metric_has_no_cut_resumes_whatever_its_age(tmp_path: Path) -> None:
     storage = optuna.storages.InMemoryStorage()
     exp = _experiment(tmp_path, "f1")
-    prepare(exp, SPACE, storage, "memory", tmp_path)
+    prepare(exp, SPACE, MEMORY, storage, tmp_path)
     _aged(storage)
-    assert not prepare(exp, SPACE, storage, "memory", tmp_path).created
+    assert not prepare(exp, SPACE, MEMORY, storage, tmp_path).created
 
 
 def test_a_changed_minimum_background_is_a_changed_experiment(tmp_path: Path) -> None:
     storage = optuna.storages.InMemoryStorage()
-    prepare(_experiment(tmp_path, "q_factor"), SPACE, storage, "memory", tmp_path)
+    prepare(_experiment(tmp_path, "q_factor"), SPACE, MEMORY, storage, tmp_path)
     with pytest.raises(StudyConflict, match=r"changed: metric\.min_background"):
         more = _experiment(tmp_path, "q_factor", "metric.min_background=20")
-        prepare(more, SPACE, storage, "memory", tmp_path)
+        prepare(more, SPACE, MEMORY, storage, tmp_path)
