@@ -281,7 +281,7 @@ def _attempt(
     except StorageUnavailable:
         raise  # neither to be told nor failed: see _work_off
     except optuna.TrialPruned as exc:
-        study.tell(trial, state=TrialState.PRUNED)
+        tell(study, trial, state=TrialState.PRUNED)
         return "pruned", exc
     except Interrupted:
         _suspend(study, trial, worker, stop.signum or signal.SIGTERM)
@@ -291,8 +291,29 @@ def _attempt(
             raise
         _failed(ctx, study, trial, exc)
         return "failed", exc
-    study.tell(trial, value)
+    tell(study, trial, value)
     return "complete", value
+
+
+def tell(study: optuna.Study, trial: optuna.Trial, value: Any = None, **kwargs: Any) -> None:
+    """``study.tell``, with a trial the reaper finished meanwhile said as such.
+
+    Optuna refuses to tell a finished trial with a plain ``ValueError`` ("Cannot tell a FAIL
+    trial") before it reaches the storage, whose own refusal is ``UpdateFinishedTrialError``:
+    a worker slow enough to be reaped (a loaded machine) met the first and crashed. Both now
+    end in the one line of :func:`_dropped`."""
+    try:
+        study.tell(trial, value, **kwargs)
+    except ValueError as exc:
+        try:
+            stored = study._storage.get_trial(trial._trial_id).state
+        except Exception:
+            raise exc from None
+        if not stored.is_finished():
+            raise
+        raise UpdateFinishedTrialError(
+            f"trial {trial.number} was already {stored.name} when its result came"
+        ) from exc
 
 
 def _finished_elsewhere(exc: BaseException) -> bool:
