@@ -97,9 +97,13 @@ class StorageUnavailable(StorageError):
     Not bad input and not a bug: the same command succeeds once the storage is back, so the
     exit status is 69 (``EX_UNAVAILABLE``), which a launcher tells apart from a crash (never
     restarted: a fresh worker would meet the same outage) and from bad input.
+
+    ``trial`` is the number of a trial the outage caught half-claimed (created, its claim stamps
+    not all written), so that its worker can leave it the same outage note as a trial it trained.
     """
 
     exit_code = 69
+    trial: int | None = None
 
 
 class StorageUnreachable(StorageUnavailable):

@@ -212,14 +212,12 @@ def _work_off(
         if max_trials is not None and len(summary.trials) >= max_trials:
             summary.reason = "max trials for this worker"
             break
-        reap(opened, ask_slurm=False)
-        claimed = claims.claim(opened, worker, sample=ctx.space.suggest)
-        if claimed is None:
-            claimed = claims.linger(opened, worker, stop, ctx.space.suggest)
-        if claimed is None and not stop():  # the budget is met: the finalists, if asked for
-            claimed = finalists.claim(opened, worker, ctx.space.suggest)
-            if claimed is None:
-                claimed = finalists.linger(opened, worker, stop, ctx.space.suggest)
+        try:
+            claimed = _claim(ctx, opened, worker, stop)
+        except StorageUnavailable as exc:
+            if exc.trial is not None:  # created, then the outage caught its claim
+                outage.leave(ctx.run_dir, exc.trial, f"worker {worker} lost the storage: {exc}")
+            raise
         if claimed is None:
             spent = claims.gpu_budget_spent(study)
             summary.reason = "GPU-hour budget spent" if spent else "budget met"
@@ -258,6 +256,21 @@ def _work_off(
             if streak >= MAX_CONSECUTIVE_FAILURES:
                 summary.reason = TOO_MANY_FAILURES
                 break
+
+
+def _claim(
+    ctx: Context, opened: OpenedStudy, worker: str, stop: _StopFlag
+) -> tuple[optuna.Trial, bool] | None:
+    """The next trial of the budget, else (the budget met) the next finalist, else None."""
+    reap(opened, ask_slurm=False)
+    claimed = claims.claim(opened, worker, sample=ctx.space.suggest)
+    if claimed is None:
+        claimed = claims.linger(opened, worker, stop, ctx.space.suggest)
+    if claimed is None and not stop():  # the budget is met: the finalists, if asked for
+        claimed = finalists.claim(opened, worker, ctx.space.suggest)
+        if claimed is None:
+            claimed = finalists.linger(opened, worker, stop, ctx.space.suggest)
+    return claimed
 
 
 def _attempt(

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from wcd_hpc.errors import SlurmError
+from wcd_hpc.errors import SlurmError, StorageUnavailable
 from wcd_hpc.output.masking import mask_text
 from wcd_hpc.queue import accounting, processes
 from wcd_hpc.queue import study as studies
@@ -152,7 +152,10 @@ def claim(opened: OpenedStudy, worker: str, sample: Sample | None = None) -> Cla
 
 
 def stamp(trial: optuna.Trial, worker: str) -> None:
-    """Mark ``trial`` as claimed by ``worker`` now: heartbeat, process, placement."""
+    """Mark ``trial`` as claimed by ``worker`` now: heartbeat, process, placement.
+
+    An outage in the middle leaves the trial created but half-stamped: the exception names it
+    (:attr:`StorageUnavailable.trial`) so that the worker leaves it its outage note."""
     now = time.time()
     stamps = {
         TRIAL_HEARTBEAT: now,
@@ -162,7 +165,11 @@ def stamp(trial: optuna.Trial, worker: str) -> None:
         TRIAL_CLAIMED_AT: iso_utc(now),
         **placement(),
     }
-    journal.set_user_attrs(trial, stamps)
+    try:
+        journal.set_user_attrs(trial, stamps)
+    except StorageUnavailable as exc:
+        exc.trial = trial.number
+        raise
 
 
 def linger(

@@ -128,3 +128,21 @@ def test_the_retry_window_is_read_from_the_environment_and_defaults_to_a_minute(
         assert rdbretry.retry_window() == 60.0
     monkeypatch.setenv(rdbretry.ENV_RETRY, "5")
     assert rdbretry.retry_window() == 5.0
+
+
+def test_an_outage_that_cuts_a_claim_short_names_the_half_stamped_trial(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wcd_hpc.queue import claims
+
+    study, _, _ = _study(tmp_path)
+    trial = study.ask()
+
+    def cut(*_: object) -> None:
+        raise StorageUnreachable("storage postgresql://u:***@h/db unreachable for 60 s")
+
+    monkeypatch.setattr(claims.journal, "set_user_attrs", cut)
+    with pytest.raises(StorageUnreachable) as caught:
+        claims.stamp(trial, "w0")
+    # The worker leaves this trial its outage note, as it does for a trial it trained.
+    assert caught.value.trial == trial.number
