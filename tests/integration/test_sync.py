@@ -283,6 +283,8 @@ def test_sync_carries_trials_without_params_as_runs_and_goes_on(
     with its state and masked cause, and the sweep's own sync goes on with new trials."""
     from wcd_hpc.engine.worker import _report_unusable_data
     from wcd_hpc.errors import DataError
+    from wcd_hpc.queue.opened import OpenedStudy
+    from wcd_hpc.store.storage import Storage
 
     exp = toy_experiment(name="holes", trials=1)
     first = cli("sweep", str(exp), "--no-sync", plugins=testplugins, env=TOY)
@@ -291,7 +293,8 @@ def test_sync_carries_trials_without_params_as_runs_and_goes_on(
     study = optuna.load_study(study_name="holes", storage=open_storage(url))
     study.set_user_attr("budget", 2)  # room for the worker's claim, as on a resumed sweep
     bad = DataError("cannot open postgresql://u:s3cret-pw@db/x: no such table")
-    _report_unusable_data(study, url, "w1", bad)
+    opened = OpenedStudy(study, Storage.parse(url), tmp_path / "runs" / "holes")
+    _report_unusable_data(opened, "w1", bad)
     early = study.ask()
     early.suggest_float("lr", 1e-3, 1e-1, log=True)
     study.tell(early, state=optuna.trial.TrialState.PRUNED)
