@@ -125,6 +125,21 @@ def test_a_one_class_validation_set_is_never_judged_at_chance() -> None:
     assert at_chance(probs, np.array([0]), 1, ChanceRule(), 1) is None
 
 
+def test_small_outputs_that_rank_events_well_are_learning_not_constant() -> None:
+    # After one short epoch every output sits within 0.003 of 0.5, yet ranks gammas above
+    # protons (the race's trial that reached ROC AUC 0.78 and was pruned as "constant").
+    rng = np.random.default_rng(2)
+    y = np.arange(300) % 2
+    score = 0.5 + 0.001 * (y + rng.normal(scale=0.8, size=300))
+    small = np.stack([1 - score, score], axis=1)
+    assert float(np.ptp(small, axis=0).max()) < 0.01
+    assert at_chance(small, y, 1, ChanceRule(), 1) is None
+    # The same spread that ranks nothing (a decayed network's float noise) is constant.
+    noise = 0.5 + 0.001 * rng.normal(size=300)
+    message = at_chance(np.stack([1 - noise, noise], axis=1), y, 1, ChanceRule(), 1)
+    assert message is not None and message.startswith("constant validation predictions")
+
+
 def test_the_auc_interval_is_hanley_mcneil_and_judges_from_report_after() -> None:
     rng = np.random.default_rng(1)
     y = np.arange(400) % 2
