@@ -99,18 +99,17 @@ WITHOUT_TORCH = (
 )
 
 
-def _in_process(
-    args: tuple[str, ...], env: dict[str, str], cwd: Path, plugins: Path | None
-) -> Result:
+def _in_process(args: tuple[str, ...], env: dict[str, str], cwd: Path) -> Result:
     """Run ``wcd-hpc ARGS`` in this process as :func:`wcd_hpc.__main__.main` would in its own.
 
     What a fresh process would not share with the tests around it is set up and put back: the
-    environment, the working directory, ``sys.path`` and the plugin registry (rebuilt from
-    ``plugins`` and the environment's allow-list), the modules of ``plugins``, signal handlers,
-    a copy of the app (plugin verbs are added to the copy), masked standard streams and a log
-    handler on them (pytest's own handlers would swallow our INFO lines otherwise). Our error
-    family becomes the one ``error:`` line through the app's own ``__call__``; a bug prints its
-    traceback on stderr and exits 1, as Python does.
+    environment, the working directory, ``sys.path`` (with the environment's ``PYTHONPATH``, as
+    a process would have it) and the plugin registry (rebuilt from that path and the
+    environment's allow-list), the modules imported from that path and from model files, torch's
+    thread count, signal handlers, a copy of the app (plugin verbs are added to the copy),
+    masked standard streams and a log handler on them (pytest's own handlers would swallow our
+    INFO lines otherwise). Our error family becomes the one ``error:`` line through the app's own
+    ``__call__``; a bug prints its traceback on stderr and exits 1, as Python does.
     """
     import copy
     import importlib
@@ -123,6 +122,7 @@ def _in_process(
     import wcd_hpc.plugins as registry_module
     from wcd_hpc.cli import PROG_NAME, app
     from wcd_hpc.engine.startup import configure_logging
+    from wcd_hpc.experiment.modelfiles import MODULE_PREFIX
     from wcd_hpc.output.masking import mask_standard_streams
     from wcd_hpc.store.urls import SECRET_VARIABLES
 
@@ -131,11 +131,17 @@ def _in_process(
     saved_signals = {sig: signal.getsignal(sig) for sig in signals}
     root = logging.getLogger()
     saved_level = root.level
+    # A `worker` sets torch's thread count from $WCD_HPC_THREADS, for the whole process.
+    torch = (
+        importlib.import_module("torch") if "WCD_HPC_THREADS" in env else sys.modules.get("torch")
+    )
+    saved_threads = torch.get_num_threads() if torch is not None else None
     os.environ.clear()
     os.environ.update(env)
     os.chdir(cwd)
-    if plugins is not None:
-        sys.path.insert(0, str(plugins))
+    # What a fresh process would find first on its path: the plugin sites of the test.
+    added = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p not in sys.path]
+    sys.path[:0] = added
     importlib.invalidate_caches()
     registry_module._CACHE = None
     fresh = copy.copy(app)
@@ -171,6 +177,9 @@ def _in_process(
             stderr = (err.getvalue() if err is not None else b"").decode(errors="replace")
     finally:
         root.setLevel(saved_level)
+        torch = sys.modules.get("torch")
+        if torch is not None and saved_threads is not None:
+            torch.set_num_threads(saved_threads)
         os.environ.clear()
         os.environ.update(saved_env)
         os.chdir(saved_cwd)
@@ -178,10 +187,11 @@ def _in_process(
         for sig, handler_ in saved_signals.items():
             signal.signal(sig, handler_)
         registry_module._CACHE = None
-        if plugins is not None:
-            for name, module in list(sys.modules.items()):
-                if str(getattr(module, "__file__", "") or "").startswith(str(plugins)):
-                    del sys.modules[name]
+        for name, module in list(sys.modules.items()):
+            file = str(getattr(module, "__file__", "") or "")
+            from_path = bool(added) and file.startswith(tuple(added))
+            if from_path or name.startswith(MODULE_PREFIX):  # model files: a process's own
+                del sys.modules[name]
         importlib.invalidate_caches()
     return Result(code, stdout, stderr)
 
@@ -190,16 +200,17 @@ def _in_process(
 def cli(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Result]:
     """Run ``wcd-hpc ARGS`` in ``tmp_path``, as a user would, and return its exit status and output.
 
-    In this process for the unit tests (:func:`_in_process`: a second each saved, and a
-    traceback that points into the test); a real ``python -m wcd_hpc`` process for the tests
-    under ``tests/integration/`` (end to end, with what only a process has: its own signals,
-    pids that ``cancel`` may stop, a timeout that ends a hang), and wherever ``subprocess=True``
-    or ``CLI_IN_A_PROCESS = True`` in the test module asks for one. ``without_torch=True``
-    (always a process) runs it where torch cannot be imported at all.
+    In this process by default, integration tests included (:func:`_in_process`: the import of
+    torch and a Python start, 1.5 to 3 s, saved per call, and a traceback that points into the
+    test). A call that needs what only a process has asks for one with ``subprocess=True``: its
+    own signals, a pid that ``cancel`` may stop, a timeout that ends a hang, what a real process
+    prints at exit, an exit status set by ``os._exit``; ``CLI_IN_A_PROCESS = True`` in a test
+    module asks for one for every call. ``without_torch=True`` (always a process) runs it where
+    torch cannot be imported at all. ``timeout`` bounds a process only. The call sites that start
+    a process are counted by ``scripts/count_cli_processes.py`` (fewer than 40).
     """
     module_wants_process = (
         bool(getattr(request.module, "CLI_IN_A_PROCESS", False))
-        or "integration" in Path(str(request.node.path)).parts  # end to end: a real process
         or os.environ.get("WCD_HPC_TEST_CLI") == "process"  # to compare both ways of running it
     )
 
@@ -214,12 +225,14 @@ def cli(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Result]
     ) -> Result:
         full = {k: v for k, v in os.environ.items() if not k.startswith("WCD_HPC_")}
         full["COLUMNS"] = "200"
-        if plugins is not None:
-            full["PYTHONPATH"] = str(plugins)
+        if plugins is not None:  # before the tree's own path, if it has one
+            full["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(plugins), full.get("PYTHONPATH")])
+            )
         full.update(env or {})
         as_process = module_wants_process if subprocess is None else subprocess
         if not (as_process or without_torch):
-            return _in_process(args, full, cwd or tmp_path, plugins)
+            return _in_process(args, full, cwd or tmp_path)
         entry = ["-c", WITHOUT_TORCH] if without_torch else ["-m", "wcd_hpc"]
         proc = _subprocess.run(
             [sys.executable, *entry, *args],

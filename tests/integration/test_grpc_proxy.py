@@ -184,9 +184,9 @@ def test_doctor_finds_the_running_proxy(cli, proxy: Proxy) -> None:
 
 
 def test_a_second_proxy_on_a_taken_port_is_one_line(cli, pg_url: str, proxy: Proxy) -> None:
-    res = cli(
-        "storage", "serve", "--port", str(proxy.port), env={"WCD_HPC_STORAGE": pg_url}, timeout=60
-    )
+    # A process: were the port free after all, the server would serve until the timeout ends it.
+    env = {"WCD_HPC_STORAGE": pg_url}
+    res = cli("storage", "serve", "--port", str(proxy.port), env=env, timeout=60, subprocess=True)
     assert res.code == 2
     line = _one_error_line(res.err)
     assert f"cannot listen on 127.0.0.1:{proxy.port}: Address already in use" in line

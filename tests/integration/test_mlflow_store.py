@@ -53,7 +53,10 @@ def test_a_moved_runs_directory_syncs_from_its_new_place_and_old_runs_still_reso
     exp = toy_experiment(name="mover", trials=2)
     swept = cli("sweep", str(exp), "--no-sync", plugins=testplugins, env=TOY)
     assert swept.code == 0, swept.err
-    first = cli("sync", "mover", plugins=testplugins, env=LOCAL)
+    # A process of its own: MLflow caches each run's artifact store per process, and the move
+    # below changes it; a later sync in this process would write to the old place (a user's
+    # sync is a process of its own each time).
+    first = cli("sync", "mover", plugins=testplugins, env=LOCAL, subprocess=True)
     assert first.code == 0, first.err
     assert "2 new" in first.out and "model wcd-hpc-mover v1" in first.out
     shutil.move(tmp_path / "runs", tmp_path / "moved")

@@ -104,24 +104,13 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("WCD_HPC_")}
 
 
-def _wcd(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wcd_hpc", *args],
-        cwd=cwd,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 @pytest.mark.slow
 def test_a_local_sweep_runs_the_study_copy_and_a_changed_file_needs_an_acknowledgement(
-    tmp_path: Path,
+    cli, tmp_path: Path
 ) -> None:
     exp, net, log = _write(tmp_path)
-    first = _wcd("sweep", str(exp), "--no-sync", cwd=tmp_path)
-    assert first.returncode == 0, first.stderr
+    first = cli("sweep", str(exp), "--no-sync")
+    assert first.code == 0, first.err
     assert "VERSION = 2" in net.read_text()  # edited by the first trial, mid-sweep
     run_dir = tmp_path / "runs" / "mf"
     journal = run_dir / "journal.log"
@@ -133,33 +122,33 @@ def test_a_local_sweep_runs_the_study_copy_and_a_changed_file_needs_an_acknowled
 
     # A fresh worker (as a requeued Slurm task would be) joins for two more trials: the copy.
     study.set_user_attr(STUDY_BUDGET, 4)
-    more = _wcd("worker", "--study", "mf", "--storage", f"journal:{journal}", cwd=tmp_path)
-    assert more.returncode == 0, more.stderr
+    more = cli("worker", "--study", "mf", "--storage", f"journal:{journal}")
+    assert more.code == 0, more.err
     assert log.read_text().split() == ["1", "1", "1", "1"]
 
     new = hashlib.sha256(net.read_bytes()).hexdigest()
-    refused = _wcd("sweep", str(exp), "--trials", "5", "--no-sync", cwd=tmp_path)
-    assert refused.returncode == 2
-    line = refused.stderr.strip().splitlines()[-1]
+    refused = cli("sweep", str(exp), "--trials", "5", "--no-sync")
+    assert refused.code == 2
+    line = refused.err.strip().splitlines()[-1]
     assert f"--set model.sha256={new[:12]}" in line and record["sha256"][:12] in line
     assert study.user_attrs[STUDY_BUDGET] == 4  # the refusal left the study as it was
 
     ack = ("--set", f"model.sha256={new[:12]}")
-    accepted = _wcd("sweep", str(exp), "--trials", "5", "--no-sync", *ack, cwd=tmp_path)
-    assert accepted.returncode == 0, accepted.stderr
+    accepted = cli("sweep", str(exp), "--trials", "5", "--no-sync", *ack)
+    assert accepted.code == 0, accepted.err
     assert log.read_text().split() == ["1", "1", "1", "1", "2"]
 
     # Other processes that rebuild a trial's model load the study's copy too.
-    synced = _wcd("sync", "mf", cwd=tmp_path)
-    assert synced.returncode == 0 and "model wcd-hpc-mf v1" in synced.stdout, synced.stderr
+    synced = cli("sync", "mf")
+    assert synced.code == 0 and "model wcd-hpc-mf v1" in synced.out, synced.err
     sim = ("simulate", "footprints", "--events", "64", "--grid", "4", "--out", "f4.h5")
-    assert _wcd(*sim, cwd=tmp_path).returncode == 0
+    assert cli(*sim).code == 0
     import h5py
 
     with h5py.File(tmp_path / "f4.h5", "a") as fh:  # the simulator names gamma/proton; the
         del fh["data"].attrs["class_names"]  # study's classes are a/b: evaluate would refuse
-    scored = _wcd("evaluate", str(run_dir / "trials" / "0"), "f4.h5", cwd=tmp_path)
-    assert scored.returncode == 0, scored.stderr
+    scored = cli("evaluate", str(run_dir / "trials" / "0"), "f4.h5")
+    assert scored.code == 0, scored.err
 
 
 @pytest.mark.slow

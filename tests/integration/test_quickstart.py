@@ -17,7 +17,8 @@ VALUE = r"\d(\.\d+)?( \(\+\d(\.\d+)? −\d(\.\d+)?\))?"
 
 
 def test_quickstart_meets_its_budget_resumes_idle_and_extends_by_two(cli, tmp_path) -> None:
-    first = cli("sweep", str(QUICKSTART), *HERE)
+    # End to end in a real process, as the README shows it (the later calls run in this one).
+    first = cli("sweep", str(QUICKSTART), *HERE, subprocess=True)
     assert first.code == 0, first.err
     assert "8/8 trials finished" in first.out
     best = next(line for line in first.out.splitlines() if line.startswith("best trial"))
@@ -58,8 +59,17 @@ def test_status_watch_on_a_finished_study_prints_once_and_returns(cli, tmp_path)
     one = ("--trials", "1", "--set", "epochs=1", "--set", "prune_chance=false")
     assert cli("sweep", str(QUICKSTART), *HERE, *one).code == 0
     # A narrow terminal: the live view would crop the long best-trial line to 60 columns.
+    # A process: a watch that never returned would be ended by the timeout.
+    narrow = {"COLUMNS": "60"}
     res = cli(
-        "status", "quickstart", "--watch", "--interval", "0.2", env={"COLUMNS": "60"}, timeout=60
+        "status",
+        "quickstart",
+        "--watch",
+        "--interval",
+        "0.2",
+        env=narrow,
+        timeout=60,
+        subprocess=True,
     )
     assert res.code == 0, res.err
     lines = res.out.splitlines()

@@ -228,7 +228,9 @@ def test_a_sync_killed_half_way_completes_on_rerun_without_duplicates(
     cli, testplugins, toy_experiment, mlflow_server
 ) -> None:
     _sweep(cli, testplugins, toy_experiment, "killed", 6)
-    dead = _sync(cli, testplugins, "killed", mlflow_server.uri, **{ENV_CRASH: "3"})
+    crash = {**TOY, ENV_CRASH: "3"}  # os._exit(137) half way: it needs a process of its own
+    args = ("sync", "killed", "--tracking-uri", mlflow_server.uri)
+    dead = cli(*args, plugins=testplugins, env=crash, subprocess=True)
     assert dead.code == 137
     client = MlflowClient(mlflow_server.uri)
     half = _trial_runs(client, "killed")

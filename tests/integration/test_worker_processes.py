@@ -49,9 +49,11 @@ def _slow_experiment(toy_experiment, name: str, trials: int) -> Path:
     return exp
 
 
-def _start_sweep(exp: Path, cwd: Path, testplugins: Path) -> subprocess.Popen[str]:
+def _start_sweep(exp: Path, cwd: Path, testplugins: Path, *extra: str) -> subprocess.Popen[str]:
+    """A sweep in a process of its own, running while the test signals its workers or cancels
+    it (``cancel`` stops the launcher's pid too)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "wcd_hpc", "sweep", str(exp)],
+        [sys.executable, "-m", "wcd_hpc", "sweep", str(exp), *extra],
         cwd=cwd,
         env=_env(testplugins),
         stdout=subprocess.PIPE,
@@ -120,9 +122,8 @@ def test_a_dead_workers_trial_is_reaped_by_a_live_peer_via_its_stale_heartbeat(
     assert cli("render", str(exp), "--out", "scripts", plugins=testplugins, env=short).code == 0
     journal = tmp_path / "runs/stale/journal.log"
     env = {**_env(testplugins), "WCD_HPC_STORAGE": f"journal:{journal}"}
-    cmd = [sys.executable, "-m", "wcd_hpc", "worker", "--study", "stale"]
-    doomed = subprocess.Popen(
-        [*cmd, "--worker-id", "doomed"],
+    doomed = subprocess.Popen(  # a process: it is killed mid-trial
+        [sys.executable, "-m", "wcd_hpc", "worker", "--study", "stale", "--worker-id", "doomed"],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -131,15 +132,11 @@ def test_a_dead_workers_trial_is_reaped_by_a_live_peer_via_its_stale_heartbeat(
     victim = _wait_for_running(journal, "stale")
     doomed.kill()  # SIGKILL: no launcher watches it, only the heartbeats tell
     doomed.wait()
-    peer = subprocess.run(
-        [*cmd, "--worker-id", "peer"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    storage = {**TOY, "WCD_HPC_STORAGE": f"journal:{journal}"}
+    peer = cli(
+        "worker", "--study", "stale", "--worker-id", "peer", plugins=testplugins, env=storage
     )
-    assert peer.returncode == 0, peer.stderr
+    assert peer.code == 0, peer.err
     trials = _study(journal, "stale").get_trials()
     dead = trials[victim.number]
     assert dead.state == TrialState.FAIL
@@ -205,7 +202,7 @@ def test_a_worker_that_wakes_after_its_trial_was_reaped_says_so_in_one_line_and_
     journal = tmp_path / "runs/woke/journal.log"
     env = {**_env(testplugins), "WCD_HPC_STORAGE": f"journal:{journal}"}
     log = (tmp_path / "worker.log").open("w")
-    sleeper = subprocess.Popen(
+    sleeper = subprocess.Popen(  # a process: it is stopped and woken by signals
         [sys.executable, "-m", "wcd_hpc", "worker", "--study", "woke"],
         cwd=tmp_path,
         env=env,
@@ -239,11 +236,7 @@ def test_cancel_counts_the_local_workers_it_stopped_and_its_retry_hint_finds_the
     exp = _slow_experiment(toy_experiment, "early", trials=2)
     exp.write_text(exp.read_text().replace("workers: 1\n", "workers: 2\n"))
     runs = tmp_path / "elsewhere"
-    sweep = subprocess.Popen(
-        [sys.executable, "-m", "wcd_hpc", "sweep", str(exp), "--runs-dir", str(runs)],
-        cwd=tmp_path, env=_env(testplugins), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
+    sweep = _start_sweep(exp, tmp_path, testplugins, "--runs-dir", str(runs))
     logs = runs / "early/logs"
     deadline = time.monotonic() + 120
     while len(list(logs.glob("worker-*.log"))) < 2 and time.monotonic() < deadline:
