@@ -3,7 +3,7 @@ r"""The race: does wcd-hpc's default search reach a good gamma/hadron classifier
 Run as root, after ``bash slurm/dev-cluster/up``, on a quiet machine, with the wcd-hpc
 environment's python (the ``wcd-hpc`` beside it runs the sweeps)::
 
-    .venv/bin/python benchmarks/quality.py --work /tmp/race   # 5 repeats, ~70 minutes
+    .venv/bin/python benchmarks/quality.py --work /tmp/race   # 5 repeats, ~80 minutes
 
 A smoke run, to see every contender run end to end (~8 minutes on a busy 2-core machine,
 Hydra's install included; its figures decide nothing; ``prune_chance: false`` because at such
@@ -20,9 +20,10 @@ and read as ``footprint-h5`` with 25 % validation (more protons behind the cut) 
 Objective ``q_at_eff``: Q = ε_γ/√ε_h at the cut keeping half of the gammas, chosen and quoted on
 validation (``wcd_hpc.merit``); the stable choice on small validation sets. The predecessor's
 search space (SCIENCE.md), whose dead corners (Adam with large ``reg``, slow SGD) are what
-chance-level pruning and successive halving should win on. Budget ``--trials`` 32 trials of at
-most ``--epochs`` 8 on ``--slots`` 4 Slurm GPU slots (one CPU each): with 8 rungs of one epoch a
-pruner can stop most trials early (with ``pruner: none`` each trial trains 8 epochs).
+chance-level pruning and successive halving should win on. Budget ``--trials`` 24 trials of
+at most ``--epochs`` 6 on ``--slots`` 4 Slurm GPU slots (one CPU each): with 6 rungs of one
+epoch a pruner can stop most trials early (with ``pruner: none`` each trial trains 6 epochs;
+the issue's example of 32 x 8 would take about 2 hours a sitting here).
 
 **Contenders**, alternated within a repeat and the order rotated by one each repeat, so neither
 the machine's drift nor going first favours one; repeat r runs with experiment seed r (Hydra's
@@ -37,7 +38,7 @@ sampler seed r; trial n trains with seed r + n everywhere):
   pruning: its sweeper has none), installed into ``WORK/venv-hydra``; each trial is one Slurm
   job running ``wcd-hpc train`` with the sampled parameters (``benchmarks/quality/hydra_app.py``);
 - ``one-epoch``: arXiv 2307.15422's baseline, driven by wcd-hpc in two sweeps: every one of the
-  32 configurations trains one epoch (``epochs: 1``, ``pruner: none``), then a second study
+  24 configurations trains one epoch (``epochs: 1``, ``pruner: none``), then a second study
   whose budget is the best K = trials/4 of them (``start_from: {top: K}``) trains them in full.
   Its times run from the first sweep's start and include the second array's start-up.
 
@@ -57,16 +58,9 @@ one-epoch on both, ≤ 5 % chance share. The PNG has a panel per repeat. Everyth
 under ``--work`` (a temporary directory unless given; give one to reuse Hydra's environment and
 the data); Ctrl-C cancels the running race's Slurm jobs.
 
-**Time (an estimate, not yet measured at these settings).** One lenet epoch at the space's
-midpoint trains about 500 events/s on one core alone (21-25 s for 11,200 events in the old
-race), about half that with four tasks on two cores: ~3 s per epoch for the default 1,200
-events (780 training, 300 validation: 150 protons, so Q can show up to ~1.9 at ε_γ = 0.5).
-Per repeat: ``no-pruning`` and Hydra 256 trial-epochs each, ``one-epoch`` 32 + 8 x 8 = 96,
-``defaults`` roughly 100-130: ~720 over 4 slots = ~180 epochs in a row, ~9 minutes; plus
-validation, each trial's test scoring and figures (~3 CPU-s, ``benchmarks/overhead.py``) for
-~140 trials, and five array start-ups: ~13-15 minutes a repeat, ~70 minutes for 5 repeats (and
-Hydra's install once). On a machine busy with other work, epochs ran 2-5x slower in the smoke
-runs (50-250 events/s per task at load 7-10): run the sitting on a quiet machine.
+**Time (measured).** The sitting of 2026-12-05 (24 x 6, 1,200 events, 5 repeats) took 79
+minutes on the 2-core development machine, with other work niced beside it: a repeat 12-20
+minutes (Hydra 5-11 of them, ``defaults`` 1.5-3); epochs of 1-8 s per task.
 """
 
 from __future__ import annotations
@@ -103,8 +97,8 @@ def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="races per contender (seed r)")
     parser.add_argument("--events", type=int, default=1200, help="simulated footprints")
-    parser.add_argument("--trials", type=int, default=32, help="budget of trials per race")
-    parser.add_argument("--epochs", type=int, default=8, help="at most this many per trial")
+    parser.add_argument("--trials", type=int, default=24, help="budget of trials per race")
+    parser.add_argument("--epochs", type=int, default=6, help="at most this many per trial")
     parser.add_argument("--slots", type=int, default=4, help="GPU slots (Slurm tasks at once)")
     parser.add_argument("--work", type=Path, help="keep everything here (default: a temp dir)")
     parser.add_argument(

@@ -21,7 +21,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = re.compile(r"<!-- generated: ([a-z-]+) -->")
 #: Files outside docs/ that pages show: (source in the repository, path in the site).
-EXTRA_FILES = [("benchmarks/quality.png", "assets/quality.png")]
+EXTRA_FILES = [
+    ("benchmarks/quality.png", "assets/quality.png"),
+    ("benchmarks/quality-2026-12-03.png", "assets/quality-2026-12-03.png"),
+]
 
 
 def _cell(text: object) -> str:

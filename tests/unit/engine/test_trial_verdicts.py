@@ -140,6 +140,19 @@ def test_small_outputs_that_rank_events_well_are_learning_not_constant() -> None
     assert message is not None and message.startswith("constant validation predictions")
 
 
+def test_small_outputs_that_rank_events_faintly_are_constant() -> None:
+    # Decayed weights (quickstart with reg 0.5) keep a faint ranking: significant on 1,000
+    # events (AUC about 0.63, five standard errors) yet never a classifier.
+    rng = np.random.default_rng(3)
+    y = np.arange(1000) % 2
+    score = 0.5 + 0.001 * (0.5 * y + rng.normal(size=1000))
+    faint = np.stack([1 - score, score], axis=1)
+    auc, error = auc_with_error(y == 1, score)
+    assert 0.55 < auc < 0.72 and abs(auc - 0.5) > 3 * error
+    message = at_chance(faint, y, 1, ChanceRule(), 1)
+    assert message is not None and message.startswith("constant validation predictions")
+
+
 def test_the_auc_interval_is_hanley_mcneil_and_judges_from_report_after() -> None:
     rng = np.random.default_rng(1)
     y = np.arange(400) % 2
