@@ -229,7 +229,10 @@ def run_trial(
     (``prune_chance``) a network at chance level; the trial's ``pruned_because`` says which.
     """
     signal = signal_of(ctx)  # a signal_class the data do not have fails here, before training
-    params = ctx.space.rebuild(trial.params) if resume else ctx.space.suggest(trial)
+    # A resumed trial without parameters was created when an outage cut its claim short,
+    # before they were drawn: it draws them now.
+    drawn = resume and bool(trial.params)
+    params = ctx.space.rebuild(trial.params) if drawn else ctx.space.suggest(trial)
     seed = ctx.exp.seed + trial.number
     out = trial_dir(ctx.run_dir, trial.number)
     out.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 
 import optuna
@@ -138,17 +138,29 @@ def claim(opened: OpenedStudy, worker: str, sample: Sample | None = None) -> Cla
             if done + running >= studies.budget_of(study):
                 return None
             trial, resume = study.ask(), False
-            if _over_budget(study, trial.number):
-                fail(study, trial, OVER_BUDGET)
-                return None
-            if sample is not None:
-                # Parameters the space rejects (an enqueued value outside a choice) fail the
-                # same way when the trial runs, which fails it with its cause; raised here, it
-                # would take the worker down while it holds the lock.
-                with contextlib.suppress(Exception):
-                    sample(trial)
+            with _named(trial):  # created: an outage from here on leaves it its note
+                if _over_budget(study, trial.number):
+                    fail(study, trial, OVER_BUDGET)
+                    return None
+                if sample is not None:
+                    # Parameters the space rejects (an enqueued value outside a choice) fail
+                    # the same way when the trial runs, which fails it with its cause; raised
+                    # here, it would take the worker down while it holds the lock.
+                    with contextlib.suppress(Exception):
+                        sample(trial)
         stamp(trial, worker)
     return trial, resume
+
+
+@contextlib.contextmanager
+def _named(trial: optuna.Trial) -> Iterator[None]:
+    """Name ``trial`` in a :class:`StorageUnavailable` raised inside (the worker notes it)."""
+    try:
+        yield
+    except StorageUnavailable as exc:
+        if exc.trial is None:
+            exc.trial = trial.number
+        raise
 
 
 def stamp(trial: optuna.Trial, worker: str) -> None:

@@ -146,3 +146,24 @@ def test_an_outage_that_cuts_a_claim_short_names_the_half_stamped_trial(
         claims.stamp(trial, "w0")
     # The worker leaves this trial its outage note, as it does for a trial it trained.
     assert caught.value.trial == trial.number
+
+
+def test_an_outage_between_creating_a_trial_and_drawing_its_parameters_names_the_trial(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The CI run of 2026-12-06 caught a trial created, neither stamped nor sampled, and noted
+    # nowhere: the database went away while the claim checked the budget.
+    from wcd_hpc.queue import claims
+
+    study, url, run_dir = _study(tmp_path)
+    study.set_user_attr("budget", 3)
+
+    def cut(*_: object) -> bool:
+        raise StorageUnreachable("storage postgresql://u:***@h/db unreachable for 60 s")
+
+    monkeypatch.setattr(claims, "_over_budget", cut)
+    with pytest.raises(StorageUnreachable) as caught:
+        claims.claim(OpenedStudy(study, Storage.parse(url), run_dir), "w0")
+    created = study.get_trials()
+    assert [t.number for t in created] == [caught.value.trial]
+    assert created[0].state == TrialState.RUNNING and created[0].params == {}
