@@ -177,11 +177,8 @@ def stamp(trial: optuna.Trial, worker: str) -> None:
         TRIAL_CLAIMED_AT: iso_utc(now),
         **placement(),
     }
-    try:
+    with _named(trial):
         journal.set_user_attrs(trial, stamps)
-    except StorageUnavailable as exc:
-        exc.trial = trial.number
-        raise
 
 
 def linger(
