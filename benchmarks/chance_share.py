@@ -15,11 +15,12 @@ Two sweeps, local executor, each a real ``wcd-hpc sweep`` of the shipped experim
 A trial is at chance level when its last validation ROC AUC (``metrics.jsonl``) is NaN or its
 68 % interval (± one Hanley–McNeil standard error, from the validation split's class counts,
 taken as balanced) contains 0.5; constant output has AUC 0.5 exactly and is counted with it.
-Its training seconds are the sum of its epochs' ``seconds`` (pruned trials included, the
-definition ``benchmarks/quality.py`` uses). The script prints one line per trial and, per sweep,
-the training seconds, those on chance-level trials and their share. ``--set`` is passed to both
-sweeps (``--set param_space=predecessor`` measures the predecessor's space). Everything is
-written under ``--work`` (default: a temporary directory, removed afterwards).
+Its training seconds are the sum of its epochs' ``seconds`` and, for a trial stopped inside an
+epoch (``report_every`` below 1), that epoch's seconds up to its last report (pruned trials
+included, the definition ``benchmarks/quality.py`` uses). The script prints one line per trial
+and, per sweep, the training seconds, those on chance-level trials and their share. ``--set``
+is passed to both sweeps (``--set param_space=predecessor`` measures the predecessor's space).
+Everything is written under ``--work`` (default: a temporary directory, removed afterwards).
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ class Trial:
 
     @property
     def chance(self) -> bool:
+        # A trial stopped inside its first epoch was never scored on the whole validation set:
+        # nothing says it was at chance (the quality race counts pruned-at-chance on its own).
+        if self.epochs == 0:
+            return False
         return math.isnan(self.auc) or abs(self.auc - 0.5) <= self.se
 
 
@@ -63,21 +68,31 @@ def auc_se(auc: float, n_pos: int, n_neg: int) -> float:
     return math.sqrt(max(var, 0.0))
 
 
-def trial_of(metrics: Path, val_events: int) -> Trial | None:
-    """One trial's ``metrics.jsonl`` judged, or None when it trained no epoch.
+def _lines(path: Path) -> list[dict[str, float]]:
+    if not path.is_file():
+        return []
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
-    ``benchmarks/quality.py`` judges its races' trials with this too, so "chance level" means
-    the same in both benchmarks.
+
+def trial_of(metrics: Path, val_events: int) -> Trial | None:
+    """One trial's ``metrics.jsonl`` judged, or None when it trained nothing.
+
+    Its seconds also count an epoch it was stopped in: with ``report_every`` below 1 a trial
+    pruned inside an epoch has no ``metrics.jsonl`` line for it, and its last report in
+    ``reports.jsonl`` (beside it) carries the epoch's seconds so far. ``benchmarks/quality.py``
+    judges its races' trials with this too, so "chance level" means the same in both benchmarks.
     """
-    lines = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
-    if not lines:
+    lines = _lines(metrics)
+    unfinished = [r for r in _lines(metrics.with_name("reports.jsonl")) if r["epoch"] > len(lines)]
+    if not lines and not unfinished:
         return None
-    auc = float(lines[-1].get("val_roc_auc", math.nan))
+    partial = max((float(r.get("seconds", 0.0)) for r in unfinished), default=0.0)
+    auc = float(lines[-1].get("val_roc_auc", math.nan)) if lines else math.nan
     n_pos = val_events // 2
     return Trial(
         number=int(metrics.parent.name),
         epochs=len(lines),
-        seconds=sum(float(x["seconds"]) for x in lines),
+        seconds=sum(float(x["seconds"]) for x in lines) + partial,
         auc=auc,
         se=auc_se(auc, n_pos, val_events - n_pos),
     )
@@ -85,7 +100,8 @@ def trial_of(metrics: Path, val_events: int) -> Trial | None:
 
 def trials_of(run_dir: Path, val_events: int) -> list[Trial]:
     """Every trial of a run directory that trained at least one epoch."""
-    found = [trial_of(m, val_events) for m in sorted((run_dir / "trials").glob("*/metrics.jsonl"))]
+    dirs = sorted(p for p in (run_dir / "trials").glob("*") if p.is_dir() and p.name.isdigit())
+    found = [trial_of(d / "metrics.jsonl", val_events) for d in dirs]
     return sorted((t for t in found if t is not None), key=lambda t: t.number)
 
 

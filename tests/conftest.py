@@ -5,10 +5,10 @@ The tests mirror the packages: ``tests/unit/<package>/`` holds in-process tests 
 real service (the dev Slurm cluster, PostgreSQL, an ``mlflow server``, the gRPC proxy, a tmpfs)
 or run a sweep end to end. ``scripts/test.sh`` runs the unit stage first and stops there on a
 failure, then the integration stage. The unit stage uses every core (pytest-xdist); the
-integration tests run one at a time: they share the one Slurm queue (the ``slurm_cluster``
-fixture cancels the jobs that appeared during its test) and the one PostgreSQL server, and side
-by side they failed each other. Tests that stop or restart PostgreSQL do it to a server of their
-own (``private_pg``).
+integration stage runs two lanes side by side, each one test at a time: the tests that share the
+one Slurm queue (the ``slurm_cluster`` fixture cancels the jobs that appeared during its test) or
+the shared PostgreSQL database (marked ``shared_services`` below), and all the others. Tests that
+stop or restart PostgreSQL do it to a server of their own (``private_pg``).
 """
 
 from __future__ import annotations
@@ -490,8 +490,40 @@ def write_plugin(site: Path, name: str, code: str) -> Path:
     return site
 
 
+#: Files whose tests use the shared dev Slurm cluster in some test (an sbatch of their own, the
+#: queue, the ``slurm_cluster`` fixture's clean-up), or count and list what the shared PostgreSQL
+#: database holds. Their tests are marked ``shared_services``: ``scripts/test.sh`` runs them one at
+#: a time in one lane, and every other integration test in a second lane beside it.
+SHARED_SERVICE_FILES = frozenset(
+    {
+        "test_budget.py",
+        "test_container.py",
+        "test_grpc_proxy.py",
+        "test_model_files.py",
+        "test_pruning.py",
+        "test_site.py",
+        "test_slurm.py",
+        "test_worker_spec.py",
+        "test_secrets.py",
+        "test_sweep.py",
+        "test_storage_concurrency.py",
+    }
+)
+SHARED_SERVICE_FIXTURES = frozenset({"slurm_partition", "slurm_cluster", "pg_url"})
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark the tests under ``tests/integration/`` (``-m "not integration"`` leaves them out)."""
+    """Mark the tests under ``tests/integration/`` (``-m "not integration"`` leaves them out), and
+    those of them that share the Slurm queue or the shared database ``shared_services``.
+
+    A marker and two pytest processes, not xdist groups: pytest-xdist 3.8 tags a grouped test by
+    rewriting ``item._nodeid``, which pytest 9.2 no longer reads, so its groups silently do
+    nothing (two Slurm tests then ran at once and cancelled each other's jobs)."""
     for item in items:
-        if "integration" in Path(str(item.path)).parts:
-            item.add_marker(pytest.mark.integration)
+        path = Path(str(item.path))
+        if "integration" not in path.parts:
+            continue
+        item.add_marker(pytest.mark.integration)
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if path.name in SHARED_SERVICE_FILES or fixtures & SHARED_SERVICE_FIXTURES:
+            item.add_marker(pytest.mark.shared_services)

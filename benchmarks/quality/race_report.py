@@ -12,11 +12,17 @@ from race_data import Race, Spread, Target, to_target
 
 NAMES = {
     "defaults": "wcd-hpc, defaults",
+    "quarter": "wcd-hpc, report_every 0.25",
     "no-pruning": "wcd-hpc, pruner none",
     "hydra": "Hydra submitit + Optuna",
     "one-epoch": "one epoch each, best K",
 }
-COLOURS = {"defaults": "tab:blue", "no-pruning": "tab:green", "hydra": "tab:red"}
+COLOURS = {
+    "defaults": "tab:blue",
+    "quarter": "tab:purple",
+    "no-pruning": "tab:green",
+    "hydra": "tab:red",
+}
 GOAL_TRAIN, GOAL_WALL, GOAL_CHANCE = 0.4, 0.5, 0.05
 
 

@@ -247,7 +247,7 @@ def sweep(race: Race, setup: Setup, name: str, exp: Path, budget: int, offset: f
         if not t.state.is_finished():
             continue
         metrics = trial_dir(opened.run_dir, t.number) / METRICS_FILE
-        judged = chance_share.trial_of(metrics, setup.val_events) if metrics.is_file() else None
+        judged = chance_share.trial_of(metrics, setup.val_events)
         started = t.user_attrs.get(TRIAL_TRAIN_STARTED)
         lo, hi = t.user_attrs.get(TRIAL_OBJECTIVE_INTERVAL) or (None, None)
         race.trials.append(
@@ -271,11 +271,14 @@ def sweep(race: Race, setup: Setup, name: str, exp: Path, budget: int, offset: f
 
 
 def run_wcd(contender: str, repeat: int, setup: Setup) -> Race:
-    """``defaults`` (plus ``--set`` lines), ``no-pruning`` (``pruner: none``) or ``one-epoch``."""
+    """``defaults`` (plus ``--set`` lines), ``quarter`` (``report_every: 0.25``: the choice of the
+    default of ``report_every`` is a race between these two), ``no-pruning`` (``pruner: none``)
+    or ``one-epoch``."""
     race = Race(contender, repeat)
     name = f"q-{contender}-r{repeat}-{time.strftime('%H%M%S')}"
     if contender != "one-epoch":
-        extra = "pruner: none\n" if contender == "no-pruning" else ""
+        extras = {"no-pruning": "pruner: none\n", "quarter": "report_every: 0.25\n"}
+        extra = extras.get(contender, "")
         exp = setup.experiment(name, repeat, setup.trials, setup.epochs, extra)
         say(f"{contender}, repeat {repeat}: wcd-hpc sweep {exp.name} --wait")
         race.wall = sweep(race, setup, name, exp, setup.trials, 0.0)
@@ -342,7 +345,7 @@ def run_hydra(repeat: int, setup: Setup, python: Path) -> Race:
         race.error = f"hydra exited {proc.returncode}: " + " | ".join(tail)
     for r in read():
         metrics = Path(str(r.get("run_dir", ""))) / "metrics.jsonl"
-        judged = chance_share.trial_of(metrics, setup.val_events) if metrics.is_file() else None
+        judged = chance_share.trial_of(metrics, setup.val_events)
         lo, hi = r.get("objective_lo"), r.get("objective_hi")
         value = r.get("objective")
         race.trials.append(

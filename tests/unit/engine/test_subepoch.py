@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from wcd_hpc.engine.search import make_pruner
 from wcd_hpc.engine.trial import run_trial
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
+ROOT = Path(__file__).resolve().parents[3]
 QUARTERS = [50, 100, 150, 200, 250, 300, 350, 400]  # mlp_context: 200 training events
 
 
@@ -72,6 +74,33 @@ def test_quarter_reports_are_four_steps_per_epoch_in_samples_seen(mlp_context, t
         (1, 50), (1, 100), (1, 150), (2, 250), (2, 300), (2, 350)
     ]  # fmt: skip
     assert all(0.0 <= r["val_accuracy"] <= 1.0 for r in inside)
+    # Each report carries its epoch's seconds so far: the cost of a trial stopped mid-epoch.
+    for epoch in (1, 2):
+        seconds = [r["seconds"] for r in inside if r["epoch"] == epoch]
+        assert seconds == sorted(seconds) and seconds[0] > 0
+
+
+def test_the_benchmarks_count_the_seconds_of_an_epoch_stopped_by_a_report(tmp_path) -> None:
+    """``benchmarks/chance_share.py`` (and the quality race through it): a trial pruned inside
+    its second epoch costs its first epoch plus the second one's seconds to its last report."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import chance_share
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    trial = tmp_path / "trials" / "3"
+    trial.mkdir(parents=True)
+    (trial / "metrics.jsonl").write_text(json.dumps({"seconds": 2.0, "val_roc_auc": 0.8}) + "\n")
+    reports = [(1, 0.5), (2, 0.6), (2, 1.1)]
+    (trial / "reports.jsonl").write_text(
+        "".join(json.dumps({"epoch": e, "seconds": s}) + "\n" for e, s in reports)
+    )
+    judged = chance_share.trial_of(trial / "metrics.jsonl", 1000)
+    assert judged is not None and judged.seconds == pytest.approx(3.1) and not judged.chance
+    (trial / "metrics.jsonl").unlink()  # stopped inside its first epoch: counted, not "chance"
+    (trial / "reports.jsonl").write_text(json.dumps({"epoch": 1, "seconds": 0.4}) + "\n")
+    first = chance_share.trial_of(trial / "metrics.jsonl", 1000)
+    assert first is not None and first.seconds == pytest.approx(0.4) and not first.chance
 
 
 def test_a_trial_resumed_mid_epoch_reports_the_same_steps(mlp_context, tmp_path) -> None:
