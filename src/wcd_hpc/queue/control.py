@@ -130,14 +130,11 @@ def _unverified(records: list[Mapping[str, Any] | None]) -> tuple[list[int], str
 
 
 def _wait_gone(pids: list[int], timeout: float = 60) -> None:
-    """Give stopped workers time to checkpoint and exit before their trials are failed."""
+    """Give stopped workers time to checkpoint and exit before their trials are failed (a
+    zombie has exited: see :func:`~wcd_hpc.queue.processes.has_exited`)."""
     deadline = time.monotonic() + timeout
     for pid in pids:
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
+        while time.monotonic() < deadline and not processes.has_exited(pid):
             time.sleep(0.2)
 
 

@@ -76,6 +76,24 @@ def start_time(pid: int, proc: Path | None = None) -> int | None:
         return None
 
 
+def has_exited(pid: int, proc: Path | None = None) -> bool:
+    """Whether ``pid`` is gone or only a zombie: it has exited, and its parent has not yet
+    collected its status. A sweep started by a script that waits for it later (a Python
+    ``Popen``, a batch system) stays a zombie meanwhile, and ``kill(pid, 0)`` still succeeds on
+    it; waiting for a zombie to disappear would wait for its parent."""
+    try:
+        stat = (_root(proc) / str(pid) / "stat").read_text()
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False  # alive, and no /proc to tell a zombie by
+    return stat[stat.rfind(")") + 2 :].split()[:1] == ["Z"]  # field 3: the state
+
+
 def record(pid: int | None = None, proc: Path | None = None) -> dict[str, Any]:
     """Host, pid, start time and boot id of ``pid`` (default: this process), to store.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import optuna
@@ -117,3 +118,17 @@ def test_a_proc_of_this_namespace_is_trusted(tmp_path, bystander) -> None:
     rec = processes.record(bystander.pid, proc=own)
     assert "pid_unverified" not in rec and rec["pid_start"] is not None
     assert processes.is_running(rec, proc=own)
+
+
+def test_a_zombie_has_exited_and_a_live_process_has_not(tmp_path) -> None:
+    child = subprocess.Popen(["sleep", "300"])
+    try:
+        assert not processes.has_exited(child.pid)
+        child.terminate()
+        deadline = time.monotonic() + 10  # until the kernel marks it a zombie (not yet reaped)
+        while not processes.has_exited(child.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert processes.has_exited(child.pid)
+    finally:
+        child.wait()
+    assert processes.has_exited(child.pid)  # reaped: gone
