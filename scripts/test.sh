@@ -29,7 +29,9 @@ fi
 # Slurm queue, the shared PostgreSQL database; tests/conftest.py says why they may not overlap)
 # and all the others. Each lane's lines carry its name; the 20 slowest tests of each stage and
 # lane are listed: CI should stay near 20 minutes.
+echo "test: set-up, services and checks took $SECONDS s"
 .venv/bin/python -m pytest -n auto --dist load --durations=20 tests/unit
+echo "test: $SECONDS s so far, the unit stage included"
 lane() {  # NAME MARKER: one pytest run over tests/integration, its lines prefixed with [NAME]
   set -o pipefail
   .venv/bin/python -m pytest --durations=20 -m "$2" tests/integration 2>&1 | sed -u "s/^/[$1] /"
@@ -41,4 +43,5 @@ others=$!
 status=0
 wait "$services" || status=$?
 wait "$others" || status=$?
+echo "test: $SECONDS s in all"
 exit "$status"
