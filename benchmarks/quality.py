@@ -3,7 +3,7 @@ r"""The race: does wcd-hpc's default search reach a good gamma/hadron classifier
 Run as root, after ``bash slurm/dev-cluster/up``, on a quiet machine, with the wcd-hpc
 environment's python (the ``wcd-hpc`` beside it runs the sweeps)::
 
-    .venv/bin/python benchmarks/quality.py --work /tmp/race   # 5 repeats, ~80 minutes
+    .venv/bin/python benchmarks/quality.py --work /tmp/race   # 5 repeats, about an hour
 
 A smoke run, to see every contender run end to end (~8 minutes on a busy 2-core machine,
 Hydra's install included; its figures decide nothing; ``prune_chance: false`` because at such
@@ -33,6 +33,8 @@ sampler seed r; trial n trains with seed r + n everywhere):
   pruning and reports (``--set 'KEY: VALUE'`` adds a line to every contender's experiment file,
   e.g. ``--set 'report_every: 0.25'``; ``--set 'pruner: asha'`` changes only this one, since
   the others' own ``pruner`` wins);
+- ``quarter``: the same with ``report_every: 0.25`` (four reports an epoch), to choose that
+  key's default by measurement;
 - ``no-pruning``: the same with ``pruner: none`` (chance-level pruning stays on);
 - ``hydra``: Hydra 1.3.8's submitit launcher + Optuna sweeper (TPE, ``n_jobs`` = slots, no
   pruning: its sweeper has none), installed into ``WORK/venv-hydra``; each trial is one Slurm
@@ -58,9 +60,11 @@ one-epoch on both, ≤ 5 % chance share. The PNG has a panel per repeat. Everyth
 under ``--work`` (a temporary directory unless given; give one to reuse Hydra's environment and
 the data); Ctrl-C cancels the running race's Slurm jobs.
 
-**Time (measured).** The sitting of 2026-12-05 (24 x 6, 1,200 events, 5 repeats) took 79
-minutes on the 2-core development machine, with other work niced beside it: a repeat 12-20
-minutes (Hydra 5-11 of them, ``defaults`` 1.5-3); epochs of 1-8 s per task.
+**Time (measured).** The sitting of 2026-12-05 (24 x 6, 1,200 events, 5 repeats, four
+contenders with ``no-pruning``) took 79 minutes on the 2-core development machine, with other
+work niced beside it: a repeat 12-20 minutes (Hydra 5-11 of them, ``defaults`` 1.5-3); epochs of
+1-8 s per task. That of 2026-12-06 (``defaults,quarter,hydra,one-epoch``, quiet) took 48
+minutes; all five contenders would take about an hour.
 """
 
 from __future__ import annotations
