@@ -38,9 +38,11 @@ better than a guess), and storage construction (a wrong URL should fail fast).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -210,11 +212,40 @@ def retry_while(
             pause(exc)
 
 
+#: The modules Optuna's RDBStorage imports lazily, on its first use in a process.
+_LAZY_MODULES = (
+    "sqlalchemy.orm",
+    "sqlalchemy.exc",
+    "sqlalchemy.dialects.postgresql",
+    "sqlalchemy.dialects.mysql",
+    "sqlalchemy.dialects.sqlite",
+    "alembic.command",
+    "alembic.config",
+    "alembic.migration",
+    "alembic.script",
+    "optuna.storages._rdb.models",
+)
+_IMPORTING = threading.Lock()
+
+
+def _import_lazy_modules() -> None:
+    """Import what Optuna's RDBStorage imports on first use, one thread at a time.
+
+    Two threads of one process opening their first RDB storage at once (two sweeps started
+    from one program) imported ``sqlalchemy.orm`` side by side, and one of them got it
+    half-initialised (``partially initialized module 'sqlalchemy.orm.exc'``): CPython breaks
+    an import deadlock between threads by handing one of them the unfinished module."""
+    with _IMPORTING:
+        for name in _LAZY_MODULES:
+            importlib.import_module(name)
+
+
 class RetryingRDBStorage(RDBStorage):
     """An RDBStorage whose calls survive a database restart without writing anything twice."""
 
     def __init__(self, url: str, *, masked: str, **kwargs: Any) -> None:
         self.masked_url = masked
+        _import_lazy_modules()
         super().__init__(url, **kwargs)
 
     def _create_new_trial(
