@@ -507,6 +507,8 @@ SHARED_SERVICE_FILES = frozenset(
         "test_secrets.py",
         "test_sweep.py",
         "test_storage_concurrency.py",
+        # Not shared, but 80-90 s: in the shorter lane, so that the two lanes end together.
+        "test_pg_resilience.py",
     }
 )
 SHARED_SERVICE_FIXTURES = frozenset({"slurm_partition", "slurm_cluster", "pg_url"})
