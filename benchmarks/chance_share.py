@@ -99,7 +99,7 @@ def trial_of(metrics: Path, val_events: int) -> Trial | None:
 
 
 def trials_of(run_dir: Path, val_events: int) -> list[Trial]:
-    """Every trial of a run directory that trained at least one epoch."""
+    """Every trial of a run directory that trained anything (an epoch, or part of one)."""
     dirs = sorted(p for p in (run_dir / "trials").glob("*") if p.is_dir() and p.name.isdigit())
     found = [trial_of(d / "metrics.jsonl", val_events) for d in dirs]
     return sorted((t for t in found if t is not None), key=lambda t: t.number)

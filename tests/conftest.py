@@ -507,11 +507,12 @@ SHARED_SERVICE_FILES = frozenset(
         "test_secrets.py",
         "test_sweep.py",
         "test_storage_concurrency.py",
-        # Not shared, but 80-90 s: in the shorter lane, so that the two lanes end together.
-        "test_pg_resilience.py",
     }
 )
 SHARED_SERVICE_FIXTURES = frozenset({"slurm_partition", "slurm_cluster", "pg_url"})
+#: Files that share nothing but run in the services lane all the same, so that the two lanes end
+#: together: the PostgreSQL restart (80-90 s, a server of its own) would lengthen the longer one.
+SERVICES_LANE_TOO = frozenset({"test_pg_resilience.py"})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -527,5 +528,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         item.add_marker(pytest.mark.integration)
         fixtures = set(getattr(item, "fixturenames", ()))
-        if path.name in SHARED_SERVICE_FILES or fixtures & SHARED_SERVICE_FIXTURES:
+        shared = path.name in SHARED_SERVICE_FILES or fixtures & SHARED_SERVICE_FIXTURES
+        if shared or path.name in SERVICES_LANE_TOO:
             item.add_marker(pytest.mark.shared_services)

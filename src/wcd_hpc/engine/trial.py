@@ -296,7 +296,7 @@ def run_trial(
         value = metric_values(ctx, sub, probs)[ctx.exp.metric]
         # The epoch's seconds so far (this report's scoring included): a trial pruned inside
         # its epoch has no metrics.jsonl line for it, and its cost must still be counted.
-        seconds = round(time.perf_counter() - epoch_began[0], 3)
+        seconds = round(time.perf_counter() - epoch_began, 3)
         record = {"epoch": epoch, "samples": step, f"val_{ctx.exp.metric}": value}
         subepoch.append(reports, {**record, "seconds": seconds})
         if step in judged or math.isnan(value):
@@ -305,10 +305,10 @@ def run_trial(
         if trial.should_prune():
             _stop(trial, PRUNER, f"pruned after {step} samples in epoch {epoch} ({value:.4g})")
 
-    epoch_began = [time.perf_counter()]  # reset after each epoch's end-of-epoch work
+    epoch_began = time.perf_counter()  # reset after each epoch's end-of-epoch work
 
     def after_epoch(stats: EpochStats) -> None:
-        nonlocal kept
+        nonlocal kept, epoch_began
         probs = probs_of(ctx, runner, ctx.splits.val)
         broken = not_finite(stats.train_loss, probs)  # before any metric sees the scores
         if broken is not None:
@@ -343,7 +343,7 @@ def run_trial(
         partial = out / f"{CHECKPOINT_FILE}.tmp"
         torch.save(checkpoint, partial)
         os.replace(partial, out / CHECKPOINT_FILE)
-        epoch_began[0] = time.perf_counter()  # the next epoch's reports count from here
+        epoch_began = time.perf_counter()  # the next epoch's reports count from here
         step = stats.epoch * unit
         if step in judged:
             return  # a resumed trial's redone epoch: reported and judged before it stopped

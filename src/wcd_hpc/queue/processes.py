@@ -59,19 +59,24 @@ def boot_id(proc: Path | None = None) -> str | None:
         return None
 
 
-def start_time(pid: int, proc: Path | None = None) -> int | None:
-    """When process ``pid`` started, in clock ticks since boot; None if it does not exist, or
-    if ``/proc`` describes another PID namespace (where ``pid`` is someone else)."""
-    if unverifiable(proc) is not None:
-        return None
+def _fields(pid: int, proc: Path | None) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` from field 3 (the state) on; None without one."""
     try:
         stat = (_root(proc) / str(pid) / "stat").read_text()
     except OSError:
         return None
     # The command name (field 2) is in parentheses and may itself hold spaces or ')'.
-    fields = stat[stat.rfind(")") + 2 :].split()
+    return stat[stat.rfind(")") + 2 :].split()
+
+
+def start_time(pid: int, proc: Path | None = None) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot; None if it does not exist, or
+    if ``/proc`` describes another PID namespace (where ``pid`` is someone else)."""
+    if unverifiable(proc) is not None:
+        return None
+    fields = _fields(pid, proc)
     try:
-        return int(fields[19])  # field 22 of the whole line
+        return int(fields[19]) if fields is not None else None  # field 22 of the whole line
     except (IndexError, ValueError):
         return None
 
@@ -81,17 +86,16 @@ def has_exited(pid: int, proc: Path | None = None) -> bool:
     collected its status. A sweep started by a script that waits for it later (a Python
     ``Popen``, a batch system) stays a zombie meanwhile, and ``kill(pid, 0)`` still succeeds on
     it; waiting for a zombie to disappear would wait for its parent."""
+    fields = _fields(pid, proc)
+    if fields is not None:
+        return fields[:1] == ["Z"]  # field 3: the state
     try:
-        stat = (_root(proc) / str(pid) / "stat").read_text()
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False  # alive, and no /proc to tell a zombie by
-    return stat[stat.rfind(")") + 2 :].split()[:1] == ["Z"]  # field 3: the state
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False  # alive, and no /proc to tell a zombie by
 
 
 def record(pid: int | None = None, proc: Path | None = None) -> dict[str, Any]:

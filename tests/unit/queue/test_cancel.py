@@ -120,7 +120,7 @@ def test_a_proc_of_this_namespace_is_trusted(tmp_path, bystander) -> None:
     assert processes.is_running(rec, proc=own)
 
 
-def test_a_zombie_has_exited_and_a_live_process_has_not(tmp_path) -> None:
+def test_a_zombie_has_exited_and_a_live_process_has_not() -> None:
     child = subprocess.Popen(["sleep", "300"])
     try:
         assert not processes.has_exited(child.pid)
