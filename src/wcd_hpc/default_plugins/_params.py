@@ -6,7 +6,13 @@ node long before any worker runs and must be fixable from the message alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import errno
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +53,9 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "seed": 1234,
 }
 AUTO_LIMIT_BYTES = 256 * 2**20  # ~10,000 footprints: keeps a training process under 1 GiB
+#: How long a worker waits for another one simulating the same cache before it simulates too.
+SIMULATION_WAIT_S = 900.0
+log = logging.getLogger("wcd_hpc.data")
 
 
 def fail(name: str, key: str, expected: str, got: Any) -> ValueError:
@@ -98,14 +107,65 @@ def common(name: str, p: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def cached(path: Path, layout: Layout, write: Callable[[Path], object]) -> FileInfo:
-    """A simulator's cache file, (re)written by ``write(path)`` when absent or unreadable."""
+def cached(
+    path: Path,
+    layout: Layout,
+    write: Callable[[Path], object],
+    *,
+    wait_s: float = SIMULATION_WAIT_S,
+) -> FileInfo:
+    """A simulator's cache file, (re)written by ``write(path)`` when absent or unreadable.
+
+    Workers that start together on a cold cache take turns on a lock file beside it: the first
+    simulates, the others wait and then read its file, so a sweep pays for one simulation and
+    not one per worker (on a shared node or a laptop those are the same cores the first one
+    needs). Where the filesystem refuses locks (some NFS mounts), or the wait passes ``wait_s``,
+    a worker simulates as before: the atomic write keeps concurrent writers safe.
+    """
     try:
         return inspect(path, layout)
     except ValueError:
         pass  # absent or unreadable: simulate again and overwrite (atomically)
-    write(path)
+    with _turn(path.with_name(path.name + ".lock"), wait_s):
+        try:
+            return inspect(path, layout)  # written while this worker waited
+        except ValueError:
+            pass
+        write(path)
     return inspect(path, layout)
+
+
+@contextmanager
+def _turn(lock: Path, wait_s: float) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock`` for the block; bounded by ``wait_s``.
+
+    The kernel drops the lock when its holder dies, so a killed worker never blocks the others.
+    """
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield  # read-only or vanished cache directory: the write itself will say what is wrong
+        return
+    try:
+        deadline = time.monotonic() + wait_s
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+                    break  # no locks on this filesystem: simulate side by side, as before
+            if time.monotonic() >= deadline:
+                log.warning("%s: still locked after %.0f s; simulating here too", lock, wait_s)
+                break
+            if not told:
+                log.info("%s: another worker is simulating this data set; waiting for it", lock)
+                told = True
+            time.sleep(0.2)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def split_sizes(events: int, fractions: Sequence[float]) -> list[int]:

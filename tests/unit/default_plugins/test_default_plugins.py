@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import importlib
+import logging
 import math
+import os
+import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +20,7 @@ import torch
 
 from wcd_hpc import hookspecs
 from wcd_hpc.api import Dataset, DataSpec, Metric, Model
-from wcd_hpc.default_plugins import BUILTIN_PLUGINS, footprint_sim, lenet, metrics
+from wcd_hpc.default_plugins import BUILTIN_PLUGINS, _params, footprint_sim, lenet, metrics
 
 SMALL: dict[str, Any] = {"events": 200, "grid": 40}
 NO_META: Mapping[str, np.ndarray] = {}
@@ -76,6 +81,47 @@ def test_unreadable_cache_file_is_regenerated(tmp_path: Path) -> None:
     splits = footprint_sim.load(SMALL, 0, str(tmp_path))
     assert len(splits.train) == 140
     assert footprint_sim.cached_file(footprint_sim.validate(SMALL), str(tmp_path)).events == 200
+
+
+def test_workers_starting_together_on_a_cold_cache_simulate_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = footprint_sim.write_footprints
+    calls = []
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        time.sleep(0.5)  # the other worker arrives while this one simulates
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(footprint_sim, "write_footprints", slow)
+    params = footprint_sim.validate(SMALL)
+    # Two threads open the lock file twice: flock sets them apart as it would two workers.
+    with ThreadPoolExecutor(2) as pool:
+        infos = list(pool.map(lambda _: footprint_sim.cached_file(params, str(tmp_path)), range(2)))
+    assert len(calls) == 1
+    assert [info.events for info in infos] == [200, 200]
+
+
+def test_a_worker_simulates_anyway_when_the_cache_stays_locked(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    params = footprint_sim.validate(SMALL)
+    path = footprint_sim.cache_path(params, str(tmp_path))
+    holder = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # a worker stuck in its simulation
+    try:
+        with caplog.at_level(logging.INFO, logger="wcd_hpc.data"):
+            info = _params.cached(
+                path,
+                footprint_sim.SIMULATED.layout,
+                lambda target: footprint_sim.SIMULATED.write(target, params),
+                wait_s=0.5,
+            )
+    finally:
+        os.close(holder)
+    assert info.events == 200
+    assert "waiting for it" in caplog.text and "simulating here too" in caplog.text
 
 
 def test_cache_file_depends_on_simulation_params_only(tmp_path: Path) -> None:
