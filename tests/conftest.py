@@ -30,10 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mlflow_server import mlflow_server
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+__all__ = ["mlflow_server"]  # one MLflow server per session, for every module that syncs
+
 PG_URL = os.environ.get(
     "WCD_HPC_TEST_PG", "postgresql://wcd:wcd-secret@127.0.0.1:5432/wcd_hpc_test"
 )
@@ -511,8 +514,9 @@ SHARED_SERVICE_FILES = frozenset(
 )
 SHARED_SERVICE_FIXTURES = frozenset({"slurm_partition", "slurm_cluster", "pg_url"})
 #: Files that share nothing but run in the services lane all the same, so that the two lanes end
-#: together: the PostgreSQL restart (80-90 s, a server of its own) would lengthen the longer one.
-SERVICES_LANE_TOO = frozenset({"test_pg_resilience.py"})
+#: together: the PostgreSQL restart (80-90 s, a server of its own) and the finalists' sweeps
+#: (about 110 s) would lengthen the longer one.
+SERVICES_LANE_TOO = frozenset({"test_pg_resilience.py", "test_finalists.py"})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

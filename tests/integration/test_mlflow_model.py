@@ -17,14 +17,12 @@ import optuna
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
-from test_sync import TOY, _sweep, _sync, _trial_runs, mlflow_server
+from test_sync import TOY, _sweep, _sync, _trial_runs
 
 from wcd_hpc.plugins import Registry
 from wcd_hpc.results import mlflow_model
 from wcd_hpc.results.mlflow_model import Probabilities, Unavailable, rebuild
 from wcd_hpc.store.storage import open_storage
-
-__all__ = ["mlflow_server"]  # the server fixture of test_sync, used here too
 
 TOY_PARAMS = {"events": 300, "separation": 1.5, "seed": 0}  # conftest's toy experiment
 

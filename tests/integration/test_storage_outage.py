@@ -19,7 +19,13 @@ import pytest
 from conftest import PRIVATE_PG_SECRET, PrivatePostgres
 from optuna.trial import TrialState
 
-from wcd_hpc.queue.schema import OUTAGE_FILE, TRIAL_SUSPENDED, TRIAL_SUSPENDED_BY, trial_dir
+from wcd_hpc.queue.schema import (
+    OUTAGE_FILE,
+    TRIAL_RETRY_OF,
+    TRIAL_SUSPENDED,
+    TRIAL_SUSPENDED_BY,
+    trial_dir,
+)
 from wcd_hpc.store.storage import open_storage
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -105,6 +111,13 @@ def test_a_storage_outage_longer_than_the_window_stops_the_sweep_in_one_line_and
     study = optuna.load_study(study_name=name, storage=open_storage(private_pg.url))
     trials = study.get_trials()
     assert sum(t.state == TrialState.COMPLETE for t in trials) == budget
-    resumed = [t for t in trials if t.number in {h.number for h in held}]
-    assert all(t.state == TrialState.COMPLETE for t in resumed)
-    assert any(TRIAL_SUSPENDED_BY in t.user_attrs for t in resumed)
+    # Nothing lost: a trial held at the outage finishes itself, or (failed as unreachable when
+    # the loss caught it between epochs and the storage) through its retry. Which of the two a
+    # trial meets depends on where in its epoch the outage fell, so both are accepted.
+    by_number = {t.number: t for t in trials}
+    retried = {t.user_attrs[TRIAL_RETRY_OF]: t for t in trials if TRIAL_RETRY_OF in t.user_attrs}
+    for h in held:
+        done = by_number[h.number] if h.state == TrialState.RUNNING else retried.get(h.number)
+        assert done is not None and done.state == TrialState.COMPLETE, (h.number, h.state)
+    suspended = [by_number[h.number] for h in held if h.state == TrialState.RUNNING]
+    assert all(TRIAL_SUSPENDED_BY in t.user_attrs for t in suspended)

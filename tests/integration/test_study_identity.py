@@ -9,7 +9,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState, create_trial
-from test_sync import TOY, mlflow_server
+from test_sync import TOY
 
 from wcd_hpc.plugins import Registry
 from wcd_hpc.queue import identity
@@ -18,8 +18,6 @@ from wcd_hpc.results.identity import TAG_STUDY_ID
 from wcd_hpc.results.sync import sync_study
 from wcd_hpc.results.syncdata import fingerprint
 from wcd_hpc.store.storage import open_storage
-
-__all__ = ["mlflow_server"]  # the server fixture of test_sync, used here too
 
 QUICK = """\
 name: quickstart

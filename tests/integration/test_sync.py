@@ -3,15 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.image
@@ -19,8 +10,8 @@ import numpy as np
 import optuna
 import pytest
 import torch
-from conftest import need
 from mlflow.tracking import MlflowClient
+from mlflow_server import free_port, start_server
 
 from wcd_hpc.default_plugins.metrics import selection_curve
 from wcd_hpc.results.sync import ENV_CRASH
@@ -28,74 +19,6 @@ from wcd_hpc.results.syncdata import clean, flatten, tracking_uri_for
 from wcd_hpc.store.storage import open_storage
 
 TOY = {"WCD_HPC_PLUGINS": "toy"}
-MLFLOW = Path(sys.executable).parent / "mlflow"
-
-
-@dataclass
-class Server:
-    uri: str
-    proc: subprocess.Popen[bytes]
-
-    def stop(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(folder: Path, port: int) -> Server:
-    """`mlflow server` on loopback with a SQLite database and proxied artifacts; waits for it."""
-    if not MLFLOW.exists():
-        need("MLflow server", f"{MLFLOW} missing (pip install -e '.[test]')")
-    folder.mkdir(parents=True, exist_ok=True)
-    log = (folder / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            str(MLFLOW),
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{folder / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(folder / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    server = Server(f"http://127.0.0.1:{port}", proc)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(f"{server.uri}/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return server
-        except OSError:
-            time.sleep(0.5)
-    server.stop()
-    tail = (folder / "server.log").read_text(errors="replace")[-500:]
-    need("MLflow server", f"did not answer on {server.uri}: {tail}")
-    raise AssertionError("unreachable")
-
-
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = start_server(tmp_path_factory.mktemp("mlflow"), free_port())
-    yield server
-    server.stop()
 
 
 def _sweep(cli, testplugins, toy_experiment, name: str, trials: int) -> None:
