@@ -37,13 +37,15 @@ def clopper_pearson(
 
     At k = 0 the lower end is 0 and at k = n the upper end is 1; n = 0 gives [0, 1].
     """
-    from scipy.stats import beta
+    # The beta quantile straight from scipy.special: scipy.stats' import costs every worker and
+    # every `status` about a CPU-second more, for the same function (beta.ppf calls it).
+    from scipy.special import betaincinv
 
     kk, nn = np.broadcast_arrays(np.asarray(k, dtype=np.float64), np.asarray(n, dtype=np.float64))
     alpha = 1.0 - confidence
     low_ok, high_ok = kk > 0, kk < nn
-    lo = beta.ppf(alpha / 2, np.where(low_ok, kk, 1.0), np.where(low_ok, nn - kk + 1, 1.0))
-    hi = beta.ppf(1 - alpha / 2, np.where(high_ok, kk + 1, 1.0), np.where(high_ok, nn - kk, 1.0))
+    lo = betaincinv(np.where(low_ok, kk, 1.0), np.where(low_ok, nn - kk + 1, 1.0), alpha / 2)
+    hi = betaincinv(np.where(high_ok, kk + 1, 1.0), np.where(high_ok, nn - kk, 1.0), 1 - alpha / 2)
     return np.where(low_ok, lo, 0.0), np.where(high_ok, hi, 1.0)
 
 

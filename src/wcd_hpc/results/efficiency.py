@@ -7,8 +7,8 @@ measurement. So every efficiency drawn carries a binomial interval:
 
 - **Clopper–Pearson** (exact, central; it never undercovers, and stays inside [0, 1] at k = 0 and
   k = n, where the normal approximation collapses to zero width), from the quantiles of the beta
-  distribution (``scipy.stats.beta``). scipy is always there: mlflow, a dependency of wcd-hpc,
-  requires it (and ``envs/*.txt`` pin it), so there is no second method to keep in step.
+  distribution (``scipy.special.betaincinv``). scipy is always there: mlflow, a dependency of
+  wcd-hpc, requires it (and ``envs/*.txt`` pin it), so there is no second method to keep in step.
 - Confidence level :data:`CONFIDENCE` = 68.27 %, the ±1σ of error bars in physics figures.
 - **Q band**: Q = ε_s/√ε_b is a sum in logarithms, ln Q = ln ε_s − ½ ln ε_b, of two independent
   measurements (signal and background are disjoint events). The band adds the two intervals'
