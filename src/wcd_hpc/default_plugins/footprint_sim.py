@@ -4,8 +4,9 @@ Every trial of a sweep must see the same data, or trials compare models on diffe
 so the data depend only on the dataset's own ``seed`` parameter, never on the trial seed. Several
 workers may start at once on a shared filesystem, so the simulation is cached under a hash of the
 parameters that shape it, in the same SWGO/LIP layout ``footprint-h5`` reads, and written
-atomically (temp file + ``os.replace``): concurrent workers either find the complete file or each
-write an identical one, never a torn one. Large caches are read lazily like any HDF5 file.
+atomically (temp file + ``os.replace``). Workers take turns on a lock beside the cache, so one
+simulates while the others wait for its file; where locks fail they each write an identical
+file, never a torn one. Large caches are read lazily like any HDF5 file.
 """
 
 from __future__ import annotations
