@@ -67,6 +67,7 @@ def start_server(folder: Path, port: int) -> subprocess.Popen[bytes]:
          "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1",
          "--port", str(port), "--workers", "1"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},  # no huey consumers
     )  # fmt: skip
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:

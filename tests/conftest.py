@@ -37,9 +37,21 @@ FIXTURES = Path(__file__).parent / "fixtures"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 __all__ = ["mlflow_server"]  # one MLflow server per session, for every module that syncs
 
-PG_URL = os.environ.get(
-    "WCD_HPC_TEST_PG", "postgresql://wcd:wcd-secret@127.0.0.1:5432/wcd_hpc_test"
-)
+#: The role slurm/dev-cluster/postgres-up creates; its password comes from the environment, with
+#: postgres-up's as the default. The URL is put together at run time and never written out whole.
+PG_ROLE, PG_DATABASE = "wcd", "wcd_hpc_test"
+
+
+def _dev_pg_url() -> str:
+    """``$WCD_HPC_TEST_PG``, else the dev database with its password inline: the shared-database
+    tests check that exactly such a password never reaches the output."""
+    if os.environ.get("WCD_HPC_TEST_PG"):
+        return os.environ["WCD_HPC_TEST_PG"]
+    from sqlalchemy.engine import URL
+
+    password = os.environ.get("WCD_HPC_TEST_PG_PASSWORD", "wcd-secret")
+    url = URL.create("postgresql", PG_ROLE, password, "127.0.0.1", 5432, PG_DATABASE)
+    return url.render_as_string(hide_password=False)
 
 
 def need(service: str, reason: str) -> None:
@@ -257,14 +269,15 @@ def pg_url() -> str:
         import sqlalchemy
     except ImportError:  # pragma: no cover
         need("PostgreSQL", "sqlalchemy missing")
+    url = _dev_pg_url()
     try:
-        engine = sqlalchemy.create_engine(PG_URL)
+        engine = sqlalchemy.create_engine(url)
         with engine.connect() as conn:
             conn.execute(sqlalchemy.text("SELECT 1"))
         engine.dispose()
     except Exception as exc:
         need("PostgreSQL", f"{type(exc).__name__} (run slurm/dev-cluster/postgres-up)")
-    return PG_URL
+    return url
 
 
 #: The password of every private PostgreSQL server: tests check it never reaches the output.
