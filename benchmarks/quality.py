@@ -18,12 +18,15 @@ hardest energies, the lowest third of its energy range in log E (316-1468 GeV: f
 few muons, SCIENCE.md's hard regime), simulated once into ``WORK/hard-*.h5`` (data seed fixed)
 and read as ``footprint-h5`` with 25 % validation (more protons behind the cut) and 10 % test.
 Objective ``q_at_eff``: Q = ε_γ/√ε_h at the cut keeping half of the gammas, chosen and quoted on
-validation (``wcd_hpc.merit``); the stable choice on small validation sets. The predecessor's
-search space (SCIENCE.md), whose dead corners (Adam with large ``reg``, slow SGD) are what
-chance-level pruning and successive halving should win on. Budget ``--trials`` 24 trials of
-at most ``--epochs`` 6 on ``--slots`` 4 Slurm GPU slots (one CPU each): with 6 rungs of one
-epoch a pruner can stop most trials early (with ``pruner: none`` each trial trains 6 epochs;
-the issue's example of 32 x 8 would take about 2 hours a sitting here).
+validation (``wcd_hpc.merit``); the stable choice on small validation sets. ``--space``: lenet's
+``predecessor`` space (SCIENCE.md; the default here), whose dead corners (Adam with large
+``reg``, slow SGD) are what chance-level pruning and successive halving should win on, or its
+``default`` space, what a user gets who writes no ``param_space`` (Adam, ``reg`` ≤ 1e-3); every
+contender, Hydra's sweeper included, searches the same ranges, read from wcd-hpc. Budget
+``--trials`` 24 trials of at most ``--epochs`` 6 on ``--slots`` 4 Slurm GPU slots (one CPU
+each): with 6 rungs of one epoch a pruner can stop most trials early (with ``pruner: none``
+each trial trains 6 epochs; the issue's example of 32 x 8 would take about 2 hours a sitting
+here).
 
 **Contenders**, alternated within a repeat and the order rotated by one each repeat, so neither
 the machine's drift nor going first favours one; repeat r runs with experiment seed r (Hydra's
@@ -82,6 +85,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "quality"))
 from race_data import Race, choose_target
 from race_report import NAMES, plot, print_goals, print_sitting, race_line
 from race_run import (
+    SPACES,
     WCD,
     Setup,
     check_cluster,
@@ -105,6 +109,12 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=6, help="at most this many per trial")
     parser.add_argument("--slots", type=int, default=4, help="GPU slots (Slurm tasks at once)")
     parser.add_argument("--work", type=Path, help="keep everything here (default: a temp dir)")
+    parser.add_argument(
+        "--space",
+        choices=SPACES,
+        default="predecessor",
+        help="lenet's search space, the same for every contender (default: predecessor)",
+    )
     parser.add_argument(
         "--contenders", default=",".join(NAMES), help=f"a subset of {','.join(NAMES)}"
     )
@@ -139,6 +149,7 @@ def sitting(args: argparse.Namespace, work: Path) -> list[Race]:
         epochs=args.epochs,
         slots=args.slots,
         sets=tuple(line.rstrip("\n") + "\n" for line in args.set),
+        space=args.space,
     )
     races: list[Race] = []
     dropped: set[str] = set()
@@ -175,7 +186,8 @@ def main() -> None:
     lo, hi = hardest_range()
     workload = (
         f"lenet, gamma vs proton {lo:.0f}-{hi:.0f} GeV, {args.events} events, q_at_eff, "
-        f"{args.trials} trials of at most {args.epochs} epochs on {args.slots} Slurm slots"
+        f"{args.trials} trials of at most {args.epochs} epochs on {args.slots} Slurm slots, "
+        f"lenet's {args.space} space"
     ) + "".join(f"; {line}" for line in args.set)
     began = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     say(f"{workload}; {', '.join(args.contenders)}; {args.repeat} repeat(s); work dir {work}")

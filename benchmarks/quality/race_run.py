@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import chance_share
 from race_data import Race, Trial
@@ -37,18 +38,61 @@ metric: {{name: {metric}, direction: maximize}}
 signal_class: gamma
 trials: {trials}
 epochs: {epochs}
-param_space:                      # the predecessor's lenet space (SCIENCE.md), as Hydra's
-  lr: loguniform(1e-4, 1e-2)
-  batch_size: randint(32, 256)
-  optimizer: choice(['adam', 'sgd'])
-  reg: loguniform(1e-4, 1e-1)
-  channels: "[randint(2, 20), randint(2, 20)]"
-seed: {seed}
+param_space:                      # --space: the same ranges as Hydra's sweeper searches
+{space}seed: {seed}
 runs_dir: {runs}
 executor: slurm
 workers: {slots}
 resources: {{gpus: 1, cpus: 1, mem_gb: 3, time: "04:00:00"}}
 """
+
+
+#: The race's search spaces: lenet's ``predecessor`` variant (SCIENCE.md; dead corners that
+#: chance-level pruning and successive halving should win on) or its ``default`` space (what a
+#: user gets who writes no ``param_space``). Read from wcd-hpc itself, so the race follows it.
+SPACES = ("predecessor", "default")
+
+
+def lenet_space(space: str) -> dict[str, Any]:
+    """lenet's space ``space`` (one of :data:`SPACES`), as wcd-hpc defines it."""
+    from wcd_hpc.default_plugins.common import spaces_with
+    from wcd_hpc.default_plugins.lenet import SPACE
+
+    return dict(SPACE) if space == "default" else spaces_with(**SPACE)[space]
+
+
+def space_lines(space: str) -> dict[str, str]:
+    """``param_space`` lines: lists as one quoted YAML string, as the experiment file takes them."""
+    chosen = lenet_space(space)
+    out = {}
+    for key, value in chosen.items():
+        out[key] = f'"[{", ".join(value)}]"' if isinstance(value, list) else str(value)
+    return out
+
+
+def hydra_space(space: str) -> list[str]:
+    """Hydra overrides that make its Optuna sweeper search the same ranges (``randint(a, b)``
+    includes b, as ``int(interval(a, b))`` does); a fixed value leaves the sweep and becomes
+    the app's own value. None for the predecessor's space: ``conf/config.yaml`` holds it."""
+    if space == "predecessor":
+        return []
+    chosen = lenet_space(space)
+    items = chosen
+    channels = items.pop("channels")
+    items.update({"ch1": channels[0], "ch2": channels[1]})
+    out = []
+    for key, value in items.items():
+        text = str(value).replace(" ", "")
+        if text.startswith("loguniform("):
+            out.append(f"hydra.sweeper.params.{key}='tag(log, interval({text[11:-1]}))'")
+        elif text.startswith("randint("):
+            out.append(f"hydra.sweeper.params.{key}='int(interval({text[8:-1]}))'")
+        elif text.startswith("choice(["):
+            options = text[8:-2].replace("'", "").replace('"', "")
+            out.append(f"hydra.sweeper.params.{key}='choice({options})'")
+        else:
+            out += [f"~hydra.sweeper.params.{key}", f"{key}={text}"]
+    return out
 
 
 @dataclass(frozen=True)
@@ -62,6 +106,7 @@ class Setup:
     epochs: int
     slots: int
     sets: tuple[str, ...]  # 'KEY: VALUE' lines for every contender's experiment file
+    space: str = "predecessor"  # a key of SPACES
 
     @property
     def runs(self) -> Path:
@@ -87,6 +132,7 @@ class Setup:
             seed=repeat,
             runs=self.runs,
             slots=self.slots,
+            space="".join(f"  {k}: {v}\n" for k, v in space_lines(self.space).items()),
         )
         path = self.work / "experiments" / f"{name}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -318,7 +364,7 @@ def run_hydra(repeat: int, setup: Setup, python: Path) -> Race:
     cmd = [str(python), str(HYDRA_APP), "-m", *(f"{k}='{v}'" for k, v in overrides.items())]
     cmd += [f"seed={repeat}", f"tag={tag}", f"hydra.sweeper.sampler.seed={repeat}"]
     cmd += [f"hydra.sweeper.n_trials={setup.trials}", f"hydra.sweeper.n_jobs={setup.slots}"]
-    cmd += [f"hydra.launcher.array_parallelism={setup.slots}"]
+    cmd += [f"hydra.launcher.array_parallelism={setup.slots}", *hydra_space(setup.space)]
     say(f"hydra, repeat {repeat}: hydra_app.py -m, n_jobs {setup.slots}")
 
     def read() -> list[dict[str, object]]:
