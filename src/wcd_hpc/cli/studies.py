@@ -1,6 +1,6 @@
 """``wcd-hpc studies``: every study under a runs directory (or in a storage), with its state.
 
-The listing itself is :func:`wcd_hpc.queue.study.list_studies`; this module prints it. It only
+The listing itself is :func:`wcd_hpc.queue.listing.list_studies`; this module prints it. It only
 reads: no reaper runs (``status NAME`` does that), no directory or lock file is created, and a
 damaged journal is one ``error:`` line while the others are still listed.
 """
@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from wcd_hpc.cli.common import RunsDirOption, err, out
 from wcd_hpc.queue import study as studies
+from wcd_hpc.queue.listing import list_studies
 from wcd_hpc.store.storage import chosen_storage
 from wcd_hpc.store.urls import ENV_STORAGE
 
@@ -46,7 +47,7 @@ def studies_cmd(
     Reads only: nothing is created, and trials whose worker died still count as running until
     status NAME reaps them. Exits 1 after listing when a journal could not be read.
     """
-    listing = studies.list_studies(runs_dir, chosen_storage(storage))
+    listing = list_studies(runs_dir, chosen_storage(storage))
     if as_json:
         payload = {
             "where": listing.where,
