@@ -19,9 +19,25 @@ fi
 # The documentation site, warnings as errors (broken links and anchors fail); its reference
 # pages are generated from the code by scripts/docs_hooks.py. Built into a scratch directory.
 NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$(mktemp -d)"
+# Every pytest run gets its own base directory in one scratch directory, removed when this script
+# exits: the shared-database and masking tests write experiment files holding the dev role's
+# password inline (what they check is that it never reaches the output), and pytest's default
+# /tmp/pytest-of-USER would keep the last three runs of them. Separate directories, because a run
+# that finishes removes its own and the lanes finish apart. WCD_HPC_KEEP_TEST_TMP=1 keeps them
+# (for a failing test's files); the script then says where they are.
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/wcd-hpc-tests.XXXXXX")
+cleanup() {
+  if [ "${WCD_HPC_KEEP_TEST_TMP:-}" = 1 ]; then
+    echo "test: the tests' files are kept in $scratch (WCD_HPC_KEEP_TEST_TMP=1)"
+  else
+    rm -rf "$scratch"
+  fi
+}
+trap cleanup EXIT
 # Arguments go to one pytest run as they are (`bash scripts/test.sh tests/unit/queue -k claim`).
 if [ "$#" -gt 0 ]; then
-  exec .venv/bin/python -m pytest "$@"
+  .venv/bin/python -m pytest --basetemp "$scratch/args" "$@"
+  exit
 fi
 # Two stages: the in-process unit tests first, on every core (pytest-xdist), so that a broken
 # package fails in a few minutes; then the integration tests (real services, end-to-end sweeps)
@@ -30,11 +46,12 @@ fi
 # and all the others. Each lane's lines carry its name; the 20 slowest tests of each stage and
 # lane are listed: CI should stay near 20 minutes.
 echo "test: set-up, services and checks took $SECONDS s"
-.venv/bin/python -m pytest -n auto --dist load --durations=20 tests/unit
+.venv/bin/python -m pytest -n auto --dist load --durations=20 --basetemp "$scratch/unit" tests/unit
 echo "test: $SECONDS s so far, the unit stage included"
 lane() {  # NAME MARKER: one pytest run over tests/integration, its lines prefixed with [NAME]
   set -o pipefail
-  .venv/bin/python -m pytest --durations=20 -m "$2" tests/integration 2>&1 | sed -u "s/^/[$1] /"
+  .venv/bin/python -m pytest --durations=20 --basetemp "$scratch/$1" -m "$2" tests/integration 2>&1 \
+    | sed -u "s/^/[$1] /"
 }
 lane services "shared_services" &
 services=$!
