@@ -5,20 +5,6 @@
 # cannot be started: its tests then skip (outside CI) with the reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh --test
-bash slurm/dev-cluster/postgres-up
-if [ "$(id -u)" = 0 ]; then
-  bash slurm/dev-cluster/up
-else
-  echo "test: not root, so no dev Slurm cluster (slurm/dev-cluster/up); Slurm tests will skip"
-fi
-.venv/bin/ruff check src tests benchmarks scripts
-.venv/bin/ruff format --check src tests benchmarks scripts
-.venv/bin/mypy
-.venv/bin/lint-imports --no-cache
-# The documentation site, warnings as errors (broken links and anchors fail); its reference
-# pages are generated from the code by scripts/docs_hooks.py. Built into a scratch directory.
-NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$(mktemp -d)"
 # Every pytest run gets its own base directory in one scratch directory, removed when this script
 # exits: the shared-database and masking tests write experiment files holding the dev role's
 # password inline (what they check is that it never reaches the output), and pytest's default
@@ -34,6 +20,43 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
+bash scripts/setup.sh --test
+# The services and the slow checks run side by side, their lines prefixed with their names:
+# starting PostgreSQL and Slurm mostly waits, and mypy and the documentation build use one core
+# each. All of them must pass before any test runs.
+side() {  # NAME COMMAND...: COMMAND in the background, its lines prefixed with [NAME]
+  local name=$1
+  shift
+  ("$@" 2>&1 | sed -u "s/^/[$name] /"; exit "${PIPESTATUS[0]}") &
+  pids+=("$!")
+  names+=("$name")
+}
+services() {
+  bash slurm/dev-cluster/postgres-up
+  if [ "$(id -u)" = 0 ]; then
+    bash slurm/dev-cluster/up
+  else
+    echo "test: not root, so no dev Slurm cluster (slurm/dev-cluster/up); Slurm tests will skip"
+  fi
+}
+pids=()
+names=()
+side services services
+# The documentation site, warnings as errors (broken links and anchors fail); its reference
+# pages are generated from the code by scripts/docs_hooks.py. Built into the scratch directory.
+side docs env NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$scratch/site"
+side mypy .venv/bin/mypy
+failed=()
+.venv/bin/ruff check src tests benchmarks scripts || failed+=(ruff)
+.venv/bin/ruff format --check src tests benchmarks scripts || failed+=("ruff format")
+.venv/bin/lint-imports --no-cache || failed+=(lint-imports)
+for i in "${!pids[@]}"; do
+  wait "${pids[$i]}" || failed+=("${names[$i]}")
+done
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "test: failed before any test ran: ${failed[*]}" >&2
+  exit 1
+fi
 # Arguments go to one pytest run as they are (`bash scripts/test.sh tests/unit/queue -k claim`).
 if [ "$#" -gt 0 ]; then
   .venv/bin/python -m pytest --basetemp "$scratch/args" "$@"
