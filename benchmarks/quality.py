@@ -38,6 +38,8 @@ sampler seed r; trial n trains with seed r + n everywhere):
   the others' own ``pruner`` wins);
 - ``quarter``: the same with ``report_every: 0.25`` (four reports an epoch), to choose that
   key's default by measurement;
+- ``after2``: the same with ``prune_chance: {after: 2}`` (the chance-level rule's first
+  judgement after two reports), to choose that default by measurement; not run unless named;
 - ``no-pruning``: the same with ``pruner: none`` (chance-level pruning stays on);
 - ``hydra``: Hydra 1.3.8's submitit launcher + Optuna sweeper (TPE, ``n_jobs`` = slots, no
   pruning: its sweeper has none), installed into ``WORK/venv-hydra``; each trial is one Slurm
@@ -116,7 +118,9 @@ def arguments() -> argparse.Namespace:
         help="lenet's search space, the same for every contender (default: predecessor)",
     )
     parser.add_argument(
-        "--contenders", default=",".join(NAMES), help=f"a subset of {','.join(NAMES)}"
+        "--contenders",
+        default=",".join(c for c in NAMES if c != "after2"),
+        help=f"a subset of {','.join(NAMES)} (default: all but after2)",
     )
     parser.add_argument(
         "--set",

@@ -13,6 +13,7 @@ from race_data import Race, Spread, Target, to_target
 NAMES = {
     "defaults": "wcd-hpc, defaults",
     "quarter": "wcd-hpc, report_every 0.25",
+    "after2": "wcd-hpc, prune_chance after 2",
     "no-pruning": "wcd-hpc, pruner none",
     "hydra": "Hydra submitit + Optuna",
     "one-epoch": "one epoch each, best K",
@@ -20,6 +21,7 @@ NAMES = {
 COLOURS = {
     "defaults": "tab:blue",
     "quarter": "tab:purple",
+    "after2": "tab:cyan",
     "no-pruning": "tab:green",
     "hydra": "tab:red",
 }

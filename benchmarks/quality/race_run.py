@@ -318,12 +318,17 @@ def sweep(race: Race, setup: Setup, name: str, exp: Path, budget: int, offset: f
 
 def run_wcd(contender: str, repeat: int, setup: Setup) -> Race:
     """``defaults`` (plus ``--set`` lines), ``quarter`` (``report_every: 0.25``: the choice of the
-    default of ``report_every`` is a race between these two), ``no-pruning`` (``pruner: none``)
-    or ``one-epoch``."""
+    default of ``report_every`` is a race between these two), ``after2`` (``prune_chance: {after:
+    2}``: the same for the chance-level rule), ``no-pruning`` (``pruner: none``) or
+    ``one-epoch``."""
     race = Race(contender, repeat)
     name = f"q-{contender}-r{repeat}-{time.strftime('%H%M%S')}"
     if contender != "one-epoch":
-        extras = {"no-pruning": "pruner: none\n", "quarter": "report_every: 0.25\n"}
+        extras = {
+            "no-pruning": "pruner: none\n",
+            "quarter": "report_every: 0.25\n",
+            "after2": "prune_chance: {after: 2}\n",
+        }
         extra = extras.get(contender, "")
         exp = setup.experiment(name, repeat, setup.trials, setup.epochs, extra)
         say(f"{contender}, repeat {repeat}: wcd-hpc sweep {exp.name} --wait")
