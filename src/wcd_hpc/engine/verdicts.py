@@ -9,16 +9,12 @@ is pruned with the reason recorded on it (:data:`~wcd_hpc.queue.schema.TRIAL_PRU
 value is reported, so it never enters the median or the ASHA rungs the other trials are judged
 against (its value would pull the median down and let bad trials through).
 
-Chance level (``prune_chance``, on by default; ``false`` turns it off): a trial is at chance
-when its validation predictions are constant (every class probability varies by less than
-:data:`CONSTANT_SPREAD` over the validation events) and their ranking is not both clear and
-strong (ROC AUC at least :data:`CLEAR_SIGMAS` standard errors and :data:`STRONG_AUC` from 0.5),
-judged from the first report; or, from report ``after`` on, when 0.5 lies within its ROC AUC's
-68 % interval (± one standard error), widened by ``auc_margin``. ``after`` delays only the
-interval test: a slow starter (a few optimizer steps an epoch) still ranks events near 0.5
-after its first report and may learn by its next, while a network whose outputs collapsed to a
-constant has nothing left to learn from (its weights decayed, or its units died), so waiting
-for it buys nothing. Both halves were measured: an early network whose outputs all sit
+Chance level (``prune_chance``, on by default; ``false`` turns it off): from report ``after`` on,
+a trial is at chance when 0.5 lies within its ROC AUC's 68 % interval (± one standard error),
+widened by ``auc_margin``, or when its validation predictions are constant (every class
+probability varies by less than :data:`CONSTANT_SPREAD` over the validation events) and their
+ranking is not both clear and strong (ROC AUC at least :data:`CLEAR_SIGMAS` standard errors and
+:data:`STRONG_AUC` from 0.5). Both halves were measured: an early network whose outputs all sit
 near 0.5 yet rank the events well (ROC AUC 0.78 ± 0.03 on 300 events after one short epoch, in
 the race of ``benchmarks/quality.py``) is worth its next epoch, and pruning on the size of the
 outputs alone cut 7 of 8 trials of that race; while a network whose weights decay away
@@ -109,7 +105,7 @@ def at_chance(
 ) -> str | None:
     """Why a trial at its ``report``-th report is at chance level, or None (see the module)."""
     truth = np.asarray(y_true).ravel()
-    if signal >= probs.shape[1]:
+    if report < rule.after or signal >= probs.shape[1]:
         return None
     is_signal = truth == signal
     if is_signal.all() or not is_signal.any():
@@ -119,7 +115,7 @@ def at_chance(
     strong = abs(auc - 0.5) >= max(CLEAR_SIGMAS * error, STRONG_AUC) + rule.auc_margin
     if spread < CONSTANT_SPREAD and not strong:
         return f"constant validation predictions (they vary by {spread:.2g}, ROC AUC {auc:.3f})"
-    if report < rule.after or math.isnan(auc) or abs(auc - 0.5) > error + rule.auc_margin:
+    if math.isnan(auc) or abs(auc - 0.5) > error + rule.auc_margin:
         return None
     margin = f" + margin {rule.auc_margin:g}" if rule.auc_margin else ""
     return f"validation ROC AUC {auc:.3f} ± {error:.3f}{margin} contains 0.5"

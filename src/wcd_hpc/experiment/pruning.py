@@ -105,9 +105,8 @@ def options_with_defaults(name: str, options: Mapping[str, float], epochs: int) 
     return full
 
 
-#: ``prune_chance``'s knobs and defaults: from report ``after`` on, a trial is at chance when 0.5
-#: lies within its ROC AUC's 68 % interval widened by ``auc_margin`` (constant predictions are
-#: judged from the first report whatever ``after`` says: :mod:`wcd_hpc.engine.verdicts`).
+#: ``prune_chance``'s knobs and defaults: judged from the first report on; a trial is at chance
+#: when 0.5 lies within its ROC AUC's 68 % interval widened by ``auc_margin``.
 CHANCE_DEFAULTS: dict[str, int | float] = {"after": 1, "auc_margin": 0.0}
 MAX_AUC_MARGIN = 0.5
 

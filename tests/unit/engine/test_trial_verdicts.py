@@ -140,14 +140,16 @@ def test_small_outputs_that_rank_events_well_are_learning_not_constant() -> None
     assert message is not None and message.startswith("constant validation predictions")
 
 
-def test_constant_predictions_are_judged_from_the_first_report_whatever_after_says() -> None:
-    # `after` spares slow starters whose AUC is still near 0.5; a network whose outputs
-    # collapsed to a constant (decayed weights) has nothing to learn from in its next report.
+def test_after_delays_the_constant_test_too_so_slow_starters_get_their_next_report() -> None:
+    # After 4-8 optimizer steps a slow starter's outputs still sit within 0.01 of each other:
+    # in the races of 2026-12-06 every trial pruned at chance was pruned as constant, so an
+    # `after` that delayed only the AUC interval changed nothing (benchmarks.md).
     rng = np.random.default_rng(4)
     y = np.arange(300) % 2
     noise = 0.5 + 0.001 * rng.normal(size=300)
     collapsed = np.stack([1 - noise, noise], axis=1)
-    message = at_chance(collapsed, y, 1, ChanceRule(after=3), 1)
+    assert at_chance(collapsed, y, 1, ChanceRule(after=2), 1) is None
+    message = at_chance(collapsed, y, 1, ChanceRule(after=2), 2)
     assert message is not None and message.startswith("constant validation predictions")
 
 
@@ -173,7 +175,6 @@ def test_the_auc_interval_is_hanley_mcneil_and_judges_from_report_after() -> Non
     noise = np.stack([1 - (p := rng.uniform(size=400)), p], axis=1)
     assert at_chance(noise, y, 1, ChanceRule(after=1), 1) is not None
     assert at_chance(noise, y, 1, ChanceRule(after=2), 1) is None  # not judged yet
-    assert at_chance(noise, y, 1, ChanceRule(after=2), 2) is not None
     good = np.stack([1 - (q := 0.3 * y + 0.7 * p), q], axis=1)
     assert at_chance(good, y, 1, ChanceRule(), 1) is None
     assert at_chance(good, y, 1, ChanceRule(auc_margin=0.5), 1) is not None
