@@ -69,7 +69,9 @@ the data); Ctrl-C cancels the running race's Slurm jobs.
 contenders with ``no-pruning``) took 79 minutes on the 2-core development machine, with other
 work niced beside it: a repeat 12-20 minutes (Hydra 5-11 of them, ``defaults`` 1.5-3); epochs of
 1-8 s per task. That of 2026-12-06 (``defaults,quarter,hydra,one-epoch``, quiet) took 48
-minutes; all five contenders would take about an hour.
+minutes; all five contenders would take about an hour. In the afternoon,
+``defaults,after2,hydra`` took 40 minutes and ``--space default --contenders defaults,after2``
+23.
 """
 
 from __future__ import annotations

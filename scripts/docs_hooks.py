@@ -24,6 +24,7 @@ MARKER = re.compile(r"<!-- generated: ([a-z-]+) -->")
 EXTRA_FILES = [
     ("benchmarks/quality.png", "assets/quality.png"),
     ("benchmarks/quality-2026-12-06-default.png", "assets/quality-2026-12-06-default.png"),
+    ("benchmarks/quality-2026-12-06-after2.png", "assets/quality-2026-12-06-after2.png"),
     ("benchmarks/quality-2026-12-05.png", "assets/quality-2026-12-05.png"),
     ("benchmarks/quality-2026-12-03.png", "assets/quality-2026-12-03.png"),
 ]
