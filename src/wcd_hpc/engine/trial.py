@@ -84,6 +84,7 @@ from wcd_hpc.queue.schema import (
     TRIAL_KEPT_EPOCH,
     TRIAL_OBJECTIVE_INTERVAL,
     TRIAL_PRUNED_BECAUSE,
+    TRIAL_PRUNED_DETAIL,
     TRIAL_RESUMED_FROM_EPOCH,
     TRIAL_TEST,
     TRIAL_TRAIN_FINISHED,
@@ -167,8 +168,9 @@ def _better(value: float, kept: dict[str, Any], maximize: bool) -> bool:
 
 
 def _stop(trial: optuna.Trial, because: str, message: str) -> NoReturn:
-    """Prune the trial, recording why (:data:`TRIAL_PRUNED_BECAUSE`)."""
+    """Prune the trial, recording why (:data:`TRIAL_PRUNED_BECAUSE`) and the line that says so."""
     trial.set_user_attr(TRIAL_PRUNED_BECAUSE, because)
+    trial.set_user_attr(TRIAL_PRUNED_DETAIL, message)
     raise optuna.TrialPruned(message)
 
 

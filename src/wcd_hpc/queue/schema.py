@@ -115,6 +115,10 @@ TRIAL_TRAIN_FINISHED: Final = "train_finished"
 #: Why a PRUNED trial was stopped: ``nan`` (loss or outputs not finite), ``chance`` (a network at
 #: chance level) or ``pruner`` (the experiment's pruner) — see :mod:`wcd_hpc.engine.verdicts`.
 TRIAL_PRUNED_BECAUSE: Final = "pruned_because"
+#: The one line that says what fired, e.g. ``at chance level at epoch 1: constant validation
+#: predictions (…)`` or ``… ROC AUC 0.51 ± 0.02 contains 0.5``: which of the chance-level tests
+#: stopped a trial, readable in ``status --json``, MLflow and the dashboard, not only in its log.
+TRIAL_PRUNED_DETAIL: Final = "pruned_detail"
 #: The epoch whose weights a finished trial kept (``keep: best | last``) and its objective.
 TRIAL_KEPT_EPOCH: Final = "kept_epoch"
 #: On a trial enqueued by ``start_from``: ``"<study>#<trial number>"`` whose parameters it carries.

@@ -43,6 +43,7 @@ from wcd_hpc.queue.schema import (
     TRIAL_OBJECTIVE_INTERVAL,
     TRIAL_PID,
     TRIAL_PRUNED_BECAUSE,
+    TRIAL_PRUNED_DETAIL,
     TRIAL_SLURM_ARRAY_JOB_ID,
     TRIAL_SLURM_ARRAY_TASK_ID,
     TRIAL_SLURM_JOB_ID,
@@ -119,6 +120,7 @@ def _trial_rows(trials: list[FrozenTrial], waits: dict[str, float | None]) -> li
                 "epochs": _epochs(t),
                 "seconds": _seconds(t),
                 TRIAL_PRUNED_BECAUSE: a.get(TRIAL_PRUNED_BECAUSE),
+                TRIAL_PRUNED_DETAIL: a.get(TRIAL_PRUNED_DETAIL),
                 TRIAL_KEPT_EPOCH: a.get(TRIAL_KEPT_EPOCH),
                 "queue_wait_s": waits.get(f"{job}_{task}") if job is not None else None,
             }

@@ -60,6 +60,7 @@ def test_a_nan_loss_prunes_the_trial_with_reason_nan_before_a_step(mlp_context) 
     with pytest.raises(optuna.TrialPruned, match="training loss is nan on the first batch"):
         run_trial(ctx, trial)
     assert study.trials[0].user_attrs["pruned_because"] == "nan"
+    assert study.trials[0].user_attrs["pruned_detail"] == "training loss is nan on the first batch"
     assert not (ctx.run_dir / "trials/0/model.pt").exists()
 
 
@@ -103,6 +104,9 @@ def test_constant_predictions_are_pruned_at_chance_before_they_are_reported(mlp_
         run_trial(ctx, trial)
     frozen = study.trials[0]
     assert frozen.user_attrs["pruned_because"] == "chance"
+    # Which test fired is kept on the trial, not only in the worker's log.
+    detail = frozen.user_attrs["pruned_detail"]
+    assert detail.startswith("at chance level at epoch 1: constant validation predictions")
     assert frozen.intermediate_values == {}  # never counted in the median or ASHA's rungs
 
 
@@ -218,6 +222,7 @@ def test_status_shows_why_each_trial_was_pruned_in_text_and_json(tmp_path) -> No
         trial = study.ask()
         if because is not None:
             trial.set_user_attr("pruned_because", because)
+            trial.set_user_attr("pruned_detail", f"the {because} line")
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
     done = study.ask()
     done.set_user_attr("kept_epoch", 2)
@@ -225,6 +230,7 @@ def test_status_shows_why_each_trial_was_pruned_in_text_and_json(tmp_path) -> No
     info = summarize(study, tmp_path)
     assert info["pruned_because"] == {"chance": 2, "nan": 1, "pruner": 1, "unknown": 1}
     assert [r["pruned_because"] for r in info["trials"]][:3] == ["chance", "chance", "nan"]
+    assert [r["pruned_detail"] for r in info["trials"]][3:] == ["the pruner line", None, None]
     assert info["best"]["kept_epoch"] == 2 and info["trials"][-1]["kept_epoch"] == 2
     console = Console(width=200, record=True)
     console.print(render(info))
