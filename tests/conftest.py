@@ -417,12 +417,17 @@ storage: {storage}
 workers: {workers}
 executor: local
 prune_chance: false
+trial_plots: {plots}
 """
 
 
 @pytest.fixture
 def toy_experiment(tmp_path: Path) -> Callable[..., Path]:
-    """Write a fast experiment using the test plugin's toy dataset and model."""
+    """Write a fast experiment using the test plugin's toy dataset and model.
+
+    Its trials draw no figures (``trial_plots: false``) unless ``plots=True``: on toy-sized
+    trials the figures are most of the CPU a test spends, and only a few tests look at them.
+    """
 
     def write(
         name: str = "toy",
@@ -432,6 +437,7 @@ def toy_experiment(tmp_path: Path) -> Callable[..., Path]:
         pruner: str = "none",
         metric: str = "accuracy",
         extra: str = "",
+        plots: bool = False,
     ) -> Path:
         path = tmp_path / f"{name}.yaml"
         text = TOY_EXPERIMENT.format(
@@ -441,6 +447,7 @@ def toy_experiment(tmp_path: Path) -> Callable[..., Path]:
             storage=storage,
             pruner=pruner,
             metric=metric,
+            plots=str(plots).lower(),
         )
         path.write_text(text + extra)
         return path

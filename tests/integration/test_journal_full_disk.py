@@ -133,6 +133,7 @@ pruner: none
 storage: journal
 workers: 2
 executor: local
+trial_plots: false
 """
 
 

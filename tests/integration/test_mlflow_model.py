@@ -44,7 +44,7 @@ def _study(tmp_path: Path, name: str) -> optuna.Study:
 def test_the_registered_best_model_loads_with_mlflow_and_predicts_what_the_trial_did(
     cli, testplugins, toy_experiment, tmp_path, mlflow_server, monkeypatch
 ) -> None:
-    _sweep(cli, testplugins, toy_experiment, "loadable", 3)
+    _sweep(cli, testplugins, toy_experiment, "loadable", 3, plots=True)
     res = _sync(cli, testplugins, "loadable", mlflow_server.uri)
     assert res.code == 0, res.err
     assert "model wcd-hpc-loadable v1" in res.out

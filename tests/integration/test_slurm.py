@@ -341,9 +341,11 @@ def test_sigusr2_to_a_task_of_three_workers_suspends_all_three_trials_and_requeu
     journal = f"journal:{tmp_path / 'runs' / 'pergpu-usr2' / 'journal.log'}"
 
     def three_training_on_one_task(trials):  # type: ignore[no-untyped-def]
+        # Reported an epoch, with three or more of five still to train: a trial in its last epoch
+        # when the signal comes may finish before its worker sees the signal, rightly.
         by_task: dict[str, list] = {}
         for t in trials:
-            if t.state.name == "RUNNING" and t.last_step:
+            if t.state.name == "RUNNING" and t.last_step in (1, 2):
                 by_task.setdefault(t.user_attrs["slurm_array_task_id"], []).append(t)
         return next((ts for ts in by_task.values() if len(ts) == 3), None)
 

@@ -43,6 +43,7 @@ pruner: none
 storage: {storage}
 workers: 2
 executor: local
+trial_plots: false
 """
 
 

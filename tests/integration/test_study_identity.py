@@ -28,6 +28,7 @@ trials: 3
 epochs: 1
 pruner: none
 prune_chance: false
+trial_plots: false
 storage: journal
 workers: 1
 executor: local

@@ -21,8 +21,9 @@ from wcd_hpc.store.storage import open_storage
 TOY = {"WCD_HPC_PLUGINS": "toy"}
 
 
-def _sweep(cli, testplugins, toy_experiment, name: str, trials: int) -> None:
-    exp = toy_experiment(name=name, trials=trials, workers=2)
+def _sweep(cli, testplugins, toy_experiment, name: str, trials: int, plots: bool = False) -> None:
+    """A toy sweep; its trials draw no figures (``trial_plots: false``) unless ``plots``."""
+    exp = toy_experiment(name=name, trials=trials, workers=2, plots=plots)
     res = cli("sweep", str(exp), plugins=testplugins, env=TOY)
     assert res.code == 0, res.err
 
@@ -85,7 +86,7 @@ def test_roc_points_separate_a_perfect_score_from_chance() -> None:
 def test_sweep_then_sync_lands_everything_and_a_second_sync_adds_nothing(
     cli, testplugins, toy_experiment, tmp_path, mlflow_server
 ) -> None:
-    _sweep(cli, testplugins, toy_experiment, "landed", 6)
+    _sweep(cli, testplugins, toy_experiment, "landed", 6, plots=True)
     res = _sync(cli, testplugins, "landed", mlflow_server.uri)
     assert res.code == 0, res.err
     assert "6 new, 0 updated, 0 unchanged" in res.out
@@ -148,7 +149,7 @@ def test_sweep_then_sync_lands_everything_and_a_second_sync_adds_nothing(
 
 @pytest.mark.slow
 def test_a_sync_killed_half_way_completes_on_rerun_without_duplicates(
-    cli, testplugins, toy_experiment, mlflow_server
+    cli, testplugins, toy_experiment, tmp_path, mlflow_server
 ) -> None:
     _sweep(cli, testplugins, toy_experiment, "killed", 6)
     crash = {**TOY, ENV_CRASH: "3"}  # os._exit(137) half way: it needs a process of its own
@@ -168,6 +169,9 @@ def test_a_sync_killed_half_way_completes_on_rerun_without_duplicates(
     assert done[3].info.run_id == half[3].info.run_id
     assert len(client.get_metric_history(done[3].info.run_id, "train_loss")) == 2
     assert len(_runs(client, "killed")) == 7
+    # trial_plots: false: the trials drew no figures, and sync drew none for them either.
+    assert not (tmp_path / "runs/killed/trials/3/plots").exists()
+    assert [a.path for a in client.list_artifacts(done[3].info.run_id, "plots")] == []
 
 
 @pytest.mark.slow

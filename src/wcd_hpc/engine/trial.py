@@ -80,6 +80,7 @@ from wcd_hpc.queue.schema import (
     RESULT_FILE,
     STUDY_ID,
     TRIAL_CHECKPOINT_MISSING,
+    TRIAL_FINALIST,
     TRIAL_GPU_HOURS,
     TRIAL_KEPT_EPOCH,
     TRIAL_OBJECTIVE_INTERVAL,
@@ -172,6 +173,14 @@ def _stop(trial: optuna.Trial, because: str, message: str) -> NoReturn:
     trial.set_user_attr(TRIAL_PRUNED_BECAUSE, because)
     trial.set_user_attr(TRIAL_PRUNED_DETAIL, message)
     raise optuna.TrialPruned(message)
+
+
+def _draws_figures(ctx: Context, trial: optuna.Trial) -> bool:
+    """Whether this run draws its figures: always, but for the ordinary trials of a sweep whose
+    experiment says ``trial_plots: false`` (a finalist is one somebody will look at)."""
+    if ctx.run_kind != "trial" or TRIAL_FINALIST in trial.user_attrs:
+        return True
+    return bool(ctx.exp.setting("trial_plots"))
 
 
 class ModelOutputError(PluginError):
@@ -419,7 +428,9 @@ def run_trial(
         write_plots, signal=signal, provenance=provenance, binned=where["payload"]
     )
     args = (out, y_test, probs, test_split.meta, names)
-    if background:  # the figures cost ~1-3 s: drawn while the next trial already trains
+    if not _draws_figures(ctx, trial):
+        pass  # ``trial_plots: false``: the predictions are kept; ``evaluate`` draws them later
+    elif background:  # the figures cost ~1-3 s: drawn while the next trial already trains
         _PLOTTER.submit(_logged, plot, *args)
     else:
         plot(*args)

@@ -204,6 +204,10 @@ KEYS: tuple[Key, ...] = (
     Key("keep", checks.choice(("best", "last")), "best",
         "which epoch's weights a trial keeps: the best validation objective (ties: the earlier "
         "epoch) or the last", "last", "string"),
+    Key("trial_plots", checks.boolean, True,
+        "each finished trial draws its figures (confusion, ROC, Q, against energy; PNG and "
+        "PDF), 1-3 CPU-s a trial; false: ordinary trials draw none, nor does sync for them "
+        "(finalists and train runs still do)", "false", "boolean", mutable=True),
     Key("start_from", checks.start_from, None,
         "warm start: the first trials of a new study are another study's best configurations "
         "(top, default 4) that fit this space, enqueued once; storage null: this study's own "

@@ -55,6 +55,7 @@ from wcd_hpc.queue.schema import (
     STUDY_EXPERIMENT,
     STUDY_VERSION,
     TRIAL_FAIL_REASON,
+    TRIAL_FINALIST,
     TRIAL_GPU,
     TRIAL_HOST,
     TRIAL_IMAGE_SHA256,
@@ -290,7 +291,7 @@ class _Syncer:
         if self.crash_at == trial.number:
             os._exit(137)
         with tempfile.TemporaryDirectory(prefix="wcd-hpc-sync-") as tmp:
-            self.artifacts(run_id, folder, Path(tmp))
+            self.artifacts(run_id, folder, Path(tmp), self.draws(trial))
         self.client.set_terminated(
             run_id, status=STATUS[trial.state.name], end_time=millis(trial.datetime_complete)
         )
@@ -324,9 +325,15 @@ class _Syncer:
         metric = str(self.exp.get("metric", ""))
         return out + bin_metrics(read_bins(folder / BINNED_FILE), metric, end)
 
-    def artifacts(self, run_id: str, folder: Path, tmp: Path) -> None:
+    def draws(self, trial: FrozenTrial) -> bool:
+        """Whether sync draws a trial's missing figures: not for the ordinary trials of a study
+        whose experiment says ``trial_plots: false`` (they drew none on purpose)."""
+        return self.exp.get("trial_plots", True) is not False or TRIAL_FINALIST in trial.user_attrs
+
+    def artifacts(self, run_id: str, folder: Path, tmp: Path, draw: bool = True) -> None:
         """Weights, the trial's files, its energy-bin table and its plots (every file the trial
-        wrote under ``plots/``, PNG and PDF; sync draws the missing standard ones)."""
+        wrote under ``plots/``, PNG and PDF; with ``draw``, sync draws the missing standard
+        ones)."""
         log = self.client.log_artifact
         if (folder / MODEL_FILE).exists():
             log(run_id, str(folder / MODEL_FILE), "model")
@@ -342,7 +349,7 @@ class _Syncer:
         own = sorted(p for p in base.rglob("*") if p.is_file() and not p.name.endswith(".tmp"))
         for path in own:
             log(run_id, str(path), str(Path(PLOTS_DIR, path.parent.relative_to(base))))
-        for path in self.plots(folder, tmp, {p.name for p in own}):
+        for path in self.plots(folder, tmp, {p.name for p in own}) if draw else []:
             log(run_id, str(path), PLOTS_DIR)
 
     def plots(self, folder: Path, tmp: Path, own: set[str]) -> list[Path]:
