@@ -24,12 +24,16 @@ bash scripts/setup.sh --test
 # The services and the slow checks run side by side, their lines prefixed with their names:
 # starting PostgreSQL and Slurm mostly waits, and mypy and the documentation build use one core
 # each. All of them must pass before any test runs.
-side() {  # NAME COMMAND...: COMMAND in the background, its lines prefixed with [NAME]
+prefixed() {  # NAME COMMAND...: COMMAND's lines prefixed with [NAME]; its exit status
   local name=$1
   shift
-  ("$@" 2>&1 | sed -u "s/^/[$name] /"; exit "${PIPESTATUS[0]}") &
+  "$@" 2>&1 | sed -u "s/^/[$name] /"
+  return "${PIPESTATUS[0]}"
+}
+side() {  # NAME COMMAND...: prefixed, in the background; `wait` on pids[i] gives names[i]'s status
+  prefixed "$@" &
   pids+=("$!")
-  names+=("$name")
+  names+=("$1")
 }
 services() {
   bash slurm/dev-cluster/postgres-up
@@ -72,9 +76,8 @@ echo "test: set-up, services and checks took $SECONDS s"
 .venv/bin/python -m pytest -n auto --dist load --durations=20 --basetemp "$scratch/unit" tests/unit
 echo "test: $SECONDS s so far, the unit stage included"
 lane() {  # NAME MARKER: one pytest run over tests/integration, its lines prefixed with [NAME]
-  set -o pipefail
-  .venv/bin/python -m pytest --durations=20 --basetemp "$scratch/$1" -m "$2" tests/integration 2>&1 \
-    | sed -u "s/^/[$1] /"
+  prefixed "$1" .venv/bin/python -m pytest --durations=20 --basetemp "$scratch/$1" -m "$2" \
+    tests/integration
 }
 lane services "shared_services" &
 services=$!

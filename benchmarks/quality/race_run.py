@@ -76,8 +76,7 @@ def hydra_space(space: str) -> list[str]:
     the app's own value. None for the predecessor's space: ``conf/config.yaml`` holds it."""
     if space == "predecessor":
         return []
-    chosen = lenet_space(space)
-    items = chosen
+    items = lenet_space(space)
     channels = items.pop("channels")
     items.update({"ch1": channels[0], "ch2": channels[1]})
     out = []

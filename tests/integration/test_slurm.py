@@ -334,18 +334,23 @@ def test_two_array_tasks_of_three_workers_per_gpu_are_six_workers_and_meet_the_b
 def test_sigusr2_to_a_task_of_three_workers_suspends_all_three_trials_and_requeues_it_once(
     cli, testplugins, toy_experiment, tmp_path, slurm_cluster
 ) -> None:
-    exp = _per_gpu_experiment(toy_experiment, "pergpu-usr2", trials=6, events=40000, epochs=5)
+    # Epochs of a fixed two seconds (the toy plugin's `sleep` model on one event), whatever the
+    # load: a trial's pace, not the machine's, decides whether the signal finds it training.
+    exp = _per_gpu_experiment(toy_experiment, "pergpu-usr2", trials=6, events=300, epochs=6)
+    text = exp.read_text().replace("model: toy-mlp", "model: sleep")
+    text = text.replace("dataset: {name: toy-blobs, params: {events: 300}}", "dataset: one-sample")
+    exp.write_text(text + "param_space: {seconds: 2}\n")
     first = _slurm_sweep(cli, exp, testplugins, "--no-sync")
     assert first.code == 0, first.err
     array = _array_id(first.out)
     journal = f"journal:{tmp_path / 'runs' / 'pergpu-usr2' / 'journal.log'}"
 
     def three_training_on_one_task(trials):  # type: ignore[no-untyped-def]
-        # Reported an epoch, with three or more of five still to train: a trial in its last epoch
-        # when the signal comes may finish before its worker sees the signal, rightly.
+        # Reported an epoch, with three or more of six (6 s) still to train: a trial in its last
+        # epoch when the signal comes may finish before its worker sees the signal, rightly.
         by_task: dict[str, list] = {}
         for t in trials:
-            if t.state.name == "RUNNING" and t.last_step in (1, 2):
+            if t.state.name == "RUNNING" and t.last_step in (1, 2, 3):
                 by_task.setdefault(t.user_attrs["slurm_array_task_id"], []).append(t)
         return next((ts for ts in by_task.values() if len(ts) == 3), None)
 
@@ -360,7 +365,7 @@ def test_sigusr2_to_a_task_of_three_workers_suspends_all_three_trials_and_requeu
         resumed = trials[victim.number]
         assert "SIGUSR2" in resumed.user_attrs["suspended_by"]
         assert resumed.user_attrs["resumed_from_epoch"] >= 1
-        assert sorted(resumed.intermediate_values) == [1, 2, 3, 4, 5]
+        assert sorted(resumed.intermediate_values) == [1, 2, 3, 4, 5, 6]
     requeued = subprocess.run(
         ["sacct", "-X", "-n", "-P", "-D", "-j", task, "-o", "JobID,State"],
         capture_output=True,
