@@ -240,9 +240,10 @@ def run_trial(
     (``prune_chance``) a network at chance level; the trial's ``pruned_because`` says which.
     """
     signal = signal_of(ctx)  # a signal_class the data do not have fails here, before training
-    # A resumed trial without parameters was created when an outage cut its claim short,
-    # before they were drawn: it draws them now.
-    drawn = resume and bool(trial.params)
+    # A resumed trial that lacks some or all of its parameters was created when an outage cut
+    # its claim short, before they were all drawn: it draws the rest now (Optuna answers the
+    # ones already stored with their stored values).
+    drawn = resume and not ctx.space.missing(trial.params)
     params = ctx.space.rebuild(trial.params) if drawn else ctx.space.suggest(trial)
     seed = ctx.exp.seed + trial.number
     out = trial_dir(ctx.run_dir, trial.number)

@@ -451,6 +451,11 @@ class Space:
         """Ask ``trial`` for every entry; returns the nested dict a model builder receives."""
         return {key: param.suggest(trial, key) for key, param in self.params.items()}
 
+    def missing(self, flat: Mapping[str, object]) -> list[str]:
+        """Optuna names of the sampled entries ``flat`` lacks: a trial whose drawing was cut
+        short (an outage between two of its suggestions) has some of its parameters, not all."""
+        return [name for name in self.distributions() if name not in flat]
+
     def rebuild(self, flat: Mapping[str, object]) -> dict[str, object]:
         """Nested parameters from a flat Optuna dict (e.g. ``FrozenTrial.params``)."""
         return {key: param.rebuild(flat, key) for key, param in self.params.items()}

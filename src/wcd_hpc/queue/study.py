@@ -153,7 +153,7 @@ def missing_params(study: optuna.Study, trial: FrozenTrial) -> list[str]:
     """The sampled parameters of the study's space that ``trial`` has no value for."""
     if not study.user_attrs.get(STUDY_SPACE):
         return []
-    return [name for name in space_of(study).distributions() if name not in trial.params]
+    return space_of(study).missing(trial.params)
 
 
 def run_dir_of(study: optuna.Study, storage: Storage) -> Path:

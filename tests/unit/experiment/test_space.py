@@ -378,3 +378,12 @@ def test_a_call_cut_at_its_comma_by_a_yaml_tool_says_to_quote_the_whole_list() -
     )
     # Outside a list the same typo is only a syntax error: no list was split there.
     assert "split at its commas" not in error_of("lr", "loguniform(1e-4").message
+
+
+def test_missing_names_the_sampled_entries_a_partial_trial_lacks_constants_never() -> None:
+    space = Space.from_mapping(
+        {"lr": "loguniform(1e-4, 1e-1)", "channels": "[randint(4, 8), randint(4, 16)]", "bs": 32}
+    )
+    assert space.missing({}) == ["lr", "channels.0", "channels.1"]
+    assert space.missing({"lr": 0.01, "channels.0": 5}) == ["channels.1"]
+    assert space.missing({"lr": 0.01, "channels.0": 5, "channels.1": 9}) == []
