@@ -501,6 +501,12 @@ def mlp_context(tmp_path: Path) -> Callable[..., Any]:
     return make
 
 
+def secret_spellings(secret: str, spelled: str) -> list[str]:
+    """Every way ``secret`` could show up in a text: raw, as the URL spells it, escaped."""
+    forms = {secret, spelled, repr(secret)[1:-1], ascii(secret)[1:-1], json.dumps(secret)[1:-1]}
+    return sorted(forms)
+
+
 def write_plugin(site: Path, name: str, code: str) -> Path:
     """Install plugin ``name`` as bare files in ``site`` (for PYTHONPATH): distribution and entry
     point ``name``, module ``name`` with underscores; returns ``site``."""

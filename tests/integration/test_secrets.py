@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -13,116 +11,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
-from conftest import need, write_plugin
+from conftest import need, secret_spellings, write_plugin
 
-from wcd_hpc.errors import ConfigError, StorageError, clip, one_line
-from wcd_hpc.store.urls import MaskSecrets, chosen, mask, mask_text, without_secrets
+from wcd_hpc.store.urls import mask_text
 
 TOY = {"WCD_HPC_PLUGINS": "toy"}
 PG = "127.0.0.1:5432/wcd_hpc_test"
-
-FORMS = {
-    # the form: (url, the secret it carries, what mask() shows)
-    "userinfo": (
-        "postgresql://wcd:s3cr:et@db.example/x",
-        "s3cr:et",
-        "postgresql://wcd:***@db.example/x",
-    ),
-    "raw-at-in-password": (
-        "postgresql://wcd:p@ss@word@db.example:5432/x",
-        "ss@word",
-        "postgresql://wcd:***@db.example:5432/x",
-    ),
-    "query-password": (
-        "postgresql+psycopg://wcd@db.example/x?sslmode=require&password=hunter2",
-        "hunter2",
-        "postgresql+psycopg://wcd@db.example/x?sslmode=require&password=***",
-    ),
-    "mlflow-token": (
-        "https://mlflow.example/?token=abc123",
-        "abc123",
-        "https://mlflow.example/?token=***",
-    ),
-    "query-secret-words": (
-        "http://h/x?api_key=k1&client_secret=k2&sslpassword=k3",
-        "k1",
-        "http://h/x?api_key=***&client_secret=***&sslpassword=***",
-    ),
-    "conninfo": ("host=db password='p w' dbname=x", "p w", "host=db password=*** dbname=x"),
-    "no-secret": ("postgresql://wcd@db.example/x", "", "postgresql://wcd@db.example/x"),
-    "journal": ("journal:/runs/x/journal.log", "", "journal:/runs/x/journal.log"),
-}
-
-
-@pytest.mark.parametrize("form", sorted(FORMS), ids=sorted(FORMS))
-def test_mask_hides_every_form_of_secret(form: str) -> None:
-    url, secret, shown = FORMS[form]
-    assert mask(url) == shown
-    removed = without_secrets(url)
-    if secret:
-        assert secret not in removed and secret not in mask_text(f"cannot open '{url}': refused")
-
-
-def test_secrets_inside_any_message_and_any_log_line_are_masked(caplog) -> None:
-    message = "boom for postgresql://u:pw1@h/d and http://m/?token=tk2; password=pw3 end"
-    assert mask_text(message) == (
-        "boom for postgresql://u:***@h/d and http://m/?token=*** password=*** end"
-    )
-    log = logging.getLogger("wcd_hpc.test_secrets")
-    log.addFilter(MaskSecrets())
-    with caplog.at_level(logging.INFO, logger=log.name):
-        log.warning("retrying %s", "postgresql://u:pw4@h/d")
-    assert "pw4" not in caplog.text and "u:***@h" in caplog.text
-
-
-#: A password holding each kind of character a password may hold, and how a URL spells it
-#: (``%`` is a percent-escape in a URL, so a literal one is written ``%25``).
-ODD = {
-    "quote": ("Qu'o7te", "Qu'o7te"),
-    "double-quote": ('Du"o7te', 'Du"o7te'),
-    "backslash": ("Ba\\ck7sl", "Ba\\ck7sl"),
-    "at": ("A@t7@sign", "A@t7@sign"),
-    "percent": ("Per%7cent", "Per%257cent"),
-    "space": ("Spa ce7 x", "Spa ce7 x"),
-    "non-ascii": ("Nön-äscii7€", "Nön-äscii7€"),
-}
-
-
-def _leaks(secret: str, spelled: str) -> list[str]:
-    """Every way ``secret`` could show up in a text: raw, as the URL spells it, escaped."""
-    forms = {secret, spelled, repr(secret)[1:-1], ascii(secret)[1:-1], json.dumps(secret)[1:-1]}
-    return sorted(forms)
-
-
-@pytest.mark.parametrize("case", sorted(ODD))
-def test_a_url_is_masked_in_any_quoting_whatever_its_password_holds(case: str) -> None:
-    secret, spelled = ODD[case]
-    url = f"postgres://wcd:{spelled}@db.example:5432/x"  # a mistyped scheme: never opened
-    texts = [
-        f"cannot open {url}: refused",
-        f"got {url!r}",
-        f"got {url!a}",
-        json.dumps({"storage": url, "n": 1}),
-        one_line(ValueError(f"bad storage {url!r}")),
-        one_line(RuntimeError(f"{url}\nsecond line")),
-        str(ConfigError("--storage", "storage", None, f"expected a URL, got {url!r}")),
-        str(StorageError(f"({url!r},) and {[url]}")),
-        clip(f"{url} {'x' * 200}", 30),  # cut inside the password: masked before the cut
-    ]
-    for text in texts:
-        masked = mask_text(text)
-        assert "wcd:***@db.example" in masked, masked
-        for leak in _leaks(secret, spelled):
-            assert leak not in masked, (leak, masked)
-
-
-@pytest.mark.parametrize("case", sorted(ODD))
-def test_a_password_seen_once_is_masked_anywhere_later_in_any_form(case: str) -> None:
-    # e.g. a driver's "invalid sslmode value" quoting the password without its URL
-    secret, spelled = ODD[case]
-    chosen(f"postgresql://wcd:{spelled}-seen@127.0.0.1/x")  # as --storage gives it
-    for leak in _leaks(f"{secret}-seen", f"{spelled}-seen"):
-        assert leak not in mask_text(f'connection is bad: invalid sslmode value: "{leak}"')
 
 
 def test_a_mistyped_storage_url_is_refused_without_its_password(cli, tmp_path) -> None:
@@ -137,7 +31,7 @@ def test_a_mistyped_storage_url_is_refused_without_its_password(cli, tmp_path) -
     ]:
         res = cli("sweep", "e.yaml", "--dry-run", *args, env=env)
         assert res.code == 2 and "postgres://wcd:***@db.example/x" in res.err, res.err
-        _assert_nowhere(_leaks(ODD_PASSWORD, url), res.out + res.err)
+        _assert_nowhere(secret_spellings(ODD_PASSWORD, url), res.out + res.err)
 
 
 def test_a_raw_at_in_a_password_reaches_the_driver_as_part_of_the_password() -> None:
@@ -163,20 +57,6 @@ def test_a_set_usage_error_shows_the_key_and_what_is_expected(cli, tmp_path) -> 
     assert mask_text("expected KEY=VALUE, password=p1 key=k1") == (
         "expected KEY=VALUE, password=*** key=k1"
     )
-
-
-def test_log_lines_mask_the_traceback_they_carry(caplog) -> None:
-    log = logging.getLogger("wcd_hpc.test_secrets.tb")
-    log.addFilter(MaskSecrets())
-    try:
-        raise RuntimeError("driver: postgresql://u:TbCanary1@h/d refused")
-    except RuntimeError:
-        with caplog.at_level(logging.INFO, logger=log.name):
-            log.exception("claim failed")
-    handler = logging.StreamHandler(stream := io.StringIO())
-    for record in caplog.records:
-        handler.handle(record)
-    assert "TbCanary1" not in stream.getvalue() and "u:***@h/d" in stream.getvalue()
 
 
 def test_the_cli_masks_what_anything_prints_even_a_bug_s_traceback(cli, tmp_path) -> None:
@@ -272,7 +152,7 @@ def odd_pg(pg_url: str) -> tuple[str, list[str]]:
             continue
         finally:
             engine.dispose()
-        return f"postgresql://{user}:{spelled}@{PG}", _leaks(ODD_PASSWORD, spelled)
+        return f"postgresql://{user}:{spelled}@{PG}", secret_spellings(ODD_PASSWORD, spelled)
     need("PostgreSQL", f"role {ODD_ROLE} missing (run slurm/dev-cluster/postgres-up)")
     raise AssertionError("unreachable")
 
@@ -384,7 +264,7 @@ def _leaky_commands(cli, tmp_path: Path, env: dict[str, str]) -> tuple[str, str]
 @pytest.mark.slow
 def test_a_url_in_a_plugin_s_exceptions_appears_nowhere(cli, testplugins, tmp_path) -> None:
     # Not our URL (the study is a journal): only its shape tells it is one.
-    leaks = _leaks("Le'a\"k y@7%", "Le'a\"k y@7%25")
+    leaks = secret_spellings("Le'a\"k y@7%", "Le'a\"k y@7%25")
     env = {"PYTHONPATH": str(testplugins), "LEAK_URL": "postgresql://u:Le'a\"k y@7%25@h/db"}
     seen, _ = _leaky_commands(cli, tmp_path, env)
     assert "u:***@h/db" in seen
