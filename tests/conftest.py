@@ -37,21 +37,39 @@ FIXTURES = Path(__file__).parent / "fixtures"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 __all__ = ["mlflow_server"]  # one MLflow server per session, for every module that syncs
 
-#: The role slurm/dev-cluster/postgres-up creates; its password comes from the environment, with
-#: postgres-up's as the default. The URL is put together at run time and never written out whole.
-PG_ROLE, PG_DATABASE = "wcd", "wcd_hpc_test"
+#: The role and database slurm/dev-cluster/postgres-up creates. Tests reach them by a URL without a
+#: password (the password is in a pgpass file, as the docs tell users to keep it); only the tests
+#: that check a password never shows (``secret_pg_url``) put one in the URL, built at run time.
+PG_ROLE, PG_DATABASE, PG_HOST, PG_PORT = "wcd", "wcd_hpc_test", "127.0.0.1", 5432
 
 
-def _dev_pg_url() -> str:
-    """``$WCD_HPC_TEST_PG``, else the dev database with its password inline: the shared-database
-    tests check that exactly such a password never reaches the output."""
+def _dev_pg_password() -> str:
+    """The dev role's password: ``$WCD_HPC_TEST_PG_PASSWORD``, else postgres-up's."""
+    return os.environ.get("WCD_HPC_TEST_PG_PASSWORD", "wcd-secret")
+
+
+def _dev_pg_url(*, password: bool = False) -> str:
+    """``$WCD_HPC_TEST_PG``, else the dev database, its password inline only when asked for."""
     if os.environ.get("WCD_HPC_TEST_PG"):
         return os.environ["WCD_HPC_TEST_PG"]
     from sqlalchemy.engine import URL
 
-    password = os.environ.get("WCD_HPC_TEST_PG_PASSWORD", "wcd-secret")
-    url = URL.create("postgresql", PG_ROLE, password, "127.0.0.1", 5432, PG_DATABASE)
+    secret = _dev_pg_password() if password else None
+    url = URL.create("postgresql", PG_ROLE, secret, PG_HOST, PG_PORT, PG_DATABASE)
     return url.render_as_string(hide_password=False)
+
+
+def _pgpass_for_the_session(folder: Path) -> None:
+    """Point libpq at a pgpass file (mode 600) holding the dev role's password, unless the user
+    gave ``$PGPASSFILE`` or ``$PGPASSWORD``: servers that check passwords then accept the
+    password-less URL, in the tests and in the workers and Slurm jobs they start."""
+    if os.environ.get("PGPASSFILE") or os.environ.get("PGPASSWORD"):
+        return
+    escaped = _dev_pg_password().replace("\\", "\\\\").replace(":", "\\:")
+    pgpass = folder / "pgpass"
+    pgpass.touch(mode=0o600)
+    pgpass.write_text(f"{PG_HOST}:{PG_PORT}:{PG_DATABASE}:{PG_ROLE}:{escaped}\n")
+    os.environ["PGPASSFILE"] = str(pgpass)
 
 
 def need(service: str, reason: str) -> None:
@@ -263,12 +281,14 @@ def cli(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Result]
 
 
 @pytest.fixture(scope="session")
-def pg_url() -> str:
-    """A real PostgreSQL database (``slurm/dev-cluster/postgres-up`` provisions it)."""
+def pg_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A real PostgreSQL database (``slurm/dev-cluster/postgres-up`` provisions it), by a URL
+    without a password (see :func:`_pgpass_for_the_session`)."""
     try:
         import sqlalchemy
     except ImportError:  # pragma: no cover
         need("PostgreSQL", "sqlalchemy missing")
+    _pgpass_for_the_session(tmp_path_factory.mktemp("pgpass"))
     url = _dev_pg_url()
     try:
         engine = sqlalchemy.create_engine(url)
@@ -278,6 +298,13 @@ def pg_url() -> str:
     except Exception as exc:
         need("PostgreSQL", f"{type(exc).__name__} (run slurm/dev-cluster/postgres-up)")
     return url
+
+
+@pytest.fixture(scope="session")
+def secret_pg_url(pg_url: str) -> str:
+    """The same database by a URL with the dev role's password inline, for the tests that check
+    that a password typed into a URL is never shown (its spelling: ``wcd-secret``)."""
+    return _dev_pg_url(password=True)
 
 
 #: The password of every private PostgreSQL server: tests check it never reaches the output.
@@ -302,7 +329,16 @@ class PrivatePostgres:
 
     @property
     def url(self) -> str:
-        return f"postgresql://wcd:{PRIVATE_PG_SECRET}@127.0.0.1:{self.port}/private"
+        """The database ``private``, no password (the server trusts loopback)."""
+        return f"postgresql://wcd@127.0.0.1:{self.port}/private"
+
+    @property
+    def secret_url(self) -> str:
+        """The same with :data:`PRIVATE_PG_SECRET` inline, for tests that check it never shows."""
+        from sqlalchemy.engine import URL
+
+        url = URL.create("postgresql", "wcd", PRIVATE_PG_SECRET, "127.0.0.1", self.port, "private")
+        return url.render_as_string(hide_password=False)
 
     def _ctl(self, *args: str) -> None:
         opts = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1"
@@ -538,7 +574,7 @@ SHARED_SERVICE_FILES = frozenset(
         "test_storage_concurrency.py",
     }
 )
-SHARED_SERVICE_FIXTURES = frozenset({"slurm_partition", "slurm_cluster", "pg_url"})
+SHARED_SERVICE_FIXTURES = frozenset({"slurm_partition", "slurm_cluster", "pg_url", "secret_pg_url"})
 #: Files that share nothing but run in the services lane all the same, so that the two lanes end
 #: together: the PostgreSQL restart (80-90 s, a server of its own) and the finalists' sweeps
 #: (about 110 s) would lengthen the longer one.

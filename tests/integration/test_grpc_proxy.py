@@ -53,10 +53,10 @@ class Proxy:
         return self.proc.wait(timeout=20)
 
 
-def start_proxy(pg_url: str, port: int = 0, lease: float = LEASE_S) -> Proxy:
+def start_proxy(secret_pg_url: str, port: int = 0, lease: float = LEASE_S) -> Proxy:
     """Start the proxy (the password reaches it through the environment, never argv)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WCD_HPC_")}
-    env["WCD_HPC_STORAGE"] = pg_url
+    env["WCD_HPC_STORAGE"] = secret_pg_url
     args = ["storage", "serve", "--host", "127.0.0.1", "--port", str(port), "--lease", str(lease)]
     proc = subprocess.Popen(
         [sys.executable, "-m", "wcd_hpc", *args],
@@ -77,9 +77,9 @@ def start_proxy(pg_url: str, port: int = 0, lease: float = LEASE_S) -> Proxy:
 
 
 @pytest.fixture(scope="module")
-def proxy(pg_url: str) -> Iterator[Proxy]:
+def proxy(secret_pg_url: str) -> Iterator[Proxy]:
     """One proxy for the module, stopped by SIGTERM at the end (and checked to stop cleanly)."""
-    running = start_proxy(pg_url)
+    running = start_proxy(secret_pg_url)
     yield running
     assert running.stop() == 0
 
@@ -183,13 +183,14 @@ def test_doctor_finds_the_running_proxy(cli, proxy: Proxy) -> None:
     assert check["ok"], check
 
 
-def test_a_second_proxy_on_a_taken_port_is_one_line(cli, pg_url: str, proxy: Proxy) -> None:
+def test_a_second_proxy_on_a_taken_port_is_one_line(cli, secret_pg_url: str, proxy: Proxy) -> None:
     # A process: were the port free after all, the server would serve until the timeout ends it.
-    env = {"WCD_HPC_STORAGE": pg_url}
+    env = {"WCD_HPC_STORAGE": secret_pg_url}
     res = cli("storage", "serve", "--port", str(proxy.port), env=env, timeout=60, subprocess=True)
     assert res.code == 2
     line = _one_error_line(res.err)
     assert f"cannot listen on 127.0.0.1:{proxy.port}: Address already in use" in line
+    assert "wcd-secret" not in res.out + res.err
 
 
 def test_a_second_client_cannot_take_the_claim_lock_while_the_first_holds_it(
@@ -248,16 +249,16 @@ def test_the_claim_lock_of_a_killed_holder_lapses_after_its_lease(proxy: Proxy) 
         holder.wait()
 
 
-def test_a_claim_lock_waits_through_a_proxy_restart(pg_url: str) -> None:
+def test_a_claim_lock_waits_through_a_proxy_restart(secret_pg_url: str) -> None:
     port = _free_port()
-    first = start_proxy(pg_url, port)
+    first = start_proxy(secret_pg_url, port)
     client = LockClient(grpc.insecure_channel(f"127.0.0.1:{port}"), "127.0.0.1", port)
     assert first.stop() == 0
     got: list[float] = []
     thread = threading.Thread(target=lambda: got.append(acquire(client, "restart", "me")))
     thread.start()
     time.sleep(1.0)  # the acquire is retrying against nothing
-    second = start_proxy(pg_url, port)
+    second = start_proxy(secret_pg_url, port)
     try:
         thread.join(timeout=30)
         assert got == [LEASE_S]
@@ -265,15 +266,15 @@ def test_a_claim_lock_waits_through_a_proxy_restart(pg_url: str) -> None:
         assert second.stop() == 0
 
 
-def test_an_optuna_client_call_survives_a_proxy_restart(pg_url: str) -> None:
+def test_an_optuna_client_call_survives_a_proxy_restart(secret_pg_url: str) -> None:
     port = _free_port()
-    first = start_proxy(pg_url, port)
+    first = start_proxy(secret_pg_url, port)
     url = f"grpc://127.0.0.1:{port}"
     name = f"survive-{uuid.uuid4().hex[:8]}"
     study = optuna.create_study(study_name=name, storage=open_storage(url))
     assert first.stop() == 0
     holder: list[Proxy] = []
-    later = threading.Timer(1.0, lambda: holder.append(start_proxy(pg_url, port)))
+    later = threading.Timer(1.0, lambda: holder.append(start_proxy(secret_pg_url, port)))
     later.start()
     try:
         study.tell(study.ask(), 1.0)  # ask and tell go through while the proxy comes back

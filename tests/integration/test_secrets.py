@@ -160,9 +160,9 @@ def odd_pg(pg_url: str) -> tuple[str, list[str]]:
 @pytest.mark.slow
 @pytest.mark.parametrize("form", ["userinfo", "query-password", "every-character"])
 def test_a_canary_password_appears_nowhere_after_every_command(
-    cli, testplugins, toy_experiment, tmp_path, pg_url, form, request
+    cli, testplugins, toy_experiment, tmp_path, pg_url, secret_pg_url, form, request
 ) -> None:
-    canary = pg_url.split(":")[2].split("@")[0]  # the test role's real password
+    canary = secret_pg_url.split(":")[2].split("@")[0]  # the test role's real password
     url, leaks = {
         "userinfo": (f"postgresql://wcd:{canary}@{PG}", [canary]),
         "query-password": (f"postgresql+psycopg://wcd@{PG}?password={canary}", [canary]),

@@ -85,7 +85,9 @@ def test_a_storage_outage_longer_than_the_window_stops_the_sweep_in_one_line_and
 
     thread = threading.Thread(target=outage)
     thread.start()
-    res = cli("sweep", str(exp), "--no-sync", plugins=testplugins, env=TOY)
+    # The password reaches the sweep as the docs advise, through the environment; never shown.
+    env = {**TOY, "WCD_HPC_STORAGE": private_pg.secret_url}
+    res = cli("sweep", str(exp), "--no-sync", plugins=testplugins, env=env)
     thread.join()
     assert stopped, "the database was never stopped"
     errors = [line for line in res.err.splitlines() if line.startswith("error:")]

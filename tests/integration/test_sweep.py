@@ -119,9 +119,10 @@ def test_sqlite_storage_url_works(cli, testplugins, toy_experiment, tmp_path) ->
 
 
 def test_postgresql_sweep_completes_and_never_prints_the_password(
-    cli, testplugins, toy_experiment, tmp_path, pg_url
+    cli, testplugins, toy_experiment, tmp_path, secret_pg_url
 ) -> None:
     name = f"pg-{uuid.uuid4().hex[:12]}"  # the database outlives test runs
+    pg_url = secret_pg_url  # in the experiment file, as a user who ignores the advice writes it
     exp = toy_experiment(name=name, trials=3, workers=2, storage=pg_url)
     res = cli("sweep", str(exp), plugins=testplugins, env=TOY)
     assert res.code == 0, res.err

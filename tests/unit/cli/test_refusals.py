@@ -247,7 +247,7 @@ def test_the_closing_status_command_names_a_database_storage(
 
 @pytest.mark.slow
 def test_the_closing_status_command_keeps_a_storage_from_the_environment(
-    cli, testplugins, toy_experiment, pg_url
+    cli, testplugins, toy_experiment, secret_pg_url
 ) -> None:
     # Spelled out without its password, --storage would override $WCD_HPC_STORAGE (which has
     # it) and fail in the very shell the sweep ran in; the printed command leaves it to the
@@ -255,7 +255,7 @@ def test_the_closing_status_command_keeps_a_storage_from_the_environment(
     import uuid
 
     name = f"envstore{uuid.uuid4().hex[:8]}"
-    env = {**TOY, "WCD_HPC_STORAGE": pg_url}
+    env = {**TOY, "WCD_HPC_STORAGE": secret_pg_url}
     res = cli("sweep", str(toy_experiment(name=name, trials=1)), "--no-sync",
               plugins=testplugins, env=env)  # fmt: skip
     assert res.code == 0, res.err
