@@ -80,7 +80,6 @@ from wcd_hpc.queue.schema import (
     RESULT_FILE,
     STUDY_ID,
     TRIAL_CHECKPOINT_MISSING,
-    TRIAL_FINALIST,
     TRIAL_GPU_HOURS,
     TRIAL_KEPT_EPOCH,
     TRIAL_OBJECTIVE_INTERVAL,
@@ -90,6 +89,7 @@ from wcd_hpc.queue.schema import (
     TRIAL_TEST,
     TRIAL_TRAIN_FINISHED,
     TRIAL_TRAIN_STARTED,
+    draws_trial_figures,
     trial_dir,
 )
 from wcd_hpc.results import provenance as origin
@@ -176,11 +176,11 @@ def _stop(trial: optuna.Trial, because: str, message: str) -> NoReturn:
 
 
 def _draws_figures(ctx: Context, trial: optuna.Trial) -> bool:
-    """Whether this run draws its figures: always, but for the ordinary trials of a sweep whose
-    experiment says ``trial_plots: false`` (a finalist is one somebody will look at)."""
-    if ctx.run_kind != "trial" or TRIAL_FINALIST in trial.user_attrs:
+    """Whether this run draws its figures: a ``train`` run always, a sweep trial as
+    :func:`~wcd_hpc.queue.schema.draws_trial_figures` says (``sync`` asks the same)."""
+    if ctx.run_kind != "trial":
         return True
-    return bool(ctx.exp.setting("trial_plots"))
+    return draws_trial_figures(ctx.exp.setting("trial_plots"), trial.user_attrs)
 
 
 class ModelOutputError(PluginError):

@@ -16,6 +16,7 @@ writes that grow a journal.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
@@ -234,6 +235,13 @@ def trial_dir(run_dir: Path, number: int) -> Path:
 
 
 journal_path = store_schema.journal_path
+
+
+def draws_trial_figures(trial_plots: object, user_attrs: Mapping[str, object]) -> bool:
+    """Whether a sweep trial's figures are drawn, by its worker and by ``sync`` alike: unless the
+    experiment says ``trial_plots: false`` (``trial_plots`` is its value, None when unset), but
+    always for a finalist, the trial somebody will look at."""
+    return trial_plots is not False or TRIAL_FINALIST in user_attrs
 
 
 # --------------------------------------------------------------------------------------------

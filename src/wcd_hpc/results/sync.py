@@ -55,7 +55,6 @@ from wcd_hpc.queue.schema import (
     STUDY_EXPERIMENT,
     STUDY_VERSION,
     TRIAL_FAIL_REASON,
-    TRIAL_FINALIST,
     TRIAL_GPU,
     TRIAL_HOST,
     TRIAL_IMAGE_SHA256,
@@ -69,6 +68,7 @@ from wcd_hpc.queue.schema import (
     TRIAL_SLURM_JOB_ID,
     TRIAL_TRAIN_STARTED,
     TRIAL_WORKER,
+    draws_trial_figures,
     trial_dir,
 )
 from wcd_hpc.results import syncmodel, syncplots
@@ -326,9 +326,9 @@ class _Syncer:
         return out + bin_metrics(read_bins(folder / BINNED_FILE), metric, end)
 
     def draws(self, trial: FrozenTrial) -> bool:
-        """Whether sync draws a trial's missing figures: not for the ordinary trials of a study
-        whose experiment says ``trial_plots: false`` (they drew none on purpose)."""
-        return self.exp.get("trial_plots", True) is not False or TRIAL_FINALIST in trial.user_attrs
+        """Whether sync draws a trial's missing figures: as its worker decided (the trials that
+        drew none on purpose get none)."""
+        return draws_trial_figures(self.exp.get("trial_plots"), trial.user_attrs)
 
     def artifacts(self, run_id: str, folder: Path, tmp: Path, draw: bool = True) -> None:
         """Weights, the trial's files, its energy-bin table and its plots (every file the trial
