@@ -597,3 +597,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         shared = path.name in SHARED_SERVICE_FILES or fixtures & SHARED_SERVICE_FIXTURES
         if shared or path.name in SERVICES_LANE_TOO:
             item.add_marker(pytest.mark.shared_services)
+
+
+@pytest.fixture
+def tempdir_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Python's temporary folders of this test go under its ``tmp_path``: MLflow's
+    ``load_model("models:/…")`` downloads the model (and its ``MLmodel`` file, once more) into
+    ``tempfile.mkdtemp()`` folders it never removes, which would pile up in ``/tmp``."""
+    folder = tmp_path / "tempfile"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder

@@ -41,6 +41,7 @@ def _study(tmp_path: Path, name: str) -> optuna.Study:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("tempdir_in_tmp_path")
 def test_the_registered_best_model_loads_with_mlflow_and_predicts_what_the_trial_did(
     cli, testplugins, toy_experiment, tmp_path, mlflow_server, monkeypatch
 ) -> None:

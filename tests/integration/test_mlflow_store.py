@@ -47,6 +47,7 @@ def _under(uri: str, root: Path) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("tempdir_in_tmp_path")
 def test_a_moved_runs_directory_syncs_from_its_new_place_and_old_runs_still_resolve(
     cli, testplugins, toy_experiment, tmp_path, monkeypatch
 ) -> None:

@@ -34,6 +34,7 @@ param_space:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("tempdir_in_tmp_path")
 def test_the_registered_model_on_raw_events_gives_what_evaluate_gives(
     cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
