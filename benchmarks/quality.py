@@ -40,6 +40,8 @@ sampler seed r; trial n trains with seed r + n everywhere):
   key's default by measurement;
 - ``after2``: the same with ``prune_chance: {after: 2}`` (the chance-level rule's first
   judgement after two reports), to choose that default by measurement; not run unless named;
+- ``steps16``, ``quarter16``: the same with ``prune_chance: {min_steps: 16}`` (no judgement
+  before 16 optimizer steps), with one report an epoch and with four; not run unless named;
 - ``no-pruning``: the same with ``pruner: none`` (chance-level pruning stays on);
 - ``hydra``: Hydra 1.3.8's submitit launcher + Optuna sweeper (TPE, ``n_jobs`` = slots, no
   pruning: its sweeper has none), installed into ``WORK/venv-hydra``; each trial is one Slurm
@@ -101,6 +103,9 @@ from race_run import (
     say,
 )
 
+#: Contenders that each measured one question (a default of the chance-level rule): run
+#: only when named.
+OPT_IN = ("after2", "steps16", "quarter16")
 ROOT = Path(__file__).resolve().parents[1]
 THREAD_VARS = ("WCD_HPC_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -121,8 +126,8 @@ def arguments() -> argparse.Namespace:
     )
     parser.add_argument(
         "--contenders",
-        default=",".join(c for c in NAMES if c != "after2"),
-        help=f"a subset of {','.join(NAMES)} (default: all but after2)",
+        default=",".join(c for c in NAMES if c not in OPT_IN),
+        help=f"a subset of {','.join(NAMES)} (default: all but {','.join(OPT_IN)})",
     )
     parser.add_argument(
         "--set",

@@ -14,6 +14,8 @@ NAMES = {
     "defaults": "wcd-hpc, defaults",
     "quarter": "wcd-hpc, report_every 0.25",
     "after2": "wcd-hpc, prune_chance after 2",
+    "steps16": "wcd-hpc, min_steps 16",
+    "quarter16": "wcd-hpc, report_every 0.25 + min_steps 16",
     "no-pruning": "wcd-hpc, pruner none",
     "hydra": "Hydra submitit + Optuna",
     "one-epoch": "one epoch each, best K",
@@ -22,6 +24,8 @@ COLOURS = {
     "defaults": "tab:blue",
     "quarter": "tab:purple",
     "after2": "tab:cyan",
+    "steps16": "tab:olive",
+    "quarter16": "tab:brown",
     "no-pruning": "tab:green",
     "hydra": "tab:red",
 }

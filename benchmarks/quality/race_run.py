@@ -318,8 +318,10 @@ def sweep(race: Race, setup: Setup, name: str, exp: Path, budget: int, offset: f
 def run_wcd(contender: str, repeat: int, setup: Setup) -> Race:
     """``defaults`` (plus ``--set`` lines), ``quarter`` (``report_every: 0.25``: the choice of the
     default of ``report_every`` is a race between these two), ``after2`` (``prune_chance: {after:
-    2}``: the same for the chance-level rule), ``no-pruning`` (``pruner: none``) or
-    ``one-epoch``."""
+    2}``: the same for the chance-level rule), ``steps16`` (``prune_chance: {min_steps: 16}``:
+    judged once a trial has taken 16 optimizer steps, twice the 4-8 that slow starters' outputs
+    stay constant), ``quarter16`` (the same with four reports an epoch, each judged),
+    ``no-pruning`` (``pruner: none``) or ``one-epoch``."""
     race = Race(contender, repeat)
     name = f"q-{contender}-r{repeat}-{time.strftime('%H%M%S')}"
     if contender != "one-epoch":
@@ -327,6 +329,8 @@ def run_wcd(contender: str, repeat: int, setup: Setup) -> Race:
             "no-pruning": "pruner: none\n",
             "quarter": "report_every: 0.25\n",
             "after2": "prune_chance: {after: 2}\n",
+            "steps16": "prune_chance: {min_steps: 16}\n",
+            "quarter16": "report_every: 0.25\nprune_chance: {min_steps: 16}\n",
         }
         extra = extras.get(contender, "")
         exp = setup.experiment(name, repeat, setup.trials, setup.epochs, extra)

@@ -51,6 +51,11 @@ class EpochStats:
     samples_per_s: float
 
 
+def batch_size_of(params: Mapping[str, Any]) -> int:
+    """The events per optimizer step: the trial's ``batch_size``, 64 when its space has none."""
+    return int(params.get("batch_size", 64))
+
+
 def report_marks(n: int, fraction: float) -> list[int]:
     """Samples into an epoch of ``n`` events at which a report falls inside it: every
     ``fraction`` of the epoch (0.25: at 25 %, 50 % and 75 %; the epoch's end reports anyway)."""
@@ -270,7 +275,7 @@ def fit(
     """
     model.to(device)
     opt = optimizer or make_optimizer(model, params)
-    batch_size = int(params.get("batch_size", 64))
+    batch_size = batch_size_of(params)
     chosen = choose_precision(precision, device)
     scaler = grad_scaler(chosen, device)
     marks = report_marks(len(train), report_every)

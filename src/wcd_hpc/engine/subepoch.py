@@ -17,6 +17,8 @@ report steps, are the same, and the steps the pruner has already judged are not 
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,30 @@ def val_subsample(split: Split, size: int, seed: int) -> Split:
     at = torch.from_numpy(index)
     meta = {k: np.asarray(v)[index] for k, v in split.meta.items()}
     return Split(split.x[at.to(split.x.device)], split.y[at.to(split.y.device)], meta)
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Where a trial stands in its training, as the chance-level rule counts it
+    (:class:`wcd_hpc.engine.verdicts.ChanceRule`): its reports so far, those inside an epoch
+    included, and its optimizer steps (a batch of ``batch`` events per step; inputs read lazily
+    drop a window's last partial batch, so there a few steps fewer are counted than taken)."""
+
+    marks: tuple[int, ...]  # the samples into an epoch at which a report falls inside it
+    train: int  # training events
+    batch: int
+
+    def at(self, epoch: int, samples: int | None = None) -> tuple[int, int]:
+        """``(report number, optimizer steps)`` at the report ``samples`` into ``epoch`` (one
+        of ``marks``), or at the end of ``epoch`` when ``samples`` is None."""
+        reports = len(self.marks) + 1
+        steps = math.ceil(self.train / max(self.batch, 1))
+        if samples is None:
+            return epoch * reports, epoch * steps
+        inside = self.marks.index(samples) + 1
+        return (epoch - 1) * reports + inside, (epoch - 1) * steps + math.ceil(
+            samples / max(self.batch, 1)
+        )
 
 
 def append(path: Path, record: dict[str, Any]) -> None:

@@ -45,11 +45,13 @@ from wcd_hpc.engine import subepoch
 from wcd_hpc.engine.device import compile_failed, compiled, is_compile_error
 from wcd_hpc.engine.fit import (
     EpochStats,
+    batch_size_of,
     default_logits,
     default_loss,
     fit,
     logits_problem,
     make_optimizer,
+    report_marks,
 )
 from wcd_hpc.engine.scoring import (
     Context,
@@ -295,6 +297,8 @@ def run_trial(
 
     size = int(ctx.exp.setting("report_subsample"))
     sub = subepoch.val_subsample(ctx.splits.val, size, ctx.exp.seed) if unit > 1 else None
+    marks = tuple(report_marks(len(ctx.splits.train), fraction))
+    clock = subepoch.Clock(marks, len(ctx.splits.train), batch_size_of(params))
 
     def during_epoch(epoch: int, samples: int) -> None:
         """A report inside the epoch, on the validation subsample (see :mod:`.subepoch`)."""
@@ -313,6 +317,11 @@ def run_trial(
         subepoch.append(reports, {**record, "seconds": seconds})
         if step in judged or math.isnan(value):
             return
+        report, steps = clock.at(epoch, samples)
+        truth = sub.y.cpu().numpy()
+        why = at_chance(probs, truth, signal, chance, report, steps) if chance is not None else None
+        if why is not None:
+            _stop(trial, CHANCE, f"at chance level after {step} samples in epoch {epoch}: {why}")
         trial.report(value, step)
         if trial.should_prune():
             _stop(trial, PRUNER, f"pruned after {step} samples in epoch {epoch} ({value:.4g})")
@@ -361,8 +370,8 @@ def run_trial(
             return  # a resumed trial's redone epoch: reported and judged before it stopped
         # Judged before it is reported: a chance-level value never enters the statistics
         # (median, ASHA rungs) the other trials are compared with.
-        report = stats.epoch  # one report per epoch
-        why = at_chance(probs, y_val, signal, chance, report) if chance is not None else None
+        report, steps = clock.at(stats.epoch)
+        why = at_chance(probs, y_val, signal, chance, report, steps) if chance is not None else None
         if why is not None:
             _stop(trial, CHANCE, f"at chance level at epoch {stats.epoch}: {why}")
         trial.report(value, step)

@@ -27,6 +27,15 @@ resampling), cheap enough for every report and conservative for a network near 0
 NaN or infinite loss or output is pruned with ``nan`` whatever ``prune_chance`` says, and the
 probabilities are checked before any metric sees them: ``argmax`` of NaN is class 0, which scored
 F1 0.80 and won a sweep.
+
+Every report is judged, those inside an epoch (``report_every`` below 1, on the validation
+subsample) as well as the epoch's end, and ``after`` counts them all: on a large training set a
+dead network is then stopped within a fraction of its first epoch. ``min_steps`` (default 0)
+holds the judgement back until the trial has taken that many optimizer steps, whatever its
+reports: a slow starter's outputs can stay within :data:`CONSTANT_SPREAD` of each other for its
+first 4-8 steps (the race of ``benchmarks/quality.py``, where an epoch is 4-25 steps), so a rule
+counted in reports judges trials with large batches earlier in their training than trials with
+small ones.
 """
 
 from __future__ import annotations
@@ -60,10 +69,14 @@ STRONG_AUC = 0.25
 
 @dataclass(frozen=True)
 class ChanceRule:
-    """``prune_chance`` as the experiment keeps it (:mod:`wcd_hpc.experiment.pruning`)."""
+    """``prune_chance`` as the experiment keeps it (:mod:`wcd_hpc.experiment.pruning`).
+
+    ``after`` counts reports, those inside an epoch included; ``min_steps`` counts optimizer
+    steps: a trial is judged from the first report at which it has both."""
 
     after: int = 1
     auc_margin: float = 0.0
+    min_steps: int = 0
 
 
 def chance_rule(setting: Any) -> ChanceRule | None:
@@ -71,7 +84,11 @@ def chance_rule(setting: Any) -> ChanceRule | None:
     if setting is False:
         return None
     given: Mapping[str, Any] = setting if isinstance(setting, Mapping) else {}
-    return ChanceRule(int(given.get("after", 1)), float(given.get("auc_margin", 0.0)))
+    return ChanceRule(
+        int(given.get("after", 1)),
+        float(given.get("auc_margin", 0.0)),
+        int(given.get("min_steps", 0)),
+    )
 
 
 def auc_with_error(is_signal: np.ndarray, score: np.ndarray) -> tuple[float, float]:
@@ -101,11 +118,18 @@ def not_finite(train_loss: float, probs: np.ndarray) -> str | None:
 
 
 def at_chance(
-    probs: np.ndarray, y_true: np.ndarray, signal: int, rule: ChanceRule, report: int
+    probs: np.ndarray,
+    y_true: np.ndarray,
+    signal: int,
+    rule: ChanceRule,
+    report: int,
+    steps: int | None = None,
 ) -> str | None:
-    """Why a trial at its ``report``-th report is at chance level, or None (see the module)."""
+    """Why a trial at its ``report``-th report, after ``steps`` optimizer steps (None: not
+    counted), is at chance level, or None (see the module)."""
     truth = np.asarray(y_true).ravel()
-    if report < rule.after or signal >= probs.shape[1]:
+    early = report < rule.after or (steps is not None and steps < rule.min_steps)
+    if early or signal >= probs.shape[1]:
         return None
     is_signal = truth == signal
     if is_signal.all() or not is_signal.any():

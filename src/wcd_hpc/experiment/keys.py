@@ -188,11 +188,13 @@ KEYS: tuple[Key, ...] = (
     Key("pruner", Rule("median | hyperband | asha | none, or {name: …, knobs}", _pruner),
         "median", "the pruner and its knobs", "{name: asha, min_epochs: 1, reduction_factor: 3}",
         "string or mapping", profile=True, field=("pruner", "pruner_options")),
-    Key("prune_chance", Rule("true | false | {after: N, auc_margin: M}", _prune_chance),
+    Key("prune_chance",
+        Rule("true | false | {after: N, auc_margin: M, min_steps: S}", _prune_chance),
         {"after": 1, "auc_margin": 0.0},
         "prune a trial at chance level (constant predictions, or 0.5 within its ROC AUC's "
-        "68 % interval widened by auc_margin) from report `after` on, before any pruner's "
-        "warm-up; a NaN/inf loss is pruned whatever this says",
+        "68 % interval widened by auc_margin) from report `after` on (reports inside an epoch "
+        "count) and once it has taken min_steps optimizer steps (default 0), before any "
+        "pruner's warm-up; a NaN/inf loss is pruned whatever this says",
         "{after: 1, auc_margin: 0.02}", "boolean or mapping", profile=True, merge=True),
     Key("report_every", Rule("number above 0, at most 1", _report_every), 1.0,
         "epochs between two reports to the pruner: below 1, reports inside the epoch on a "

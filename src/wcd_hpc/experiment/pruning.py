@@ -106,13 +106,17 @@ def options_with_defaults(name: str, options: Mapping[str, float], epochs: int) 
 
 
 #: ``prune_chance``'s knobs and defaults: judged from the first report on; a trial is at chance
-#: when 0.5 lies within its ROC AUC's 68 % interval widened by ``auc_margin``.
+#: when 0.5 lies within its ROC AUC's 68 % interval widened by ``auc_margin``. ``min_steps``
+#: (optimizer steps before the first judgement; 0 when absent) is kept only when given, so that
+#: the experiments stored before it existed read back the same.
 CHANCE_DEFAULTS: dict[str, int | float] = {"after": 1, "auc_margin": 0.0}
+CHANCE_KNOBS = "after, auc_margin, min_steps"
 MAX_AUC_MARGIN = 0.5
 
 
 def parse_chance(value: Any, fail: Fail) -> dict[str, int | float] | bool:
-    """``prune_chance``: ``true`` (the defaults), ``false`` (off) or ``{after: N, auc_margin: M}``.
+    """``prune_chance``: ``true`` (the defaults), ``false`` (off) or ``{after: N, auc_margin: M,
+    min_steps: S}``.
 
     Kept as ``false`` or as the full mapping, so a stored experiment reads back the same.
     """
@@ -121,22 +125,23 @@ def parse_chance(value: Any, fail: Fail) -> dict[str, int | float] | bool:
     if value is False:
         return False
     if not isinstance(value, Mapping):
-        raise fail(
-            "prune_chance", f"expected true, false or {{after, auc_margin}}, got {got(value)}"
-        )
+        raise fail("prune_chance", f"expected true, false or {{{CHANCE_KNOBS}}}, got {got(value)}")
     options = dict(CHANCE_DEFAULTS)
     for key, knob in value.items():
         where = f"prune_chance.{key}"
         if key == "after":
             if isinstance(knob, bool) or not isinstance(knob, int) or knob < 1:
                 raise fail(where, f"expected a report number >= 1, got {got(knob)}")
+        elif key == "min_steps":
+            if isinstance(knob, bool) or not isinstance(knob, int) or knob < 0:
+                raise fail(where, f"expected a number of optimizer steps >= 0, got {got(knob)}")
         elif key == "auc_margin":
             number = isinstance(knob, (int, float)) and not isinstance(knob, bool)
             if not number or not 0 <= knob <= MAX_AUC_MARGIN:
                 raise fail(where, f"expected a number from 0 to {MAX_AUC_MARGIN}, got {got(knob)}")
             knob = float(knob)
         else:
-            raise fail(where, "unknown knob of prune_chance (its knobs: after, auc_margin)")
+            raise fail(where, f"unknown knob of prune_chance (its knobs: {CHANCE_KNOBS})")
         options[str(key)] = knob
     return options
 

@@ -157,6 +157,53 @@ def test_after_delays_the_constant_test_too_so_slow_starters_get_their_next_repo
     assert message is not None and message.startswith("constant validation predictions")
 
 
+def _quartered(ctx: Any, rule: Any) -> Any:
+    """Four reports an epoch: 200 training events in batches of 32 (7 optimizer steps an
+    epoch), reports at 50, 100 and 150 samples (2, 4 and 5 steps) and at the epoch's end."""
+    ctx.exp.extras.update(report_every=0.25, prune_chance=rule)
+    return ctx
+
+
+def test_a_constant_network_is_pruned_at_the_first_report_inside_its_first_epoch(
+    mlp_context,
+) -> None:
+    # On a large training set an epoch is hours: a dead network must not hold its GPU for one.
+    ctx = _quartered(_with_model(mlp_context(epochs=3), Constant), True)
+    study, trial = _study()
+    with pytest.raises(optuna.TrialPruned, match="after 50 samples in epoch 1: constant"):
+        run_trial(ctx, trial)
+    frozen = study.trials[0]
+    assert frozen.user_attrs["pruned_because"] == "chance"
+    assert frozen.intermediate_values == {}  # judged before it is reported
+
+
+def test_min_steps_holds_the_chance_judgement_until_the_trial_has_taken_that_many_steps(
+    mlp_context,
+) -> None:
+    rule = {"after": 1, "auc_margin": 0.0, "min_steps": 5}
+    ctx = _quartered(_with_model(mlp_context(epochs=3), Constant), rule)
+    study, trial = _study()
+    with pytest.raises(optuna.TrialPruned, match="after 150 samples in epoch 1: constant"):
+        run_trial(ctx, trial)
+    # The reports before it (2 and 4 steps) went to the pruner as any other trial's.
+    assert sorted(study.trials[0].intermediate_values) == [50, 100]
+    # One report an epoch: the first judged is the epoch's end with 10 steps or more (14).
+    ctx = _with_model(mlp_context(epochs=3, prune_chance={**rule, "min_steps": 10}), Constant)
+    study, trial = _study()
+    with pytest.raises(optuna.TrialPruned, match="at chance level at epoch 2: constant"):
+        run_trial(ctx, trial)
+
+
+def test_the_clock_counts_every_report_and_the_optimizer_steps() -> None:
+    from wcd_hpc.engine.subepoch import Clock
+
+    clock = Clock((250, 500, 750), train=1000, batch=100)
+    assert clock.at(1, 250) == (1, 3)
+    assert clock.at(1) == (4, 10)
+    assert clock.at(2, 500) == (6, 15)
+    assert Clock((), train=1000, batch=300).at(2) == (2, 8)  # a last, partial batch is a step
+
+
 def test_small_outputs_that_rank_events_faintly_are_constant() -> None:
     # Decayed weights (quickstart with reg 0.5) keep a faint ranking: significant on 1,000
     # events (AUC about 0.63, five standard errors) yet never a classifier.
@@ -184,6 +231,7 @@ def test_the_auc_interval_is_hanley_mcneil_and_judges_from_report_after() -> Non
     assert at_chance(good, y, 1, ChanceRule(auc_margin=0.5), 1) is not None
     assert chance_rule(False) is None and chance_rule(True) == ChanceRule(1, 0.0)
     assert chance_rule({"after": 2, "auc_margin": 0.05}) == ChanceRule(2, 0.05)
+    assert chance_rule({"after": 1, "auc_margin": 0.0, "min_steps": 16}) == ChanceRule(1, 0.0, 16)
 
 
 @pytest.mark.parametrize(
@@ -192,7 +240,8 @@ def test_the_auc_interval_is_hanley_mcneil_and_judges_from_report_after() -> Non
         ("{after: 0}", "prune_chance.after: expected a report number >= 1, got 0"),
         ("{auc_margin: 2}", "prune_chance.auc_margin: expected a number from 0 to 0.5, got 2"),
         ("{margin: 0.1}", "prune_chance.margin: unknown knob of prune_chance"),
-        ("sometimes", "prune_chance: expected true, false or {after, auc_margin}"),
+        ("{min_steps: -1}", "prune_chance.min_steps: expected a number of optimizer steps >= 0"),
+        ("sometimes", "prune_chance: expected true, false or {after, auc_margin, min_steps}"),
     ],
 )
 def test_a_bad_prune_chance_is_one_precise_line(tmp_path, value: str, where: str) -> None:
