@@ -25,6 +25,11 @@ EXTRA_FILES = [
     ("benchmarks/quality.png", "assets/quality.png"),
     ("benchmarks/quality-2026-12-06-default.png", "assets/quality-2026-12-06-default.png"),
     ("benchmarks/quality-2026-12-06-after2.png", "assets/quality-2026-12-06-after2.png"),
+    ("benchmarks/quality-2026-12-06-steps.png", "assets/quality-2026-12-06-steps.png"),
+    (
+        "benchmarks/quality-2026-12-06-default-steps.png",
+        "assets/quality-2026-12-06-default-steps.png",
+    ),
     ("benchmarks/quality-2026-12-05.png", "assets/quality-2026-12-05.png"),
     ("benchmarks/quality-2026-12-03.png", "assets/quality-2026-12-03.png"),
 ]
