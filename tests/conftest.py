@@ -543,6 +543,23 @@ def secret_spellings(secret: str, spelled: str) -> list[str]:
     return sorted(forms)
 
 
+def trials_once_created(journal: Path, name: str) -> list[Any]:
+    """The trials of study ``name`` in ``journal``, or none while a sweep in another process has
+    yet to write it: the journal file exists from the moment the sweep opens its storage, a moment
+    before the study is in it, and a poll that falls in between must wait, not fail."""
+    import optuna
+
+    from wcd_hpc.store.storage import open_storage
+
+    if not journal.exists():
+        return []
+    try:
+        study = optuna.load_study(study_name=name, storage=open_storage(f"journal:{journal}"))
+    except KeyError:  # optuna's "Record does not exist": the study is not written yet
+        return []
+    return study.get_trials()
+
+
 def write_plugin(site: Path, name: str, code: str) -> Path:
     """Install plugin ``name`` as bare files in ``site`` (for PYTHONPATH): distribution and entry
     point ``name``, module ``name`` with underscores; returns ``site``."""
@@ -576,9 +593,10 @@ SHARED_SERVICE_FILES = frozenset(
 )
 SHARED_SERVICE_FIXTURES = frozenset({"slurm_partition", "slurm_cluster", "pg_url", "secret_pg_url"})
 #: Files that share nothing but run in the services lane all the same, so that the two lanes end
-#: together: the PostgreSQL restart (80-90 s, a server of its own) and the finalists' sweeps
-#: (about 110 s) would lengthen the longer one.
-SERVICES_LANE_TOO = frozenset({"test_pg_resilience.py", "test_finalists.py"})
+#: together: the PostgreSQL restart (80-90 s, a server of its own), the finalists' sweeps
+#: (about 110 s) and the MLflow syncs (about 150 s; in the CI of 2026-12-06 the other lane ran
+#: 1,156 s to this one's 913 s without them) would lengthen the longer one.
+SERVICES_LANE_TOO = frozenset({"test_pg_resilience.py", "test_finalists.py", "test_sync.py"})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import trials_once_created
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
@@ -204,12 +205,9 @@ def test_a_finalist_killed_mid_way_is_redone_when_the_sweep_resumes(
     running_finalist = None
     while running_finalist is None and time.monotonic() < deadline:
         time.sleep(0.5)
-        if not journal.exists():
-            continue
-        study = optuna.load_study(study_name="kill", storage=open_storage(f"journal:{journal}"))
         found = [
             t
-            for t in study.get_trials()
+            for t in trials_once_created(journal, "kill")
             if t.state == TrialState.RUNNING and TRIAL_FINALIST in t.user_attrs
         ]
         if found:

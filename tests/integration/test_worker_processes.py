@@ -14,6 +14,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import trials_once_created
 from optuna.trial import TrialState
 
 from wcd_hpc.launch.local import reap_dead
@@ -27,11 +28,10 @@ SLOW = "dataset: {name: toy-blobs, params: {events: 20000}}\n"
 def _wait_for_running(journal: Path, name: str, timeout: float = 120) -> optuna.trial.FrozenTrial:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if journal.exists():
-            study = optuna.load_study(study_name=name, storage=open_storage(f"journal:{journal}"))
-            running = study.get_trials(states=(TrialState.RUNNING,))
-            if running and "pid" in running[0].user_attrs and running[0].last_step is not None:
-                return running[0]
+        trials = trials_once_created(journal, name)
+        running = [t for t in trials if t.state == TrialState.RUNNING]
+        if running and "pid" in running[0].user_attrs and running[0].last_step is not None:
+            return running[0]
         time.sleep(0.2)
     raise AssertionError("no trial started running")
 
