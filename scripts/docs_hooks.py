@@ -27,6 +27,10 @@ EXTRA_FILES = [
     ("benchmarks/quality-2026-12-06-after2.png", "assets/quality-2026-12-06-after2.png"),
     ("benchmarks/quality-2026-12-06-steps.png", "assets/quality-2026-12-06-steps.png"),
     (
+        "benchmarks/quality-2026-12-06-hydra-steps.png",
+        "assets/quality-2026-12-06-hydra-steps.png",
+    ),
+    (
         "benchmarks/quality-2026-12-06-default-steps.png",
         "assets/quality-2026-12-06-default-steps.png",
     ),
