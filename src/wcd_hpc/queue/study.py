@@ -46,7 +46,7 @@ from wcd_hpc.queue.schema import (
     TRIAL_FINALIST,
 )
 from wcd_hpc.store.storage import Storage, chosen_storage, study_exists
-from wcd_hpc.store.urls import mask, resolve
+from wcd_hpc.store.urls import resolve, without_secrets
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 STATE_NAMES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
@@ -180,14 +180,16 @@ def run_dir_of(study: optuna.Study, storage: Storage) -> Path:
 def stored_experiment(exp: Experiment) -> dict[str, Any]:
     """What a study (or a ``train`` run) records of an experiment: no secret in it.
 
-    The storage URL is stored masked; whoever reads the study has opened it already. So is the
-    one of ``start_from``: the warm start reads it when the study is created, never later.
+    The storage URL is stored without its password, as a rendered script holds it (masked, it
+    would be a URL whose password is ``***``: a password-shaped string in the database, and a
+    URL that fails if copied; without, it works where ``~/.pgpass`` holds the password). So is
+    the one of ``start_from``: the warm start reads it when the study is created, never later.
     """
     stored = exp.to_dict()
-    stored["storage"] = mask(str(stored["storage"]))
+    stored["storage"] = without_secrets(str(stored["storage"]))
     source = stored.get("start_from")
     if isinstance(source, dict) and source.get("storage"):
-        source["storage"] = mask(str(source["storage"]))
+        source["storage"] = without_secrets(str(source["storage"]))
     return stored
 
 
