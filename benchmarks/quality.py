@@ -41,7 +41,10 @@ sampler seed r; trial n trains with seed r + n everywhere):
 - ``after2``: the same with ``prune_chance: {after: 2}`` (the chance-level rule's first
   judgement after two reports), to choose that default by measurement; not run unless named;
 - ``steps16``, ``quarter16``: the same with ``prune_chance: {min_steps: 16}`` (no judgement
-  before 16 optimizer steps), with one report an epoch and with four; not run unless named;
+  before 16 optimizer steps), with one report an epoch and with four; not run unless named
+  (since 2026-12-07 16 is the default, so ``steps16`` is ``defaults`` written out);
+- ``steps0``: the same with ``prune_chance: {min_steps: 0}``, the default before 2026-12-07;
+  not run unless named;
 - ``no-pruning``: the same with ``pruner: none`` (chance-level pruning stays on);
 - ``hydra``: Hydra 1.3.8's submitit launcher + Optuna sweeper (TPE, ``n_jobs`` = slots, no
   pruning: its sweeper has none), installed into ``WORK/venv-hydra``; each trial is one Slurm
@@ -105,7 +108,7 @@ from race_run import (
 
 #: Contenders that each measured one question (a default of the chance-level rule): run
 #: only when named.
-OPT_IN = ("after2", "steps16", "quarter16")
+OPT_IN = ("after2", "steps16", "steps0", "quarter16")
 ROOT = Path(__file__).resolve().parents[1]
 THREAD_VARS = ("WCD_HPC_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 

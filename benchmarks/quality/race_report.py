@@ -15,6 +15,7 @@ NAMES = {
     "quarter": "wcd-hpc, report_every 0.25",
     "after2": "wcd-hpc, prune_chance after 2",
     "steps16": "wcd-hpc, min_steps 16",
+    "steps0": "wcd-hpc, min_steps 0",
     "quarter16": "wcd-hpc, report_every 0.25 + min_steps 16",
     "no-pruning": "wcd-hpc, pruner none",
     "hydra": "Hydra submitit + Optuna",
@@ -26,6 +27,7 @@ COLOURS = {
     "after2": "tab:cyan",
     "steps16": "tab:olive",
     "quarter16": "tab:brown",
+    "steps0": "tab:gray",
     "no-pruning": "tab:green",
     "hydra": "tab:red",
 }

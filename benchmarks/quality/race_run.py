@@ -320,7 +320,9 @@ def run_wcd(contender: str, repeat: int, setup: Setup) -> Race:
     default of ``report_every`` is a race between these two), ``after2`` (``prune_chance: {after:
     2}``: the same for the chance-level rule), ``steps16`` (``prune_chance: {min_steps: 16}``:
     judged once a trial has taken 16 optimizer steps, twice the 4-8 that slow starters' outputs
-    stay constant), ``quarter16`` (the same with four reports an epoch, each judged),
+    stay constant; the default since 2026-12-07, so the same as ``defaults``), ``steps0``
+    (``min_steps: 0``, the default before), ``quarter16`` (the same with four reports an
+    epoch, each judged),
     ``no-pruning`` (``pruner: none``) or ``one-epoch``."""
     race = Race(contender, repeat)
     name = f"q-{contender}-r{repeat}-{time.strftime('%H%M%S')}"
@@ -330,6 +332,7 @@ def run_wcd(contender: str, repeat: int, setup: Setup) -> Race:
             "quarter": "report_every: 0.25\n",
             "after2": "prune_chance: {after: 2}\n",
             "steps16": "prune_chance: {min_steps: 16}\n",
+            "steps0": "prune_chance: {min_steps: 0}\n",
             "quarter16": "report_every: 0.25\nprune_chance: {min_steps: 16}\n",
         }
         extra = extras.get(contender, "")

@@ -40,7 +40,6 @@ from wcd_hpc.experiment.sources import (
     read_value,
     suggest,
 )
-from wcd_hpc.experiment.space import Space, SpaceError, same_space
 
 __all__ = [
     "DEFAULTS",
@@ -49,7 +48,6 @@ __all__ = [
     "ConfigError",
     "Experiment",
     "Resources",
-    "changed_keys",
     "load_experiment",
     "load_profile",
     "settings_of",
@@ -119,6 +117,9 @@ class Experiment:
     # Key -> the flag that set it last (``--set``, ``--workers``, ``$WCD_HPC_STORAGE``), so
     # that a later error blames the flag, not the file; not part of the experiment either.
     origins: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    # Every dotted key some layer set (profile, file, ``--set``, flag): what a resume may fill
+    # in from the study instead of from today's defaults (:mod:`wcd_hpc.experiment.resume`).
+    given: frozenset[str] = field(default_factory=frozenset, compare=False, repr=False)
 
     def setting(self, name: str) -> Any:
         """The value of key ``name`` (dotted), wherever this experiment keeps it."""
@@ -171,7 +172,9 @@ def _extra_defaults() -> dict[str, Any]:
 
 def _stored_fields() -> list[dataclasses.Field[Any]]:
     return [
-        f for f in dataclasses.fields(Experiment) if f.name not in ("lines", "origins", "extras")
+        f
+        for f in dataclasses.fields(Experiment)
+        if f.name not in ("lines", "origins", "given", "extras")
     ]
 
 
@@ -192,7 +195,14 @@ def _place(key: Key) -> tuple[str, Any]:
     if isinstance(key.field, tuple):
         return "attrs", key.field
     attr = key.field or key.name.replace(".", "_")
-    if attr in _FIELDS and attr not in ("extras", "lines", "origins", "resources", "source"):
+    if attr in _FIELDS and attr not in (
+        "extras",
+        "lines",
+        "origins",
+        "given",
+        "resources",
+        "source",
+    ):
         return "attr", attr
     top, _, sub = key.name.partition(".")
     if top == "resources" and sub in _RESOURCE_FIELDS:
@@ -206,50 +216,10 @@ def _stored_names(key: Key) -> tuple[str, ...]:
     return {"merged": (), "attrs": where, "resources": ("resources",)}.get(kind, (where,))  # type: ignore[no-any-return]
 
 
-def _mutable_names() -> set[str]:
+def mutable_names() -> set[str]:
     """Stored names a resumed study may change: those whose every key is mutable (and the file)."""
     every = {n for k in keys.KEYS for n in _stored_names(k)}
     return {"source"} | every - {n for k in keys.KEYS if not k.mutable for n in _stored_names(k)}
-
-
-def changed_keys(
-    stored: Mapping[str, Any],
-    exp: Experiment,
-    *,
-    stored_space: Mapping[str, Any] | None = None,
-    space: Space | None = None,
-) -> list[str]:
-    """What makes ``exp`` a different experiment from the one a study ``stored``: the keys a
-    resume may not change (the table's ``mutable``) that differ.
-
-    A key the table gained since the study was stored compares as its default; search spaces
-    compare as spaces (``randint(32,64)`` is ``randint(32, 64)``). Given the study's whole
-    search space (``stored_space``) and the one ``exp`` resolves to (``space``), overrides that
-    differ only in spelling out the model's default (``lr: loguniform(1e-4, 1e-2)`` written or
-    not) are no change either: the space sampled is the same.
-    """
-    try:
-        old = Experiment.from_dict(stored).to_dict()
-    except (ConfigError, TypeError):
-        old = dict(stored)
-    new = exp.to_dict()
-    changed = []
-    for name in sorted((set(old) | set(new)) - _mutable_names()):
-        before, after = old.get(name), new.get(name)
-        if name == "param_space" and isinstance(before, dict) and isinstance(after, dict):
-            if _space_changes(before, after) and not same_space(stored_space, space):
-                changed.append(name)
-        elif before != after:
-            changed.append(name)
-    return changed
-
-
-def _space_changes(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    """Whether two ``param_space`` overrides differ as spaces, not as text."""
-    try:
-        return Space.from_mapping(old) != Space.from_mapping(new)
-    except SpaceError:
-        return old != new
 
 
 class _Settings:
@@ -381,6 +351,7 @@ def load_experiment(
     exp.source = file
     exp.lines = lines
     exp.origins = {k: f for k, (f, _) in settings.origin.items() if f.startswith(("-", "$"))}
+    exp.given = frozenset(settings.origin)
     return exp
 
 

@@ -190,10 +190,10 @@ KEYS: tuple[Key, ...] = (
         "string or mapping", profile=True, field=("pruner", "pruner_options")),
     Key("prune_chance",
         Rule("true | false | {after: N, auc_margin: M, min_steps: S}", _prune_chance),
-        {"after": 1, "auc_margin": 0.0},
+        {"after": 1, "auc_margin": 0.0, "min_steps": 16},
         "prune a trial at chance level (constant predictions, or 0.5 within its ROC AUC's "
         "68 % interval widened by auc_margin) from report `after` on (reports inside an epoch "
-        "count) and once it has taken min_steps optimizer steps (default 0), before any "
+        "count) and once it has taken min_steps optimizer steps (default 16), before any "
         "pruner's warm-up; a NaN/inf loss is pruned whatever this says",
         "{after: 1, auc_margin: 0.02}", "boolean or mapping", profile=True, merge=True),
     Key("report_every", Rule("number above 0, at most 1", _report_every), 1.0,

@@ -10,7 +10,7 @@ sampler, the best trial and the finalists would rank the two together. Such a st
 with what to do instead: sweep under a new name (the old study stays as it is, readable).
 
 A study that recorded the key is of the current definition; a changed value is a changed
-experiment, which :func:`wcd_hpc.experiment.config.changed_keys` already refuses.
+experiment, which :func:`wcd_hpc.experiment.resume.changed_keys` already refuses.
 """
 
 from __future__ import annotations

@@ -24,7 +24,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from wcd_hpc import __version__
 from wcd_hpc.errors import ConfigError, StorageError, StudyConflict, StudyNotFound
-from wcd_hpc.experiment.config import NAME_RULE, Experiment, changed_keys, valid_name
+from wcd_hpc.experiment.config import NAME_RULE, Experiment, valid_name
+from wcd_hpc.experiment.resume import carried_over, changed_keys
 from wcd_hpc.experiment.space import Space
 from wcd_hpc.output.files import not_a_file
 from wcd_hpc.queue import definitions, identity
@@ -219,6 +220,7 @@ def prepare(
                 f"study '{exp.name}' in {where} was not created by wcd-hpc; choose another name"
             )
         definitions.check_resume(stored, exp.name, str(where))
+        exp = carried_over(stored, exp)  # defaults the user did not write: the study's own
         changed = changed_keys(
             stored, exp, stored_space=study.user_attrs.get(STUDY_SPACE), space=space
         )

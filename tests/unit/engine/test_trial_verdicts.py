@@ -257,7 +257,7 @@ def test_a_bad_prune_chance_is_one_precise_line(tmp_path, value: str, where: str
     assert load_experiment(path).setting("prune_chance") is False
     path.write_text(head)  # one knob from the command line, as MLflow spells the parameter
     exp = load_experiment(path, overrides=["prune_chance.after=2"])
-    assert exp.setting("prune_chance") == {"after": 2, "auc_margin": 0.0}
+    assert exp.setting("prune_chance") == {"after": 2, "auc_margin": 0.0, "min_steps": 16}
 
 
 def test_status_shows_why_each_trial_was_pruned_in_text_and_json(tmp_path) -> None:

@@ -15,11 +15,11 @@ from wcd_hpc.experiment.config import (
     DEFAULTS,
     ConfigError,
     Experiment,
-    changed_keys,
     load_experiment,
     validate_profile,
 )
 from wcd_hpc.experiment.keys import Key
+from wcd_hpc.experiment.resume import changed_keys
 
 MINIMAL = """\
 name: probe
@@ -111,7 +111,7 @@ def test_every_key_has_what_the_reference_page_shows() -> None:
 
 def test_every_attribute_of_an_experiment_is_a_key_of_the_table() -> None:
     """A typed attribute that no key fills would be a second, undocumented declaration."""
-    filled = {"source", "extras", "lines", "origins", "resources"}
+    filled = {"source", "extras", "lines", "origins", "given", "resources"}
     for key in keys.KEYS:
         field = key.field if key.field != "" else key.name.replace(".", "_")
         filled.update(field if isinstance(field, tuple) else [field])
