@@ -68,7 +68,8 @@ trials, best validation value and its test value. Then defaults / Hydra and issu
 each part MET or NOT MET: ≤ 0.4x Hydra's training seconds, ≤ 0.5x its wall time, ahead of
 one-epoch on both, ≤ 5 % chance share. The PNG has a panel per repeat. Everything written goes
 under ``--work`` (a temporary directory unless given; give one to reuse Hydra's environment and
-the data); Ctrl-C cancels the running race's Slurm jobs.
+the data); Ctrl-C cancels the running race's Slurm jobs; ``touch WORK/stop`` ends the sitting
+after the running repeat and reports the repeats run so far.
 
 **Time (measured).** The sitting of 2026-12-05 (24 x 6, 1,200 events, 5 repeats, four
 contenders with ``no-pruning``) took 79 minutes on the 2-core development machine, with other
@@ -185,6 +186,9 @@ def sitting(args: argparse.Namespace, work: Path) -> list[Race]:
                     say(f"  {NAMES[c]} dropped from the remaining repeats")
                     continue
             races.append(race)
+        if (work / "stop").exists():  # `touch WORK/stop`: report the repeats run so far
+            say(f"{work / 'stop'} found: the sitting ends after {repeat + 1} repeat(s)")
+            break
     return races
 
 

@@ -2,7 +2,7 @@
 
 The workers run the real worker loop (``run_worker``: reaper pass, claim under the claim lock,
 heartbeat thread, trial, tell) on the test plugins' ``sleep`` model. 64 processes that each
-import torch would not fit a CI machine, so the test process imports everything once and forks
+import torch would not fit a CI machine, so one process imports everything once and forks
 them (copy-on-write keeps each to a few tens of MB, as in ``benchmarks/scale.py``). The forking
 happens in a fresh interpreter (this file run as a script), not in the pytest process: a pytest
 worker that has already trained networks in-process holds thread pools and locks a fork copies
