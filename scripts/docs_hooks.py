@@ -34,6 +34,10 @@ EXTRA_FILES = [
         "benchmarks/quality-2026-12-06-default-steps.png",
         "assets/quality-2026-12-06-default-steps.png",
     ),
+    (
+        "benchmarks/quality-2026-12-07-one-epoch.png",
+        "assets/quality-2026-12-07-one-epoch.png",
+    ),
     ("benchmarks/quality-2026-12-05.png", "assets/quality-2026-12-05.png"),
     ("benchmarks/quality-2026-12-03.png", "assets/quality-2026-12-03.png"),
 ]
