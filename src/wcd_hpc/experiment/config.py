@@ -117,8 +117,9 @@ class Experiment:
     # Key -> the flag that set it last (``--set``, ``--workers``, ``$WCD_HPC_STORAGE``), so
     # that a later error blames the flag, not the file; not part of the experiment either.
     origins: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
-    # Every dotted key some layer set (profile, file, ``--set``, flag): what a resume may fill
-    # in from the study instead of from today's defaults (:mod:`wcd_hpc.experiment.resume`).
+    # Every dotted key some layer set (profile, file, ``--set``, flag): a knob added since a
+    # study was created that is not among them keeps its old meaning on resume
+    # (:mod:`wcd_hpc.experiment.resume`); not part of the experiment either.
     given: frozenset[str] = field(default_factory=frozenset, compare=False, repr=False)
 
     def setting(self, name: str) -> Any:
@@ -171,14 +172,12 @@ def _extra_defaults() -> dict[str, Any]:
 
 
 def _stored_fields() -> list[dataclasses.Field[Any]]:
-    return [
-        f
-        for f in dataclasses.fields(Experiment)
-        if f.name not in ("lines", "origins", "given", "extras")
-    ]
+    return [f for f in dataclasses.fields(Experiment) if f.name not in _NOT_KEYS | {"extras"}]
 
 
 _FIELDS = frozenset(f.name for f in dataclasses.fields(Experiment))
+#: Attributes that record where settings came from, not settings: never stored or compared.
+_NOT_KEYS = frozenset({"lines", "origins", "given"})
 _RESOURCE_FIELDS = frozenset(f.name for f in dataclasses.fields(Resources))
 
 
@@ -195,14 +194,7 @@ def _place(key: Key) -> tuple[str, Any]:
     if isinstance(key.field, tuple):
         return "attrs", key.field
     attr = key.field or key.name.replace(".", "_")
-    if attr in _FIELDS and attr not in (
-        "extras",
-        "lines",
-        "origins",
-        "given",
-        "resources",
-        "source",
-    ):
+    if attr in _FIELDS and attr not in _NOT_KEYS | {"extras", "resources", "source"}:
         return "attr", attr
     top, _, sub = key.name.partition(".")
     if top == "resources" and sub in _RESOURCE_FIELDS:

@@ -3,9 +3,9 @@
 A study's trials are only comparable while they run one experiment, so a resume may change
 only the keys the key table marks mutable (:func:`changed_keys`). Defaults move between
 releases, though, and a study created under the old ones must resume from its unchanged file:
-a setting the user never wrote keeps the value the study was created with
-(:func:`carried_over`) rather than being refused as a change nobody made, or silently
-switching the study's remaining trials to a new rule.
+a knob added since (:data:`LEGACY_KNOBS`) that the user never wrote keeps the meaning it had
+when the study was created (:func:`carried_over`) rather than being refused as a change nobody
+made, or silently switching the study's remaining trials to a new rule.
 """
 
 from __future__ import annotations
