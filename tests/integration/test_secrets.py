@@ -281,7 +281,10 @@ def test_a_canary_in_driver_and_plugin_exceptions_appears_nowhere(
     seen, name = _leaky_commands(cli, tmp_path, env)
     assert "invalid sslmode value" in seen  # the driver's own words, password masked
     files = _files_text(tmp_path / "runs")
-    _assert_nowhere(leaks, seen, files=files, rows=_study_rows(pg_url, name))
+    rows = _study_rows(pg_url, name)
+    _assert_nowhere(leaks, seen, files=files, rows=rows)
+    # what the study keeps names the user, not even a masked password: "u@h", never "u:***@h"
+    assert "cannot reach" in rows and ":***@" not in rows and "@127.0.0.1:5432/" in rows, rows
 
 
 @pytest.mark.slow

@@ -8,7 +8,11 @@ they leave the process or are stored, not only where our code formats a URL:
 :func:`mask_text` is that one function. ``wcd_hpc.errors.one_line`` and every
 :class:`~wcd_hpc.errors.WcdHpcError` use it, :class:`MaskSecrets` applies it to log records
 (tracebacks included), :class:`MaskedStream` to everything the ``wcd-hpc`` process writes to
-stdout and stderr, :func:`masked_traceback` to the ``error.txt`` of a failed trial.
+stdout and stderr. What is *kept* (a trial's fail reason in the study, an outage note, a failed
+trial's ``error.txt``, MLflow's params and tags) goes through :func:`stored_text`, which also drops
+the masked password from a URL's userinfo, as a rendered script does: a kept ``user:***@host``
+is still shaped like a URL with an inline password, and every scanner for leaked credentials
+(and every reader) has to stop and look at it.
 
 It works in two ways, because neither alone is enough:
 
@@ -231,9 +235,26 @@ def mask_text(text: str) -> str:
     return "".join(_mask_line(line) for line in text.splitlines(keepends=True))
 
 
+#: A URL's user name followed by the masked password: ``scheme://user:***@``.
+_MASKED_USERINFO = re.compile(
+    r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*):" + re.escape(MASK) + "@"
+)
+
+
+def stored_text(text: str) -> str:
+    """``text`` as it may be kept: masked, and with the masked password of every URL removed.
+
+    ``postgresql://wcd:s3cret@db/x`` is kept as ``postgresql://wcd@db/x`` (the form
+    :func:`without_secrets` gives), while the terminal shows ``wcd:***@db`` so a reader knows a
+    password was given. Secrets outside URL userinfo stay ``***``.
+    """
+    return _MASKED_USERINFO.sub(r"\g<head>@", mask_text(text))
+
+
 def masked_traceback(exc: BaseException) -> str:
-    """The traceback of ``exc`` as Python prints it, masked (a failed trial's ``error.txt``)."""
-    return mask_text("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    """The traceback of ``exc`` as Python prints it, as it may be kept (a failed trial's
+    ``error.txt``)."""
+    return stored_text("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
 
 
 class MaskSecrets(logging.Filter):

@@ -26,7 +26,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from wcd_hpc.errors import SlurmError, StorageUnavailable
-from wcd_hpc.output.masking import mask_text
+from wcd_hpc.output.masking import stored_text
 from wcd_hpc.queue import accounting, processes
 from wcd_hpc.queue import study as studies
 from wcd_hpc.queue.opened import OpenedStudy
@@ -230,5 +230,5 @@ def suspend(study: optuna.Study, trial: optuna.Trial, why: str) -> None:
 
 def fail(study: optuna.Study, trial: optuna.Trial, cause: str) -> None:
     """Mark the trial FAIL with its one-line cause (what ``status`` shows), secrets masked."""
-    study._storage.set_trial_user_attr(trial._trial_id, TRIAL_FAIL_REASON, mask_text(cause))
+    study._storage.set_trial_user_attr(trial._trial_id, TRIAL_FAIL_REASON, stored_text(cause))
     study.tell(trial, state=TrialState.FAIL)

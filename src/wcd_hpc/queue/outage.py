@@ -28,7 +28,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial
 
-from wcd_hpc.output.masking import mask_text
+from wcd_hpc.output.masking import stored_text
 from wcd_hpc.queue.schema import (
     OUTAGE_FILE,
     TRIAL_CLAIMED,
@@ -49,7 +49,7 @@ def leave(run_dir: Path, number: int, why: str) -> bool:
     trial to the reaper, which fails it for its stale heartbeat and runs its parameters again.
     """
     out = trial_dir(run_dir, number)
-    note = {"at": time.time(), "why": mask_text(why)}
+    note = {"at": time.time(), "why": stored_text(why)}
     partial = out / f"{OUTAGE_FILE}.{os.getpid()}.tmp"
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -97,7 +97,7 @@ def take_back(
             not isinstance(beat, (int, float)) or beat <= at
         )
         if given_up:
-            why = mask_text(str(note.get("why") or "storage unreachable"))
+            why = stored_text(str(note.get("why") or "storage unreachable"))
             storage = study._storage
             storage.set_trial_user_attr(t._trial_id, TRIAL_SUSPENDED_BY, why)
             storage.set_trial_user_attr(t._trial_id, TRIAL_SUSPENDED, True)

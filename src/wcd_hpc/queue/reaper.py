@@ -27,6 +27,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from wcd_hpc.errors import SlurmError
+from wcd_hpc.output.masking import stored_text
 from wcd_hpc.queue import accounting, outage
 from wcd_hpc.queue.opened import OpenedStudy
 from wcd_hpc.queue.schema import (
@@ -192,7 +193,7 @@ def cause_of_death(
 def fail_and_retry(study: optuna.Study, t: FrozenTrial, cause: str, max_retries: int) -> bool:
     """Mark ``t`` FAIL with ``cause``; enqueue its parameters again unless retries are used up."""
     storage = study._storage
-    storage.set_trial_user_attr(t._trial_id, TRIAL_FAIL_REASON, cause)
+    storage.set_trial_user_attr(t._trial_id, TRIAL_FAIL_REASON, stored_text(cause))
     storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
     retry = int(t.user_attrs.get(TRIAL_RETRY, 0))
     if retry >= max_retries:

@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 
 from wcd_hpc.errors import StorageError
 from wcd_hpc.output.files import atomic
+from wcd_hpc.output.masking import stored_text
 from wcd_hpc.queue.schema import TRIAL_FAIL_REASON, TRIAL_SUSPENDED
 from wcd_hpc.store.journal import CheckedJournalBackend, JournalUnwritable, scan, unwritable
 
@@ -95,7 +96,7 @@ def _fail_orphans(journal: Path, reason: str) -> list[int]:
         for t in storage.get_all_trials(summary._study_id, states=(TrialState.RUNNING,)):
             if t.user_attrs.get(TRIAL_SUSPENDED):
                 continue
-            storage.set_trial_user_attr(t._trial_id, TRIAL_FAIL_REASON, reason)
+            storage.set_trial_user_attr(t._trial_id, TRIAL_FAIL_REASON, stored_text(reason))
             storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
             failed.append(t.number)
     return failed

@@ -28,7 +28,7 @@ from wcd_hpc import __version__
 from wcd_hpc.environ import environment
 from wcd_hpc.errors import SyncError, one_line
 from wcd_hpc.queue.schema import RESULT_FILE
-from wcd_hpc.store.urls import is_secret_key, mask, mask_text
+from wcd_hpc.store.urls import is_secret_key, mask, stored_text
 
 ENV_TRACKING = "MLFLOW_TRACKING_URI"
 # Bump when what sync uploads for a trial changes, so the next sync refreshes every run.
@@ -144,7 +144,9 @@ def is_secret(key: str) -> bool:
 def clean(values: Mapping[str, Any]) -> dict[str, str]:
     """Parameter/tag values as MLflow wants them, minus anything that may hold a credential."""
     return {
-        k: mask_text(str(v))[:6000] for k, v in values.items() if not is_secret(k) and v is not None
+        k: stored_text(str(v))[:6000]
+        for k, v in values.items()
+        if not is_secret(k) and v is not None
     }
 
 

@@ -36,6 +36,7 @@ from wcd_hpc.output.masking import is_secret_key as is_secret_key
 from wcd_hpc.output.masking import mask as mask
 from wcd_hpc.output.masking import mask_text as mask_text
 from wcd_hpc.output.masking import remember, split_url
+from wcd_hpc.output.masking import stored_text as stored_text
 from wcd_hpc.output.masking import without_secrets as without_secrets
 from wcd_hpc.store.schema import journal_path
 

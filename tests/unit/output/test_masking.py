@@ -14,7 +14,14 @@ import pytest
 from conftest import secret_spellings
 
 from wcd_hpc.errors import ConfigError, StorageError, clip, one_line
-from wcd_hpc.output.masking import MaskSecrets, mask, mask_text, without_secrets
+from wcd_hpc.output.masking import (
+    MaskSecrets,
+    mask,
+    mask_text,
+    masked_traceback,
+    stored_text,
+    without_secrets,
+)
 from wcd_hpc.store.urls import chosen  # remembers the password of the storage it is given
 
 FORMS = {
@@ -104,6 +111,26 @@ def test_a_url_is_masked_in_any_quoting_whatever_its_password_holds(case: str) -
         assert "wcd:***@db.example" in masked, masked
         for leak in secret_spellings(secret, spelled):
             assert leak not in masked, (leak, masked)
+
+
+@pytest.mark.parametrize("case", sorted(ODD))
+def test_a_kept_text_names_the_user_but_holds_no_password_shaped_userinfo(case: str) -> None:
+    # what a study, an error.txt or MLflow keeps: not even "user:***@", which reads as a password
+    secret, spelled = ODD[case]
+    url = f"postgresql+psycopg://wcd:{spelled}@db.example:5432/x?password=q7rx&sslmode=require"
+    text = f"cannot load data for {url!r}; then http://m:{spelled}@mlflow/ said password=k7ey"
+    kept = stored_text(text)
+    assert "postgresql+psycopg://wcd@db.example:5432/x?password=***&sslmode=require" in kept
+    assert "http://m@mlflow/ said password=***" in kept, kept
+    assert ":***@" not in kept and "q7rx" not in kept and "k7ey" not in kept
+    for leak in secret_spellings(secret, spelled):
+        assert leak not in kept, (leak, kept)
+    try:
+        raise RuntimeError(f"driver: {url} refused")
+    except RuntimeError as exc:
+        trace = masked_traceback(exc)
+    assert "RuntimeError: driver: postgresql+psycopg://wcd@db.example:5432/x" in trace
+    assert ":***@" not in trace and secret not in trace
 
 
 @pytest.mark.parametrize("case", sorted(ODD))
