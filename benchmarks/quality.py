@@ -16,7 +16,9 @@ and the one-epoch baseline needs some to finish)::
 **Workload.** ``lenet`` on gamma vs proton footprints from ``footprint-sim``'s physics at its
 hardest energies, the lowest third of its energy range in log E (316-1468 GeV: few particles,
 few muons, SCIENCE.md's hard regime), simulated once into ``WORK/hard-*.h5`` (data seed fixed)
-and read as ``footprint-h5`` with 25 % validation (more protons behind the cut) and 10 % test.
+and read as ``footprint-h5`` with 25 % validation (more protons behind the cut; ``--val-fraction``
+0.55 with ``--events 2000`` keeps about the same training events and gives Q four times the
+validation events) and 10 % test.
 Objective ``q_at_eff``: Q = ε_γ/√ε_h at the cut keeping half of the gammas, chosen and quoted on
 validation (``wcd_hpc.merit``); the stable choice on small validation sets. ``--space``: lenet's
 ``predecessor`` space (SCIENCE.md; the default here), whose dead corners (Adam with large
@@ -45,6 +47,9 @@ sampler seed r; trial n trains with seed r + n everywhere):
   (since 2026-12-07 16 is the default, so ``steps16`` is ``defaults`` written out);
 - ``steps0``: the same with ``prune_chance: {min_steps: 0}``, the default before 2026-12-07;
   not run unless named;
+- ``asha``: the same with ``pruner: asha`` (successive halving from one epoch, η = 3: a trial
+  outside the best third of its rung stops after 1 epoch, then after 3), the multi-fidelity
+  answer to the one-epoch baseline; not run unless named;
 - ``no-pruning``: the same with ``pruner: none`` (chance-level pruning stays on);
 - ``hydra``: Hydra 1.3.8's submitit launcher + Optuna sweeper (TPE, ``n_jobs`` = slots, no
   pruning: its sweeper has none), installed into ``WORK/venv-hydra``; each trial is one Slurm
@@ -96,6 +101,8 @@ from race_data import Race, choose_target
 from race_report import NAMES, plot, print_goals, print_sitting, race_line
 from race_run import (
     SPACES,
+    TEST_FRACTION,
+    VAL_FRACTION,
     WCD,
     Setup,
     check_cluster,
@@ -109,7 +116,7 @@ from race_run import (
 
 #: Contenders that each measured one question (a default of the chance-level rule): run
 #: only when named.
-OPT_IN = ("after2", "steps16", "steps0", "quarter16")
+OPT_IN = ("after2", "steps16", "steps0", "quarter16", "asha")
 ROOT = Path(__file__).resolve().parents[1]
 THREAD_VARS = ("WCD_HPC_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -121,6 +128,13 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--trials", type=int, default=24, help="budget of trials per race")
     parser.add_argument("--epochs", type=int, default=6, help="at most this many per trial")
     parser.add_argument("--slots", type=int, default=4, help="GPU slots (Slurm tasks at once)")
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=VAL_FRACTION,
+        help=f"validation share of the events (default {VAL_FRACTION}; test {TEST_FRACTION}): "
+        "more validation events make q_at_eff finer and the target's margin smaller",
+    )
     parser.add_argument("--work", type=Path, help="keep everything here (default: a temp dir)")
     parser.add_argument(
         "--space",
@@ -144,6 +158,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--png", type=Path, default=ROOT / "benchmarks/quality.png")
     args = parser.parse_args()
     args.contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
+    if not 0 < args.val_fraction < 1 - TEST_FRACTION:
+        parser.error(f"--val-fraction: expected a share between 0 and {1 - TEST_FRACTION:.2f}")
     if any(":" not in line for line in args.set):
         parser.error("--set takes a YAML line 'KEY: VALUE', e.g. --set 'report_every: 0.25'")
     unknown = [c for c in args.contenders if c not in NAMES]
@@ -165,6 +181,7 @@ def sitting(args: argparse.Namespace, work: Path) -> list[Race]:
         slots=args.slots,
         sets=tuple(line.rstrip("\n") + "\n" for line in args.set),
         space=args.space,
+        val_fraction=args.val_fraction,
     )
     races: list[Race] = []
     dropped: set[str] = set()
@@ -203,7 +220,8 @@ def main() -> None:
         os.environ.setdefault(var, "1")
     lo, hi = hardest_range()
     workload = (
-        f"lenet, gamma vs proton {lo:.0f}-{hi:.0f} GeV, {args.events} events, q_at_eff, "
+        f"lenet, gamma vs proton {lo:.0f}-{hi:.0f} GeV, {args.events} events "
+        f"({args.val_fraction:.0%} validation), q_at_eff, "
         f"{args.trials} trials of at most {args.epochs} epochs on {args.slots} Slurm slots, "
         f"lenet's {args.space} space"
     ) + "".join(f"; {line}" for line in args.set)

@@ -18,6 +18,7 @@ NAMES = {
     "steps0": "wcd-hpc, min_steps 0",
     "quarter16": "wcd-hpc, report_every 0.25 + min_steps 16",
     "no-pruning": "wcd-hpc, pruner none",
+    "asha": "wcd-hpc, pruner asha",
     "hydra": "Hydra submitit + Optuna",
     "one-epoch": "one epoch each, best K",
 }
@@ -29,6 +30,7 @@ COLOURS = {
     "quarter16": "tab:brown",
     "steps0": "tab:gray",
     "no-pruning": "tab:green",
+    "asha": "tab:pink",
     "hydra": "tab:red",
 }
 GOAL_TRAIN, GOAL_WALL, GOAL_CHANCE = 0.4, 0.5, 0.05

@@ -106,6 +106,7 @@ class Setup:
     slots: int
     sets: tuple[str, ...]  # 'KEY: VALUE' lines for every contender's experiment file
     space: str = "predecessor"  # a key of SPACES
+    val_fraction: float = VAL_FRACTION  # --val-fraction: more validation events, finer Q
 
     @property
     def runs(self) -> Path:
@@ -113,7 +114,7 @@ class Setup:
 
     @property
     def val_events(self) -> int:
-        return round(self.events * VAL_FRACTION)
+        return round(self.events * self.val_fraction)
 
     def experiment(self, name: str, repeat: int, trials: int, epochs: int, own: str) -> Path:
         """Write one experiment file: the shared template, ``--set`` lines, the contender's own
@@ -124,7 +125,7 @@ class Setup:
             name=name,
             metric=METRIC,
             data=self.data,
-            val=VAL_FRACTION,
+            val=self.val_fraction,
             test=TEST_FRACTION,
             trials=trials,
             epochs=epochs,
@@ -322,7 +323,7 @@ def run_wcd(contender: str, repeat: int, setup: Setup) -> Race:
     judged once a trial has taken 16 optimizer steps, twice the 4-8 that slow starters' outputs
     stay constant; the default since 2026-12-07, so the same as ``defaults``), ``steps0``
     (``min_steps: 0``, the default before), ``quarter16`` (the same with four reports an
-    epoch, each judged),
+    epoch, each judged), ``asha`` (``pruner: asha``: successive halving from one epoch),
     ``no-pruning`` (``pruner: none``) or ``one-epoch``."""
     race = Race(contender, repeat)
     name = f"q-{contender}-r{repeat}-{time.strftime('%H%M%S')}"
@@ -334,6 +335,7 @@ def run_wcd(contender: str, repeat: int, setup: Setup) -> Race:
             "steps16": "prune_chance: {min_steps: 16}\n",
             "steps0": "prune_chance: {min_steps: 0}\n",
             "quarter16": "report_every: 0.25\nprune_chance: {min_steps: 16}\n",
+            "asha": "pruner: asha\n",
         }
         extra = extras.get(contender, "")
         exp = setup.experiment(name, repeat, setup.trials, setup.epochs, extra)
