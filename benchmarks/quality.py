@@ -82,7 +82,8 @@ work niced beside it: a repeat 12-20 minutes (Hydra 5-11 of them, ``defaults`` 1
 1-8 s per task. That of 2026-12-06 (``defaults,quarter,hydra,one-epoch``, quiet) took 48
 minutes; all five contenders would take about an hour. In the afternoon,
 ``defaults,after2,hydra`` took 40 minutes and ``--space default --contenders defaults,after2``
-23.
+23. On 2026-12-07 ``--space default --contenders defaults,one-epoch,hydra`` took 48 minutes,
+and 67 with ``--events 2000 --val-fraction 0.55``.
 """
 
 from __future__ import annotations

@@ -225,10 +225,11 @@ def suspend(study: optuna.Study, trial: optuna.Trial, why: str) -> None:
     checkpoint."""
     storage = study._storage
     storage.set_trial_user_attr(trial._trial_id, TRIAL_SUSPENDED, True)
-    storage.set_trial_user_attr(trial._trial_id, TRIAL_SUSPENDED_BY, why)
+    storage.set_trial_user_attr(trial._trial_id, TRIAL_SUSPENDED_BY, stored_text(why))
 
 
 def fail(study: optuna.Study, trial: optuna.Trial, cause: str) -> None:
-    """Mark the trial FAIL with its one-line cause (what ``status`` shows), secrets masked."""
+    """Mark the trial FAIL with its one-line cause (what ``status`` shows), as it may be kept
+    (:func:`~wcd_hpc.output.masking.stored_text`: no secret, no password-shaped userinfo)."""
     study._storage.set_trial_user_attr(trial._trial_id, TRIAL_FAIL_REASON, stored_text(cause))
     study.tell(trial, state=TrialState.FAIL)
