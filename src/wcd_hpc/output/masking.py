@@ -244,9 +244,9 @@ _MASKED_USERINFO = re.compile(
 def stored_text(text: str) -> str:
     """``text`` as it may be kept: masked, and with the masked password of every URL removed.
 
-    ``postgresql://wcd:s3cret@db/x`` is kept as ``postgresql://wcd@db/x`` (the form
-    :func:`without_secrets` gives), while the terminal shows ``wcd:***@db`` so a reader knows a
-    password was given. Secrets outside URL userinfo stay ``***``.
+    A URL with user ``wcd`` and a password is kept as ``postgresql://wcd@db/x`` (the form
+    :func:`without_secrets` gives), while the terminal shows the user, a colon and ``***`` so
+    a reader knows a password was given. Secrets outside URL userinfo stay ``***``.
     """
     return _MASKED_USERINFO.sub(r"\g<head>@", mask_text(text))
 
