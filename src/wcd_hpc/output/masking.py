@@ -235,7 +235,7 @@ def mask_text(text: str) -> str:
     return "".join(_mask_line(line) for line in text.splitlines(keepends=True))
 
 
-#: A URL's user name followed by the masked password: ``scheme://user:***@``.
+#: A URL's user name, then a colon and the mask, then the at sign before its host.
 _MASKED_USERINFO = re.compile(
     r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*):" + re.escape(MASK) + "@"
 )
