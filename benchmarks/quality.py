@@ -20,13 +20,16 @@ and read as ``footprint-h5`` with 25 % validation (more protons behind the cut; 
 0.55 with ``--events 2000`` keeps about the same training events and gives Q four times the
 validation events) and 10 % test.
 Objective ``q_at_eff``: Q = ε_γ/√ε_h at the cut keeping half of the gammas, chosen and quoted on
-validation (``wcd_hpc.merit``); the stable choice on small validation sets. ``--space``: lenet's
-``predecessor`` space (SCIENCE.md; the default here), whose dead corners (Adam with large
-``reg``, slow SGD) are what chance-level pruning and successive halving should win on, or its
-``default`` space, what a user gets who writes no ``param_space`` (Adam, ``reg`` ≤ 1e-3); every
-contender, Hydra's sweeper included, searches the same ranges, read from wcd-hpc. Budget
-``--trials`` 24 trials of at most ``--epochs`` 6 on ``--slots`` 4 Slurm GPU slots (one CPU
-each): with 6 rungs of one epoch a pruner can stop most trials early (with ``pruner: none``
+validation (``wcd_hpc.merit``); the stable choice on small validation sets. ``--metric roc_auc``
+makes validation ROC AUC the objective of every contender instead (issue 24's fallback): a value
+from every validation event, not from the few protons that survive Q's cut, so a repeat's best
+value says more about the configuration and less about which trial drew lucky protons.
+``--space``: lenet's ``predecessor`` space (SCIENCE.md; the default here), whose dead corners
+(Adam with large ``reg``, slow SGD) are what chance-level pruning and successive halving should
+win on, or its ``default`` space, what a user gets who writes no ``param_space`` (Adam, ``reg``
+≤ 1e-3); every contender, Hydra's sweeper included, searches the same ranges, read from wcd-hpc.
+Budget ``--trials`` 24 trials of at most ``--epochs`` 6 on ``--slots`` 4 Slurm GPU slots (one
+CPU each): with 6 rungs of one epoch a pruner can stop most trials early (with ``pruner: none``
 each trial trains 6 epochs; the issue's example of 32 x 8 would take about 2 hours a sitting
 here).
 
@@ -83,7 +86,8 @@ work niced beside it: a repeat 12-20 minutes (Hydra 5-11 of them, ``defaults`` 1
 minutes; all five contenders would take about an hour. In the afternoon,
 ``defaults,after2,hydra`` took 40 minutes and ``--space default --contenders defaults,after2``
 23. On 2026-12-07 ``--space default --contenders defaults,one-epoch,hydra`` took 48 minutes,
-and 67 with ``--events 2000 --val-fraction 0.55``.
+and 67 with ``--events 2000 --val-fraction 0.55``; ``--space default --metric roc_auc --events 1600
+--val-fraction 0.45 --contenders defaults,asha,one-epoch,hydra`` took 60.
 """
 
 from __future__ import annotations
@@ -101,6 +105,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "quality"))
 from race_data import Race, choose_target
 from race_report import NAMES, plot, print_goals, print_sitting, race_line
 from race_run import (
+    METRICS,
     SPACES,
     TEST_FRACTION,
     VAL_FRACTION,
@@ -135,6 +140,13 @@ def arguments() -> argparse.Namespace:
         default=VAL_FRACTION,
         help=f"validation share of the events (default {VAL_FRACTION}; test {TEST_FRACTION}): "
         "more validation events make q_at_eff finer and the target's margin smaller",
+    )
+    parser.add_argument(
+        "--metric",
+        choices=METRICS,
+        default=METRICS[0],
+        help="the validation objective every contender maximizes and the target is set on "
+        f"(default: {METRICS[0]}; roc_auc uses every validation event)",
     )
     parser.add_argument("--work", type=Path, help="keep everything here (default: a temp dir)")
     parser.add_argument(
@@ -183,6 +195,7 @@ def sitting(args: argparse.Namespace, work: Path) -> list[Race]:
         sets=tuple(line.rstrip("\n") + "\n" for line in args.set),
         space=args.space,
         val_fraction=args.val_fraction,
+        metric=args.metric,
     )
     races: list[Race] = []
     dropped: set[str] = set()
@@ -222,7 +235,7 @@ def main() -> None:
     lo, hi = hardest_range()
     workload = (
         f"lenet, gamma vs proton {lo:.0f}-{hi:.0f} GeV, {args.events} events "
-        f"({args.val_fraction:.0%} validation), q_at_eff, "
+        f"({args.val_fraction:.0%} validation), {args.metric}, "
         f"{args.trials} trials of at most {args.epochs} epochs on {args.slots} Slurm slots, "
         f"lenet's {args.space} space"
     ) + "".join(f"; {line}" for line in args.set)
@@ -234,9 +247,9 @@ def main() -> None:
         print(f"\nsitting {began} - {time.strftime('%H:%M UTC', time.gmtime())}: {workload}")
         for r in sorted(races, key=lambda r: (r.repeat, list(NAMES).index(r.contender))):
             print(f"  r{r.repeat} {NAMES[r.contender]:<24} {race_line(r)}")
-        print_goals(print_sitting(races, target))
-        title = f"{workload}\nbest validation q_at_eff against wall-clock time ({began})"
-        plot(races, target, title, args.png)
+        print_goals(print_sitting(races, target, args.metric))
+        title = f"{workload}\nbest validation {args.metric} against wall-clock time ({began})"
+        plot(races, target, title, args.png, args.metric)
         say(f"wrote {args.png}")
     except KeyboardInterrupt:
         say("interrupted: the running race's Slurm jobs were cancelled")

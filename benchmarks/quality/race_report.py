@@ -72,7 +72,9 @@ def median(values: Sequence[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def print_sitting(races: Sequence[Race], target: Target | None) -> dict[str, dict[str, float]]:
+def print_sitting(
+    races: Sequence[Race], target: Target | None, metric: str
+) -> dict[str, dict[str, float]]:
     """The contenders' table; returns the medians the ratios and goals are judged on."""
     repeats = len({r.repeat for r in races})
     print(f"\nover {repeats} repeat(s): median [min-max] reached/repeats", flush=True)
@@ -80,7 +82,7 @@ def print_sitting(races: Sequence[Race], target: Target | None) -> dict[str, dic
         print("  no contender finished a trial")
         return {}
     print(
-        f"  target: validation q_at_eff >= {target.value:.3f} = best reached {target.top:.3f} - "
+        f"  target: validation {metric} >= {target.value:.3f} = best reached {target.top:.3f} - "
         f"margin {target.top - target.value:.3f} (the larger of the repeat-to-repeat spread "
         f"{target.spread:.3f}, the median IQR of a contender's final best, and the best "
         f"trials' median 68 % half-width {target.noise:.3f})"
@@ -160,7 +162,7 @@ def print_goals(rows: dict[str, dict[str, float]]) -> None:
     print(f"  chance-level share <= {GOAL_CHANCE:.0%} ({share} %):  {verdict(ok)}")
 
 
-def plot(races: Sequence[Race], target: Target | None, title: str, png: Path) -> None:
+def plot(races: Sequence[Race], target: Target | None, title: str, png: Path, metric: str) -> None:
     """One panel per repeat: best validation objective so far against wall-clock time."""
     import matplotlib
 
@@ -190,7 +192,7 @@ def plot(races: Sequence[Race], target: Target | None, title: str, png: Path) ->
         ax.set_title(f"repeat {repeat} (seed {repeat})", fontsize=10)
         ax.set_xlim(left=0)
         ax.set_xlabel("seconds since the contender started")
-        ax.set_ylabel("best validation q_at_eff so far")
+        ax.set_ylabel(f"best validation {metric} so far")
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="lower right")

@@ -26,7 +26,10 @@ DEV_PROFILE = ROOT / "slurm/profiles/dev.toml"
 HYDRA_APP = Path(__file__).with_name("hydra_app.py")
 HYDRA_PINS = ("hydra-core==1.3.8", "hydra-submitit-launcher==1.2.0", "hydra-optuna-sweeper==1.3.0")
 DATA_SEED = 1234
-METRIC = "q_at_eff"  # Q at the cut keeping half of the gammas: stable on small validation sets
+#: The race's objectives (``--metric``): Q at the cut keeping half of the gammas (the
+#: physicist's figure), or validation ROC AUC (issue 24's fallback: one value from every event
+#: rather than from the few protons that survive the cut).
+METRICS = ("q_at_eff", "roc_auc")
 VAL_FRACTION, TEST_FRACTION = 0.25, 0.10  # a larger validation split: more protons behind Q
 EXPERIMENT = """\
 name: {name}
@@ -107,6 +110,7 @@ class Setup:
     sets: tuple[str, ...]  # 'KEY: VALUE' lines for every contender's experiment file
     space: str = "predecessor"  # a key of SPACES
     val_fraction: float = VAL_FRACTION  # --val-fraction: more validation events, finer Q
+    metric: str = METRICS[0]  # --metric: the objective every contender maximizes
 
     @property
     def runs(self) -> Path:
@@ -123,7 +127,7 @@ class Setup:
         extra = "".join(s for s in self.sets if s.split(":", 1)[0].strip() not in mine) + own
         text = EXPERIMENT.format(
             name=name,
-            metric=METRIC,
+            metric=self.metric,
             data=self.data,
             val=self.val_fraction,
             test=TEST_FRACTION,
@@ -305,7 +309,7 @@ def sweep(race: Race, setup: Setup, name: str, exp: Path, budget: int, offset: f
                 if t.datetime_complete
                 else None,
                 value=t.value if t.state.name == "COMPLETE" else None,
-                test=(t.user_attrs.get(TRIAL_TEST) or {}).get(METRIC),
+                test=(t.user_attrs.get(TRIAL_TEST) or {}).get(setup.metric),
                 epoch_s=judged.seconds if judged else 0.0,
                 chance=t.user_attrs.get(TRIAL_PRUNED_BECAUSE) == CHANCE
                 or bool(judged and judged.chance),
