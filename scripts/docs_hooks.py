@@ -41,6 +41,7 @@ EXTRA_FILES = [
     ("benchmarks/quality-2026-12-07-five.png", "assets/quality-2026-12-07-five.png"),
     ("benchmarks/quality-2026-12-07-val55.png", "assets/quality-2026-12-07-val55.png"),
     ("benchmarks/quality-2026-12-07-auc.png", "assets/quality-2026-12-07-auc.png"),
+    ("benchmarks/quality-2026-12-07-auc48.png", "assets/quality-2026-12-07-auc48.png"),
     ("benchmarks/quality-2026-12-05.png", "assets/quality-2026-12-05.png"),
     ("benchmarks/quality-2026-12-03.png", "assets/quality-2026-12-03.png"),
 ]
