@@ -10,9 +10,9 @@ they leave the process or are stored, not only where our code formats a URL:
 (tracebacks included), :class:`MaskedStream` to everything the ``wcd-hpc`` process writes to
 stdout and stderr. What is *kept* (a trial's fail reason in the study, an outage note, a failed
 trial's ``error.txt``, MLflow's params and tags) goes through :func:`stored_text`, which also drops
-the masked password from a URL's userinfo, as a rendered script does: a kept ``user:***@host``
-is still shaped like a URL with an inline password, and every scanner for leaked credentials
-(and every reader) has to stop and look at it.
+the masked password from a URL's userinfo, as a rendered script does: a user name followed by a
+colon, the mask and the host is still shaped like a URL with an inline password, and every
+scanner for leaked credentials (and every reader) has to stop and look at it.
 
 It works in two ways, because neither alone is enough:
 
