@@ -53,6 +53,9 @@ sampler seed r; trial n trains with seed r + n everywhere):
 - ``asha``: the same with ``pruner: asha`` (successive halving from one epoch, η = 3: a trial
   outside the best third of its rung stops after 1 epoch, then after 3), the multi-fidelity
   answer to the one-epoch baseline; not run unless named;
+- ``median4``: the same with ``pruner: {name: median, warmup_epochs: 4}`` (the median pruner
+  judges from epoch 4, not 3: curves that rise late have had longer to separate); not run
+  unless named;
 - ``no-pruning``: the same with ``pruner: none`` (chance-level pruning stays on);
 - ``hydra``: Hydra 1.3.8's submitit launcher + Optuna sweeper (TPE, ``n_jobs`` = slots, no
   pruning: its sweeper has none), installed into ``WORK/venv-hydra``; each trial is one Slurm
@@ -88,7 +91,9 @@ minutes; all five contenders would take about an hour. In the afternoon,
 23. On 2026-12-07 ``--space default --contenders defaults,one-epoch,hydra`` took 48 minutes,
 and 67 with ``--events 2000 --val-fraction 0.55``; ``--space default --metric roc_auc --events 1600
 --val-fraction 0.45 --contenders defaults,asha,one-epoch,hydra`` took 60, and with ``--trials
-48 --contenders defaults,hydra`` a repeat took 17 (Hydra 10-13 of them).
+48 --contenders defaults,hydra`` a repeat took 17 (Hydra 10-13 of them); ``--trials 48
+--contenders median4,no-pruning,hydra`` took 81 minutes for five repeats (Hydra 6-9 a
+repeat), and ``--contenders defaults,no-pruning`` 44.
 """
 
 from __future__ import annotations
@@ -123,7 +128,7 @@ from race_run import (
 
 #: Contenders that each measured one question (a default of the chance-level rule): run
 #: only when named.
-OPT_IN = ("after2", "steps16", "steps0", "quarter16", "asha")
+OPT_IN = ("after2", "steps16", "steps0", "quarter16", "asha", "median4")
 ROOT = Path(__file__).resolve().parents[1]
 THREAD_VARS = ("WCD_HPC_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 

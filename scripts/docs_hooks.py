@@ -42,6 +42,14 @@ EXTRA_FILES = [
     ("benchmarks/quality-2026-12-07-val55.png", "assets/quality-2026-12-07-val55.png"),
     ("benchmarks/quality-2026-12-07-auc.png", "assets/quality-2026-12-07-auc.png"),
     ("benchmarks/quality-2026-12-07-auc48.png", "assets/quality-2026-12-07-auc48.png"),
+    (
+        "benchmarks/quality-2026-12-07-pruner.png",
+        "assets/quality-2026-12-07-pruner.png",
+    ),
+    (
+        "benchmarks/quality-2026-12-07-median4.png",
+        "assets/quality-2026-12-07-median4.png",
+    ),
     ("benchmarks/quality-2026-12-05.png", "assets/quality-2026-12-05.png"),
     ("benchmarks/quality-2026-12-03.png", "assets/quality-2026-12-03.png"),
 ]

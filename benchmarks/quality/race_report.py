@@ -19,6 +19,7 @@ NAMES = {
     "quarter16": "wcd-hpc, report_every 0.25 + min_steps 16",
     "no-pruning": "wcd-hpc, pruner none",
     "asha": "wcd-hpc, pruner asha",
+    "median4": "wcd-hpc, median from epoch 4",
     "hydra": "Hydra submitit + Optuna",
     "one-epoch": "one epoch each, best K",
 }
@@ -31,6 +32,7 @@ COLOURS = {
     "steps0": "tab:gray",
     "no-pruning": "tab:green",
     "asha": "tab:pink",
+    "median4": "black",
     "hydra": "tab:red",
 }
 GOAL_TRAIN, GOAL_WALL, GOAL_CHANCE = 0.4, 0.5, 0.05

@@ -328,7 +328,8 @@ def run_wcd(contender: str, repeat: int, setup: Setup) -> Race:
     stay constant; the default since 2026-12-07, so the same as ``defaults``), ``steps0``
     (``min_steps: 0``, the default before), ``quarter16`` (the same with four reports an
     epoch, each judged), ``asha`` (``pruner: asha``: successive halving from one epoch),
-    ``no-pruning`` (``pruner: none``) or ``one-epoch``."""
+    ``median4`` (the median pruner judging from epoch 4 instead of 3, when curves have had
+    longer to separate), ``no-pruning`` (``pruner: none``) or ``one-epoch``."""
     race = Race(contender, repeat)
     name = f"q-{contender}-r{repeat}-{time.strftime('%H%M%S')}"
     if contender != "one-epoch":
@@ -340,6 +341,7 @@ def run_wcd(contender: str, repeat: int, setup: Setup) -> Race:
             "steps0": "prune_chance: {min_steps: 0}\n",
             "quarter16": "report_every: 0.25\nprune_chance: {min_steps: 16}\n",
             "asha": "pruner: asha\n",
+            "median4": "pruner: {name: median, warmup_epochs: 4}\n",
         }
         extra = extras.get(contender, "")
         exp = setup.experiment(name, repeat, setup.trials, setup.epochs, extra)
