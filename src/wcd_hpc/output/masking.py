@@ -17,7 +17,8 @@ scanner for leaked credentials (and every reader) has to stop and look at it.
 It works in two ways, because neither alone is enough:
 
 - by structure: a URL's userinfo runs to the *last* ``@`` before its host, as libpq and
-  SQLAlchemy read it, so ``wcd:p@ss@host`` hides ``p@ss``. In a free text the password may hold
+  SQLAlchemy read it, so a password that holds an ``@`` is hidden whole, not cut at its own
+  ``@`` (the masking unit tests show the cases). In a free text the password may hold
   anything — quotes, backslashes (a ``repr()`` escapes them), spaces, ``%``, non-ASCII — so it is
   never cut at a quote: everything from the ``:`` after the user name to that last ``@`` goes.
   Query parameters and libpq ``key=value`` pairs named like secrets (:func:`is_secret_key`) go too;
