@@ -126,8 +126,8 @@ from race_run import (
     say,
 )
 
-#: Contenders that each measured one question (a default of the chance-level rule): run
-#: only when named.
+#: Contenders that each measured one question (a default of the chance-level rule, or
+#: another pruner than the default): run only when named.
 OPT_IN = ("after2", "steps16", "steps0", "quarter16", "asha", "median4")
 ROOT = Path(__file__).resolve().parents[1]
 THREAD_VARS = ("WCD_HPC_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
