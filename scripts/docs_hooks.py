@@ -20,39 +20,16 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = re.compile(r"<!-- generated: ([a-z-]+) -->")
-#: Files outside docs/ that pages show: (source in the repository, path in the site).
-EXTRA_FILES = [
-    ("benchmarks/quality.png", "assets/quality.png"),
-    ("benchmarks/quality-2026-12-06-default.png", "assets/quality-2026-12-06-default.png"),
-    ("benchmarks/quality-2026-12-06-after2.png", "assets/quality-2026-12-06-after2.png"),
-    ("benchmarks/quality-2026-12-06-steps.png", "assets/quality-2026-12-06-steps.png"),
-    (
-        "benchmarks/quality-2026-12-06-hydra-steps.png",
-        "assets/quality-2026-12-06-hydra-steps.png",
-    ),
-    (
-        "benchmarks/quality-2026-12-06-default-steps.png",
-        "assets/quality-2026-12-06-default-steps.png",
-    ),
-    (
-        "benchmarks/quality-2026-12-07-one-epoch.png",
-        "assets/quality-2026-12-07-one-epoch.png",
-    ),
-    ("benchmarks/quality-2026-12-07-five.png", "assets/quality-2026-12-07-five.png"),
-    ("benchmarks/quality-2026-12-07-val55.png", "assets/quality-2026-12-07-val55.png"),
-    ("benchmarks/quality-2026-12-07-auc.png", "assets/quality-2026-12-07-auc.png"),
-    ("benchmarks/quality-2026-12-07-auc48.png", "assets/quality-2026-12-07-auc48.png"),
-    (
-        "benchmarks/quality-2026-12-07-pruner.png",
-        "assets/quality-2026-12-07-pruner.png",
-    ),
-    (
-        "benchmarks/quality-2026-12-07-median4.png",
-        "assets/quality-2026-12-07-median4.png",
-    ),
-    ("benchmarks/quality-2026-12-05.png", "assets/quality-2026-12-05.png"),
-    ("benchmarks/quality-2026-12-03.png", "assets/quality-2026-12-03.png"),
-]
+#: Files outside docs/ that pages show: every figure a benchmark wrote (``benchmarks/*.png``),
+#: at ``assets/NAME`` in the site, so a new sitting's plot needs no entry here.
+FIGURES = "benchmarks/*.png"
+
+
+def extra_files() -> list[tuple[str, str]]:
+    """(source in the repository, path in the site) of each file :data:`FIGURES` matches."""
+    return [
+        (str(path.relative_to(ROOT)), f"assets/{path.name}") for path in sorted(ROOT.glob(FIGURES))
+    ]
 
 
 def _cell(text: object) -> str:
@@ -254,6 +231,6 @@ def on_files(files: Any, config: Any) -> Any:
     """Add the repository files that pages show (a benchmark's figure) to the site."""
     from mkdocs.structure.files import File
 
-    for source, target in EXTRA_FILES:
+    for source, target in extra_files():
         files.append(File.generated(config, target, abs_src_path=str(ROOT / source)))
     return files
