@@ -56,6 +56,9 @@ sampler seed r; trial n trains with seed r + n everywhere):
 - ``median4``: the same with ``pruner: {name: median, warmup_epochs: 4}`` (the median pruner
   judges from epoch 4, not 3: curves that rise late have had longer to separate); not run
   unless named;
+- ``independent``, ``independent-none``: the same with ``sampler: tpe-independent`` (TPE models
+  each parameter on its own, as Hydra's sweeper does, instead of the set jointly), and that with
+  ``pruner: none``; not run unless named;
 - ``no-pruning``: the same with ``pruner: none`` (chance-level pruning stays on);
 - ``hydra``: Hydra 1.3.8's submitit launcher + Optuna sweeper (TPE, ``n_jobs`` = slots, no
   pruning: its sweeper has none), installed into ``WORK/venv-hydra``; each trial is one Slurm
@@ -127,8 +130,17 @@ from race_run import (
 )
 
 #: Contenders that each measured one question (a default of the chance-level rule, or
-#: another pruner than the default): run only when named.
-OPT_IN = ("after2", "steps16", "steps0", "quarter16", "asha", "median4")
+#: another pruner or sampler than the default): run only when named.
+OPT_IN = (
+    "after2",
+    "steps16",
+    "steps0",
+    "quarter16",
+    "asha",
+    "median4",
+    "independent",
+    "independent-none",
+)
 ROOT = Path(__file__).resolve().parents[1]
 THREAD_VARS = ("WCD_HPC_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 

@@ -20,6 +20,8 @@ NAMES = {
     "no-pruning": "wcd-hpc, pruner none",
     "asha": "wcd-hpc, pruner asha",
     "median4": "wcd-hpc, median from epoch 4",
+    "independent": "wcd-hpc, independent TPE",
+    "independent-none": "wcd-hpc, independent TPE, no pruner",
     "hydra": "Hydra submitit + Optuna",
     "one-epoch": "one epoch each, best K",
 }
@@ -33,6 +35,8 @@ COLOURS = {
     "no-pruning": "tab:green",
     "asha": "tab:pink",
     "median4": "black",
+    "independent": "tab:orange",
+    "independent-none": "gold",
     "hydra": "tab:red",
 }
 GOAL_TRAIN, GOAL_WALL, GOAL_CHANCE = 0.4, 0.5, 0.05

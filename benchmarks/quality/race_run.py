@@ -329,7 +329,9 @@ def run_wcd(contender: str, repeat: int, setup: Setup) -> Race:
     (``min_steps: 0``, the default before), ``quarter16`` (the same with four reports an
     epoch, each judged), ``asha`` (``pruner: asha``: successive halving from one epoch),
     ``median4`` (the median pruner judging from epoch 4 instead of 3, when curves have had
-    longer to separate), ``no-pruning`` (``pruner: none``) or ``one-epoch``."""
+    longer to separate), ``independent`` (``sampler: tpe-independent``: TPE modelling each
+    parameter on its own, as Hydra's sweeper does), ``independent-none`` (the same with
+    ``pruner: none``), ``no-pruning`` (``pruner: none``) or ``one-epoch``."""
     race = Race(contender, repeat)
     name = f"q-{contender}-r{repeat}-{time.strftime('%H%M%S')}"
     if contender != "one-epoch":
@@ -342,6 +344,8 @@ def run_wcd(contender: str, repeat: int, setup: Setup) -> Race:
             "quarter16": "report_every: 0.25\nprune_chance: {min_steps: 16}\n",
             "asha": "pruner: asha\n",
             "median4": "pruner: {name: median, warmup_epochs: 4}\n",
+            "independent": "sampler: tpe-independent\n",
+            "independent-none": "sampler: tpe-independent\npruner: none\n",
         }
         extra = extras.get(contender, "")
         exp = setup.experiment(name, repeat, setup.trials, setup.epochs, extra)

@@ -144,7 +144,7 @@ def _discrete_space() -> Space:
     )  # 18 points
 
 
-@pytest.mark.parametrize("sampler", ["tpe", "random", "qmc"])
+@pytest.mark.parametrize("sampler", ["tpe", "tpe-independent", "random", "qmc"])
 def test_concurrent_claims_never_get_a_parameter_set_another_trial_has(sampler: str) -> None:
     space = _discrete_space()
     storage = optuna.storages.InMemoryStorage()
@@ -159,6 +159,42 @@ def test_concurrent_claims_never_get_a_parameter_set_another_trial_has(sampler: 
         seen.append(tuple(sorted(space.suggest(trial).items())))
     assert len(set(seen)) == len(seen) == 16
     assert all(isinstance(w.sampler, DistinctSampler) for w in workers)
+
+
+@pytest.mark.parametrize(("sampler", "joint"), [("tpe", True), ("tpe-independent", False)])
+def test_tpe_models_the_parameters_jointly_unless_told_independent(
+    tmp_path, sampler: str, joint: bool
+) -> None:
+    exp = _load(tmp_path, f"sampler: {sampler}\n")
+    wrapped = make_sampler(exp.sampler, _discrete_space(), workers=4)
+    assert isinstance(wrapped, DistinctSampler)
+    base = wrapped.base
+    assert isinstance(base, optuna.samplers.TPESampler)
+    # Both keep the constant liar and the start-up trials: only the modelling differs.
+    assert (base._multivariate, base._group) == (joint, joint)
+    assert base._constant_liar and base._n_startup_trials == 10
+
+
+def test_independent_tpe_proposes_the_set_parameter_by_parameter(monkeypatch) -> None:
+    space = _discrete_space()
+    study = optuna.create_study(direction="maximize")
+    study.sampler = make_sampler("tpe-independent", space, workers=1)
+    for n in range(12):  # past the ten start-up trials
+        trial = study.ask()
+        study.tell(trial, float(space.suggest(trial)["c"] + n / 100))
+    asked: list[str] = []
+    base = study.sampler.base  # type: ignore[attr-defined]
+    original = base.sample_independent
+
+    def spy(study: Any, trial: Any, name: str, dist: Any) -> Any:
+        asked.append(name)
+        return original(study, trial, name, dist)
+
+    monkeypatch.setattr(base, "sample_independent", spy)
+    trial = study.ask()
+    space.suggest(trial)
+    # TPE, not the random fallback, proposed each parameter (redraws may ask again).
+    assert set(asked) == {"a", "b", "c"}
 
 
 def test_a_failed_trials_parameters_may_be_drawn_again() -> None:

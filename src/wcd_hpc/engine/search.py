@@ -103,15 +103,16 @@ def make_sampler(
             base = optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
         elif name == "qmc":
             base = optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
-        else:
+        else:  # "tpe" models parameters jointly; "tpe-independent" one by one, as Hydra's does
+            joint = name == "tpe"
             base = optuna.samplers.TPESampler(
                 seed=seed,
                 constant_liar=True,
-                multivariate=True,
-                group=True,
+                multivariate=joint,
+                group=joint,
                 n_startup_trials=startup_trials(workers),
             )
-    return DistinctSampler(base, space.distributions(), seed)
+    return DistinctSampler(base, space.distributions(), seed, independent=name == "tpe-independent")
 
 
 def make_pruner(
@@ -153,17 +154,24 @@ class DistinctSampler(BaseSampler):
     """Draws whole parameter sets and never proposes one a live or finished trial already has.
 
     The base sampler's joint ("relative") proposal is used when it covers the whole space (TPE
-    after its start-up); otherwise, and in the start-up phase, the set is drawn at random here,
-    jointly, so that it can be compared with the others. Failed trials do not count: their
-    parameters may be tried again.
+    after its start-up); a base that models each parameter on its own (``independent``, as
+    ``tpe-independent``) proposes the set parameter by parameter, here, so that the set can be
+    compared with the others; otherwise, and in the start-up phase, the set is drawn at random
+    here, jointly. Failed trials do not count: their parameters may be tried again.
     """
 
     def __init__(
-        self, base: BaseSampler, space: Mapping[str, BaseDistribution], seed: int | None
+        self,
+        base: BaseSampler,
+        space: Mapping[str, BaseDistribution],
+        seed: int | None,
+        *,
+        independent: bool = False,
     ) -> None:
         self.base = base
         self.space = dict(space)
         self.random = RandomSampler(seed=seed)
+        self.independent = independent
 
     def infer_relative_search_space(
         self, study: optuna.Study, trial: FrozenTrial
@@ -184,13 +192,16 @@ class DistinctSampler(BaseSampler):
                 params = self.base.sample_relative(study, trial, inner)
                 if set(params) >= set(names) and _key(params, names) not in taken:
                     return {n: params[n] for n in names}
-        for _ in range(RANDOM_REDRAWS):
-            params = {
-                n: self.random.sample_independent(study, trial, n, d)
-                for n, d in search_space.items()
-            }
-            if _key(params, names) not in taken:
-                return params
+        # Parameter by parameter: the base's own model first when it has one, then at random.
+        tries = [(self.base, REDRAWS)] if self.independent else []
+        for sampler, times in [*tries, (self.random, RANDOM_REDRAWS)]:
+            for _ in range(times):
+                params = {
+                    n: sampler.sample_independent(study, trial, n, d)
+                    for n, d in search_space.items()
+                }
+                if _key(params, names) not in taken:
+                    return params
         return params  # the space is exhausted: a repeat is unavoidable
 
     def sample_independent(
