@@ -226,7 +226,11 @@ def test_wrong_trials_type_names_file_line_key_and_value() -> None:
         ("name: " + "x" * 65, "name", "at most 64 characters"),
         ("name: 123", "name", "got 123"),  # YAML's integer, never a name by accident
         ("name: 1.5", "name", "got 1.5"),
-        ("sampler: tpee", "sampler", "expected one of tpe, tpe-independent, random, cmaes, grid, qmc, got 'tpee'"),
+        (
+            "sampler: tpee",
+            "sampler",
+            "expected one of tpe, tpe-independent, random, cmaes, grid, qmc, got 'tpee'",
+        ),
         ("pruner: medain", "pruner", "did you mean 'median'?"),
         ("executor: slurmm", "executor", "expected one of auto, local, slurm"),
         ("storage: redis://x", "storage", "expected journal, journal:PATH or a URL"),
