@@ -83,10 +83,12 @@ def test_a_storage_outage_longer_than_the_window_stops_the_sweep_in_one_line_and
                 return
             time.sleep(0.2)
 
+    # The password reaches the sweep as the docs advise, through the environment; never shown.
+    # Built before the watcher starts: both import SQLAlchemy, and two threads importing it at
+    # once see a partly initialised module (an ImportError when this test runs alone).
+    env = {**TOY, "WCD_HPC_STORAGE": private_pg.secret_url}
     thread = threading.Thread(target=outage)
     thread.start()
-    # The password reaches the sweep as the docs advise, through the environment; never shown.
-    env = {**TOY, "WCD_HPC_STORAGE": private_pg.secret_url}
     res = cli("sweep", str(exp), "--no-sync", plugins=testplugins, env=env)
     thread.join()
     assert stopped, "the database was never stopped"
