@@ -53,6 +53,10 @@ sampler seed r; trial n trains with seed r + n everywhere):
 - ``asha``: the same with ``pruner: asha`` (successive halving from one epoch, η = 3: a trial
   outside the best third of its rung stops after 1 epoch, then after 3), the multi-fidelity
   answer to the one-epoch baseline; not run unless named;
+- ``asha-x3``: ``asha`` with three times ``--trials``: successive halving trains about a
+  third of the epochs of a trial without pruning, so the same seconds buy three times the
+  draws (is the lever more, cheaper draws rather than fewer seconds a draw?); not run unless
+  named;
 - ``median4``: the same with ``pruner: {name: median, warmup_epochs: 4}`` (the median pruner
   judges from epoch 4, not 3: curves that rise late have had longer to separate); not run
   unless named;
@@ -113,7 +117,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent / "quality"))
 
 from race_data import Race, choose_target
-from race_report import NAMES, plot, print_goals, print_sitting, race_line
+from race_report import NAMES, plot, print_goals, print_others, print_sitting, race_line
 from race_run import (
     METRICS,
     SPACES,
@@ -138,6 +142,7 @@ OPT_IN = (
     "steps0",
     "quarter16",
     "asha",
+    "asha-x3",
     "median4",
     "independent",
     "independent-none",
@@ -266,7 +271,9 @@ def main() -> None:
         print(f"\nsitting {began} - {time.strftime('%H:%M UTC', time.gmtime())}: {workload}")
         for r in sorted(races, key=lambda r: (r.repeat, list(NAMES).index(r.contender))):
             print(f"  r{r.repeat} {NAMES[r.contender]:<24} {race_line(r)}")
-        print_goals(print_sitting(races, target, args.metric))
+        rows = print_sitting(races, target, args.metric)
+        print_goals(rows)
+        print_others(rows)
         title = f"{workload}\nbest validation {args.metric} against wall-clock time ({began})"
         plot(races, target, title, args.png, args.metric)
         say(f"wrote {args.png}")

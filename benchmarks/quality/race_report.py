@@ -19,6 +19,7 @@ NAMES = {
     "quarter16": "wcd-hpc, report_every 0.25 + min_steps 16",
     "no-pruning": "wcd-hpc, pruner none",
     "asha": "wcd-hpc, pruner asha",
+    "asha-x3": "wcd-hpc, asha, 3x trials",
     "median4": "wcd-hpc, median from epoch 4",
     "independent": "wcd-hpc, independent TPE",
     "independent-none": "wcd-hpc, independent TPE, no pruner",
@@ -34,6 +35,7 @@ COLOURS = {
     "steps0": "tab:gray",
     "no-pruning": "tab:green",
     "asha": "tab:pink",
+    "asha-x3": "magenta",
     "median4": "black",
     "independent": "tab:orange",
     "independent-none": "gold",
@@ -130,6 +132,22 @@ def ratio(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or not math.isfinite(a) or b <= 0:
         return None
     return a / b if math.isfinite(b) else 0.0
+
+
+def print_others(rows: dict[str, dict[str, float]]) -> None:
+    """Each of wcd-hpc's other settings in the sitting against Hydra, as the goal's ratios."""
+    hydra = rows.get("hydra")
+    others = [c for c in rows if c not in ("defaults", "hydra", "one-epoch")]
+    if hydra is None or not others:
+        return
+    print("\nother settings / Hydra (medians over repeats; below 1 favours wcd-hpc)")
+    for c in others:
+        train = ratio(rows[c]["train"], hydra["train"])
+        wall = ratio(rows[c]["wall"], hydra["wall"])
+        print(
+            f"  {NAMES[c]:<32}  training seconds {fmt(train, '.2f', 'n/a')}, "
+            f"wall time {fmt(wall, '.2f', 'n/a')}"
+        )
 
 
 def print_goals(rows: dict[str, dict[str, float]]) -> None:
