@@ -72,7 +72,7 @@ def start_proxy(secret_pg_url: str, port: int = 0, lease: float = LEASE_S) -> Pr
         proc.kill()
         _, err = proc.communicate()
         pytest.fail(f"storage serve did not start: {line!r} {err[-2000:]}")
-    assert "wcd-secret" not in line and "postgresql://wcd:***@" in line
+    assert "wcd-secret" not in line and "postgresql://wcd@" in line and ":***@" not in line
     return Proxy(proc, line.split("storage: ", 1)[1].strip())
 
 

@@ -185,7 +185,7 @@ def test_server_down_is_one_line_and_changes_nothing_then_rerun_succeeds(
     assert res.code != 0
     lines = [line for line in res.err.splitlines() if line.strip()]
     assert len(lines) == 1, res.err
-    assert "cannot reach MLflow at http://wcd:***@127.0.0.1" in lines[0]
+    assert "cannot reach MLflow at http://wcd@127.0.0.1" in lines[0]
     assert "hunter2" not in res.err + res.out
     assert _snapshot(tmp_path / "runs") == before
 

@@ -9,10 +9,11 @@ they leave the process or are stored, not only where our code formats a URL:
 :class:`~wcd_hpc.errors.WcdHpcError` use it, :class:`MaskSecrets` applies it to log records
 (tracebacks included), :class:`MaskedStream` to everything the ``wcd-hpc`` process writes to
 stdout and stderr. What is *kept* (a trial's fail reason in the study, an outage note, a failed
-trial's ``error.txt``, MLflow's params and tags) goes through :func:`stored_text`, which also drops
-the masked password from a URL's userinfo, as a rendered script does: a user name followed by a
-colon, the mask and the host is still shaped like a URL with an inline password, and every
-scanner for leaked credentials (and every reader) has to stop and look at it.
+trial's ``error.txt``, MLflow's params and tags) goes through :func:`stored_text`, the same
+function under the name of where the text goes. A URL's password is dropped whole, not replaced
+by a mask, as a rendered script does: a user name followed by a colon, a mask and the host is
+still shaped like a URL with an inline password, and every scanner for leaked credentials (and
+every reader) going through a log, a results folder or a CI transcript has to stop at it.
 
 It works in two ways, because neither alone is enough:
 
@@ -42,6 +43,8 @@ from typing import Any, TextIO
 from urllib.parse import quote, quote_plus, unquote
 
 MASK = "***"
+#: A user name's colon, the mask and the at sign before a host: a shape never shown.
+_MASKED_USERINFO = ":" + MASK + "@"
 #: Query / conninfo parameters whose value is a secret (libpq's and common web-API names).
 SECRET_KEYS = frozenset(
     {"password", "passwd", "pwd", "pass", "sslpassword", "token", "secret", "key", "apikey"}
@@ -157,7 +160,7 @@ def remember(url: str) -> None:
 
 
 def mask(url: str) -> str:
-    """``url`` with its password and any secret query parameter replaced by ``***``.
+    """``url`` without its password and with any secret query parameter replaced by ``***``.
 
     Strings that are not URLs are returned with ``key=value`` secrets masked (libpq conninfo).
     """
@@ -166,10 +169,16 @@ def mask(url: str) -> str:
     if parts is None:
         return _mask_free_text(url)
     scheme, userinfo, authority, query = parts
-    if userinfo is not None and ":" in userinfo:
-        userinfo = userinfo.split(":", 1)[0] + ":" + MASK
-    user = "" if userinfo is None else f"{userinfo}@"
-    return f"{scheme}{user}{authority}{_mask_query(query, drop=False)}"
+    return f"{scheme}{_user(userinfo)}{authority}{_mask_query(query, drop=False)}"
+
+
+def _user(userinfo: str | None) -> str:
+    """A URL's userinfo as shown and kept: the user name and its ``@``, never the password.
+
+    Not even masked: a user name, a colon, a mask and the host still read as a URL with an
+    inline password to every reader and every scanner for leaked credentials.
+    """
+    return "" if userinfo is None else userinfo.split(":", 1)[0] + "@"
 
 
 def without_secrets(url: str) -> str:
@@ -183,8 +192,7 @@ def without_secrets(url: str) -> str:
     if parts is None:
         return _FREE_TEXT_SECRET.sub("", url).strip()
     scheme, userinfo, authority, query = parts
-    user = "" if userinfo is None else userinfo.split(":", 1)[0] + "@"
-    return f"{scheme}{user}{authority}{_mask_query(query, drop=True)}"
+    return f"{scheme}{_user(userinfo)}{authority}{_mask_query(query, drop=True)}"
 
 
 def has_secret(url: str) -> bool:
@@ -202,9 +210,7 @@ def _mask_url_at_start(segment: str) -> str:
     parts = split_url(segment)
     assert parts is not None
     scheme, userinfo, authority, rest = parts
-    if userinfo is not None and ":" in userinfo:
-        userinfo = userinfo.split(":", 1)[0] + ":" + MASK
-    user = "" if userinfo is None else f"{userinfo}@"
+    user = _user(userinfo)
     tail = authority + rest
     end = _NON_SPACE.match(tail)
     url, after = (tail[: end.end()], tail[end.end() :]) if end else ("", tail)
@@ -231,25 +237,22 @@ def mask_text(text: str) -> str:
     for form in _KNOWN:
         if form in text:
             text = text.replace(form, MASK)
-    if "=" not in text and "://" not in text:
-        return text
-    return "".join(_mask_line(line) for line in text.splitlines(keepends=True))
-
-
-#: A URL's user name, then a colon and the mask, then the at sign before its host.
-_MASKED_USERINFO = re.compile(
-    r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*):" + re.escape(MASK) + "@"
-)
+    if "=" in text or "://" in text:
+        text = "".join(_mask_line(line) for line in text.splitlines(keepends=True))
+    # A remembered password masked by value where no URL was recognised (a driver that writes
+    # ``user:password@host`` without a scheme) leaves the same shape: the user name stays.
+    return text.replace(_MASKED_USERINFO, "@")
 
 
 def stored_text(text: str) -> str:
-    """``text`` as it may be kept: masked, and with the masked password of every URL removed.
+    """``text`` as it may be kept (a fail reason, an outage note, MLflow's tags).
 
-    A URL with user ``wcd`` and a password is kept as ``postgresql://wcd@db/x`` (the form
-    :func:`without_secrets` gives), while the terminal shows the user, a colon and ``***`` so
-    a reader knows a password was given. Secrets outside URL userinfo stay ``***``.
+    The same as the terminal shows since both drop a URL's password whole: a URL with user
+    ``wcd`` and a password reads ``postgresql://wcd@db/x`` everywhere (the form
+    :func:`without_secrets` gives); secrets outside URL userinfo stay ``***``. The name says
+    where a text goes, so that a caller keeping one does not have to know that.
     """
-    return _MASKED_USERINFO.sub(r"\g<head>@", mask_text(text))
+    return mask_text(text)
 
 
 def masked_traceback(exc: BaseException) -> str:

@@ -181,9 +181,9 @@ def run_dir_of(study: optuna.Study, storage: Storage) -> Path:
 def stored_experiment(exp: Experiment) -> dict[str, Any]:
     """What a study (or a ``train`` run) records of an experiment: no secret in it.
 
-    The storage URL is stored without its password, as a rendered script holds it (masked, it
-    would be a URL whose password is ``***``: a password-shaped string in the database, and a
-    URL that fails if copied; without, it works where ``~/.pgpass`` holds the password). So is
+    The storage URL is stored without its password, as a rendered script holds it (masked, a
+    ``?password=`` would read ``***``: a password-shaped string in the database, and a URL that
+    fails if copied; without, it works where ``~/.pgpass`` holds the password). So is
     the one of ``start_from``: the warm start reads it when the study is created, never later.
     """
     stored = exp.to_dict()

@@ -26,7 +26,7 @@ from wcd_hpc.store.rdb import RetryingRDBStorage
 from wcd_hpc.store.storage import Storage, open_storage
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
-MASKED = "postgresql://wcd:***@db.example:5432/x"
+MASKED = "postgresql://wcd@db.example:5432/x"
 
 
 @pytest.fixture(autouse=True)
@@ -139,7 +139,7 @@ def test_an_outage_that_cuts_a_claim_short_names_the_half_stamped_trial(
     trial = study.ask()
 
     def cut(*_: object) -> None:
-        raise StorageUnreachable("storage postgresql://u:***@h/db unreachable for 60 s")
+        raise StorageUnreachable("storage postgresql://u@h/db unreachable for 60 s")
 
     monkeypatch.setattr(claims.journal, "set_user_attrs", cut)
     with pytest.raises(StorageUnreachable) as caught:
@@ -159,7 +159,7 @@ def test_an_outage_between_creating_a_trial_and_drawing_its_parameters_names_the
     study.set_user_attr("budget", 3)
 
     def cut(*_: object) -> bool:
-        raise StorageUnreachable("storage postgresql://u:***@h/db unreachable for 60 s")
+        raise StorageUnreachable("storage postgresql://u@h/db unreachable for 60 s")
 
     monkeypatch.setattr(claims, "_over_budget", cut)
     with pytest.raises(StorageUnreachable) as caught:

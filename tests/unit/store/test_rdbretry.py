@@ -34,7 +34,7 @@ def storage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RetryingRDBStora
     monkeypatch.setattr(rdbretry, "FIRST_DELAY", 0.01)
     monkeypatch.setattr(rdbretry, "UNREACHABLE", {})
     return RetryingRDBStorage(
-        f"sqlite:///{tmp_path / 'db.sqlite'}", masked="postgresql://wcd:***@db.example:5432/x"
+        f"sqlite:///{tmp_path / 'db.sqlite'}", masked="postgresql://wcd@db.example:5432/x"
     )
 
 
@@ -85,7 +85,7 @@ def test_reads_and_attribute_writes_are_retried_and_logged_once_per_retry_with_m
         assert study.get_trials() == []
     retries = [r.getMessage() for r in caplog.records]
     assert len(calls) == 3 and len(retries) == 2
-    assert all("postgresql://wcd:***@db.example" in line for line in retries)
+    assert all("postgresql://wcd@db.example" in line for line in retries)
     assert all("s3cret" not in line and "\n" not in line for line in retries)
 
 
