@@ -101,7 +101,8 @@ and 67 with ``--events 2000 --val-fraction 0.55``; ``--space default --metric ro
 48 --contenders defaults,hydra`` a repeat took 17 (Hydra 10-13 of them); ``--trials 48
 --contenders median4,no-pruning,hydra`` took 81 minutes for five repeats (Hydra 6-9 a
 repeat), and ``--contenders defaults,no-pruning`` 44; ``--contenders independent,defaults``
-took 72 minutes for three repeats (19-28 a repeat).
+took 72 minutes for three repeats (19-28 a repeat); ``--contenders asha-x3,hydra`` 69 for
+three (``asha-x3`` 8-14 a race, Hydra 11-15).
 """
 
 from __future__ import annotations

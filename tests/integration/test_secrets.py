@@ -284,7 +284,7 @@ def test_a_canary_in_driver_and_plugin_exceptions_appears_nowhere(
     files = _files_text(tmp_path / "runs")
     rows = _study_rows(pg_url, name)
     _assert_nowhere(leaks, seen, files=files, rows=rows)
-    # what the study keeps names the user, not even a masked password: "u@h", never a colon and a mask
+    # what the study keeps names the user and nothing of the password: "u@h"
     assert "cannot reach" in rows and ":***@" not in rows and "@127.0.0.1:5432/" in rows, rows
 
 
