@@ -240,7 +240,8 @@ def mask_text(text: str) -> str:
     if "=" in text or "://" in text:
         text = "".join(_mask_line(line) for line in text.splitlines(keepends=True))
     # A remembered password masked by value where no URL was recognised (a driver that writes
-    # ``user:password@host`` without a scheme) leaves the same shape: the user name stays.
+    # the user, a colon, the password and the host without a scheme) leaves the same shape:
+    # the user name stays, the colon and the mask go.
     return text.replace(_MASKED_USERINFO, "@")
 
 
