@@ -140,13 +140,15 @@ def print_others(rows: dict[str, dict[str, float]]) -> None:
     others = [c for c in rows if c not in ("defaults", "hydra", "one-epoch")]
     if hydra is None or not others:
         return
+    # 0 stands for "reached it where Hydra's median never did"; say so rather than print a bare 0.00
+    never = " (Hydra's median: never reached)" if math.isinf(hydra["wall"]) else ""
     print("\nother settings / Hydra (medians over repeats; below 1 favours wcd-hpc)")
     for c in others:
         train = ratio(rows[c]["train"], hydra["train"])
         wall = ratio(rows[c]["wall"], hydra["wall"])
         print(
             f"  {NAMES[c]:<32}  training seconds {fmt(train, '.2f', 'n/a')}, "
-            f"wall time {fmt(wall, '.2f', 'n/a')}"
+            f"wall time {fmt(wall, '.2f', 'n/a')}{never}"
         )
 
 
