@@ -102,7 +102,8 @@ and 67 with ``--events 2000 --val-fraction 0.55``; ``--space default --metric ro
 --contenders median4,no-pruning,hydra`` took 81 minutes for five repeats (Hydra 6-9 a
 repeat), and ``--contenders defaults,no-pruning`` 44; ``--contenders independent,defaults``
 took 72 minutes for three repeats (19-28 a repeat); ``--contenders asha-x3,hydra`` 69 for
-three (``asha-x3`` 8-14 a race, Hydra 11-15).
+three (``asha-x3`` 8-14 a race, Hydra 11-15), and in a later sitting 113 for three
+(``asha-x3`` 9-19, Hydra 20-26: the searches settled on larger networks).
 """
 
 from __future__ import annotations
