@@ -14,9 +14,12 @@ stop or restart PostgreSQL do it to a server of their own (``private_pg``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import pwd
+import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -43,9 +46,28 @@ __all__ = ["mlflow_server"]  # one MLflow server per session, for every module t
 PG_ROLE, PG_DATABASE, PG_HOST, PG_PORT = "wcd", "wcd_hpc_test", "127.0.0.1", 5432
 
 
-def _dev_pg_password() -> str:
-    """The dev role's password: ``$WCD_HPC_TEST_PG_PASSWORD``, else postgres-up's."""
-    return os.environ.get("WCD_HPC_TEST_PG_PASSWORD", "wcd-secret")
+@functools.cache
+def dev_pg_password() -> str:
+    """The dev role's password, from where ``slurm/dev-cluster/postgres-up`` takes it:
+    ``$WCD_HPC_TEST_PG_PASSWORD``, else the user's pgpass entry for exactly this database.
+
+    Read once, before :func:`_pgpass_for_the_session` points ``$PGPASSFILE`` elsewhere. With
+    neither (postgres-up not run here, or a server that trusts every login) it is a random
+    string: the tests that check a password is never shown still have one to look for, and no
+    password is written in the repository.
+    """
+    if os.environ.get("WCD_HPC_TEST_PG_PASSWORD"):
+        return os.environ["WCD_HPC_TEST_PG_PASSWORD"]
+    entry = f"{PG_HOST}:{PG_PORT}:{PG_DATABASE}:{PG_ROLE}:"
+    pgpass = Path(os.environ.get("PGPASSFILE") or Path.home() / ".pgpass")
+    try:
+        lines = pgpass.read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        lines = []
+    for line in lines:
+        if line.startswith(entry) and line != entry:
+            return re.sub(r"\\(.)", r"\1", line.removeprefix(entry))
+    return secrets.token_urlsafe(12)
 
 
 def _dev_pg_url(*, password: bool = False) -> str:
@@ -54,7 +76,7 @@ def _dev_pg_url(*, password: bool = False) -> str:
         return os.environ["WCD_HPC_TEST_PG"]
     from sqlalchemy.engine import URL
 
-    secret = _dev_pg_password() if password else None
+    secret = dev_pg_password() if password else None
     url = URL.create("postgresql", PG_ROLE, secret, PG_HOST, PG_PORT, PG_DATABASE)
     return url.render_as_string(hide_password=False)
 
@@ -65,7 +87,7 @@ def _pgpass_for_the_session(folder: Path) -> None:
     password-less URL, in the tests and in the workers and Slurm jobs they start."""
     if os.environ.get("PGPASSFILE") or os.environ.get("PGPASSWORD"):
         return
-    escaped = _dev_pg_password().replace("\\", "\\\\").replace(":", "\\:")
+    escaped = dev_pg_password().replace("\\", "\\\\").replace(":", "\\:")
     pgpass = folder / "pgpass"
     pgpass.touch(mode=0o600)
     pgpass.write_text(f"{PG_HOST}:{PG_PORT}:{PG_DATABASE}:{PG_ROLE}:{escaped}\n")
@@ -303,7 +325,7 @@ def pg_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def secret_pg_url(pg_url: str) -> str:
     """The same database by a URL with the dev role's password inline, for the tests that check
-    that a password typed into a URL is never shown (its spelling: ``wcd-secret``)."""
+    that a password typed into a URL is never shown (its spelling: :func:`dev_pg_password`)."""
     return _dev_pg_url(password=True)
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import grpc
 import optuna
 import pytest
+from conftest import dev_pg_password
 from optuna.trial import TrialState
 
 from wcd_hpc.errors import ConfigError
@@ -72,7 +73,7 @@ def start_proxy(secret_pg_url: str, port: int = 0, lease: float = LEASE_S) -> Pr
         proc.kill()
         _, err = proc.communicate()
         pytest.fail(f"storage serve did not start: {line!r} {err[-2000:]}")
-    assert "wcd-secret" not in line and "postgresql://wcd@" in line and ":***@" not in line
+    assert dev_pg_password() not in line and "postgresql://wcd@" in line and ":***@" not in line
     return Proxy(proc, line.split("storage: ", 1)[1].strip())
 
 
@@ -190,7 +191,7 @@ def test_a_second_proxy_on_a_taken_port_is_one_line(cli, secret_pg_url: str, pro
     assert res.code == 2
     line = _one_error_line(res.err)
     assert f"cannot listen on 127.0.0.1:{proxy.port}: Address already in use" in line
-    assert "wcd-secret" not in res.out + res.err
+    assert dev_pg_password() not in res.out + res.err
 
 
 def test_a_second_client_cannot_take_the_claim_lock_while_the_first_holds_it(
@@ -330,7 +331,7 @@ def test_a_local_sweep_of_three_workers_through_the_proxy_meets_its_budget_exact
     exp = toy_experiment(name=name, trials=6, workers=3, storage=proxy.url)
     res = cli("sweep", str(exp), "--executor", "local", plugins=testplugins, env=TOY)
     assert res.code == 0, res.err[-3000:]
-    assert "wcd-secret" not in res.out + res.err
+    assert dev_pg_password() not in res.out + res.err
     _check_budget(pg_url, name, 6)
     trials = optuna.load_study(study_name=name, storage=open_storage(pg_url)).trials
     assert len({t.user_attrs["worker"] for t in trials}) >= 2

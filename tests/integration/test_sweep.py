@@ -7,6 +7,7 @@ import uuid
 
 import optuna
 import pytest
+from conftest import dev_pg_password
 
 from wcd_hpc.store.storage import open_storage
 
@@ -126,13 +127,13 @@ def test_postgresql_sweep_completes_and_never_prints_the_password(
     exp = toy_experiment(name=name, trials=3, workers=2, storage=pg_url)
     res = cli("sweep", str(exp), plugins=testplugins, env=TOY)
     assert res.code == 0, res.err
-    assert "wcd-secret" not in res.out + res.err
+    assert dev_pg_password() not in res.out + res.err
     assert "postgresql://wcd@127.0.0.1" in res.out
     logs = "".join(p.read_text() for p in (tmp_path / f"runs/{name}/logs").iterdir())
-    assert "wcd-secret" not in logs
+    assert dev_pg_password() not in logs
     info = _status(cli, testplugins, name, "--storage", pg_url)
     assert info["finished"] == 3
-    assert "wcd-secret" not in json.dumps(info)
+    assert dev_pg_password() not in json.dumps(info)
 
 
 def test_status_of_an_unknown_study_fails_and_creates_nothing(cli, tmp_path) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+from conftest import dev_pg_password
 
 from wcd_hpc.store.storage import open_storage
 
@@ -263,7 +264,7 @@ def test_the_closing_status_command_keeps_a_storage_from_the_environment(
     command, _, note = line.removeprefix("details: ").partition("  ")
     assert shlex.split(command) == ["wcd-hpc", "status", name]
     assert note == "(storage: $WCD_HPC_STORAGE)"
-    assert "wcd-secret" not in res.out + res.err
+    assert dev_pg_password() not in res.out + res.err
     assert cli(*shlex.split(command)[1:], env=env).code == 0  # the same shell finds it
 
 
