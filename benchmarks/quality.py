@@ -103,7 +103,8 @@ and 67 with ``--events 2000 --val-fraction 0.55``; ``--space default --metric ro
 repeat), and ``--contenders defaults,no-pruning`` 44; ``--contenders independent,defaults``
 took 72 minutes for three repeats (19-28 a repeat); ``--contenders asha-x3,hydra`` 69 for
 three (``asha-x3`` 8-14 a race, Hydra 11-15), and in a later sitting 113 for three
-(``asha-x3`` 9-19, Hydra 20-26; why those races were slower was not measured).
+(``asha-x3`` 9-19, Hydra 20-26; why those races were slower was not measured);
+``--contenders defaults,hydra`` 116 for five (``defaults`` 5-10 a race, Hydra 13-18).
 """
 
 from __future__ import annotations
